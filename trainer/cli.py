@@ -1,0 +1,167 @@
+"""`trainer` commands: make-corpus, check-data, train, synth.
+
+Bad input ends with one line on stderr naming the file, line or key, and exit code 2;
+a corpus with blocking problems prints its report and exits 1. No tracebacks for users.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+EXIT_DATA_REPORT = 1
+
+
+def _add_make_corpus(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("make-corpus", help="write an eSpeak NG demo corpus in LJSpeech layout",
+                       description="Synthesise a deterministic demo corpus (metadata.csv + wavs/) with eSpeak NG.")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--lang", default="en", choices=["en", "ru"], help="language (default en)")
+    p.add_argument("--utterances", type=int, default=100, help="number of utterances (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="sentence generator seed (default 0)")
+    p.add_argument("--text", type=Path, default=None, help="text file, one sentence a line, instead of the generator")
+    p.add_argument("--voice", default=None, help="eSpeak voice name, e.g. en-us+f3 (default: the language's)")
+    p.add_argument("--vary-prosody", action="store_true", help="vary rate and pitch per utterance")
+    p.set_defaults(run=_run_make_corpus)
+
+
+def _run_make_corpus(args: argparse.Namespace) -> int:
+    from trainer.corpus import make_corpus
+
+    if args.utterances < 1:
+        raise ValueError(f"--utterances must be >= 1, got {args.utterances}")
+    summary = make_corpus(args.out, lang=args.lang, utterances=args.utterances, seed=args.seed,
+                          text_file=args.text, voice=args.voice, vary_prosody=args.vary_prosody)
+    print(f"wrote {summary}")
+    return 0
+
+
+def _add_check_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check-data", help="validate a corpus and print a summary and every problem",
+                       description="Check a corpus (LJSpeech folder or path|text filelist). Exit 1 when a "
+                                   "problem blocks training.")
+    p.add_argument("data", type=Path, help="corpus folder or filelist")
+    p.add_argument("--lang", default="en", choices=["en", "ru"])
+    p.add_argument("--min-seconds", type=float, default=0.3)
+    p.add_argument("--max-seconds", type=float, default=12.0)
+    p.add_argument("--drop-unknown-chars", action="store_true", help="treat unknown characters as droppable notes")
+    p.set_defaults(run=_run_check_data)
+
+
+def _run_check_data(args: argparse.Namespace) -> int:
+    from trainer.data import check_corpus
+
+    report = check_corpus(args.data, lang=args.lang, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+                          drop_unknown_chars=args.drop_unknown_chars)
+    print("\n".join(report.summary_lines()))
+    return EXIT_DATA_REPORT if report.blocking else 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train Tacotron2 on a corpus", description="Train Tacotron2 on a corpus.")
+    p.add_argument("--data", required=True, type=Path, help="corpus folder or filelist")
+    p.add_argument("--out", required=True, type=Path, help="run folder (config, metrics.jsonl, checkpoints/)")
+    p.add_argument("--config", type=Path, default=None, help="YAML of TrainConfig keys (default: the preset's)")
+    p.add_argument("--preset", default="tiny", choices=["tiny", "base"], help="model preset (default tiny)")
+    p.add_argument("--max-steps", type=int, default=None, help="optimiser steps to train")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--warm-start", type=Path, default=None, help="initialise weights from this checkpoint")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    p.add_argument("--skip-bad-items", action="store_true", help="train without the utterances check-data rejects")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from trainer.config import load_config, preset
+    from trainer.train import DataError, config_for_resume, train
+
+    if args.resume:
+        if not (args.out / "checkpoints" / "last.pt").is_file():
+            raise ValueError(f"{args.out}: nothing to resume (no checkpoints/last.pt)")
+        config = config_for_resume(args.out, args.max_steps)
+    else:
+        config = load_config(args.config, args.preset) if args.config else preset(args.preset)
+        if args.max_steps is not None:
+            config = config.replace(max_steps=args.max_steps)
+    if args.device:
+        config = config.replace(device=args.device)
+    if args.skip_bad_items:
+        config = config.replace(skip_bad_items=True)
+    if args.warm_start is not None and not args.warm_start.is_file():
+        raise ValueError(f"{args.warm_start}: warm-start checkpoint not found")
+    try:
+        result = train(config, args.data, args.out, resume=args.resume, warm_start=args.warm_start,
+                       show_progress=not args.quiet)
+    except DataError as err:
+        print("\n".join(err.report.summary_lines()), file=sys.stderr)
+        print(f"error: {err.report.source}: corpus has blocking problems (see above; --skip-bad-items to train "
+              "without them)", file=sys.stderr)
+        return EXIT_DATA_REPORT
+    print(f"finished at step {result.step}; best val_mel_postnet_l1 {result.best_metric:.4f}; "
+          f"checkpoints in {Path(result.run_dir) / 'checkpoints'}")
+    return 0
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="synthesise a wav from text with a checkpoint (Griffin-Lim)",
+                       description="Free-running synthesis with a checkpoint; audio through Griffin-Lim.")
+    p.add_argument("--checkpoint", required=True, type=Path)
+    p.add_argument("--text", required=True)
+    p.add_argument("--out", required=True, type=Path, help="output .wav")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.set_defaults(run=_run_synth)
+
+
+def _run_synth(args: argparse.Namespace) -> int:
+    from trainer.audio import write_wav
+    from trainer.infer import load_model, synthesize
+
+    model, config = load_model(args.checkpoint, args.device)
+    result = synthesize(model, config, args.text)
+    write_wav(args.out, result.wav)
+    note = " (stop gate never fired: hit max decoder steps)" if result.hit_max else ""
+    print(f"wrote {args.out}: {result.wav.shape[0] / 22050:.2f} s{note}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the `trainer` command."""
+    parser = argparse.ArgumentParser(prog="trainer", description="Tacotron2 trainer of Smart Tuner.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_make_corpus, _add_check_data, _add_train, _add_synth):
+        add(sub)
+    return parser
+
+
+def run_guarded(run: Callable[[], int], prog: str) -> int:
+    """Return ``run()``'s exit code; known input errors become one line on stderr and exit 2."""
+    from trainer.audio import AudioError
+    from trainer.checkpoint import CheckpointError
+    from trainer.config import ConfigError
+    from trainer.data import CorpusError
+    from trainer.text import UnknownCharacterError
+
+    try:
+        return run()
+    except (ConfigError, CorpusError, CheckpointError, AudioError, UnknownCharacterError, ValueError,
+            FileNotFoundError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `trainer` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    return run_guarded(lambda: args.run(args), "trainer")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""TrainConfig: every knob of the trainer, at the seed's defaults, with presets and YAML I/O.
+
+The config is flat on purpose: the tuner overrides keys by name (``learning_rate``,
+``ga_weight``...) and a YAML file is a plain mapping of the same names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PRESETS = ("tiny", "base")
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed; the message names the file and key."""
+
+
+@dataclass
+class TrainConfig:
+    """All training settings. Units are in the field names or comments (steps are optimiser steps)."""
+
+    # --- audio: features follow the fixed Tacotron2/HiFi-GAN convention (trainer.audio) ---
+    peak_normalize: bool = False
+
+    # --- text ---
+    lang: str = "en"
+    on_unknown_char: str = "error"  # "error" | "drop"
+
+    # --- data ---
+    min_seconds: float = 0.3
+    max_seconds: float = 12.0
+    val_size: int = 8  # held-out utterances (taken deterministically from the corpus)
+    skip_bad_items: bool = False
+    cache_dir: str | None = None  # None: $SMART_TUNER_CACHE or ~/.cache/smart-tuner
+
+    # --- model (published Tacotron2 sizes; the tiny preset shrinks them) ---
+    symbols_embedding_dim: int = 512
+    encoder_embedding_dim: int = 512
+    encoder_n_convolutions: int = 3
+    encoder_kernel_size: int = 5
+    attention_rnn_dim: int = 1024
+    attention_dim: int = 128
+    attention_location_n_filters: int = 32
+    attention_location_kernel_size: int = 31
+    prenet_dim: int = 256
+    decoder_rnn_dim: int = 1024
+    postnet_embedding_dim: int = 512
+    postnet_kernel_size: int = 5
+    postnet_n_convolutions: int = 5
+    reduction_factor: int = 1  # mel frames emitted per decoder step
+    max_decoder_steps: int = 1000
+
+    # --- dropout (seed item 2) ---
+    prenet_dropout: float = 0.1
+    prenet_dropout_inference: float = 0.02  # really applied at inference; 0 turns it off
+    attention_dropout: float = 0.05  # on the attention RNN's hidden state
+    decoder_dropout: float = 0.1  # on the decoder RNN's hidden state (Tacotron2's value)
+    encoder_dropout: float = 0.02
+    postnet_dropout: float = 0.05
+
+    # --- optimiser and learning rate (seed item 3) ---
+    lr_profile: str = "auto"  # "auto" (finetune when warm-starting, else scratch) | "scratch" | "finetune"
+    learning_rate: float | None = None  # overrides the profile's rate when set
+    warmup_steps: int = 2000
+    lr_restart_period: int = 10000  # first cosine cycle, in steps after warm-up
+    lr_restart_mult: int = 2
+    min_learning_rate: float = 1e-6
+    weight_decay: float = 1e-6
+    adam_eps: float = 1e-6
+    grad_clip_norm: float = 1.0
+
+    # --- batching (seed item 7) ---
+    batch_size: int = 12
+    grad_accum_steps: int = 3
+
+    # --- guided attention (seed item 1) ---
+    ga_kind: str = "per_step"  # "per_step" (Tachibana, per-decoder-step normalised) | "kl" | "off"
+    ga_weight: float = 2.5
+    ga_decay: float = 0.9999  # multiplied in per step
+    ga_weight_floor: float = 0.0
+    ga_sigma_start: float = 0.4
+    ga_sigma_end: float = 0.2
+    ga_sigma_anneal_steps: int = 10000
+
+    # --- teacher forcing (seed item 5) ---
+    tf_hold_steps: int = 1000
+    tf_decay_steps: int = 10000
+    tf_floor: float = 0.7
+
+    # --- losses (seed items 6, 11, 13) ---
+    mel_loss: str = "spectral"  # "spectral" | "l1" | "mse"
+    spectral_l1_weight: float = 1.0
+    spectral_multires_weight: float = 0.3
+    spectral_temporal_weight: float = 0.1
+    mel_weight: float = 1.0
+    perceptual_weight: float = 0.2  # structural (SSIM) distance on log-mels
+    style_weight: float = 0.1  # Gram-matrix distance of mel bands
+    monotonic_weight: float = 0.1
+    gate_weight: float = 1.0
+    gate_pos_weight: float = 8.0
+    stop_threshold: float = 0.5  # fixed inference threshold (the adaptive one comes with the controller)
+
+    # --- run ---
+    max_steps: int = 10000
+    val_interval: int = 100
+    checkpoint_interval: int = 500
+    log_interval: int = 10
+    seed: int = 1234
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    amp: bool = True  # bf16 autocast on CUDA where supported; ignored on CPU
+    max_nonfinite_steps: int = 10  # consecutive skipped steps before the run stops
+    torch_threads: int = 0  # 0: leave torch's default
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a plain dict of YAML-safe values."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **overrides: Any) -> "TrainConfig":
+        """Return a copy with ``overrides`` applied and validated (ConfigError names a bad key)."""
+        merged = self.to_dict()
+        merged.update(overrides)
+        return config_from_dict(merged, source="overrides")
+
+    def resolved_learning_rate(self, warm_start: bool) -> float:
+        """Return the base learning rate: the explicit one, else the profile's (1e-5 finetune, 1e-3 scratch)."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        profile = self.lr_profile
+        if profile == "auto":
+            profile = "finetune" if warm_start else "scratch"
+        return LR_PROFILES[profile]
+
+
+LR_PROFILES: dict[str, float] = {"finetune": 1e-5, "scratch": 1e-3}
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "on_unknown_char": ("error", "drop"),
+    "lr_profile": ("auto", "scratch", "finetune"),
+    "ga_kind": ("per_step", "kl", "off"),
+    "mel_loss": ("spectral", "l1", "mse"),
+    "device": ("auto", "cpu", "cuda"),
+    "lang": ("en", "ru"),
+}
+
+_POSITIVE_INTS = (
+    "batch_size", "grad_accum_steps",
+    "reduction_factor", "max_decoder_steps", "val_interval", "checkpoint_interval", "log_interval",
+    "max_nonfinite_steps", "lr_restart_period", "lr_restart_mult",
+)
+
+_RATES = ("prenet_dropout", "prenet_dropout_inference", "attention_dropout", "decoder_dropout",
+          "encoder_dropout", "postnet_dropout", "tf_floor")
+
+
+def _preset_overrides(name: str) -> dict[str, Any]:
+    """Return the keys a preset changes relative to the seed defaults."""
+    if name == "base":
+        return {}
+    if name == "tiny":
+        # Small enough to align on 2 CPU cores in minutes; schedules shortened to match
+        # runs of a few hundred steps (the seed's 2000-step warm-up would outlast them).
+        return {
+            "symbols_embedding_dim": 128,
+            "encoder_embedding_dim": 128,
+            "encoder_kernel_size": 5,
+            "attention_rnn_dim": 256,
+            "attention_dim": 64,
+            "attention_location_n_filters": 16,
+            "attention_location_kernel_size": 15,
+            "prenet_dim": 128,
+            "decoder_rnn_dim": 256,
+            "postnet_embedding_dim": 128,
+            "reduction_factor": 2,
+            "max_decoder_steps": 400,
+            "batch_size": 16,
+            "grad_accum_steps": 1,
+            "warmup_steps": 50,
+            "lr_restart_period": 2000,
+            "ga_sigma_anneal_steps": 1000,
+            "tf_hold_steps": 300,
+            "tf_decay_steps": 2000,
+            "max_steps": 600,
+            "val_interval": 50,
+            "checkpoint_interval": 100,
+        }
+    raise ConfigError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+
+
+def preset(name: str) -> TrainConfig:
+    """Return the TrainConfig of preset ``name`` ("tiny" or "base")."""
+    return config_from_dict({**TrainConfig().to_dict(), **_preset_overrides(name)}, source=f"preset {name}")
+
+
+def _coerce(key: str, value: Any, annotation: Any, source: str) -> Any:
+    """Return ``value`` checked against the field's type; int is accepted for float fields."""
+    allowed = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    if value is None:
+        if type(None) in allowed:
+            return None
+        raise ConfigError(f"{source}: key '{key}' must not be null")
+    for kind in allowed:
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind is str and isinstance(value, str):
+            return value
+    names = " or ".join(getattr(k, "__name__", str(k)) for k in allowed)
+    raise ConfigError(f"{source}: key '{key}' must be {names}, got {type(value).__name__} {value!r}")
+
+
+def config_from_dict(values: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Return a validated TrainConfig from ``values``; ConfigError names ``source`` and the bad key."""
+    hints = typing.get_type_hints(TrainConfig)
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"{source}: unknown key '{key}'")
+    checked = {key: _coerce(key, value, hints[key], source) for key, value in values.items()}
+    config = TrainConfig(**checked)
+    _validate(config, source)
+    return config
+
+
+def _validate(config: TrainConfig, source: str) -> None:
+    """Raise ConfigError for values of the right type but out of range."""
+    for key, choices in _CHOICES.items():
+        if getattr(config, key) not in choices:
+            raise ConfigError(f"{source}: key '{key}' must be one of {', '.join(choices)}, got {getattr(config, key)!r}")
+    for key in _POSITIVE_INTS:
+        if getattr(config, key) < 1:
+            raise ConfigError(f"{source}: key '{key}' must be >= 1, got {getattr(config, key)}")
+    for key in _RATES:
+        if not 0.0 <= getattr(config, key) < 1.0:
+            raise ConfigError(f"{source}: key '{key}' must be in [0, 1), got {getattr(config, key)}")
+    if config.learning_rate is not None and config.learning_rate <= 0:
+        raise ConfigError(f"{source}: key 'learning_rate' must be > 0, got {config.learning_rate}")
+    if config.max_steps < 0 or config.warmup_steps < 0:
+        raise ConfigError(f"{source}: keys 'max_steps' and 'warmup_steps' must be >= 0")
+    if not 0.0 < config.ga_decay <= 1.0:
+        raise ConfigError(f"{source}: key 'ga_decay' must be in (0, 1], got {config.ga_decay}")
+    if config.ga_sigma_start <= 0 or config.ga_sigma_end <= 0:
+        raise ConfigError(f"{source}: keys 'ga_sigma_start'/'ga_sigma_end' must be > 0")
+    if not 0.0 < config.stop_threshold < 1.0:
+        raise ConfigError(f"{source}: key 'stop_threshold' must be in (0, 1), got {config.stop_threshold}")
+
+
+def load_config(path: str | Path, preset_name: str = "base") -> TrainConfig:
+    """Return the preset's config overridden by the YAML mapping in ``path``.
+
+    A key ``preset`` inside the file picks the preset instead of ``preset_name``.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} invalid YAML ({getattr(err, 'problem', err)})") from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
+    chosen = values.pop("preset", preset_name)
+    if chosen not in PRESETS:
+        raise ConfigError(f"{path}: key 'preset' must be one of {', '.join(PRESETS)}, got {chosen!r}")
+    base = {**TrainConfig().to_dict(), **_preset_overrides(chosen)}
+    return config_from_dict({**base, **values}, source=str(path))
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    """Write ``config`` as YAML to ``path`` atomically."""
+    from trainer.fileio import atomic_write_text
+
+    atomic_write_text(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+__all__ = ["TrainConfig", "ConfigError", "PRESETS", "LR_PROFILES", "preset", "load_config",
+           "save_config", "config_from_dict"]

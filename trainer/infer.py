@@ -1,0 +1,50 @@
+"""Free-running synthesis from a checkpoint: text -> log-mel -> Griffin-Lim waveform."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from trainer import audio
+from trainer.checkpoint import load_checkpoint
+from trainer.config import TrainConfig, config_from_dict
+from trainer.model import Tacotron2
+from trainer.text import text_to_ids
+
+
+@dataclass
+class Synthesis:
+    """One synthesised utterance."""
+
+    mel: torch.Tensor  # (80, frames) log-mel, trimmed at the stop step
+    alignment: torch.Tensor  # (steps, tokens)
+    wav: torch.Tensor  # (samples,) at 22,050 Hz
+    hit_max: bool  # the stop gate never fired before max_decoder_steps
+
+
+def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[Tacotron2, TrainConfig]:
+    """Return (model in eval mode, its config) from a checkpoint file."""
+    payload = load_checkpoint(checkpoint, map_location=device)
+    config = config_from_dict(payload["config"], source=str(checkpoint))
+    model = Tacotron2(config).to(device)
+    model.load_state_dict(payload["model"])
+    model.eval()
+    return model, config
+
+
+def synthesize(model: Tacotron2, config: TrainConfig, text: str, stop_threshold: float | None = None,
+               max_decoder_steps: int | None = None, griffin_lim_iters: int = 32) -> Synthesis:
+    """Return the free-running synthesis of ``text`` (cleaned with the config's language)."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([text_to_ids(text, lang=config.lang, utterance_id="input", on_unknown=config.on_unknown_char)],
+                       dtype=torch.long, device=device)
+    if ids.shape[1] == 0:
+        raise ValueError("input: text has no speakable characters")
+    out = model.infer(ids, torch.tensor([ids.shape[1]], device=device), max_decoder_steps,
+                      config.stop_threshold if stop_threshold is None else stop_threshold)
+    steps = int(out.out_lens[0])
+    mel = out.mel_post[0, :, : steps * config.reduction_factor].float().cpu()
+    return Synthesis(mel, out.att[0, :steps].float().cpu(), audio.griffin_lim(mel, griffin_lim_iters),
+                     bool(out.hit_max[0]))

@@ -1,0 +1,300 @@
+"""Tacotron2: encoder, location-sensitive attention, autoregressive decoder, postnet.
+
+Follows NVIDIA/tacotron2 with three changes the seed asks for: dropout rates per module
+(prenet dropout really applied at inference at its own rate), a reduction factor r
+(r mel frames per decoder step), and scheduled sampling (with probability 1 - ratio the
+decoder is fed its own previous frame instead of the ground truth).
+
+Shapes: B batch, N text tokens, S decoder steps, F = S * r mel frames, M = 80 mel bands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainer.config import TrainConfig
+from trainer.text import SYMBOLS
+
+N_MELS = 80
+
+
+@dataclass
+class ModelOutput:
+    """What a forward pass returns. ``att`` rows are distributions over the valid tokens."""
+
+    mel: torch.Tensor  # (B, M, F) decoder output before the postnet
+    mel_post: torch.Tensor  # (B, M, F) after the postnet residual
+    gate: torch.Tensor  # (B, S) stop-gate logits
+    att: torch.Tensor  # (B, S, N) attention weights
+
+
+@dataclass
+class InferenceOutput(ModelOutput):
+    """Free-running output plus where each utterance stopped."""
+
+    out_lens: torch.Tensor  # (B,) decoder steps until the stop gate fired (or the limit)
+    hit_max: torch.Tensor  # (B,) bool: never stopped before max_decoder_steps
+
+
+def _conv_bn(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(in_ch, out_ch, kernel, padding=kernel // 2), nn.BatchNorm1d(out_ch))
+
+
+class Encoder(nn.Module):
+    """Token ids (B, N) -> encoder states (B, N, E): 3 conv layers then a BiLSTM."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        super().__init__()
+        dims = [cfg.symbols_embedding_dim] + [cfg.encoder_embedding_dim] * cfg.encoder_n_convolutions
+        self.convs = nn.ModuleList(_conv_bn(dims[i], dims[i + 1], cfg.encoder_kernel_size)
+                                   for i in range(cfg.encoder_n_convolutions))
+        self.dropout = cfg.encoder_dropout
+        self.lstm = nn.LSTM(cfg.encoder_embedding_dim, cfg.encoder_embedding_dim // 2, batch_first=True,
+                            bidirectional=True)
+
+    def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Return (B, N, E) from embedded tokens (B, C, N) and true lengths (B,)."""
+        x = embedded
+        for conv in self.convs:
+            x = F.dropout(F.relu(conv(x)), self.dropout, self.training)
+        packed = nn.utils.rnn.pack_padded_sequence(x.transpose(1, 2), lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        outputs, _ = self.lstm(packed)
+        outputs, _ = nn.utils.rnn.pad_packed_sequence(outputs, batch_first=True, total_length=x.shape[2])
+        return outputs
+
+
+class Prenet(nn.Module):
+    """Two ReLU layers with dropout that stays on at inference (at its own rate; 0 turns it off).
+
+    Tacotron2 keeps prenet dropout at inference on purpose: it is the model's only source
+    of variation and helps it not to lock onto its own errors. The seed's version passed
+    ``training=False`` there, which silently disabled it.
+    """
+
+    def __init__(self, in_dim: int, size: int, train_rate: float, inference_rate: float) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(in_dim, size, bias=False), nn.Linear(size, size, bias=False)])
+        self.train_rate = train_rate
+        self.inference_rate = inference_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return (..., size) from previous frames (..., in_dim)."""
+        rate = self.train_rate if self.training else self.inference_rate
+        for layer in self.layers:
+            x = F.dropout(F.relu(layer(x)), p=rate, training=rate > 0)
+        return x
+
+
+class LocationSensitiveAttention(nn.Module):
+    """Additive attention whose energies also see the previous and cumulative weights."""
+
+    def __init__(self, query_dim: int, memory_dim: int, att_dim: int, n_filters: int, kernel: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(query_dim, att_dim, bias=False)
+        self.memory = nn.Linear(memory_dim, att_dim, bias=False)
+        self.location_conv = nn.Conv1d(2, n_filters, kernel, padding=kernel // 2, bias=False)
+        self.location = nn.Linear(n_filters, att_dim, bias=False)
+        self.v = nn.Linear(att_dim, 1, bias=True)
+
+    def location_kernel(self) -> torch.Tensor:
+        """Return the location conv and its projection fused into one kernel (A, 2, K).
+
+        Both are bias-free linear maps, so their product is one convolution: one op per
+        decoder step instead of two (the decoder loop is overhead-bound on CPU). Compute
+        it once per pass, not per step.
+        """
+        return torch.einsum("af,fck->ack", self.location.weight, self.location_conv.weight)
+
+    def forward(self, query: torch.Tensor, memory: torch.Tensor, processed_memory: torch.Tensor,
+                weights_cat: torch.Tensor, pad_mask: torch.Tensor,
+                location_kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (context (B, E), weights (B, N)).
+
+        query (B, Q); memory (B, N, E); processed_memory (B, N, A); weights_cat (B, 2, N)
+        previous and cumulative weights; pad_mask (B, N) True on padding; location_kernel
+        from ``location_kernel()``.
+        """
+        location = F.conv1d(weights_cat, location_kernel, padding=self.location_conv.padding[0]).transpose(1, 2)
+        energies = self.v(torch.tanh(self.query(query)[:, None, :] + location + processed_memory)).squeeze(-1)
+        energies = energies.masked_fill(pad_mask, torch.finfo(energies.dtype).min)
+        weights = F.softmax(energies, dim=1)
+        context = torch.bmm(weights[:, None, :], memory).squeeze(1)
+        return context, weights
+
+
+class Postnet(nn.Module):
+    """Five 1-D convolutions predicting a residual that sharpens the decoder's mel."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        super().__init__()
+        n = cfg.postnet_n_convolutions
+        dims = [N_MELS] + [cfg.postnet_embedding_dim] * (n - 1) + [N_MELS]
+        self.convs = nn.ModuleList(_conv_bn(dims[i], dims[i + 1], cfg.postnet_kernel_size) for i in range(n))
+        self.dropout = cfg.postnet_dropout
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """Return the residual (B, M, F) for mel (B, M, F)."""
+        x = mel
+        for index, conv in enumerate(self.convs):
+            x = conv(x)
+            if index < len(self.convs) - 1:
+                x = torch.tanh(x)
+            x = F.dropout(x, self.dropout, self.training)
+        return x
+
+
+class Decoder(nn.Module):
+    """Autoregressive decoder: prenet -> attention RNN -> attention -> decoder RNN -> r frames + gate."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        super().__init__()
+        enc = cfg.encoder_embedding_dim
+        self.r = cfg.reduction_factor
+        self.prenet = Prenet(N_MELS, cfg.prenet_dim, cfg.prenet_dropout, cfg.prenet_dropout_inference)
+        self.attention_rnn = nn.LSTMCell(cfg.prenet_dim + enc, cfg.attention_rnn_dim)
+        self.attention = LocationSensitiveAttention(cfg.attention_rnn_dim, enc, cfg.attention_dim,
+                                                    cfg.attention_location_n_filters,
+                                                    cfg.attention_location_kernel_size)
+        self.decoder_rnn = nn.LSTMCell(cfg.attention_rnn_dim + enc, cfg.decoder_rnn_dim)
+        self.projection = nn.Linear(cfg.decoder_rnn_dim + enc, N_MELS * self.r)
+        self.gate = nn.Linear(cfg.decoder_rnn_dim + enc, 1)
+        self.attention_dropout = cfg.attention_dropout
+        self.decoder_dropout = cfg.decoder_dropout
+
+    def _initial_state(self, memory: torch.Tensor) -> dict[str, torch.Tensor]:
+        batch, n_tokens, enc = memory.shape
+        zeros = memory.new_zeros
+        return {
+            "att_h": zeros(batch, self.attention_rnn.hidden_size), "att_c": zeros(batch, self.attention_rnn.hidden_size),
+            "dec_h": zeros(batch, self.decoder_rnn.hidden_size), "dec_c": zeros(batch, self.decoder_rnn.hidden_size),
+            "weights": zeros(batch, n_tokens), "weights_cum": zeros(batch, n_tokens), "context": zeros(batch, enc),
+        }
+
+    def _step(self, prenet_out: torch.Tensor, state: dict[str, torch.Tensor], memory: torch.Tensor,
+              processed: torch.Tensor, pad_mask: torch.Tensor,
+              location_kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Advance one decoder step; return (frames (B, r*M), gate logit (B,), weights (B, N))."""
+        att_h, att_c = self.attention_rnn(torch.cat([prenet_out, state["context"]], -1), (state["att_h"], state["att_c"]))
+        att_h = F.dropout(att_h, self.attention_dropout, self.training)
+        weights_cat = torch.stack([state["weights"], state["weights_cum"]], dim=1)
+        context, weights = self.attention(att_h, memory, processed, weights_cat, pad_mask, location_kernel)
+        dec_h, dec_c = self.decoder_rnn(torch.cat([att_h, context], -1), (state["dec_h"], state["dec_c"]))
+        dec_h = F.dropout(dec_h, self.decoder_dropout, self.training)
+        state.update(att_h=att_h, att_c=att_c, dec_h=dec_h, dec_c=dec_c, context=context, weights=weights,
+                     weights_cum=state["weights_cum"] + weights)
+        hidden = torch.cat([dec_h, context], -1)
+        return self.projection(hidden), self.gate(hidden).squeeze(-1), weights
+
+    def forward(self, memory: torch.Tensor, pad_mask: torch.Tensor, targets: torch.Tensor,
+                teacher_forcing: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return (mel (B, M, F), gate (B, S), att (B, S, N)) decoding against targets (B, M, F).
+
+        With probability 1 - ``teacher_forcing`` per utterance and step, the previous input
+        is the model's own (detached) last predicted frame instead of the ground truth.
+        """
+        batch = memory.shape[0]
+        steps = targets.shape[2] // self.r
+        # Input of step s is the last ground-truth frame of step s-1 (zeros for s = 0).
+        last_frames = targets.transpose(1, 2).reshape(batch, steps, self.r, N_MELS)[:, :, -1, :]
+        inputs = torch.cat([last_frames.new_zeros(batch, 1, N_MELS), last_frames[:, :-1]], dim=1)
+        processed = self.attention.memory(memory)
+        location_kernel = self.attention.location_kernel()
+        state = self._initial_state(memory)
+        full_forcing = teacher_forcing >= 1.0
+        prenet_all = self.prenet(inputs) if full_forcing else None
+        frames, gates, alignments = [], [], []
+        for step in range(steps):
+            if full_forcing:
+                prenet_out = prenet_all[:, step]
+            else:
+                frame = inputs[:, step]
+                if step > 0:
+                    own = frames[-1].view(batch, self.r, N_MELS)[:, -1].detach()
+                    use_own = torch.rand(batch, 1, device=memory.device) >= teacher_forcing
+                    frame = torch.where(use_own, own, frame)
+                prenet_out = self.prenet(frame)
+            out, gate, weights = self._step(prenet_out, state, memory, processed, pad_mask, location_kernel)
+            frames.append(out)
+            gates.append(gate)
+            alignments.append(weights)
+        mel = torch.stack(frames, 1).view(batch, steps * self.r, N_MELS).transpose(1, 2)
+        return mel, torch.stack(gates, 1), torch.stack(alignments, 1)
+
+    @torch.no_grad()
+    def infer(self, memory: torch.Tensor, pad_mask: torch.Tensor, max_steps: int,
+              stop_threshold: float | Callable[[int], torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Free-running decoding; return (mel (B, M, F), gate (B, S), att (B, S, N), out_lens (B,), hit_max (B,)).
+
+        ``stop_threshold`` is a probability, or a function of the step giving one per
+        utterance (B,). An utterance stops at the first step whose sigmoid(gate) exceeds it.
+        """
+        batch = memory.shape[0]
+        processed = self.attention.memory(memory)
+        location_kernel = self.attention.location_kernel()
+        state = self._initial_state(memory)
+        frame = memory.new_zeros(batch, N_MELS)
+        out_lens = torch.full((batch,), max_steps, dtype=torch.long, device=memory.device)
+        finished = torch.zeros(batch, dtype=torch.bool, device=memory.device)
+        frames, gates, alignments = [], [], []
+        for step in range(max_steps):
+            out, gate, weights = self._step(self.prenet(frame), state, memory, processed, pad_mask, location_kernel)
+            frames.append(out)
+            gates.append(gate)
+            alignments.append(weights)
+            frame = out.view(batch, self.r, N_MELS)[:, -1]
+            threshold = stop_threshold(step) if callable(stop_threshold) else stop_threshold
+            stops = (torch.sigmoid(gate.float()) > threshold) & ~finished
+            out_lens = torch.where(stops, torch.full_like(out_lens, step + 1), out_lens)
+            finished |= stops
+            if bool(finished.all()):
+                break
+        steps = len(frames)
+        mel = torch.stack(frames, 1).view(batch, steps * self.r, N_MELS).transpose(1, 2)
+        return mel, torch.stack(gates, 1), torch.stack(alignments, 1), out_lens, ~finished
+
+
+class Tacotron2(nn.Module):
+    """Text (B, N) -> log-mel (B, 80, F), stop gate (B, S) and attention (B, S, N)."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.r = cfg.reduction_factor
+        self.max_decoder_steps = cfg.max_decoder_steps
+        self.embedding = nn.Embedding(len(SYMBOLS), cfg.symbols_embedding_dim)
+        bound = (6.0 / (len(SYMBOLS) + cfg.symbols_embedding_dim)) ** 0.5  # Xavier, as NVIDIA/tacotron2
+        self.embedding.weight.data.uniform_(-bound, bound)
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+        self.postnet = Postnet(cfg)
+
+    def _encode(self, text: torch.Tensor, text_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        memory = self.encoder(self.embedding(text).transpose(1, 2), text_lens)
+        pad_mask = torch.arange(text.shape[1], device=text.device)[None, :] >= text_lens[:, None]
+        return memory, pad_mask
+
+    def forward(self, text: torch.Tensor, text_lens: torch.Tensor, mels: torch.Tensor,
+                teacher_forcing: float = 1.0) -> ModelOutput:
+        """Teacher-forced (or scheduled-sampling) pass; mels (B, M, F) with F a multiple of r."""
+        memory, pad_mask = self._encode(text, text_lens)
+        mel, gate, att = self.decoder(memory, pad_mask, mels, teacher_forcing)
+        return ModelOutput(mel, mel + self.postnet(mel), gate, att)
+
+    @torch.no_grad()
+    def infer(self, text: torch.Tensor, text_lens: torch.Tensor, max_decoder_steps: int | None = None,
+              stop_threshold: float | Callable[[int], torch.Tensor] = 0.5) -> InferenceOutput:
+        """Free-running synthesis; frames after an utterance's stop are left in (use ``out_lens``)."""
+        memory, pad_mask = self._encode(text, text_lens)
+        mel, gate, att, out_lens, hit_max = self.decoder.infer(
+            memory, pad_mask, max_decoder_steps or self.max_decoder_steps, stop_threshold)
+        return InferenceOutput(mel, mel + self.postnet(mel), gate, att, out_lens, hit_max)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Return the number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

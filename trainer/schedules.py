@@ -1,0 +1,225 @@
+"""Training schedules as pure functions of the step: no optimiser or module state here.
+
+The training loop asks each function for this step's value, so a resumed run gets
+exactly the same schedule from its saved step count, and every curve can be tested
+point by point. "step" means optimiser step (0-based) unless a docstring says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "LR_PROFILES",
+    "lr_at",
+    "teacher_forcing_ratio",
+    "guided_attention_weight",
+    "guided_attention_sigma",
+    "Phase",
+    "PHASES",
+    "phase_boundaries",
+    "phase_at",
+    "stop_threshold",
+    "expected_decoder_steps",
+    "estimate_frames_per_char",
+]
+
+# Base learning rates (SPEC item 3): fine-tuning a pretrained checkpoint on a new voice
+# with little data wants a small rate; training from scratch needs about 1e-3.
+LR_PROFILES: dict[str, float] = {"finetune": 1e-5, "scratch": 1e-3}
+
+
+# ------------------------------------------------------------------ learning rate
+
+
+def lr_at(step: int, base_lr: float, warmup_steps: int = 2000, restart_period: int = 10000,
+          restart_mult: float = 2.0, min_lr: float = 1e-6) -> float:
+    """Return the learning rate at ``step``: linear warm-up, then cosine annealing with warm restarts (SGDR).
+
+    * Warm-up, steps 0..warmup_steps−1: base_lr·(step + 1)/warmup_steps, from about 0
+      (base_lr/warmup_steps at step 0, never exactly 0 so no step is wasted) up to base_lr.
+    * Then, with s = step − warmup_steps, cycles of restart_period, restart_period·mult,
+      restart_period·mult², ... steps (Loshchilov & Hutter 2017, as torch's
+      CosineAnnealingWarmRestarts, but mult may be any float ≥ 1). Within a cycle of
+      length L at position u: min_lr + (base_lr − min_lr)·(1 + cos(π·u/L))/2, so each
+      cycle starts at base_lr (at step warmup_steps and every restart) and decays towards
+      min_lr. If base_lr < min_lr the floor is base_lr: the schedule never raises the rate.
+    """
+    if restart_period <= 0 or restart_mult < 1.0:
+        raise ValueError("restart_period must be > 0 and restart_mult >= 1")
+    step = max(int(step), 0)
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    floor = min(min_lr, base_lr)
+    position, length = step - warmup_steps, float(restart_period)
+    if restart_mult == 1.0:
+        position = position % restart_period
+    else:
+        # Cycle lengths grow geometrically, so this loop runs O(log step) times.
+        while position >= length:
+            position -= length
+            length *= restart_mult
+    return floor + (base_lr - floor) * (1.0 + math.cos(math.pi * position / length)) / 2.0
+
+
+# ------------------------------------------------------------- teacher forcing
+
+
+def teacher_forcing_ratio(step: int, hold_steps: int = 1000, decay_steps: int = 10000,
+                          floor: float = 0.7) -> float:
+    """Return the probability of feeding the ground-truth frame to the decoder at ``step`` (SPEC item 5).
+
+    1.0 for steps < hold_steps (the attention must align first), then linear down to
+    ``floor`` over ``decay_steps`` steps, then ``floor``: with probability 1 − ratio the
+    decoder is fed its own previous prediction (scheduled sampling).
+    """
+    if step < hold_steps:
+        return 1.0
+    if decay_steps <= 0:
+        return floor
+    progress = min((step - hold_steps) / decay_steps, 1.0)
+    return 1.0 - (1.0 - floor) * progress
+
+
+# ------------------------------------------------------------ guided attention
+
+
+def guided_attention_weight(step: int, initial: float = 2.5, decay: float = 0.9999, floor: float = 0.0) -> float:
+    """Return the guided-attention loss weight at ``step``: initial·decay^step, never below ``floor``.
+
+    With the defaults the weight halves about every 6,900 steps (SPEC item 1); a positive
+    floor keeps a small pull towards the diagonal in long runs.
+    """
+    return max(initial * decay ** max(step, 0), floor)
+
+
+def guided_attention_sigma(step: int, start: float = 0.4, end: float = 0.2, anneal_steps: int = 10000) -> float:
+    """Return the guided-attention width σ at ``step``: linear from ``start`` to ``end`` over ``anneal_steps``, then ``end``.
+
+    A wide band first lets a fresh attention find the diagonal at all; the narrower one
+    later sharpens it (SPEC item 1: 0.4 → 0.2).
+    """
+    if anneal_steps <= 0:
+        return end
+    progress = min(max(step, 0) / anneal_steps, 1.0)
+    return start + (end - start) * progress
+
+
+# ----------------------------------------------------------------------- phases
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training phase (SPEC item 12): steps [start, end) of the budget, its GA weight and LR multiplier."""
+
+    index: int
+    name: str
+    start: int
+    end: int
+    ga_weight: float
+    lr_mult: float
+
+
+# (name, share of the budget in the seed's 500:1500:1000:500 epochs, GA weight, LR multiplier)
+PHASES: tuple[tuple[str, int, float, float], ...] = (
+    ("pre_alignment", 500, 10.0, 1.0),
+    ("alignment_learning", 1500, 3.0, 0.8),
+    ("quality_optimization", 1000, 1.0, 0.5),
+    ("fine_tuning", 500, 0.5, 0.3),
+)
+
+
+def phase_boundaries(total_steps: int) -> tuple[int, ...]:
+    """Return the 5 boundaries (0, b1, b2, b3, total_steps) of the four phases, in steps.
+
+    b_i = ⌊total_steps · (cumulative share) / 3500⌋ in integer arithmetic, so the seed's
+    proportions scale to any budget without float rounding surprises (3500 → 500, 2000,
+    3000; 7 → 1, 4, 6). On tiny budgets a phase may be empty. Works the same for a
+    budget in epochs.
+    """
+    if total_steps <= 0:
+        raise ValueError(f"total_steps must be > 0, got {total_steps}")
+    whole = sum(share for _, share, _, _ in PHASES)
+    bounds, cumulative = [0], 0
+    for _, share, _, _ in PHASES:
+        cumulative += share
+        bounds.append(total_steps * cumulative // whole)
+    return tuple(bounds)
+
+
+def phase_at(step: int, total_steps: int) -> Phase:
+    """Return the Phase that ``step`` falls in for a budget of ``total_steps`` (steps past the budget: the last phase)."""
+    bounds = phase_boundaries(total_steps)
+    for index, (name, _, ga_weight, lr_mult) in enumerate(PHASES):
+        if step < bounds[index + 1] or index == len(PHASES) - 1:
+            return Phase(index, name, bounds[index], bounds[index + 1], ga_weight, lr_mult)
+    raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------- stop threshold
+
+
+def stop_threshold(progress: float, decoder_step: int | Tensor, expected_steps: float | Tensor,
+                   start: float = 0.3, end: float = 0.8, end_boost: float = 0.2, window: float = 0.2,
+                   floor: float = 0.1, cap: float = 0.95) -> float | Tensor:
+    """Return the inference stop threshold on sigmoid(gate): a float, or a tensor shaped like the broadcast inputs.
+
+    Decoding stops at the first step whose stop probability exceeds the threshold, so a
+    *higher* threshold makes stopping *harder*. Two things move it (SPEC item 4):
+
+    1. Training progress (``progress`` in [0, 1], clipped): the base rises linearly from
+       ``start`` (0.3) to ``end`` (0.8). A young gate is timid and rarely reaches a high
+       probability, so a low bar lets it stop at all; a trained gate is confident at the
+       true end, so a high bar costs nothing there and rejects stray mid-utterance spikes.
+    2. Position relative to the expected end, p = decoder_step / expected_steps
+       (``expected_decoder_steps``): the threshold is base + end_boost while p ≤ 1 − window,
+       falls linearly to base at p = 1 and to base − end_boost at p ≥ 1 + window.
+
+    Why this direction. The seed raises the threshold toward the end of the utterance,
+    which is backwards on both failure modes: it keeps the bar lowest early on, where a
+    spurious gate spike truncates the utterance (early stop), and highest after the
+    expected end, where a gate that never quite fires lets decoding run on to the max
+    steps (run-on). Making stopping hard well before the expected end and easy past it
+    attacks both. The expected length is only an estimate (frames per character varies
+    by speaker and sentence), so the change is a linear ramp ±``window`` (20%) wide around
+    p = 1 rather than a step, and a confident gate still stops anywhere it crosses base +
+    end_boost. The result is clipped to [floor, cap] so it stays a usable probability.
+    """
+    progress = min(max(float(progress), 0.0), 1.0)
+    base = start + (end - start) * progress
+    if isinstance(decoder_step, Tensor) or isinstance(expected_steps, Tensor):
+        device = decoder_step.device if isinstance(decoder_step, Tensor) else expected_steps.device
+        step_t = torch.as_tensor(decoder_step, dtype=torch.float32, device=device)
+        expected_t = torch.as_tensor(expected_steps, dtype=torch.float32, device=device)
+        ramp = ((1.0 - step_t / expected_t.clamp(min=1.0)) / window).clamp(-1.0, 1.0)
+        return (base + end_boost * ramp).clamp(floor, cap)
+    position = float(decoder_step) / max(float(expected_steps), 1.0)
+    ramp = min(max((1.0 - position) / window, -1.0), 1.0)
+    return min(max(base + end_boost * ramp, floor), cap)
+
+
+def expected_decoder_steps(text_len: int | float | Tensor, frames_per_char: float, r: int = 1) -> float | Tensor:
+    """Return the expected number of decoder steps for a text: text_len · frames_per_char / r.
+
+    ``text_len`` is in characters (or tokens, matching how ``frames_per_char`` was
+    measured), ``frames_per_char`` is mel frames per character of the corpus
+    (``estimate_frames_per_char``), ``r`` the reduction factor (frames per decoder step).
+    A tensor ``text_len`` gives a float tensor of the same shape.
+    """
+    if isinstance(text_len, Tensor):
+        return text_len.to(torch.float32) * (frames_per_char / r)
+    return float(text_len) * frames_per_char / r
+
+
+def estimate_frames_per_char(frame_counts: Sequence[int] | Tensor, char_counts: Sequence[int] | Tensor) -> float:
+    """Return the corpus's mel frames per character, Σ frames / Σ characters (a ratio of totals, so long utterances weigh more)."""
+    frames = float(torch.as_tensor(frame_counts, dtype=torch.float64).sum())
+    chars = float(torch.as_tensor(char_counts, dtype=torch.float64).sum())
+    if chars <= 0:
+        raise ValueError("char_counts must sum to > 0")
+    return frames / chars

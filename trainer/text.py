@@ -1,0 +1,392 @@
+"""Text frontend: symbol inventory, cleaners and text <-> id conversion.
+
+The symbol order defines the model's embedding ids, so ``SYMBOLS`` must never be
+reordered; append new symbols at the end and checkpoints keep working (their
+``symbol_set_id`` changes, which tells a warm start to skip the embedding).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+
+__all__ = [
+    "LANGUAGES",
+    "PAD",
+    "SYMBOLS",
+    "UnknownCharacterError",
+    "clean_text",
+    "ids_to_text",
+    "number_to_words",
+    "ordinal_to_words",
+    "symbol_set_id",
+    "text_to_ids",
+    "text_to_ids_counted",
+]
+
+LANGUAGES: tuple[str, ...] = ("en", "ru")
+
+PAD = "_"
+_PUNCTUATION = "!'\"(),-.:;? "
+_LATIN = "abcdefghijklmnopqrstuvwxyz"
+_CYRILLIC = "абвгдежзийклмнопрстуфхцчшщъыьэюяё"
+
+SYMBOLS: tuple[str, ...] = (PAD, *_PUNCTUATION, *_LATIN, *_CYRILLIC)
+
+# The pad symbol is deliberately absent: an "_" in the text must not become padding.
+_SYMBOL_TO_ID: dict[str, int] = {s: i for i, s in enumerate(SYMBOLS) if s != PAD}
+
+
+def symbol_set_id() -> str:
+    """Return a 12-hex-digit hash of ``SYMBOLS`` (order included).
+
+    Two checkpoints can share a text embedding exactly when their ids are equal.
+    """
+    joined = "\x1f".join(SYMBOLS).encode("utf-8")
+    return hashlib.sha256(joined).hexdigest()[:12]
+
+
+class UnknownCharacterError(ValueError):
+    """A cleaned text contains a character that is not in ``SYMBOLS``."""
+
+    def __init__(self, utterance_id: str, character: str) -> None:
+        self.utterance_id = utterance_id
+        self.character = character
+        super().__init__(
+            f"utterance {utterance_id}: unknown character {character!r} "
+            f"(U+{ord(character):04X})"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Numbers: English
+
+_EN_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen"
+).split()
+_EN_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_EN_SCALES = ("", "thousand", "million", "billion", "trillion")
+_EN_DIGITS = _EN_ONES[:10]
+
+
+def _en_below_1000(n: int) -> list[str]:
+    words: list[str] = []
+    hundreds, rest = divmod(n, 100)
+    if hundreds:
+        words += [_EN_ONES[hundreds], "hundred"]
+    if rest >= 20:
+        tens, ones = divmod(rest, 10)
+        words.append(_EN_TENS[tens] + (f"-{_EN_ONES[ones]}" if ones else ""))
+    elif rest:
+        words.append(_EN_ONES[rest])
+    return words
+
+
+def _en_cardinal(n: int) -> str:
+    if n < 0:
+        return "minus " + _en_cardinal(-n)
+    if n == 0:
+        return "zero"
+    if n >= 1000 ** len(_EN_SCALES):
+        # Nobody says these aloud as one number; reading the digits keeps it speakable.
+        return " ".join(_EN_DIGITS[int(d)] for d in str(n))
+    words: list[str] = []
+    for power in range(len(_EN_SCALES) - 1, -1, -1):
+        group = (n // 1000**power) % 1000
+        if group:
+            words += _en_below_1000(group)
+            if _EN_SCALES[power]:
+                words.append(_EN_SCALES[power])
+    return " ".join(words)
+
+
+_EN_ORDINAL_IRREGULAR = {
+    "one": "first", "two": "second", "three": "third", "five": "fifth",
+    "eight": "eighth", "nine": "ninth", "twelve": "twelfth",
+}
+
+
+def _en_ordinal_word(word: str) -> str:
+    if word in _EN_ORDINAL_IRREGULAR:
+        return _EN_ORDINAL_IRREGULAR[word]
+    if word.endswith("y"):
+        return word[:-1] + "ieth"
+    return word + "th"
+
+
+# ---------------------------------------------------------------------------
+# Numbers: Russian (cardinal, nominative)
+
+_RU_ONES_M = (
+    "ноль один два три четыре пять шесть семь восемь девять десять одиннадцать "
+    "двенадцать тринадцать четырнадцать пятнадцать шестнадцать семнадцать "
+    "восемнадцать девятнадцать"
+).split()
+_RU_TENS = "_ _ двадцать тридцать сорок пятьдесят шестьдесят семьдесят восемьдесят девяносто".split()
+_RU_HUNDREDS = "_ сто двести триста четыреста пятьсот шестьсот семьсот восемьсот девятьсот".split()
+_RU_GENDERED = {"f": {1: "одна", 2: "две"}, "n": {1: "одно", 2: "два"}, "m": {}}
+# (forms for 1, 2-4, 5+; grammatical gender of the scale word)
+_RU_SCALES: tuple[tuple[tuple[str, str, str], str], ...] = (
+    (("", "", ""), "m"),
+    (("тысяча", "тысячи", "тысяч"), "f"),
+    (("миллион", "миллиона", "миллионов"), "m"),
+    (("миллиард", "миллиарда", "миллиардов"), "m"),
+    (("триллион", "триллиона", "триллионов"), "m"),
+)
+
+
+def ru_plural(n: int, one: str, few: str, many: str) -> str:
+    """Return the Russian noun form agreeing with ``n``: ``one`` (1, 21, ...),
+    ``few`` (2-4, 22-24, ...) or ``many`` (0, 5-20, 25-30, ...)."""
+    n = abs(n)
+    if n % 10 == 1 and n % 100 != 11:
+        return one
+    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
+        return few
+    return many
+
+
+def _ru_below_1000(n: int, gender: str) -> list[str]:
+    words: list[str] = []
+    hundreds, rest = divmod(n, 100)
+    if hundreds:
+        words.append(_RU_HUNDREDS[hundreds])
+    if rest >= 20:
+        tens, ones = divmod(rest, 10)
+        words.append(_RU_TENS[tens])
+        if ones:
+            words.append(_RU_GENDERED[gender].get(ones, _RU_ONES_M[ones]))
+    elif rest:
+        words.append(_RU_GENDERED[gender].get(rest, _RU_ONES_M[rest]))
+    return words
+
+
+def _ru_cardinal(n: int, gender: str = "m") -> str:
+    if n < 0:
+        return "минус " + _ru_cardinal(-n, gender)
+    if n == 0:
+        return "ноль"
+    if n >= 1000 ** len(_RU_SCALES):
+        return " ".join(_RU_ONES_M[int(d)] for d in str(n))
+    words: list[str] = []
+    for power in range(len(_RU_SCALES) - 1, -1, -1):
+        group = (n // 1000**power) % 1000
+        if not group:
+            continue
+        forms, scale_gender = _RU_SCALES[power]
+        if power == 0:
+            words += _ru_below_1000(group, gender)
+        elif group == 1:
+            words.append(forms[0])  # "тысяча", not "одна тысяча", as spoken
+        else:
+            words += _ru_below_1000(group, scale_gender)
+            words.append(ru_plural(group, *forms))
+    return " ".join(words)
+
+
+_RU_FRACTION_DENOMINATORS = {
+    1: ("десятая", "десятых"),
+    2: ("сотая", "сотых"),
+    3: ("тысячная", "тысячных"),
+}
+
+
+def _ru_decimal(integer: str, fraction: str) -> str:
+    whole = int(integer)
+    head = f"{_ru_cardinal(whole, 'f')} {'целая' if ru_plural(whole, 1, 0, 0) else 'целых'}"
+    if len(fraction) in _RU_FRACTION_DENOMINATORS:
+        num = int(fraction)
+        one, other = _RU_FRACTION_DENOMINATORS[len(fraction)]
+        return f"{head} {_ru_cardinal(num, 'f')} {one if ru_plural(num, 1, 0, 0) else other}"
+    # Long fractions have no everyday spoken form; read them digit by digit.
+    return f"{_ru_cardinal(whole)} запятая " + " ".join(_RU_ONES_M[int(d)] for d in fraction)
+
+
+def number_to_words(n: int, lang: str = "en", *, gender: str = "m") -> str:
+    """Return the cardinal number ``n`` spelled out in words.
+
+    English uses American style without "and" ("one hundred twenty-three");
+    Russian is nominative, ``gender`` ("m", "f" or "n") choosing "один/одна/одно"
+    and "два/две". Numbers of 10^15 and beyond are read digit by digit.
+    """
+    _check_lang(lang)
+    if lang == "en":
+        return _en_cardinal(n)
+    if gender not in _RU_GENDERED:
+        raise ValueError(f"unknown gender {gender!r}: expected m, f or n")
+    return _ru_cardinal(n, gender)
+
+
+def ordinal_to_words(n: int) -> str:
+    """Return the English ordinal of ``n >= 0`` in words ("twenty-first")."""
+    if n < 0:
+        raise ValueError(f"ordinal of a negative number: {n}")
+    words = _en_cardinal(n).split(" ")
+    *head, last = words
+    if "-" in last:
+        tens, ones = last.split("-")
+        last = f"{tens}-{_en_ordinal_word(ones)}"
+    else:
+        last = _en_ordinal_word(last)
+    return " ".join([*head, last])
+
+
+# ---------------------------------------------------------------------------
+# Cleaners
+
+_TYPOGRAPHY = str.maketrans({
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"',
+    "\u00bb": '"', "\u2033": '"',
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2039": "'",
+    "\u203a": "'", "\u02bc": "'", "\u2032": "'", "`": "'", "\u00b4": "'",
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-",
+    "\u2015": "-", "\u2212": "-",
+})
+
+_EN_ABBREVIATIONS = {
+    "mrs": "misess", "mr": "mister", "dr": "doctor", "st": "saint", "co": "company",
+    "jr": "junior", "maj": "major", "gen": "general", "drs": "doctors",
+    "rev": "reverend", "lt": "lieutenant", "hon": "honorable", "sgt": "sergeant",
+    "capt": "captain", "esq": "esquire", "ltd": "limited", "col": "colonel",
+    "ft": "fort", "vs": "versus", "mt": "mount", "prof": "professor",
+}
+_EN_ABBREVIATION_RE = re.compile(r"\b(" + "|".join(_EN_ABBREVIATIONS) + r")\.")
+_EN_ETC_RE = re.compile(r"\betc\.")
+_WHITESPACE_RE = re.compile(r"\s+")
+_DIGIT_GROUP_SPACE_RE = re.compile(r"(?<=\d)[\u00a0\u2007\u2009\u202f](?=\d{3}(?!\d))")
+# A minus sign only where a number starts a token: "1990-1995" is a range.
+_NEGATIVE_RE = re.compile(r"(?<![\w.])-(?=\d)")
+_LETTER_DIGIT_RE = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+
+
+def _en_numbers(text: str) -> str:
+    text = re.sub(r"\d{1,3}(?:,\d{3})+(?!\d)", lambda m: m.group(0).replace(",", ""), text)
+    text = _NEGATIVE_RE.sub("minus ", text)
+
+    def dollars(m: re.Match[str]) -> str:
+        whole, cents = int(m.group(1)), int((m.group(2) or "0").ljust(2, "0"))
+        parts = []
+        if whole or not cents:
+            parts.append(f"{_en_cardinal(whole)} dollar{'' if whole == 1 else 's'}")
+        if cents:
+            parts.append(f"{_en_cardinal(cents)} cent{'' if cents == 1 else 's'}")
+        return " and ".join(parts)
+
+    text = re.sub(r"\$(\d+)(?:\.(\d{1,2}))?(?!\d)", dollars, text)
+    text = re.sub(
+        r"(\d+)\.(\d+)",
+        lambda m: f"{_en_cardinal(int(m.group(1)))} point "
+        + " ".join(_EN_DIGITS[int(d)] for d in m.group(2)),
+        text,
+    )
+    text = re.sub(r"(\d+)(?:st|nd|rd|th)\b", lambda m: ordinal_to_words(int(m.group(1))), text)
+    text = _LETTER_DIGIT_RE.sub(" ", text)  # "mp3" -> "mp three", not "mpthree"
+    text = re.sub(r"\d+", lambda m: _en_cardinal(int(m.group(0))), text)
+    text = re.sub(r"\s*%", " percent", text)
+    return text.replace("&", " and ")
+
+
+def _ru_numbers(text: str) -> str:
+    # Plain spaces also separate numbers in lists ("22 100"), so only round
+    # thousands ("5 000", "1 000 000") are joined; typographic spaces went earlier.
+    text = re.sub(r"(?<!\d)\d{1,3}(?: 000)+(?!\d)", lambda m: m.group(0).replace(" ", ""), text)
+    text = _NEGATIVE_RE.sub("минус ", text)
+
+    def percent(m: re.Match[str]) -> str:
+        if m.group(2):
+            return f"{_ru_decimal(m.group(1), m.group(2))} процента"
+        n = int(m.group(1))
+        return f"{_ru_cardinal(n)} {ru_plural(n, 'процент', 'процента', 'процентов')}"
+
+    text = re.sub(r"(\d+)(?:[.,](\d+))?\s*%", percent, text)
+    text = re.sub(r"(\d+)[.,](\d+)", lambda m: _ru_decimal(m.group(1), m.group(2)), text)
+    text = _LETTER_DIGIT_RE.sub(" ", text)
+    text = re.sub(r"\d+", lambda m: _ru_cardinal(int(m.group(0))), text)
+    return text.replace("&", " и ")
+
+
+def _check_lang(lang: str) -> None:
+    if lang not in LANGUAGES:
+        raise ValueError(f"unknown lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
+
+
+def clean_text(text: str, lang: str = "en") -> str:
+    """Return ``text`` normalised for the model: NFKC, typographic quotes and
+    dashes as ASCII, lowercase, abbreviations (English) and numbers spelled out in
+    ``lang``, whitespace collapsed and stripped.
+
+    Characters outside ``SYMBOLS`` are kept; ``text_to_ids`` decides what to do
+    with them. Cleaning is idempotent.
+    """
+    _check_lang(lang)
+    # Thin and no-break spaces between digits group thousands ("1\u202f000"); NFKC
+    # would turn them into plain spaces, which are ambiguous, so join them first.
+    text = _DIGIT_GROUP_SPACE_RE.sub("", text)
+    text = unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHY).lower()
+    text = _WHITESPACE_RE.sub(" ", text)
+    if lang == "en":
+        text = _EN_ETC_RE.sub("et cetera", text)
+        text = _EN_ABBREVIATION_RE.sub(lambda m: _EN_ABBREVIATIONS[m.group(1)], text)
+        text = _en_numbers(text)
+    else:
+        text = _ru_numbers(text)
+    return _WHITESPACE_RE.sub(" ", text).strip()
+
+
+# ---------------------------------------------------------------------------
+# Text <-> ids
+
+def text_to_ids_counted(
+    text: str, *, lang: str = "en", utterance_id: str = "?", on_unknown: str = "error"
+) -> tuple[list[int], dict[str, int]]:
+    """Clean ``text`` and return ``(ids, dropped)``: symbol ids, and how many times
+    each unknown character was dropped (empty unless ``on_unknown="drop"``).
+    Spaces left doubled or dangling by dropping are collapsed.
+
+    With ``on_unknown="error"`` the first unknown character raises
+    ``UnknownCharacterError`` naming ``utterance_id`` and the character.
+    """
+    if on_unknown not in ("error", "drop"):
+        raise ValueError(f"unknown on_unknown {on_unknown!r}: expected 'error' or 'drop'")
+    kept: list[str] = []
+    dropped: Counter[str] = Counter()
+    for ch in clean_text(text, lang):
+        if ch in _SYMBOL_TO_ID:
+            kept.append(ch)
+        elif on_unknown == "error":
+            raise UnknownCharacterError(utterance_id, ch)
+        else:
+            dropped[ch] += 1
+    cleaned = "".join(kept)
+    if dropped:
+        # A dropped word leaves two spaces behind; the model never saw those in training.
+        cleaned = _WHITESPACE_RE.sub(" ", cleaned).strip()
+    return [_SYMBOL_TO_ID[ch] for ch in cleaned], dict(dropped)
+
+
+def text_to_ids(
+    text: str, *, lang: str = "en", utterance_id: str = "?", on_unknown: str = "error"
+) -> list[int]:
+    """Clean ``text`` and return its symbol ids (see ``text_to_ids_counted``)."""
+    return text_to_ids_counted(
+        text, lang=lang, utterance_id=utterance_id, on_unknown=on_unknown
+    )[0]
+
+
+def ids_to_text(ids: Iterable[int]) -> str:
+    """Return the text spelled by ``ids``, skipping padding (id 0).
+
+    Raises ``ValueError`` for an id outside ``SYMBOLS``.
+    """
+    chars: list[str] = []
+    for i in ids:
+        i = int(i)
+        if not 0 <= i < len(SYMBOLS):
+            raise ValueError(f"symbol id {i} out of range 0..{len(SYMBOLS) - 1}")
+        if i:
+            chars.append(SYMBOLS[i])
+    return "".join(chars)

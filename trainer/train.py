@@ -1,0 +1,338 @@
+"""The training loop, top to bottom: data, model, optimiser, steps, validation, checkpoints.
+
+Reporting has one door: after every validation the metrics go to ``metrics.jsonl`` in the
+run folder and to ``callback(step, metrics)``; a True return asks training to stop. The
+tuner plugs in there and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trainer import schedules
+from trainer.checkpoint import load_checkpoint, save_checkpoint, set_rng_state, warm_start as load_warm_start
+from trainer.config import TrainConfig, config_from_dict, save_config
+from trainer.data import (Batch, CorpusReport, FeatureCache, TTSDataset, bucketed_batches, check_corpus, collate,
+                          split_train_val)
+from trainer.fileio import atomic_write_text
+from trainer.losses import TacotronLoss, masked_l1
+from trainer.metrics import alignment_metrics, gate_balanced_accuracy
+from trainer.model import Tacotron2, count_parameters
+
+Callback = Callable[[int, dict[str, float]], bool]
+
+
+class DataError(ValueError):
+    """The corpus has blocking problems; ``report`` lists them all."""
+
+    def __init__(self, report: CorpusReport) -> None:
+        self.report = report
+        first = report.blocking[0].line() if report.blocking else "no usable utterances"
+        super().__init__(f"{report.source}: {len(report.blocking)} blocking problem(s); first: {first}")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or gradient was non-finite for too many steps in a row."""
+
+
+class TrainingStopped(Exception):
+    """Internal: the callback asked to stop."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or stopped) run leaves behind."""
+
+    run_dir: Path
+    step: int
+    stopped_early: bool
+    best_metric: float
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    skipped_steps: int = 0
+
+
+def pick_device(name: str) -> torch.device:
+    """Return the torch device for "auto" | "cpu" | "cuda" (auto: CUDA when present)."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no CUDA device is available")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch RNGs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class RunFolder:
+    """Paths inside a run folder: config.yaml, metrics.jsonl, checkpoints/{last,best,step_N}.pt."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.config = self.root / "config.yaml"
+        self.metrics = self.root / "metrics.jsonl"
+        self.checkpoints = self.root / "checkpoints"
+        self.last = self.checkpoints / "last.pt"
+        self.best = self.checkpoints / "best.pt"
+
+    def append_metrics(self, record: dict) -> None:
+        """Append one JSON line; a line is written whole in one call so readers never see half a record."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.metrics.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+@dataclass
+class Position:
+    """Where the loop is: optimiser steps done, epoch, and next batch within the epoch."""
+
+    step: int = 0
+    epoch: int = 0
+    batch: int = 0
+
+
+def load_data(config: TrainConfig, data: str | Path, show_progress: bool) -> tuple[TTSDataset, TTSDataset, CorpusReport]:
+    """Return (train set, validation set, report); raise DataError when the corpus has blocking problems.
+
+    With ``skip_bad_items`` the blocking utterances are left out instead (the report lists them).
+    """
+    report = check_corpus(data, lang=config.lang, min_seconds=config.min_seconds, max_seconds=config.max_seconds,
+                          drop_unknown_chars=config.on_unknown_char == "drop")
+    if (report.blocking and not config.skip_bad_items) or len(report.usable) < 2:
+        raise DataError(report)
+    train_items, val_items = split_train_val(report.usable, config.val_size)
+    cache = FeatureCache(config.cache_dir, config.peak_normalize)
+    make = lambda items: TTSDataset(items, cache, config.lang, config.on_unknown_char, show_progress)  # noqa: E731
+    return make(train_items), make(val_items), report
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if device.type == "cuda" and enabled:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return nullcontext()
+
+
+def compute_loss(model: Tacotron2, criterion: TacotronLoss, batch: Batch, teacher_forcing: float,
+                 ga_weight: float, ga_sigma: float) -> tuple[torch.Tensor, dict[str, torch.Tensor], object]:
+    """Run the model on ``batch`` and return (total loss, detached terms, model output)."""
+    out = model(batch.text, batch.text_lens, batch.mels, teacher_forcing)
+    total, terms = criterion(out.mel.float(), out.mel_post.float(), out.gate.float(), batch.mels,
+                             batch.gate_targets, batch.mel_lens, out.att.float(), batch.text_lens,
+                             batch.out_lens, ga_weight=ga_weight, ga_sigma=ga_sigma)
+    return total, terms, out
+
+
+@torch.no_grad()
+def validate(model: Tacotron2, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
+             device: torch.device, ga_weight: float, ga_sigma: float) -> dict[str, float]:
+    """Return teacher-forced validation metrics: losses (val_*), alignment (tf_*) and gate accuracy.
+
+    ``val_mel_postnet_l1`` (masked L1 of the postnet mel) is computed whatever the training
+    loss is, so studies comparing loss settings share one objective.
+    """
+    model.eval()
+    sums: dict[str, float] = {}
+    count = 0
+    order = sorted(range(len(dataset)), key=lambda i: dataset.frame_lengths()[i])
+    for start in range(0, len(order), config.batch_size):
+        batch = collate([dataset[i] for i in order[start:start + config.batch_size]], config.reduction_factor).to(device)
+        with _autocast(device, config.amp):
+            _, terms, out = compute_loss(model, criterion, batch, 1.0, ga_weight, ga_sigma)
+        att = out.att.float()
+        figures = {f"val_{name}": float(value) for name, value in terms.items()}
+        figures["val_mel_postnet_l1"] = float(masked_l1(out.mel_post.float(), batch.mels, batch.mel_lens))
+        figures.update({f"tf_{k}": v for k, v in alignment_metrics(att, batch.text_lens, batch.out_lens).items()})
+        figures["tf_gate_balanced_accuracy"] = gate_balanced_accuracy(
+            out.gate.float(), batch.gate_targets, batch.out_lens, config.stop_threshold)
+        size = len(batch.ids)
+        for name, value in figures.items():
+            sums[name] = sums.get(name, 0.0) + value * size
+        count += size
+    model.train()
+    return {name: value / count for name, value in sums.items()}
+
+
+def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: Callback | None = None,
+          resume: bool = False, warm_start: str | Path | None = None, show_progress: bool = True) -> TrainResult:
+    """Train Tacotron2 on the corpus ``data`` into ``run_dir`` and return the result.
+
+    ``resume`` continues from ``run_dir/checkpoints/last.pt`` exactly (model, optimiser,
+    position, schedules, RNG); ``warm_start`` initialises the weights from another run's
+    checkpoint (the text embedding is skipped when the symbol set differs).
+    """
+    folder = RunFolder(run_dir)
+    device = pick_device(config.device)
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    seed_everything(config.seed)
+    train_set, val_set, report = load_data(config, data, show_progress)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    save_config(config, folder.config)
+    if report.problems:
+        atomic_write_text(folder.root / "data_report.txt", "\n".join(report.summary_lines()) + "\n")
+
+    model = Tacotron2(config).to(device)
+    criterion = TacotronLoss.from_config(config)
+    base_lr = config.resolved_learning_rate(warm_start is not None)
+    optimizer = torch.optim.Adam(model.parameters(), lr=base_lr, eps=config.adam_eps, weight_decay=config.weight_decay)
+    position = Position()
+    # Multipliers an outside controller may change; part of the checkpoint so resume keeps them.
+    schedule_state = {"lr_scale": 1.0, "ga_boost": 1.0, "best_metric": math.inf}
+
+    if resume:
+        payload = load_checkpoint(folder.last, map_location=device)
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        position = Position(**payload["position"])
+        schedule_state.update(payload["schedule"])
+        set_rng_state(payload["rng"])
+    elif warm_start is not None:
+        report_line = load_warm_start(model, warm_start).line()
+        folder.append_metrics({"kind": "event", "step": 0, "event": "warm_start", "detail": report_line})
+
+    lengths = train_set.frame_lengths()
+    batches_per_step = config.grad_accum_steps
+    epoch_batches = bucketed_batches(lengths, config.batch_size, config.seed, position.epoch)
+
+    def next_batch() -> Batch:
+        nonlocal epoch_batches
+        if position.batch >= len(epoch_batches):
+            position.epoch += 1
+            position.batch = 0
+            epoch_batches = bucketed_batches(lengths, config.batch_size, config.seed, position.epoch)
+        indices = epoch_batches[position.batch]
+        position.batch += 1
+        return collate([train_set[i] for i in indices], config.reduction_factor).to(device)
+
+    def save(path: Path, metrics: dict[str, float] | None = None) -> None:
+        save_checkpoint(path, model=model, optimizer=optimizer, config=config.to_dict(),
+                        position=vars(position), schedule=schedule_state, metrics=metrics)
+
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp
+                                  and not torch.cuda.is_bf16_supported())
+    folder.append_metrics({"kind": "start", "step": position.step, "parameters": count_parameters(model),
+                           "device": str(device), "train_utterances": len(train_set),
+                           "val_utterances": len(val_set), "learning_rate": base_lr,
+                           "frames_per_char": train_set.frames_per_character()})
+    progress = _progress(config, position.step, show_progress)
+    nonfinite_in_row = 0
+    skipped_total = 0
+    last_metrics: dict[str, float] = {}
+    stopped_early = False
+    model.train()
+    step_started = time.perf_counter()
+    while position.step < config.max_steps:
+        step = position.step
+        lr = schedules.lr_at(step, base_lr, config.warmup_steps, config.lr_restart_period, config.lr_restart_mult,
+                             config.min_learning_rate) * schedule_state["lr_scale"]
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        tf_ratio = schedules.teacher_forcing_ratio(step, config.tf_hold_steps, config.tf_decay_steps, config.tf_floor)
+        ga_weight = schedules.guided_attention_weight(step, config.ga_weight, config.ga_decay,
+                                                      config.ga_weight_floor) * schedule_state["ga_boost"]
+        ga_sigma = schedules.guided_attention_sigma(step, config.ga_sigma_start, config.ga_sigma_end,
+                                                    config.ga_sigma_anneal_steps)
+        optimizer.zero_grad(set_to_none=True)
+        terms_sum: dict[str, float] = {}
+        finite = True
+        for _ in range(batches_per_step):
+            batch = next_batch()
+            with _autocast(device, config.amp):
+                loss, terms, _ = compute_loss(model, criterion, batch, tf_ratio, ga_weight, ga_sigma)
+            if not torch.isfinite(loss):
+                finite = False
+                break
+            scaler.scale(loss / batches_per_step).backward()
+            for name, value in terms.items():
+                terms_sum[name] = terms_sum.get(name, 0.0) + float(value) / batches_per_step
+        grad_norm = math.nan
+        if finite:
+            scaler.unscale_(optimizer)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm))
+            finite = math.isfinite(grad_norm)
+        if not finite:
+            # Skip the update but keep the data position moving: the same batch would fail again.
+            optimizer.zero_grad(set_to_none=True)
+            nonfinite_in_row += 1
+            skipped_total += 1
+            folder.append_metrics({"kind": "event", "step": step, "event": "nonfinite_skip",
+                                   "in_a_row": nonfinite_in_row})
+            if nonfinite_in_row >= config.max_nonfinite_steps:
+                save(folder.root / "checkpoints" / "nonfinite.pt")
+                raise NonFiniteLossError(
+                    f"loss or gradient non-finite for {nonfinite_in_row} steps in a row at step {step} "
+                    f"(max_nonfinite_steps={config.max_nonfinite_steps}); last good state in {folder.last}")
+            continue
+        nonfinite_in_row = 0
+        scaler.step(optimizer)
+        scaler.update()
+        position.step += 1
+        now = time.perf_counter()
+        seconds = now - step_started
+        step_started = now
+        if position.step % config.log_interval == 0 or position.step == 1:
+            folder.append_metrics({"kind": "train", "step": position.step, "lr": lr, "tf_ratio": tf_ratio,
+                                   "ga_weight": ga_weight, "ga_sigma": ga_sigma, "grad_norm": grad_norm,
+                                   "sec_per_step": seconds, **{f"train_{k}": v for k, v in terms_sum.items()}})
+        progress.update(1)
+        progress.set_postfix(loss=f"{terms_sum.get('total', math.nan):.3f}", s_step=f"{seconds:.2f}", refresh=False)
+
+        at_end = position.step >= config.max_steps
+        if position.step % config.val_interval == 0 or at_end:
+            last_metrics = validate(model, criterion, val_set, config, device, ga_weight, ga_sigma)
+            last_metrics.update(train_loss=terms_sum.get("total", math.nan), lr=lr, tf_ratio=tf_ratio,
+                                ga_weight=ga_weight)
+            is_best = last_metrics["val_mel_postnet_l1"] < schedule_state["best_metric"]
+            if is_best:
+                schedule_state["best_metric"] = last_metrics["val_mel_postnet_l1"]
+            folder.append_metrics({"kind": "val", "step": position.step, **last_metrics})
+            if show_progress:
+                progress.write(_val_line(position.step, last_metrics))
+            if is_best:
+                save(folder.best, last_metrics)
+            if callback is not None and callback(position.step, dict(last_metrics)):
+                stopped_early = True
+        if position.step % config.checkpoint_interval == 0 or at_end or stopped_early:
+            save(folder.last, last_metrics)
+        if stopped_early:
+            break
+    progress.close()
+    return TrainResult(folder.root, position.step, stopped_early, schedule_state["best_metric"], last_metrics,
+                       skipped_total)
+
+
+def _progress(config: TrainConfig, initial: int, show: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=config.max_steps, initial=initial, desc="train", unit="step", disable=not show,
+                file=sys.stderr, dynamic_ncols=True)
+
+
+def _val_line(step: int, metrics: dict[str, float]) -> str:
+    keys = ("val_mel_postnet_l1", "tf_diagonality", "tf_focus", "tf_gate_balanced_accuracy")
+    return f"step {step}: " + ", ".join(f"{k} {metrics[k]:.3f}" for k in keys if k in metrics)
+
+
+def config_for_resume(run_dir: str | Path, max_steps: int | None = None) -> TrainConfig:
+    """Return the config saved in ``run_dir`` (optionally with a new ``max_steps``) for ``--resume``."""
+    import yaml
+
+    values = yaml.safe_load(RunFolder(run_dir).config.read_text(encoding="utf-8"))
+    if max_steps is not None:
+        values["max_steps"] = max_steps
+    return config_from_dict(values, source=str(RunFolder(run_dir).config))

@@ -81,6 +81,9 @@ def mel_spectrogram(wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
     wav = wav.to(torch.float32)
     if sample_rate != SAMPLE_RATE:
         wav = torchaudio.functional.resample(wav, sample_rate, SAMPLE_RATE)
+    if wav.shape[-1] <= N_FFT // 2:
+        # Reflect padding needs more samples than it pads; such a clip (<= 23 ms) has no speech anyway.
+        raise AudioError(f"audio too short for mel features: {wav.shape[-1]} samples (need > {N_FFT // 2})")
     mel = _mel_transform(str(wav.device))(wav)
     return torch.log(torch.clamp(mel, min=LOG_CLAMP))
 

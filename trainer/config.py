@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from trainer.yamlio import safe_load
+
 PRESETS = ("tiny", "base")
 
 
@@ -242,8 +244,13 @@ def _validate(config: TrainConfig, source: str) -> None:
     for key in _RATES:
         if not 0.0 <= getattr(config, key) < 1.0:
             raise ConfigError(f"{source}: key '{key}' must be in [0, 1), got {getattr(config, key)}")
+    for key in ("attention_location_kernel_size", "encoder_kernel_size", "postnet_kernel_size"):
+        if getattr(config, key) % 2 == 0 or getattr(config, key) < 1:
+            raise ConfigError(f"{source}: key '{key}' must be a positive odd number, got {getattr(config, key)}")
     if config.learning_rate is not None and config.learning_rate <= 0:
         raise ConfigError(f"{source}: key 'learning_rate' must be > 0, got {config.learning_rate}")
+    if config.val_size < 0:
+        raise ConfigError(f"{source}: key 'val_size' must be >= 0, got {config.val_size}")
     if config.max_steps < 0 or config.warmup_steps < 0:
         raise ConfigError(f"{source}: keys 'max_steps' and 'warmup_steps' must be >= 0")
     if not 0.0 < config.ga_decay <= 1.0:
@@ -265,7 +272,7 @@ def load_config(path: str | Path, preset_name: str = "base") -> TrainConfig:
     except OSError as err:
         raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
     try:
-        values = yaml.safe_load(text)
+        values = safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

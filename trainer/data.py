@@ -58,7 +58,7 @@ def read_corpus(path: str | Path) -> list[Utterance]:
 
 def _read_lines(path: Path) -> list[tuple[int, str]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not part of the id
     except UnicodeDecodeError as err:
         raise CorpusError(f"{path}: not UTF-8 text (byte {err.start})") from None
     except OSError as err:
@@ -85,16 +85,23 @@ def _read_ljspeech(metadata: Path) -> list[Utterance]:
     return items
 
 
+def _filelist_id(declared: Path) -> str:
+    """Return an utterance id for a filelist path: the relative path without suffix (so
+    spk1/001.wav and spk2/001.wav differ), or just the file stem for absolute and ../ paths."""
+    if declared.is_absolute() or ".." in declared.parts:
+        return declared.stem
+    return declared.with_suffix("").as_posix()
+
+
 def _read_filelist(filelist: Path) -> list[Utterance]:
     items = []
     for number, line in _read_lines(filelist):
         fields = line.split("|")
         if len(fields) < 2:
             raise CorpusError(f"{filelist}:{number}: expected 'path|text', got {line[:60]!r}")
-        wav = Path(fields[0].strip())
-        if not wav.is_absolute():
-            wav = filelist.parent / wav
-        items.append(Utterance(wav.stem, fields[1].strip(), wav, filelist, number))
+        declared = Path(fields[0].strip())
+        wav = declared if declared.is_absolute() else filelist.parent / declared
+        items.append(Utterance(_filelist_id(declared), fields[1].strip(), wav, filelist, number))
     return items
 
 
@@ -178,11 +185,14 @@ def check_corpus(path: str | Path, *, lang: str = "en", min_seconds: float = 0.3
             problem("empty text", "no text to speak")
         else:
             report.characters.update(item.text)
-            _, dropped = text_to_ids_counted(item.text, lang=lang, utterance_id=item.id, on_unknown="drop")
+            ids, dropped = text_to_ids_counted(item.text, lang=lang, utterance_id=item.id, on_unknown="drop")
             if dropped:
                 chars = ", ".join(f"{c!r} (U+{ord(c):04X}) x{n}" for c, n in sorted(dropped.items()))
                 problem("unknown characters", chars + (" (dropped)" if drop_unknown_chars else ""),
                         blocking=not drop_unknown_chars)
+            if not ids:
+                # Dropping may leave nothing: a zero-length text cannot be attended to.
+                problem("empty text", "no known characters left after cleaning")
         seconds = _audio_seconds(item, problem)
         if seconds is not None:
             report.durations[item.id] = seconds
@@ -384,6 +394,8 @@ def split_train_val(items: list[Utterance], val_size: int) -> tuple[list[Utteran
 
     Hashing ids makes the split independent of file order and stable across runs.
     """
+    if val_size < 0:
+        raise ValueError(f"val_size must be >= 0, got {val_size}")
     val_size = min(val_size, max(len(items) - 1, 0))
     ranked = sorted(items, key=lambda u: hashlib.sha1(u.id.encode()).hexdigest())
     held = {u.id for u in ranked[:val_size]}

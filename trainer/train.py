@@ -330,9 +330,9 @@ def _val_line(step: int, metrics: dict[str, float]) -> str:
 
 def config_for_resume(run_dir: str | Path, max_steps: int | None = None) -> TrainConfig:
     """Return the config saved in ``run_dir`` (optionally with a new ``max_steps``) for ``--resume``."""
-    import yaml
+    from trainer.yamlio import safe_load
 
-    values = yaml.safe_load(RunFolder(run_dir).config.read_text(encoding="utf-8"))
+    values = safe_load(RunFolder(run_dir).config.read_text(encoding="utf-8"))
     if max_steps is not None:
         values["max_steps"] = max_steps
     return config_from_dict(values, source=str(RunFolder(run_dir).config))

@@ -1,0 +1,27 @@
+"""Shared fixtures: small eSpeak demo corpora made once per test session, and an isolated feature cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainer.corpus import make_corpus
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Point the feature cache at a session temp folder so tests never touch ~/.cache."""
+    folder = tmp_path_factory.mktemp("feature-cache")
+    patcher = pytest.MonkeyPatch()
+    patcher.setenv("SMART_TUNER_CACHE", str(folder))
+    yield folder
+    patcher.undo()
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a 24-utterance English eSpeak corpus (LJSpeech layout), made once per session. Read-only."""
+    out = tmp_path_factory.mktemp("demo-corpus") / "en"
+    make_corpus(out, lang="en", utterances=24, seed=7)
+    return out

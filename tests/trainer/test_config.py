@@ -1,0 +1,80 @@
+"""TrainConfig: seed defaults, presets, YAML loading and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainer.config import ConfigError, TrainConfig, load_config, preset, save_config
+
+
+def test_seed_defaults() -> None:
+    config = TrainConfig()
+    assert (config.batch_size, config.grad_accum_steps) == (12, 3)
+    assert (config.prenet_dropout, config.prenet_dropout_inference) == (0.1, 0.02)
+    assert (config.attention_dropout, config.encoder_dropout, config.postnet_dropout) == (0.05, 0.02, 0.05)
+    assert (config.ga_weight, config.ga_decay, config.ga_sigma_start, config.ga_sigma_end) == (2.5, 0.9999, 0.4, 0.2)
+    assert (config.warmup_steps, config.min_learning_rate) == (2000, 1e-6)
+    assert (config.tf_hold_steps, config.tf_decay_steps, config.tf_floor) == (1000, 10000, 0.7)
+    assert (config.mel_weight, config.perceptual_weight, config.style_weight, config.monotonic_weight) == (1.0, 0.2, 0.1, 0.1)
+
+
+def test_learning_rate_profiles() -> None:
+    config = TrainConfig()
+    assert config.resolved_learning_rate(warm_start=True) == 1e-5
+    assert config.resolved_learning_rate(warm_start=False) == 1e-3
+    assert config.replace(lr_profile="finetune").resolved_learning_rate(warm_start=False) == 1e-5
+    assert config.replace(learning_rate=3e-4).resolved_learning_rate(warm_start=True) == 3e-4
+
+
+def test_presets_differ_in_size() -> None:
+    tiny, base = preset("tiny"), preset("base")
+    assert tiny.reduction_factor == 2 and base.reduction_factor == 1
+    assert tiny.decoder_rnn_dim < base.decoder_rnn_dim == 1024
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset("huge")
+
+
+def test_yaml_round_trip(tmp_path: Path) -> None:
+    config = preset("tiny").replace(learning_rate=2e-4, batch_size=8)
+    save_config(config, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == config
+
+
+def test_yaml_file_overrides_preset(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("preset: tiny\nbatch_size: 9\nlearning_rate: 1e-4\n")
+    config = load_config(path)
+    assert config.batch_size == 9 and config.learning_rate == 1e-4 and config.reduction_factor == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("bogus_key: 1\n", "unknown key 'bogus_key'"),
+        ("batch_size: twelve\n", "key 'batch_size' must be int"),
+        ("batch_size: 0\n", "key 'batch_size' must be >= 1"),
+        ("prenet_dropout: 1.5\n", "key 'prenet_dropout' must be in [0, 1)"),
+        ("ga_kind: diagonal\n", "key 'ga_kind' must be one of"),
+        ("amp: 3\n", "key 'amp' must be bool"),
+        ("attention_location_kernel_size: 4\n", "key 'attention_location_kernel_size' must be a positive odd"),
+        ("batch_size: [1\n", "invalid YAML"),
+        ("- 1\n- 2\n", "expected a mapping"),
+        ("preset: giant\n", "key 'preset'"),
+    ],
+)
+def test_bad_yaml_names_file_and_key(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    assert fragment in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_int_accepted_for_float_but_bool_is_not_an_int() -> None:
+    assert TrainConfig().replace(ga_weight=3).ga_weight == 3.0
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainConfig().replace(batch_size=True)

@@ -1,0 +1,169 @@
+"""The training loop: loss falls, exact resume, the non-finite guard, the callback door, data refusal."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+import torch
+
+from trainer.checkpoint import load_checkpoint
+from trainer.config import TrainConfig, preset
+from trainer.infer import load_model, synthesize
+from trainer.losses import TacotronLoss
+from trainer.train import DataError, NonFiniteLossError, train
+
+MICRO = dict(symbols_embedding_dim=32, encoder_embedding_dim=32, attention_rnn_dim=64, attention_dim=16,
+             attention_location_n_filters=4, attention_location_kernel_size=7, prenet_dim=32, decoder_rnn_dim=64,
+             postnet_embedding_dim=16)
+
+
+def micro_config(**overrides) -> TrainConfig:
+    """Return a tiny-preset config shrunk further so a step takes a fraction of a second."""
+    base = dict(MICRO, batch_size=4, val_size=4, max_steps=6, val_interval=3, checkpoint_interval=3,
+                log_interval=1, warmup_steps=2, torch_threads=2)
+    return preset("tiny").replace(**{**base, **overrides})
+
+
+def records(run_dir: Path, kind: str) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def test_short_training_learns_and_its_checkpoint_speaks(demo_corpus: Path, tmp_path: Path) -> None:
+    config = micro_config(max_steps=40, val_interval=20, checkpoint_interval=20, learning_rate=3e-3)
+    result = train(config, demo_corpus, tmp_path / "run", show_progress=False)
+    assert result.step == 40 and not result.stopped_early
+    losses = [r["train_total"] for r in records(tmp_path / "run", "train")]
+    assert len(losses) == 40
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    vals = records(tmp_path / "run", "val")
+    assert [v["step"] for v in vals] == [20, 40]
+    for key in ("val_mel_postnet_l1", "tf_diagonality", "tf_focus", "tf_monotonicity", "tf_coverage",
+                "tf_gate_balanced_accuracy", "val_gate", "val_guided_attention"):
+        assert math.isfinite(vals[-1][key]), key
+    assert vals[-1]["val_mel_postnet_l1"] < vals[0]["val_mel_postnet_l1"] * 1.05
+    model, loaded = load_model(tmp_path / "run" / "checkpoints" / "best.pt")
+    speech = synthesize(model, loaded, "the quick brown fox.", max_decoder_steps=120, griffin_lim_iters=8)
+    assert speech.wav.abs().max() > 0.1  # normalised Griffin-Lim output of a real mel is not silence
+    assert speech.wav.shape[0] > 256 * 2
+
+
+def test_resume_continues_exactly(demo_corpus: Path, tmp_path: Path) -> None:
+    # Scheduled sampling from step 0 makes the loss depend on the RNG: only an exact restore matches.
+    config = micro_config(max_steps=6, tf_hold_steps=0, tf_decay_steps=1, tf_floor=0.5)
+    train(config, demo_corpus, tmp_path / "straight", show_progress=False)
+    train(config.replace(max_steps=3), demo_corpus, tmp_path / "split", show_progress=False)
+    payload = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    assert payload["position"]["step"] == 3
+    train(config, demo_corpus, tmp_path / "split", resume=True, show_progress=False)
+    straight = {r["step"]: r["train_total"] for r in records(tmp_path / "straight", "train")}
+    split = {r["step"]: r["train_total"] for r in records(tmp_path / "split", "train")}
+    assert [split[s] for s in (4, 5, 6)] == [straight[s] for s in (4, 5, 6)]
+    assert records(tmp_path / "split", "val")[-1]["val_mel_postnet_l1"] == \
+        records(tmp_path / "straight", "val")[-1]["val_mel_postnet_l1"]
+
+
+def test_nonfinite_steps_are_skipped_then_stop_the_run(demo_corpus: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    original = TacotronLoss.forward
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        total, terms = original(self, *args, **kwargs)
+        calls["n"] += 1
+        return (total * math.nan, terms) if calls["n"] == 2 else (total, terms)
+
+    monkeypatch.setattr(TacotronLoss, "forward", poisoned)
+    result = train(micro_config(max_steps=4), demo_corpus, tmp_path / "one", show_progress=False)
+    assert result.step == 4 and result.skipped_steps == 1
+    assert [e["step"] for e in records(tmp_path / "one", "event") if e["event"] == "nonfinite_skip"] == [1]
+
+    monkeypatch.setattr(TacotronLoss, "forward", lambda self, *a, **k: (original(self, *a, **k)[0] * math.inf, {}))
+    with pytest.raises(NonFiniteLossError, match="3 steps in a row"):
+        train(micro_config(max_steps=4, max_nonfinite_steps=3), demo_corpus, tmp_path / "all", show_progress=False)
+
+
+def test_callback_is_the_reporting_door_and_can_stop(demo_corpus: Path, tmp_path: Path) -> None:
+    seen: list[tuple[int, dict]] = []
+
+    def callback(step: int, metrics: dict[str, float]) -> bool:
+        seen.append((step, metrics))
+        return step >= 4
+
+    result = train(micro_config(max_steps=10, val_interval=2), demo_corpus, tmp_path / "run", callback,
+                   show_progress=False)
+    assert [s for s, _ in seen] == [2, 4]
+    assert result.stopped_early and result.step == 4
+    assert "tf_diagonality" in seen[0][1] and "val_mel_postnet_l1" in seen[0][1]
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["position"]["step"] == 4
+
+
+def test_warm_start_loads_weights_and_skips_a_foreign_embedding(demo_corpus: Path, tmp_path: Path) -> None:
+    train(micro_config(max_steps=2), demo_corpus, tmp_path / "base", show_progress=False)
+    base = tmp_path / "base" / "checkpoints" / "last.pt"
+    payload = load_checkpoint(base)
+    payload["symbol_set"] = "another-set"
+    foreign = tmp_path / "foreign.pt"
+    torch.save(payload, foreign)
+    train(micro_config(max_steps=1), demo_corpus, tmp_path / "ft", warm_start=foreign, show_progress=False)
+    events = [e for e in records(tmp_path / "ft", "event") if e["event"] == "warm_start"]
+    assert "embedding.weight: symbol set differs" in events[0]["detail"]
+    start = records(tmp_path / "ft", "start")[0]
+    assert start["learning_rate"] == 1e-5  # warm start picks the fine-tuning profile
+
+
+def test_corpus_with_blocking_problems_is_refused_unless_skipped(demo_corpus: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(demo_corpus, corpus)
+    first_id = (corpus / "metadata.csv").read_text().split("|", 1)[0]
+    (corpus / "wavs" / f"{first_id}.wav").unlink()
+    with pytest.raises(DataError) as err:
+        train(micro_config(max_steps=1), corpus, tmp_path / "run", show_progress=False)
+    assert any(p.kind == "missing audio" and p.utterance == first_id for p in err.value.report.blocking)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    result = train(micro_config(max_steps=1, skip_bad_items=True), corpus, tmp_path / "run", show_progress=False)
+    assert result.step == 1
+    assert first_id in (tmp_path / "run" / "data_report.txt").read_text()
+
+
+def test_cli_train_and_synth(demo_corpus: Path, tmp_path: Path) -> None:
+    from trainer.cli import main
+    from trainer.config import save_config
+
+    save_config(micro_config(max_steps=2), tmp_path / "c.yaml")
+    assert main(["train", "--data", str(demo_corpus), "--out", str(tmp_path / "run"), "--config",
+                 str(tmp_path / "c.yaml"), "--quiet"]) == 0
+    assert main(["train", "--data", str(demo_corpus), "--out", str(tmp_path / "run"), "--resume",
+                 "--max-steps", "3", "--quiet"]) == 0
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["position"]["step"] == 3
+    wav = tmp_path / "out.wav"
+    assert main(["synth", "--checkpoint", str(tmp_path / "run" / "checkpoints" / "last.pt"), "--text", "hello.",
+                 "--out", str(wav)]) == 0
+    info = sf.info(str(wav))
+    assert info.samplerate == 22050 and info.channels == 1 and info.frames > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--config", "{tmp}/missing.yaml"], "cannot read"),
+        (["--config", "{tmp}/bad.yaml"], "unknown key 'learning_rat'"),
+        (["--warm-start", "{tmp}/none.pt"], "warm-start checkpoint not found"),
+        (["--resume"], "nothing to resume"),
+    ],
+)
+def test_cli_train_bad_input_is_one_line_exit_2(demo_corpus: Path, tmp_path: Path, capsys, args, fragment) -> None:
+    from trainer.cli import main
+
+    (tmp_path / "bad.yaml").write_text("learning_rat: 1e-3\n")
+    code = main(["train", "--data", str(demo_corpus), "--out", str(tmp_path / "run"), "--quiet",
+                 *[a.format(tmp=tmp_path) for a in args]])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert fragment in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "run" / "checkpoints").exists()

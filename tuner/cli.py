@@ -1,0 +1,194 @@
+"""`tuner` commands: run-study, status, best, dashboard, check-space.
+
+Bad input ends with one line ``tuner: error: ...`` on stderr and exit code 2, no traceback,
+and nothing written to any storage. No command prints a storage password.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+def _add_common(p: argparse.ArgumentParser, storage_help: str = "study storage URL (default: SQLite in the home)") -> None:
+    p.add_argument("--storage", default=None, metavar="URL", help=storage_help)
+    p.add_argument("--home", type=Path, default=None, metavar="DIR",
+                   help="tuner home: default storage, MLflow store, runs, demo (default $SMART_TUNER_HOME or "
+                        "./studies)")
+
+
+def _add_run_study(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run-study", help="create or continue a study and run its trials",
+                       description="Create (or continue, or join) an Optuna study over a search space and run "
+                                   "trials, each training in a child process. With no --data and no base "
+                                   "checkpoint, runs the embedded demo (built once under the home).")
+    p.add_argument("--space", required=True, help="search-space YAML (a bare name resolves in search_spaces/)")
+    p.add_argument("--study", default=None, metavar="NAME", help="study name (default: the space's study.name)")
+    _add_common(p, "study storage URL: sqlite:///PATH or postgresql://USER:PASS@HOST/DB "
+                   "(default: SQLite in the home; PostgreSQL for several processes)")
+    p.add_argument("--data", type=Path, default=None, help="corpus (LJSpeech folder or path|text filelist)")
+    p.add_argument("--warm-start", type=Path, default=None, metavar="CKPT",
+                   help="base checkpoint every trial starts from (needed by fine-tuning spaces)")
+    p.add_argument("--trials", type=int, default=None, metavar="N",
+                   help="target number of trials in the study (default: the space's study.n_trials)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="start no new trial after this many seconds")
+    p.add_argument("--max-steps", type=int, default=None, metavar="N", help="per-trial step budget")
+    p.add_argument("--gpus", default=None, metavar="0,1,...", help="run one trial per listed GPU at a time")
+    p.add_argument("--preset", choices=["tiny", "base"], default=None, help="trainer preset (default: the space's)")
+    p.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
+                   help="kill and fail a trial running longer than this")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    p.add_argument("--quiet", action="store_true", help="no live view, no tables")
+    p.set_defaults(run=_run_run_study)
+
+
+def _run_run_study(args: argparse.Namespace) -> int:
+    from tuner.driver import StudyRequest, run_study
+
+    return run_study(StudyRequest(space=args.space, study=args.study, storage=args.storage, data=args.data,
+                                  warm_start=args.warm_start, trials=args.trials, timeout=args.timeout,
+                                  max_steps=args.max_steps, gpus=args.gpus, preset=args.preset, home=args.home,
+                                  trial_timeout=args.trial_timeout, mlflow=not args.no_mlflow, quiet=args.quiet))
+
+
+def _existing_study(args: argparse.Namespace):
+    from tuner.paths import Home
+    from tuner.study import check_storage, load_existing_study, resolve_storage
+
+    url = resolve_storage(args.storage, Home.resolve(args.home))
+    check_storage(url, create_sqlite=False)
+    return load_existing_study(url, args.study)
+
+
+def _add_status(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="print a table of a study's trials")
+    p.add_argument("--study", default=None, metavar="NAME", help="study name (optional when the storage has one)")
+    _add_common(p)
+    p.set_defaults(run=_run_status)
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    from tuner.summary import best_lines, counts_line, trials_table
+
+    study = _existing_study(args)
+    print(f"study {study.study_name!r}")
+    print(trials_table(study))
+    print(counts_line(study))
+    print("\n".join(best_lines(study)))
+    return 0
+
+
+def _add_best(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("best", help="show the best trial and export its config, checkpoint and samples")
+    p.add_argument("--study", default=None, metavar="NAME")
+    _add_common(p)
+    p.add_argument("--export", type=Path, default=None, metavar="DIR",
+                   help="copy config.yaml, best.pt, samples and plots of the best trial(s) into DIR")
+    p.set_defaults(run=_run_best)
+
+
+def _run_best(args: argparse.Namespace) -> int:
+    from tuner.export import export_best
+    from tuner.summary import best_lines
+
+    study = _existing_study(args)
+    print("\n".join(best_lines(study)))
+    if args.export is not None:
+        for line in export_best(study, args.export):
+            print(line)
+    return 0
+
+
+def _add_dashboard(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dashboard", help="serve optuna-dashboard for the study storage (plots and audio included)")
+    _add_common(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(run=_run_dashboard)
+
+
+def _run_dashboard(args: argparse.Namespace) -> int:
+    from optuna.artifacts import FileSystemArtifactStore
+    from optuna_dashboard import run_server
+
+    from tuner.paths import Home
+    from tuner.study import check_storage, mask_url, open_storage, resolve_storage
+
+    home = Home.resolve(args.home)
+    url = resolve_storage(args.storage, home)
+    check_storage(url, create_sqlite=False)
+    storage = open_storage(url, heartbeat=False)  # an object, so the dashboard never prints the URL
+    home.optuna_artifacts.mkdir(parents=True, exist_ok=True)
+    print(f"optuna-dashboard for {mask_url(url)} on http://{args.host}:{args.port}/ "
+          f"(artifacts {home.optuna_artifacts}); Ctrl-C stops it", flush=True)
+    run_server(storage, host=args.host, port=args.port,
+               artifact_store=FileSystemArtifactStore(str(home.optuna_artifacts)))
+    return 0
+
+
+def _add_check_space(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check-space", help="validate a search-space file and describe it")
+    p.add_argument("space", help="search-space YAML (a bare name resolves in search_spaces/)")
+    p.set_defaults(run=_run_check_space)
+
+
+def _run_check_space(args: argparse.Namespace) -> int:
+    from tuner.space import load_space
+
+    space = load_space(args.space)
+    study = space.study
+    print(f"{space.path}: ok")
+    print(f"  study {study.name!r}: {study.objective.describe()}; sampler {study.sampler['name']}; "
+          f"pruner {study.pruner['name']}; {study.n_trials} trials; preset {space.preset}"
+          + (f"; {study.max_steps} steps per trial" if study.max_steps else ""))
+    print(f"  {'fine-tuning (needs a base checkpoint)' if study.fine_tune else 'from scratch'}")
+    for gate in study.gates:
+        print(f"  gate: {gate.describe()}")
+    for spec in space.params:
+        print(f"  {spec.name}: {spec.describe()}")
+    if space.fixed:
+        print("  fixed: " + ", ".join(f"{k}={v}" for k, v in space.fixed.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the `tuner` command."""
+    parser = argparse.ArgumentParser(prog="tuner", description="Optuna studies around the Smart Tuner trainer.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_run_study, _add_status, _add_best, _add_dashboard, _add_check_space):
+        add(sub)
+    return parser
+
+
+def run_guarded(run: Callable[[], int], prog: str = "tuner") -> int:
+    """Return ``run()``'s exit code; known input errors become one line on stderr and exit 2."""
+    from trainer.checkpoint import CheckpointError
+    from trainer.config import ConfigError
+    from trainer.data import CorpusError
+
+    from tuner.errors import TunerError
+
+    try:
+        return run()
+    except (TunerError, ConfigError, CorpusError, CheckpointError, ValueError, FileNotFoundError, KeyError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted (the running trial is failed; run the same command to continue)", file=sys.stderr)
+        return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `tuner` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    return run_guarded(lambda: args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""``run-study`` from arguments to the last table: check everything, then create or join, then optimise.
+
+Order matters: every input (space file, arguments, data, base checkpoint, storage reachability,
+MLflow/Optuna separation) is checked before the study storage, the MLflow store or the demo
+are written, so a bad command leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuner.errors import TrialFailed, TunerError
+from tuner.paths import Home
+from tuner.space import SearchSpace, load_space
+
+# TrainConfig keys that shape the network: a base checkpoint must agree on all of them.
+MODEL_KEYS = ("symbols_embedding_dim", "encoder_embedding_dim", "encoder_n_convolutions", "encoder_kernel_size",
+              "attention_rnn_dim", "attention_dim", "attention_location_n_filters",
+              "attention_location_kernel_size", "prenet_dim", "decoder_rnn_dim", "postnet_embedding_dim",
+              "postnet_kernel_size", "postnet_n_convolutions", "reduction_factor")
+
+
+@dataclass
+class StudyRequest:
+    """The options of ``tuner run-study`` (None: the space's or the default's value)."""
+
+    space: str
+    study: str | None = None
+    storage: str | None = None
+    data: Path | None = None
+    warm_start: Path | None = None
+    trials: int | None = None
+    timeout: float | None = None
+    max_steps: int | None = None
+    gpus: str | None = None
+    preset: str | None = None
+    home: Path | None = None
+    trial_timeout: float | None = None
+    mlflow: bool = True
+    quiet: bool = False
+    demo_plan: object | None = None  # demo.DemoPlan; tests pass a miniature one
+
+
+@dataclass
+class Plan:
+    """A checked request: what will run, where."""
+
+    space: SearchSpace
+    home: Home
+    study_name: str
+    storage_url: str
+    data: Path | None
+    warm_start: Path | None
+    use_demo: bool
+    preset: str
+    max_steps: int
+    val_interval: int
+    n_trials: int
+    gpus: list[str] | None
+    trial_timeout: float | None
+
+
+def parse_gpus(text: str | None) -> list[str] | None:
+    """Return the GPU ids of ``--gpus 0,1`` (None when not given); TunerError on a malformed list."""
+    if text is None:
+        return None
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    if not ids or not all(part.isdigit() for part in ids):
+        raise TunerError(f"--gpus {text!r}: expected GPU numbers separated by commas, e.g. 0,1")
+    if len(set(ids)) != len(ids):
+        raise TunerError(f"--gpus {text!r}: a GPU is listed twice")
+    return ids
+
+
+def check_base_checkpoint(path: Path, config) -> None:
+    """Raise TunerError unless ``path`` is a checkpoint whose network shape matches ``config``."""
+    from trainer.checkpoint import CheckpointError, load_checkpoint
+
+    if not path.is_file():
+        raise TunerError(f"{path}: base checkpoint not found")
+    try:
+        payload = load_checkpoint(path)
+    except CheckpointError as err:
+        raise TunerError(str(err)) from None
+    saved = payload.get("config", {})
+    for key in MODEL_KEYS:
+        if key in saved and saved[key] != getattr(config, key):
+            raise TunerError(f"{path}: the base checkpoint has {key}={saved[key]} but the trials' config has "
+                             f"{getattr(config, key)}; use the preset the base was trained with (--preset)")
+
+
+def check_data(data: Path, config) -> None:
+    """Raise TunerError when the corpus is missing or has problems that block training."""
+    from trainer.data import CorpusError, check_corpus
+
+    if not data.exists():
+        raise TunerError(f"{data}: corpus not found (an LJSpeech folder or a path|text filelist)")
+    try:
+        report = check_corpus(data, lang=config.lang, min_seconds=config.min_seconds, max_seconds=config.max_seconds,
+                              drop_unknown_chars=config.on_unknown_char == "drop")
+    except CorpusError as err:
+        raise TunerError(str(err)) from None
+    if report.blocking and not config.skip_bad_items:
+        raise TunerError(f"{data}: {len(report.blocking)} blocking problem(s), first: {report.blocking[0].line()} "
+                         "(see `trainer check-data`)")
+    if len(report.usable) <= config.val_size:
+        raise TunerError(f"{data}: {len(report.usable)} usable utterances, not enough for a validation set of "
+                         f"{config.val_size} plus training")
+
+
+def make_plan(request: StudyRequest) -> Plan:
+    """Return the checked plan of ``request``; TunerError/SpaceError name the first problem. Writes nothing."""
+    from tuner.study import resolve_storage
+
+    space = load_space(request.space)
+    home = Home.resolve(request.home)
+    for name, value in (("--trials", request.trials), ("--max-steps", request.max_steps)):
+        if value is not None and value < 1:
+            raise TunerError(f"{name} must be >= 1, got {value}")
+    for name, value in (("--timeout", request.timeout), ("--trial-timeout", request.trial_timeout)):
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise TunerError(f"{name} must be a positive number of seconds, got {value}")
+    preset = request.preset or space.preset
+    gpus = parse_gpus(request.gpus)
+    storage_url = resolve_storage(request.storage, home)
+    sample_config = space.build_config(space.defaults_or_low(), preset_name=preset, max_steps=request.max_steps)
+    warm_start = request.warm_start or space.study.warm_start
+    data = request.data
+    use_demo = data is None and warm_start is None
+    if space.study.fine_tune and warm_start is None and not use_demo:
+        lr = next((p for p in space.params if "learning_rate" in p.targets), None)
+        rates = f" (learning rate {lr.low:g}..{lr.high:g})" if lr is not None and lr.low is not None else ""
+        raise TunerError(f"{space.path.name} is a fine-tuning space{rates}: its trials must warm-start from a "
+                         "trained base checkpoint; give --warm-start CKPT (or study.warm_start in the space), "
+                         "or leave out --data for the embedded demo")
+    if data is None and warm_start is not None:
+        raise TunerError("--warm-start needs --data: the corpus of the voice to fine-tune on")
+    if data is not None:
+        check_data(Path(data), sample_config)
+    if warm_start is not None:
+        check_base_checkpoint(Path(warm_start), sample_config)
+    if gpus:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise TunerError("--gpus given but no CUDA device is visible")
+        visible = torch.cuda.device_count()
+        if any(int(g) >= visible for g in gpus) and "CUDA_VISIBLE_DEVICES" not in __import__("os").environ:
+            raise TunerError(f"--gpus {request.gpus}: only {visible} GPU(s) visible")
+    return Plan(space=space, home=home, study_name=request.study or space.study.name, storage_url=storage_url,
+                data=None if data is None else Path(data).resolve(),
+                warm_start=None if warm_start is None else Path(warm_start).resolve(), use_demo=use_demo,
+                preset=preset, max_steps=sample_config.max_steps, val_interval=sample_config.val_interval,
+                n_trials=request.trials or space.study.n_trials, gpus=gpus,
+                trial_timeout=request.trial_timeout or space.study.trial_timeout)
+
+
+def run_study(request: StudyRequest) -> int:
+    """Run ``tuner run-study``; return the exit code (0 also when trials were pruned or failed)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from tuner.runner import LiveView, TrialRunner
+    from tuner.study import check_storage, describe_pruner, mask_url, open_study
+    from tuner.summary import best_lines, counts_line, trials_table
+
+    plan = make_plan(request)
+    space = plan.space
+    check_storage(plan.storage_url)
+    if request.mlflow:
+        from tuner.tracking import check_separate, tracking_uri
+
+        check_separate(tracking_uri(plan.home), plan.storage_url)
+    say = (lambda line: None) if request.quiet else (lambda line: print(line, flush=True))
+
+    data, warm_start = plan.data, plan.warm_start
+    if plan.use_demo:
+        from tuner.demo import ensure_demo
+
+        assets = ensure_demo(plan.home, request.demo_plan, need_base=space.study.fine_tune, say=say,
+                             show_progress=not request.quiet)
+        if space.study.fine_tune:
+            data, warm_start = assets.voice_corpus, assets.base_checkpoint
+            check_base_checkpoint(warm_start, space.build_config(space.defaults_or_low(), preset_name=plan.preset,
+                                                                 max_steps=plan.max_steps))
+        else:
+            data = assets.base_corpus
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the live view reports trials; Optuna's lines repeat them
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    opened = open_study(space, plan.study_name, plan.storage_url, plan.max_steps, plan.val_interval)
+    study = opened.study
+    view = LiveView(study, quiet=request.quiet)
+    tracker = None
+    if request.mlflow:
+        from tuner.tracking import StudyTracker
+
+        tracker = StudyTracker.open(plan.home, study, space, plan.storage_url,
+                                    {"max_steps": plan.max_steps, "n_trials": plan.n_trials,
+                                     "data": str(data), "warm_start": str(warm_start) if warm_start else "none"})
+    say(f"study {plan.study_name!r} ({'new' if opened.created else 'continued'}) in {mask_url(plan.storage_url)}")
+    say(f"  space {space.path.name}: {space.study.objective.describe()}; {len(space.params)} parameters; "
+        f"{plan.max_steps} steps per trial; preset {plan.preset}")
+    say(f"  pruner {describe_pruner(space)}; gates: "
+        + ("; ".join(g.describe() for g in space.study.gates) or "none"))
+    say(f"  data {data}" + (f"; warm start from {warm_start}" if warm_start else "; from scratch"))
+
+    runner = TrialRunner(space=space, study=study, home=plan.home, storage_url=plan.storage_url, data=Path(data),
+                         warm_start=warm_start, preset=plan.preset, max_steps=plan.max_steps,
+                         val_interval=plan.val_interval, trial_timeout=plan.trial_timeout,
+                         stall_timeout=space.study.stall_timeout, view=view, tracker=tracker, gpus=plan.gpus)
+    finished_states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+    def taken() -> int:
+        # Trials that count toward the target: finished ones and those other workers are running.
+        return len(study.get_trials(deepcopy=False, states=(*finished_states, TrialState.RUNNING)))
+
+    def stop_at_target(study_, trial_) -> None:
+        if taken() >= plan.n_trials:
+            study_.stop()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trials: failed now, retried once
+    remaining = plan.n_trials - taken()
+    if remaining <= 0:
+        say(f"the study already has {taken()} trials (target {plan.n_trials}); raise --trials to run more")
+    else:
+        say(f"running up to {remaining} trial(s) (target {plan.n_trials} in the study)"
+            + (f" on GPUs {','.join(plan.gpus)}" if plan.gpus else ""))
+        try:
+            study.optimize(runner, n_trials=remaining, timeout=request.timeout,
+                           n_jobs=len(plan.gpus) if plan.gpus else 1, catch=(TrialFailed,),
+                           callbacks=[stop_at_target])
+        finally:
+            if tracker is not None:
+                try:
+                    tracker.finish_study(study)
+                except Exception as err:  # the study's results are safe in Optuna; say and go on
+                    print(f"tuner: mlflow: could not close the study run ({err})", file=sys.stderr)
+    if not request.quiet:
+        print()
+        print(trials_table(study))
+        print(counts_line(study))
+        print("\n".join(best_lines(study)))
+    return 0

@@ -1,0 +1,79 @@
+"""What the parent hands a trial's child process (``job.json``) and what the child hands back (``outcome.json``).
+
+The storage URL is not in the job file: it travels in the child's environment
+(``SMART_TUNER_STORAGE_URL``), so a password is never written to disk.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STORAGE_ENV = "SMART_TUNER_STORAGE_URL"
+
+
+@dataclass
+class TrialJob:
+    """Everything the child needs to run one trial."""
+
+    study_name: str
+    trial_id: int
+    trial_number: int
+    run_dir: str
+    data: str
+    config: dict[str, Any]  # the full TrainConfig
+    warm_start: str | None
+    objective_metrics: list[str]
+    objective_directions: list[str]
+    gates: list[dict[str, Any]]
+    pruner: dict[str, Any]  # the space's pruner section
+    val_interval: int
+    max_steps: int
+    samples: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, path: Path) -> None:
+        """Write the job as JSON to ``path``."""
+        from trainer.fileio import atomic_write_text
+
+        atomic_write_text(path, json.dumps(asdict(self), indent=1, sort_keys=True))
+
+    @classmethod
+    def read(cls, path: Path) -> "TrialJob":
+        """Return the job stored at ``path``."""
+        return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+@dataclass
+class Outcome:
+    """How a trial ended, written by the child: complete (values), pruned (reason) or failed (reason)."""
+
+    state: str  # "complete" | "pruned" | "failed"
+    values: list[float] | None = None
+    reason: str | None = None
+    step: int | None = None
+    best_step: int | None = None
+    media: list[str] = field(default_factory=list)  # files in run_dir/media for MLflow and the dashboard
+
+    def write(self, path: Path) -> None:
+        """Write the outcome as JSON to ``path`` atomically (the parent never reads half a file)."""
+        from trainer.fileio import atomic_write_text
+
+        # NaN is not JSON: store it as null and let the parent treat it as not finite.
+        data = asdict(self)
+        if data["values"] is not None:
+            data["values"] = [v if v == v and abs(v) != float("inf") else None for v in data["values"]]
+        atomic_write_text(path, json.dumps(data, indent=1))
+
+    @classmethod
+    def read(cls, path: Path) -> "Outcome | None":
+        """Return the outcome at ``path``, or None when the child left none (it crashed or was killed)."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if data.get("values") is not None:
+            data["values"] = [float("nan") if v is None else float(v) for v in data["values"]]
+        return cls(**data)

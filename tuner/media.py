@@ -1,0 +1,123 @@
+"""Pictures and sounds of a finished trial: alignment and mel plots (PNG), synthesised samples (WAV).
+
+Runs in the trial's child process after training, from the run's checkpoints and the held-out
+validation utterances (the same split the trainer validates on), so the pictures show what
+the metrics measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class TrialMedia:
+    """Files made for one trial (paths inside ``run_dir/media``)."""
+
+    plots: list[Path]
+    samples: list[Path]
+
+    def all(self) -> list[Path]:
+        """Return every file, plots first."""
+        return [*self.plots, *self.samples]
+
+
+def _held_out(config, data: str | Path, count: int):
+    """Return up to ``count`` (utterance, example) pairs of the validation split."""
+    from trainer.data import FeatureCache, TTSDataset, check_corpus, split_train_val
+
+    report = check_corpus(data, lang=config.lang, min_seconds=config.min_seconds, max_seconds=config.max_seconds,
+                          drop_unknown_chars=config.on_unknown_char == "drop")
+    _, val_items = split_train_val(report.usable, config.val_size)
+    items = val_items[:count] or report.usable[:count]
+    dataset = TTSDataset(items, FeatureCache(config.cache_dir, config.peak_normalize), config.lang,
+                         config.on_unknown_char)
+    return list(zip(items, dataset.examples))
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display in workers or CI
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_alignment(att: torch.Tensor, path: Path, title: str) -> Path:
+    """Write the attention matrix ``att`` (decoder steps, tokens) as a PNG at ``path``; return it."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 4.5))
+    image = ax.imshow(att.T.numpy(), aspect="auto", origin="lower", interpolation="none", vmin=0.0)
+    ax.set_xlabel("decoder step")
+    ax.set_ylabel("text token")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def plot_mels(target: torch.Tensor, predicted: torch.Tensor, path: Path, title: str) -> Path:
+    """Write target and predicted log-mels (80, frames) one above the other as a PNG; return the path."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, 1, figsize=(8.0, 5.0), sharex=True)
+    for ax, mel, name in zip(axes, (target, predicted), ("target", "predicted (postnet, teacher-forced)")):
+        image = ax.imshow(mel.numpy(), aspect="auto", origin="lower", interpolation="none")
+        ax.set_ylabel(f"{name}\nmel band", fontsize=8)
+        fig.colorbar(image, ax=ax)
+    axes[-1].set_xlabel("frame")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+@torch.no_grad()
+def make_trial_media(run_dir: str | Path, data: str | Path, checkpoint: str | Path, samples: int,
+                     label: str) -> TrialMedia:
+    """Make the plots of ``checkpoint`` on the first held-out utterance, and ``samples`` synthesised WAVs.
+
+    Plots: ``alignment.png`` (teacher-forced attention, with its diagonality) and ``mel.png``
+    (target vs predicted). Samples: ``sample-K.wav`` plus ``sample-K-alignment.png``
+    (free-running), decoding at most twice the reference length so an unaligned model ends quickly.
+    """
+    from trainer.audio import write_wav
+    from trainer.data import collate
+    from trainer.infer import load_model, synthesize
+    from trainer.metrics import alignment_metrics
+
+    out = Path(run_dir) / "media"
+    out.mkdir(parents=True, exist_ok=True)
+    model, config = load_model(checkpoint, "cpu")
+    held_out = _held_out(config, data, max(1, samples))
+    item, example = held_out[0]
+    batch = collate([example], config.reduction_factor)
+    result = model(batch.text, batch.text_lens, batch.mels, 1.0)
+    steps, tokens = int(batch.out_lens[0]), int(batch.text_lens[0])
+    att = result.att[0, :steps, :tokens].float()
+    figures = alignment_metrics(result.att.float(), batch.text_lens, batch.out_lens)
+    plots = [plot_alignment(att, out / "alignment.png",
+                            f"{label} - teacher-forced, {item.id}: diagonality {figures['diagonality']:.2f}, "
+                            f"focus {figures['focus']:.2f}")]
+    frames = int(batch.mel_lens[0])
+    plots.append(plot_mels(batch.mels[0, :, :frames], result.mel_post[0, :, :frames].float(), out / "mel.png",
+                           f"{label} - {item.id}"))
+    wavs: list[Path] = []
+    for k, (item, example) in enumerate(held_out[:samples], start=1):
+        limit = 2 * (example.mel.shape[-1] // config.reduction_factor + 1) + 10
+        synthesis = synthesize(model, config, item.text, max_decoder_steps=limit)
+        wav_path = out / f"sample-{k}.wav"
+        write_wav(wav_path, synthesis.wav)
+        wavs.append(wav_path)
+        stop = "hit max steps" if synthesis.hit_max else "stopped"
+        plots.append(plot_alignment(synthesis.alignment, out / f"sample-{k}-alignment.png",
+                                    f"{label} - free-running: {item.text[:60]!r} ({stop})"))
+    return TrialMedia(plots, wavs)

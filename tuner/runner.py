@@ -1,0 +1,327 @@
+"""One trial = one child process; the parent stays inside ``study.optimize()``.
+
+The objective the parent gives Optuna samples the parameters, builds the trainer config,
+starts ``python -m tuner.trial_worker`` and supervises it: it tails the run's
+``metrics.jsonl`` (live view, MLflow metrics), kills the child when it runs past its time
+limit or stalls, and turns the child's outcome into Optuna's trial state. So a crash, an
+out-of-memory error or a hung trial fails that trial only, with its reason on the trial, and
+Optuna's heartbeat (which runs only inside ``optimize``) keeps the trial marked alive.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from tuner.errors import TrialFailed
+from tuner.job import STORAGE_ENV, Outcome, TrialJob
+from tuner.paths import Home
+from tuner.space import SearchSpace, suggest
+from tuner.study import worker_id
+
+# Files a finished trial shows on the dashboard (Optuna artifacts): the alignment and one sample.
+DASHBOARD_FILES = ("alignment.png", "sample-1.wav")
+
+
+class MetricsTail:
+    """Reads the records appended to a run's ``metrics.jsonl`` since the last call (whole lines only)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.seen_any = False
+
+    def read_new(self) -> list[dict[str, Any]]:
+        """Return the new complete records (the trainer writes each line in one call)."""
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self.offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        records = []
+        for line in chunk[: end + 1].splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        self.seen_any = self.seen_any or bool(records)
+        return records
+
+
+class LiveView:
+    """Line-based live view: a line per trial start, validation and end, with the study's counts."""
+
+    def __init__(self, study, stream: TextIO | None = None, quiet: bool = False) -> None:
+        self.study = study
+        self.stream = stream or sys.stdout
+        self.quiet = quiet
+        self.lock = threading.Lock()
+
+    def say(self, line: str) -> None:
+        """Print one line (thread-safe; several trials may run at once with --gpus)."""
+        if self.quiet:
+            return
+        with self.lock:
+            print(line, file=self.stream, flush=True)
+
+    def counts(self) -> str:
+        """Return ``done N, pruned N, failed N, running N; best #K VALUE`` for the whole study."""
+        from optuna.trial import TrialState
+
+        trials = self.study.get_trials(deepcopy=False)
+        count = {s: sum(t.state == s for t in trials) for s in TrialState}
+        text = (f"done {count[TrialState.COMPLETE]}, pruned {count[TrialState.PRUNED]}, "
+                f"failed {count[TrialState.FAIL]}, running {count[TrialState.RUNNING]}")
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        if complete and len(self.study.directions) == 1:
+            best = self.study.best_trial
+            text += f"; best #{best.number} {best.value:.4f}"
+        elif complete:
+            text += f"; Pareto front {len(self.study.best_trials)} trial(s)"
+        return text
+
+    def started(self, number: int, params: dict[str, Any], where: str) -> None:
+        """Announce a trial and its parameters."""
+        shown = " ".join(f"{k}={_short(v)}" for k, v in params.items())
+        self.say(f"trial {number} started on {where}: {shown}")
+
+    def validation(self, number: int, step: int, max_steps: int, record: dict[str, Any]) -> None:
+        """Show one validation of a running trial."""
+        keys = (("val_mel_postnet_l1", "mel_l1"), ("tf_diagonality", "diag"), ("tf_focus", "focus"),
+                ("tf_gate_balanced_accuracy", "gate_ba"))
+        figures = "  ".join(f"{short} {record[key]:.3f}" for key, short in keys if key in record)
+        self.say(f"  trial {number} step {step}/{max_steps}: {figures}")
+
+    def finished(self, number: int, state: str, detail: str) -> None:
+        """Show how a trial ended, then the study's counts."""
+        self.say(f"trial {number} {state} {detail} | {self.counts()}")
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+@dataclass
+class TrialRunner:
+    """The study's objective: runs each trial in a child process. Thread-safe (one trial per GPU)."""
+
+    space: SearchSpace
+    study: Any
+    home: Home
+    storage_url: str
+    data: Path
+    warm_start: Path | None
+    preset: str
+    max_steps: int
+    val_interval: int
+    trial_timeout: float | None
+    stall_timeout: float | None
+    view: LiveView
+    tracker: Any = None  # tracking.StudyTracker | None
+    gpus: list[str] | None = None
+    poll_seconds: float = 0.5
+    _pool: "queue.Queue[str] | None" = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if self.gpus:
+            self._pool = queue.Queue()
+            for gpu in self.gpus:
+                self._pool.put(gpu)
+
+    # ------------------------------------------------------------------ the objective
+
+    def __call__(self, trial) -> float | list[float]:
+        """Run one trial; return its objective value(s), or raise TrialPruned / TrialFailed."""
+        import optuna
+
+        gpu = self._pool.get() if self._pool is not None else None
+        try:
+            params = suggest(trial, self.space)
+            config = self.space.build_config(params, preset_name=self.preset, max_steps=self.max_steps)
+            run_dir = self._run_dir(trial.number)
+            where = f"GPU {gpu}" if gpu is not None else "this machine"
+            trial.set_user_attr("worker", worker_id())
+            trial.set_user_attr("run_dir", str(run_dir))
+            if gpu is not None:
+                trial.set_user_attr("gpu", gpu)
+            run_id = None
+            if self.tracker is not None:
+                run_id = self.tracker.start_trial(trial.number, params, config.to_dict(),
+                                                  {"worker": worker_id(), "run_dir": str(run_dir)})
+                trial.set_user_attr("mlflow_run_id", run_id)
+                trial.set_user_attr("mlflow_experiment_id", self.tracker.experiment_id)
+                trial.set_user_attr("mlflow_run", self.tracker.run_link(run_id))
+            self.view.started(trial.number, params, where)
+            job = TrialJob(study_name=self.study.study_name, trial_id=trial._trial_id, trial_number=trial.number,
+                           run_dir=str(run_dir), data=str(self.data), config=config.to_dict(),
+                           warm_start=None if self.warm_start is None else str(self.warm_start),
+                           objective_metrics=list(self.space.study.objective.metrics),
+                           objective_directions=list(self.space.study.objective.directions),
+                           gates=[vars(g) for g in self.space.study.gates], pruner=dict(self.space.study.pruner),
+                           val_interval=config.val_interval, max_steps=config.max_steps,
+                           samples=self.space.study.samples, params=params)
+            outcome = self._supervise(job, run_dir, gpu, run_id)
+            return self._conclude(trial, outcome, run_dir, run_id)
+        finally:
+            if gpu is not None:
+                self._pool.put(gpu)
+
+    def _run_dir(self, number: int) -> Path:
+        base = self.home.trial_dir(self.study.study_name, number)
+        chosen, k = base, 1
+        # A folder left by an older study of the same name (storage deleted, home kept): do not mix runs.
+        while chosen.exists():
+            k += 1
+            chosen = base.with_name(f"{base.name}-{k}")
+        chosen.mkdir(parents=True)
+        return chosen
+
+    # ------------------------------------------------------------------ the child
+
+    def _supervise(self, job: TrialJob, run_dir: Path, gpu: str | None, run_id: str | None) -> Outcome:
+        """Run the child to its end (or kill it) and return its outcome; stream its metrics meanwhile."""
+        job_path, outcome_path = run_dir / "job.json", run_dir / "outcome.json"
+        job.write(job_path)
+        env = dict(os.environ)
+        env[STORAGE_ENV] = self.storage_url
+        env["PYTHONUNBUFFERED"] = "1"
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu  # the child sees only its GPU, as cuda:0
+        tail = MetricsTail(run_dir / "metrics.jsonl")
+        killed_reason: str | None = None
+        with (run_dir / "worker.log").open("ab") as log:
+            # A session of its own: a timeout kills the child's whole process group, never ours.
+            process = subprocess.Popen([sys.executable, "-m", "tuner.trial_worker", str(job_path),
+                                        str(outcome_path)], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                       start_new_session=True)
+            started = last_progress = time.monotonic()
+            try:
+                while True:
+                    try:
+                        process.wait(timeout=self.poll_seconds)
+                        break
+                    except subprocess.TimeoutExpired:
+                        pass
+                    now = time.monotonic()
+                    if self._stream(tail, job, run_id):
+                        last_progress = now
+                    if self.trial_timeout is not None and now - started > self.trial_timeout:
+                        killed_reason = f"timed out: still running after {self.trial_timeout:g} s (worker killed)"
+                    elif (self.stall_timeout is not None and tail.seen_any
+                          and now - last_progress > self.stall_timeout):
+                        killed_reason = (f"stalled: no training progress for {self.stall_timeout:g} s "
+                                         "(worker killed)")
+                    if killed_reason:
+                        _kill(process)
+                        break
+            except BaseException:
+                _kill(process)  # Ctrl-C or an error here: never leave an orphan trainer behind
+                raise
+        self._stream(tail, job, run_id)
+        if killed_reason:
+            return Outcome("failed", reason=killed_reason)
+        outcome = Outcome.read(outcome_path)
+        if outcome is None:
+            code = process.returncode
+            how = (f"killed by signal {signal.Signals(-code).name}" if code < 0 and -code in signal.valid_signals()
+                   else f"exited with status {code}")
+            hint = " (out of memory?)" if code == -signal.SIGKILL else ""
+            last = _last_line(run_dir / "worker.log")
+            return Outcome("failed", reason=f"worker {how}{hint} without an outcome" + (f"; last output: {last}"
+                                                                                        if last else ""))
+        return outcome
+
+    def _stream(self, tail: MetricsTail, job: TrialJob, run_id: str | None) -> bool:
+        """Forward new metrics records to MLflow and the live view; return True when there were any."""
+        records = tail.read_new()
+        if not records:
+            return False
+        if self.tracker is not None and run_id is not None:
+            try:
+                self.tracker.log_records(run_id, records)
+            except Exception as err:  # MLflow trouble must not kill a training trial
+                self.view.say(f"  mlflow: could not log metrics of trial {job.trial_number} ({err})")
+        for record in records:
+            if record.get("kind") == "val":
+                self.view.validation(job.trial_number, int(record["step"]), job.max_steps, record)
+        return True
+
+    # ------------------------------------------------------------------ the verdict
+
+    def _conclude(self, trial, outcome: Outcome, run_dir: Path, run_id: str | None) -> float | list[float]:
+        import optuna
+
+        media = [Path(p) for p in outcome.media]
+        if outcome.state in ("complete", "pruned"):
+            files = [p for p in media if p.name in DASHBOARD_FILES]
+            try:
+                from tuner.tracking import upload_trial_artifacts
+
+                upload_trial_artifacts(self.home, trial, files)
+            except Exception as err:
+                self.view.say(f"  artifacts: could not store the plots of trial {trial.number} ({err})")
+        state = {"complete": "COMPLETE", "pruned": "PRUNED"}.get(outcome.state, "FAIL")
+        if self.tracker is not None and run_id is not None:
+            files = [(p, "plots" if p.suffix == ".png" else "samples") for p in media]
+            files.append((run_dir / "config.yaml", "config"))
+            try:
+                self.tracker.finish_trial(run_id, state, outcome.reason, outcome.values, files)
+            except Exception as err:
+                self.view.say(f"  mlflow: could not finish the run of trial {trial.number} ({err})")
+        if outcome.state == "complete":
+            values = outcome.values or []
+            if not values or not all(math.isfinite(v) for v in values):
+                reason = "objective not finite at the end of training"
+                trial.set_user_attr("fail_reason", reason)
+                self.view.finished(trial.number, "FAILED", reason)
+                raise TrialFailed(reason)
+            if outcome.best_step is not None:
+                trial.set_user_attr("best_step", outcome.best_step)
+            shown = ", ".join(f"{m} {v:.4f}" for m, v in zip(self.space.study.objective.metrics, values))
+            self.view.finished(trial.number, "COMPLETE", f"{shown} (step {outcome.step})")
+            return values[0] if len(values) == 1 else values
+        if outcome.state == "pruned":
+            trial.set_user_attr("prune_reason", outcome.reason)
+            self.view.finished(trial.number, "PRUNED", f"at step {outcome.step}: {outcome.reason}")
+            raise optuna.TrialPruned(outcome.reason)
+        trial.set_user_attr("fail_reason", outcome.reason)
+        self.view.finished(trial.number, "FAILED", outcome.reason or "")
+        raise TrialFailed(outcome.reason)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    """Kill the child's process group and reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    except OSError:
+        return ""
+    lines = [line for line in lines if line]
+    return lines[-1][:300] if lines else ""

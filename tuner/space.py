@@ -1,0 +1,699 @@
+"""Search-space files: YAML -> validated ``SearchSpace`` -> Optuna distributions and trainer configs.
+
+A space file has four top-level keys (see ``search_spaces/README.md`` for the full format):
+
+``study``
+    name, objective, sampler, pruner, n_trials, max_steps (per-trial step budget),
+    quality gates, fine_tune / warm_start, trial_timeout, stall_timeout, samples.
+``preset``
+    the trainer preset the trials start from (``tiny`` or ``base``).
+``fixed``
+    TrainConfig keys every trial gets (validated by the trainer's own ``config_from_dict``).
+``params``
+    the searched parameters. A parameter sets the TrainConfig key of its own name, or
+    the keys listed in ``targets`` (``dropout: {targets: [prenet_dropout]}``).
+
+Everything is checked before anything is written: a problem raises ``SpaceError`` with
+``file:line: key.path: problem`` (the line comes from the YAML parser's nodes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tuner.errors import SpaceError
+
+SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+
+QUALITY = "quality"  # the tuner's own score, see ``reporting.quality_score``
+_METRIC_NAME = re.compile(r"^(val_[a-z0-9_]+|tf_[a-z0-9_]+|train_loss|quality)$")
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "nsgaii")
+PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "threshold", "none")
+
+_TOP_KEYS = {"study", "preset", "fixed", "params", "description"}
+_STUDY_KEYS = {"name", "objective", "direction", "sampler", "pruner", "n_trials", "max_steps", "gates",
+               "fine_tune", "warm_start", "enqueue_defaults", "trial_timeout", "stall_timeout", "samples"}
+_PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "default", "targets"}
+_GATE_KEYS = {"metric", "min", "max", "after_step", "after_fraction"}
+_OBJECTIVE_KEYS = {"metric", "direction"}
+_DIRECTIONS = ("minimize", "maximize")
+
+
+# --------------------------------------------------------------------------- spec types
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One searched parameter; ``targets`` are the TrainConfig keys its value is written to."""
+
+    name: str
+    kind: str  # "float" | "int" | "categorical"
+    targets: tuple[str, ...]
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple[Any, ...] = ()
+    default: Any = None
+    has_default: bool = False
+
+    def distribution(self):
+        """Return the Optuna distribution of this parameter."""
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        if self.kind == "float":
+            return FloatDistribution(float(self.low), float(self.high), log=self.log,
+                                     step=None if self.step is None else float(self.step))
+        if self.kind == "int":
+            return IntDistribution(int(self.low), int(self.high), log=self.log,
+                                   step=1 if self.step is None else int(self.step))
+        return CategoricalDistribution(list(self.choices))
+
+    def describe(self) -> str:
+        """Return a short human description, e.g. ``float 1e-06..5e-05 log (default 1e-05)``."""
+        if self.kind == "categorical":
+            text = f"one of {list(self.choices)}"
+        else:
+            text = f"{self.kind} {self.low:g}..{self.high:g}" + (" log" if self.log else "") + (
+                f" step {self.step:g}" if self.step is not None else "")
+        if self.has_default:
+            shown = f"{self.default:g}" if _is_number(self.default) else repr(self.default)
+            text += f" (default {shown})"
+        if self.targets != (self.name,):
+            text += f" -> {', '.join(self.targets)}"
+        return text
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A quality gate: prune when ``metric`` is below ``min`` (or above ``max``) from a step on.
+
+    The gate starts at ``after_step``, or at ``after_fraction`` of the trial's step budget.
+    """
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+    after_step: int | None = None
+    after_fraction: float | None = None
+
+    def start_step(self, max_steps: int) -> int:
+        """Return the first step (optimiser steps) at which this gate is checked."""
+        if self.after_fraction is not None:
+            return int(math.ceil(self.after_fraction * max_steps))
+        return self.after_step or 0
+
+    def violation(self, step: int, metrics: dict[str, float], max_steps: int) -> str | None:
+        """Return the prune reason when ``metrics`` at ``step`` fail this gate, else None."""
+        if step < self.start_step(max_steps) or self.metric not in metrics:
+            return None
+        value = metrics[self.metric]
+        since = f"from step {self.start_step(max_steps)}"
+        if not math.isfinite(value):
+            return f"quality gate: {self.metric} is {value} at step {step}"
+        if self.min is not None and value < self.min:
+            return f"quality gate: {self.metric} {value:.3f} < {self.min:g} at step {step} ({since})"
+        if self.max is not None and value > self.max:
+            return f"quality gate: {self.metric} {value:.3f} > {self.max:g} at step {step} ({since})"
+        return None
+
+    def describe(self) -> str:
+        """Return e.g. ``tf_diagonality >= 0.5 from step 200``."""
+        bounds = " and ".join(part for part in (f">= {self.min:g}" if self.min is not None else "",
+                                                f"<= {self.max:g}" if self.max is not None else "") if part)
+        when = (f"from {self.after_fraction:.0%} of the budget" if self.after_fraction is not None
+                else f"from step {self.after_step or 0}")
+        return f"{self.metric} {bounds} {when}"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a trial returns: one metric (single objective) or several (multi-objective, Pareto front)."""
+
+    metrics: tuple[str, ...]
+    directions: tuple[str, ...]
+
+    @property
+    def multi(self) -> bool:
+        """True when the study optimises more than one value (Optuna's pruning is then off)."""
+        return len(self.metrics) > 1
+
+    def describe(self) -> str:
+        """Return e.g. ``minimize val_mel_postnet_l1``."""
+        return ", ".join(f"{d} {m}" for m, d in zip(self.metrics, self.directions))
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """The ``study:`` section: how the study runs."""
+
+    name: str
+    objective: Objective
+    sampler: dict[str, Any]  # {"name": ..., **kwargs}
+    pruner: dict[str, Any]  # {"name": ..., "patience": int | None, "min_delta": float, **kwargs}
+    n_trials: int = 20
+    max_steps: int | None = None  # None: the preset's max_steps
+    gates: tuple[Gate, ...] = ()
+    fine_tune: bool = False
+    warm_start: Path | None = None
+    enqueue_defaults: bool = True
+    trial_timeout: float | None = None  # seconds of wall time per trial; None: no limit
+    stall_timeout: float | None = 1800.0  # seconds without a new metrics line once training runs
+    samples: int = 2  # synthesised wav samples per finished trial
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search-space file."""
+
+    path: Path
+    study: StudySpec
+    preset: str
+    fixed: dict[str, Any]
+    params: tuple[ParamSpec, ...]
+    text: str = field(default="", repr=False)  # the file as read (logged to MLflow)
+
+    def distributions(self) -> dict[str, Any]:
+        """Return ``{param name: Optuna distribution}`` in file order."""
+        return {p.name: p.distribution() for p in self.params}
+
+    def defaults(self) -> dict[str, Any]:
+        """Return the parameters that declare a default (enqueued as the study's first trial)."""
+        return {p.name: p.default for p in self.params if p.has_default}
+
+    def fingerprint(self) -> str:
+        """Return a stable text of the searched distributions and objective (stored on the study)."""
+        import json
+
+        from optuna.distributions import distribution_to_json
+
+        spec = {"params": {n: distribution_to_json(d) for n, d in self.distributions().items()},
+                "objective": list(zip(self.study.objective.metrics, self.study.objective.directions))}
+        return json.dumps(spec, sort_keys=True)
+
+    def overrides(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Return the TrainConfig overrides of ``params`` (each value written to its targets)."""
+        out: dict[str, Any] = {}
+        by_name = {p.name: p for p in self.params}
+        for name, value in params.items():
+            for target in by_name[name].targets:
+                out[target] = value
+        return out
+
+    def build_config(self, params: dict[str, Any], *, preset_name: str | None = None,
+                     max_steps: int | None = None):
+        """Return the TrainConfig of one trial: preset, then ``fixed``, then ``params``, then the step budget."""
+        from trainer.config import preset
+
+        base = preset(preset_name or self.preset)
+        values = {**self.fixed, **self.overrides(params)}
+        budget = max_steps or self.study.max_steps
+        if budget is not None:
+            values["max_steps"] = budget
+        return base.replace(**values)
+
+    def budget(self, preset_name: str | None = None, max_steps: int | None = None) -> int:
+        """Return the per-trial step budget: ``max_steps``, else the space's, else the preset's (steps)."""
+        return self.build_config(self.defaults_or_low(), preset_name=preset_name, max_steps=max_steps).max_steps
+
+    def defaults_or_low(self) -> dict[str, Any]:
+        """Return one valid parameter set: each default, else the low bound or first choice."""
+        return {p.name: p.default if p.has_default else (p.choices[0] if p.kind == "categorical" else p.low)
+                for p in self.params}
+
+
+# --------------------------------------------------------------------------- YAML with line numbers
+
+
+class _Located:
+    """Line numbers of every key and list item of a YAML document, addressed by key path."""
+
+    def __init__(self, path: Path, lines: dict[tuple, int]) -> None:
+        self.path = path
+        self.lines = lines
+
+    def line(self, keys: tuple) -> int | None:
+        """Return the line of ``keys`` or of its nearest located parent."""
+        while keys:
+            if keys in self.lines:
+                return self.lines[keys]
+            keys = keys[:-1]
+        return None
+
+    def error(self, keys: tuple, problem: str) -> SpaceError:
+        """Return a SpaceError reading ``file:line: a.b.c: problem``."""
+        line = self.line(keys)
+        where = f"{self.path}:{line}" if line is not None else f"{self.path}"
+        dotted = ".".join(str(k) for k in keys)
+        return SpaceError(f"{where}: {dotted}: {problem}" if dotted else f"{where}: {problem}")
+
+
+def _load_yaml(path: Path) -> tuple[Any, _Located, str]:
+    """Return (data, line index, text) of a YAML file; SpaceError on unreadable or invalid YAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpaceError(f"{path}: search-space file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpaceError(f"{path}: cannot read ({getattr(err, 'strerror', None) or err})") from None
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise SpaceError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err})") from None
+    located = _Located(path, {})
+    if node is not None:
+        _index(node, (), located)
+    return data, located, text
+
+
+def _index(node: yaml.Node, keys: tuple, located: _Located) -> None:
+    """Record the line of every mapping key and sequence item under ``node``; reject duplicate keys."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            child = keys + (key,)
+            if key in seen:
+                located.lines[child] = key_node.start_mark.line + 1
+                raise located.error(child, "duplicate key")
+            seen.add(key)
+            located.lines[child] = key_node.start_mark.line + 1
+            _index(value_node, child, located)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            located.lines[keys + (i,)] = item.start_mark.line + 1
+            _index(item, keys + (i,), located)
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _mapping(value: Any, keys: tuple, loc: _Located, allowed: set[str] | None = None) -> dict:
+    if not isinstance(value, dict):
+        raise loc.error(keys, f"expected a mapping, got {type(value).__name__}")
+    if allowed is not None:
+        for key in value:
+            if key not in allowed:
+                raise loc.error(keys + (key,), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+    return value
+
+
+def _number(value: Any, keys: tuple, loc: _Located, *, integer: bool = False, positive: bool = False,
+            minimum: float | None = None) -> float | int:
+    if integer and not (isinstance(value, int) and not isinstance(value, bool)):
+        raise loc.error(keys, f"must be an integer, got {value!r}")
+    if not _is_number(value) or (isinstance(value, float) and not math.isfinite(value)):
+        raise loc.error(keys, f"must be a number, got {value!r}")
+    if positive and value <= 0:
+        raise loc.error(keys, f"must be > 0, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise loc.error(keys, f"must be >= {minimum:g}, got {value!r}")
+    return value
+
+
+def _config_fields() -> set[str]:
+    from trainer.config import TrainConfig
+
+    return {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def _check_against_config(overrides: dict[str, Any], base, keys: tuple, loc: _Located) -> None:
+    """Raise SpaceError at ``keys`` when ``overrides`` make an invalid TrainConfig."""
+    from trainer.config import ConfigError
+
+    try:
+        base.replace(**overrides)
+    except ConfigError as err:
+        detail = str(err).split(": ", 1)[-1]
+        raise loc.error(keys, detail) from None
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _parse_objective(study: dict, loc: _Located) -> Objective:
+    raw = study.get("objective", "val_mel_postnet_l1")
+    keys = ("study", "objective")
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        raise loc.error(keys, "must name at least one metric")
+    if len(items) > 2:
+        raise loc.error(keys, "at most two objectives are supported")
+    metrics, directions = [], []
+    for i, item in enumerate(items):
+        here = keys + (i,) if isinstance(raw, list) else keys
+        direction = None
+        if isinstance(item, dict):
+            _mapping(item, here, loc, _OBJECTIVE_KEYS)
+            metric, direction = item.get("metric"), item.get("direction")
+        else:
+            metric = item
+        if not isinstance(metric, str) or not _METRIC_NAME.match(metric):
+            raise loc.error(here, f"unknown metric {metric!r} (expected val_*, tf_*, train_loss or {QUALITY})")
+        if direction is None and not isinstance(raw, list):
+            direction = study.get("direction")
+        if direction is None:
+            direction = "minimize" if metric.startswith("val_") or metric == "train_loss" else "maximize"
+        if direction not in _DIRECTIONS:
+            raise loc.error(here, f"direction must be minimize or maximize, got {direction!r}")
+        metrics.append(metric)
+        directions.append(direction)
+    if len(set(metrics)) != len(metrics):
+        raise loc.error(keys, "the same metric is listed twice")
+    if isinstance(raw, list) and "direction" in study:
+        raise loc.error(("study", "direction"), "give each objective its own direction in a list objective")
+    return Objective(tuple(metrics), tuple(directions))
+
+
+def _named_section(value: Any, default: str, keys: tuple, loc: _Located, names: tuple[str, ...]) -> dict[str, Any]:
+    if value is None:
+        value = {"name": default}
+    if isinstance(value, str):
+        value = {"name": value}
+    section = dict(_mapping(value, keys, loc))
+    name = section.get("name", default)
+    if name not in names:
+        raise loc.error(keys + ("name",), f"unknown {keys[-1]} {name!r} (choose from {', '.join(names)})")
+    section["name"] = name
+    return section
+
+
+def sampler_class(name: str):
+    """Return the Optuna sampler class for a space's sampler name."""
+    import optuna
+
+    return {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+            "cmaes": optuna.samplers.CmaEsSampler, "gp": optuna.samplers.GPSampler,
+            "qmc": optuna.samplers.QMCSampler, "nsgaii": optuna.samplers.NSGAIISampler}[name]
+
+
+def pruner_class(name: str):
+    """Return the Optuna pruner class for a space's pruner name (None for ``none``)."""
+    import optuna
+
+    return {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
+            "hyperband": optuna.pruners.HyperbandPruner,
+            "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+            "threshold": optuna.pruners.ThresholdPruner, "none": None}[name]
+
+
+def _check_kwargs(cls, kwargs: dict[str, Any], keys: tuple, loc: _Located) -> None:
+    """Reject settings the Optuna class does not take, naming the key."""
+    if cls is None:
+        if kwargs:
+            raise loc.error(keys + (next(iter(kwargs)),), "the 'none' pruner takes no settings")
+        return
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    for key, value in kwargs.items():
+        if key not in accepted:
+            raise loc.error(keys + (key,), f"unknown setting of {cls.__name__} "
+                                           f"(accepted: {', '.join(sorted(accepted))})")
+        if isinstance(value, (dict, list)):
+            raise loc.error(keys + (key,), "only plain values are supported here")
+
+
+def _parse_sampler(study: dict, loc: _Located) -> dict[str, Any]:
+    keys = ("study", "sampler")
+    section = _named_section(study.get("sampler"), "tpe", keys, loc, SAMPLERS)
+    kwargs = {k: v for k, v in section.items() if k != "name"}
+    _check_kwargs(sampler_class(section["name"]), kwargs, keys, loc)
+    return section
+
+
+def _parse_pruner(study: dict, loc: _Located) -> dict[str, Any]:
+    keys = ("study", "pruner")
+    section = _named_section(study.get("pruner"), "median", keys, loc, PRUNERS)
+    if "pruner" not in study:
+        # The default: Optuna's median pruner made patient, so one noisy validation never ends a trial.
+        section = {"name": "median", "n_startup_trials": 3, "patience": 2}
+    if "patience" in section:
+        _number(section["patience"], keys + ("patience",), loc, integer=True, minimum=0)
+    if "min_delta" in section:
+        _number(section["min_delta"], keys + ("min_delta",), loc, minimum=0)
+    kwargs = {k: v for k, v in section.items() if k not in ("name", "patience", "min_delta")}
+    _check_kwargs(pruner_class(section["name"]), kwargs, keys, loc)
+    return section
+
+
+def _parse_gates(study: dict, loc: _Located) -> tuple[Gate, ...]:
+    raw = study.get("gates", [])
+    keys = ("study", "gates")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise loc.error(keys, f"expected a list of gates, got {type(raw).__name__}")
+    gates = []
+    for i, item in enumerate(raw):
+        here = keys + (i,)
+        _mapping(item, here, loc, _GATE_KEYS)
+        metric = item.get("metric")
+        if not isinstance(metric, str) or not _METRIC_NAME.match(metric):
+            raise loc.error(here + ("metric",), f"unknown metric {metric!r} (expected val_*, tf_*, train_loss "
+                                                f"or {QUALITY})")
+        if "min" not in item and "max" not in item:
+            raise loc.error(here, "a gate needs 'min' or 'max'")
+        low = _number(item["min"], here + ("min",), loc) if "min" in item else None
+        high = _number(item["max"], here + ("max",), loc) if "max" in item else None
+        if low is not None and high is not None and low > high:
+            raise loc.error(here, f"min ({low}) is above max ({high})")
+        if "after_step" in item and "after_fraction" in item:
+            raise loc.error(here, "give 'after_step' or 'after_fraction', not both")
+        after_step = _number(item["after_step"], here + ("after_step",), loc, integer=True, minimum=0) \
+            if "after_step" in item else None
+        fraction = None
+        if "after_fraction" in item:
+            fraction = _number(item["after_fraction"], here + ("after_fraction",), loc)
+            if not 0 <= fraction <= 1:
+                raise loc.error(here + ("after_fraction",), f"must be in [0, 1], got {fraction}")
+        gates.append(Gate(metric, None if low is None else float(low), None if high is None else float(high),
+                          after_step, None if fraction is None else float(fraction)))
+    return tuple(gates)
+
+
+def _parse_study(data: dict, loc: _Located, path: Path) -> StudySpec:
+    study = _mapping(data.get("study", {}) or {}, ("study",), loc, _STUDY_KEYS)
+    name = study.get("name", path.stem)
+    if not isinstance(name, str) or not name.strip():
+        raise loc.error(("study", "name"), f"must be a non-empty string, got {name!r}")
+    objective = _parse_objective(study, loc)
+    sampler = _parse_sampler(study, loc)
+    pruner = _parse_pruner(study, loc)
+    n_trials = _number(study.get("n_trials", 20), ("study", "n_trials"), loc, integer=True, minimum=1)
+    max_steps = study.get("max_steps")
+    if max_steps is not None:
+        _number(max_steps, ("study", "max_steps"), loc, integer=True, minimum=1)
+    fine_tune = study.get("fine_tune", False)
+    if not isinstance(fine_tune, bool):
+        raise loc.error(("study", "fine_tune"), f"must be true or false, got {fine_tune!r}")
+    warm_start = study.get("warm_start")
+    if warm_start is not None:
+        if not isinstance(warm_start, str) or not warm_start:
+            raise loc.error(("study", "warm_start"), f"must be a checkpoint path, got {warm_start!r}")
+        # A relative path is read from the space file's folder, so the file can travel with its checkpoint.
+        warm_start = (path.parent / warm_start).resolve()
+    enqueue = study.get("enqueue_defaults", True)
+    if not isinstance(enqueue, bool):
+        raise loc.error(("study", "enqueue_defaults"), f"must be true or false, got {enqueue!r}")
+    timeouts = {}
+    for key, default in (("trial_timeout", None), ("stall_timeout", 1800.0)):
+        value = study.get(key, default)
+        timeouts[key] = None if value is None else float(_number(value, ("study", key), loc, positive=True))
+    samples = _number(study.get("samples", 2), ("study", "samples"), loc, integer=True, minimum=0)
+    return StudySpec(name=name, objective=objective, sampler=sampler, pruner=pruner, n_trials=n_trials,
+                     max_steps=max_steps, gates=_parse_gates(study, loc), fine_tune=fine_tune,
+                     warm_start=warm_start, enqueue_defaults=enqueue, samples=samples, **timeouts)
+
+
+def _parse_param(name: str, raw: Any, loc: _Located, fields: set[str]) -> ParamSpec:
+    keys = ("params", name)
+    item = _mapping(raw, keys, loc, _PARAM_KEYS)
+    kind = item.get("type")
+    if kind is None:
+        kind = "categorical" if "choices" in item else ("int" if all(
+            isinstance(item.get(k), int) and not isinstance(item.get(k), bool) for k in ("low", "high")) else "float")
+    if kind not in ("float", "int", "categorical"):
+        raise loc.error(keys + ("type",), f"must be float, int or categorical, got {kind!r}")
+    targets = item.get("targets", [name])
+    if isinstance(targets, str):
+        targets = [targets]
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+        raise loc.error(keys + ("targets",), "must be a TrainConfig key or a non-empty list of them")
+    for i, target in enumerate(targets):
+        if target not in fields:
+            where = keys + ("targets", i) if "targets" in item else keys
+            hint = "" if "targets" in item else " (add 'targets:' to map it onto TrainConfig keys)"
+            raise loc.error(where, f"'{target}' is not a TrainConfig key{hint}")
+    has_default = "default" in item
+    default = item.get("default")
+    if kind == "categorical":
+        for key in ("low", "high", "log", "step"):
+            if key in item:
+                raise loc.error(keys + (key,), "not allowed for a categorical parameter")
+        choices = item.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise loc.error(keys + ("choices",), "must be a non-empty list")
+        for i, choice in enumerate(choices):
+            if not (choice is None or isinstance(choice, (str, int, float, bool))):
+                raise loc.error(keys + ("choices", i), f"must be a plain value, got {type(choice).__name__}")
+        if len({repr(c) for c in choices}) != len(choices):
+            raise loc.error(keys + ("choices",), "has duplicates")
+        if has_default and default not in choices:
+            raise loc.error(keys + ("default",), f"{default!r} is not one of the choices")
+        return ParamSpec(name, kind, tuple(targets), choices=tuple(choices), default=default,
+                         has_default=has_default)
+    if "choices" in item:
+        raise loc.error(keys + ("choices",), f"not allowed for a {kind} parameter")
+    for key in ("low", "high"):
+        if key not in item:
+            raise loc.error(keys, f"missing '{key}'")
+    integer = kind == "int"
+    low = _number(item["low"], keys + ("low",), loc, integer=integer)
+    high = _number(item["high"], keys + ("high",), loc, integer=integer)
+    if low >= high:
+        raise loc.error(keys + ("high",), f"must be above low ({low!r}), got {high!r}")
+    log = item.get("log", False)
+    if not isinstance(log, bool):
+        raise loc.error(keys + ("log",), f"must be true or false, got {log!r}")
+    if log and low <= 0:
+        raise loc.error(keys + ("low",), f"must be > 0 on a log scale, got {low!r}")
+    step = item.get("step")
+    if step is not None:
+        step = _number(step, keys + ("step",), loc, integer=integer, positive=True)
+        if log:
+            raise loc.error(keys + ("step",), "cannot be combined with log: true")
+        if step > high - low:
+            raise loc.error(keys + ("step",), f"is larger than the range {low!r}..{high!r}")
+    if has_default:
+        default = _number(default, keys + ("default",), loc, integer=integer)
+        if not low <= default <= high:
+            raise loc.error(keys + ("default",), f"{default!r} is outside {low!r}..{high!r}")
+        if step is not None and abs(round((default - low) / step) * step - (default - low)) > 1e-9 * max(1, abs(high)):
+            raise loc.error(keys + ("default",), f"{default!r} is not on the grid low + k*step")
+        default = int(default) if integer else float(default)
+    return ParamSpec(name, kind, tuple(targets), low=low, high=high, log=log, step=step, default=default,
+                     has_default=has_default)
+
+
+def _parse_params(data: dict, loc: _Located, fields: set[str]) -> tuple[ParamSpec, ...]:
+    raw = data.get("params")
+    if raw is None:
+        raise loc.error(("params",), "missing: a search space needs at least one parameter")
+    _mapping(raw, ("params",), loc)
+    if not raw:
+        raise loc.error(("params",), "a search space needs at least one parameter")
+    params = []
+    written: dict[str, str] = {}
+    for name, item in raw.items():
+        if not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]*$", name):
+            raise loc.error(("params", name), "parameter names must be plain identifiers")
+        spec = _parse_param(name, item, loc, fields)
+        for target in spec.targets:
+            if target in written:
+                raise loc.error(("params", name), f"'{target}' is already set by parameter '{written[target]}'")
+            written[target] = name
+        params.append(spec)
+    return tuple(params)
+
+
+def _check_values(space_params: tuple[ParamSpec, ...], base, fixed: dict, loc: _Located) -> None:
+    """Every bound, default and choice must make a valid TrainConfig (the trainer's own checks)."""
+    for spec in space_params:
+        values = list(spec.choices) if spec.kind == "categorical" else [spec.low, spec.high]
+        if spec.has_default:
+            values.append(spec.default)
+        for value in values:
+            _check_against_config({**fixed, **{t: value for t in spec.targets}}, base, ("params", spec.name), loc)
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def resolve_space_path(name: str | Path) -> Path:
+    """Return the space file for ``name``: an existing path, else ``search_spaces/NAME`` (``.yaml`` optional)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    if len(path.parts) == 1:
+        for candidate in (SPACES_DIR / path.name, SPACES_DIR / f"{path.name}.yaml"):
+            if candidate.is_file():
+                return candidate
+    return path  # load_space reports it as not found
+
+
+def load_space(name: str | Path) -> SearchSpace:
+    """Return the validated search space of file ``name`` (a bare name resolves in ``search_spaces/``).
+
+    Raises SpaceError (``file:line: key: problem``) for any malformed part; nothing is written.
+    """
+    from trainer.config import PRESETS, ConfigError, preset
+
+    path = resolve_space_path(name)
+    data, loc, text = _load_yaml(path)
+    if data is None:
+        raise loc.error((), "the file is empty")
+    _mapping(data, (), loc, _TOP_KEYS)
+    preset_name = data.get("preset", "tiny")
+    if preset_name not in PRESETS:
+        raise loc.error(("preset",), f"must be one of {', '.join(PRESETS)}, got {preset_name!r}")
+    fields = _config_fields()
+    fixed = dict(_mapping(data.get("fixed", {}) or {}, ("fixed",), loc))
+    for key in fixed:
+        if key not in fields:
+            raise loc.error(("fixed", key), "not a TrainConfig key")
+    base = preset(preset_name)
+    for key, value in fixed.items():
+        try:
+            base.replace(**{key: value})
+        except ConfigError as err:
+            raise loc.error(("fixed", key), str(err).split(": ", 1)[-1]) from None
+    study = _parse_study(data, loc, path)
+    params = _parse_params(data, loc, fields)
+    for spec in params:
+        for target in spec.targets:
+            if target in fixed:
+                raise loc.error(("fixed", target), f"is also set by parameter '{spec.name}'")
+    _check_values(params, base, fixed, loc)
+    if study.max_steps is not None:
+        _check_against_config({**fixed, "max_steps": study.max_steps}, base, ("study", "max_steps"), loc)
+    if study.objective.multi and study.sampler["name"] in ("cmaes",):
+        raise loc.error(("study", "sampler", "name"), "cmaes does not support several objectives")
+    return SearchSpace(path=path.resolve(), study=study, preset=preset_name, fixed=fixed, params=params, text=text)
+
+
+def suggest(trial, space: SearchSpace) -> dict[str, Any]:
+    """Return ``{name: value}`` sampled for ``trial`` from ``space`` (Optuna's suggest API)."""
+    values: dict[str, Any] = {}
+    for spec in space.params:
+        if spec.kind == "float":
+            values[spec.name] = trial.suggest_float(spec.name, float(spec.low), float(spec.high), log=spec.log,
+                                                    step=None if spec.step is None else float(spec.step))
+        elif spec.kind == "int":
+            values[spec.name] = trial.suggest_int(spec.name, int(spec.low), int(spec.high), log=spec.log,
+                                                  step=1 if spec.step is None else int(spec.step))
+        else:
+            values[spec.name] = trial.suggest_categorical(spec.name, list(spec.choices))
+    return values
+
+
+__all__ = ["SearchSpace", "StudySpec", "ParamSpec", "Gate", "Objective", "SpaceError", "load_space",
+           "resolve_space_path", "suggest", "sampler_class", "pruner_class", "SPACES_DIR", "QUALITY"]

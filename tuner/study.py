@@ -1,0 +1,288 @@
+"""Study storage, sampler and pruner, and creating or joining a study: Optuna behind one door.
+
+Storage URLs: SQLite by default (``sqlite:///<home>/optuna.db``), PostgreSQL for several
+processes or machines (``postgresql://user:pass@host/db``; the psycopg 3 driver is filled in).
+Every URL the tuner prints goes through ``mask_url`` so a password never reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuner.errors import StorageError, TunerError
+from tuner.paths import Home
+from tuner.space import SearchSpace, pruner_class, sampler_class
+
+HEARTBEAT_SECONDS = 30  # how often the parent marks its running trial alive
+GRACE_SECONDS = 120  # a trial whose parent was silent this long is failed (and retried once) by any worker
+
+
+def normalize_url(url: str) -> str:
+    """Return ``url`` with the psycopg 3 driver for PostgreSQL (``postgresql://`` -> ``postgresql+psycopg://``)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with its password replaced by ``***`` (for terminals, logs and MLflow)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not an SQLAlchemy URL (an MLflow http:// URI, say): mask user:pass@ by hand
+        if "@" in url and "://" in url:
+            scheme, rest = url.split("://", 1)
+            creds, host = rest.rsplit("@", 1)
+            if ":" in creds:
+                return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+        return url
+
+
+def scrub(text: str, url: str | None) -> str:
+    """Return ``text`` with the password of ``url`` (if any) removed, for error messages from drivers."""
+    if not url:
+        return text
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:
+        return text
+    return text.replace(str(password), "***") if password else text
+
+
+def default_storage(home: Home) -> str:
+    """Return the default storage URL: SQLite in the home folder."""
+    return f"sqlite:///{home.optuna_db}"
+
+
+def resolve_storage(url: str | None, home: Home) -> str:
+    """Return the storage URL to use: ``url`` (normalised) or the home's SQLite file."""
+    if url is None:
+        return default_storage(home)
+    url = normalize_url(url.strip())
+    if not (url.startswith("sqlite:///") or url.startswith("postgresql+") or url.startswith("mysql")):
+        raise StorageError(f"storage {mask_url(url)!r}: expected sqlite:///PATH or postgresql://USER@HOST/DB")
+    return url
+
+
+def is_sqlite(url: str) -> bool:
+    """True for an SQLite storage URL (one process only, see README)."""
+    return url.startswith("sqlite:")
+
+
+def check_storage(url: str, create_sqlite: bool = True) -> None:
+    """Raise StorageError with a clear one-line reason when the storage cannot be reached.
+
+    SQLite: the folder is created when ``create_sqlite`` (else the file must exist).
+    PostgreSQL: connects once; an unreachable host and a refused login get their own messages.
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, OperationalError
+
+    shown = mask_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StorageError(f"storage {shown!r} is not a valid database URL") from None
+    if is_sqlite(url):
+        path = Path(parsed.database or "")
+        if not parsed.database or parsed.database == ":memory:":
+            raise StorageError("storage: an in-memory SQLite database cannot hold a study; give a file path")
+        if create_sqlite:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.is_file():
+            raise StorageError(f"storage {shown}: no such database file")
+        return
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 10} if parsed.drivername.startswith(
+            "postgresql") else {})
+    except ImportError as err:
+        raise StorageError(f"storage {shown}: database driver missing ({err})") from None
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as err:
+        detail = scrub(str(err.orig or err).strip().splitlines()[0], url)
+        lowered = detail.lower()
+        where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+        if "password authentication failed" in lowered or "authentication failed" in lowered:
+            raise StorageError(f"storage {shown}: login refused for user {parsed.username!r} "
+                               "(wrong password?)") from None
+        if "does not exist" in lowered and "database" in lowered:
+            raise StorageError(f"storage {shown}: database {parsed.database!r} does not exist on {where} "
+                               "(create it first)") from None
+        if any(word in lowered for word in ("refused", "could not translate", "timeout", "timed out",
+                                            "no route", "unreachable", "name or service")):
+            raise StorageError(f"storage {shown}: cannot reach the database server at {where} ({detail})") from None
+        raise StorageError(f"storage {shown}: cannot connect ({detail})") from None
+    finally:
+        engine.dispose()
+
+
+def open_storage(url: str, heartbeat: bool = True):
+    """Return an Optuna RDBStorage for ``url``; with ``heartbeat``, stale trials are failed and retried once."""
+    import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    kwargs: dict[str, Any] = {}
+    if heartbeat:
+        kwargs = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS,
+                  "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=1)}
+    engine_kwargs: dict[str, Any] = {}
+    if is_sqlite(url):
+        # The parent's heartbeat and its child's reports write to one file: wait for the lock, do not fail.
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        except Exception as err:  # sqlalchemy errors carry the URL; show ours, masked
+            first = scrub(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, url)
+            raise StorageError(f"storage {mask_url(url)}: {first}") from None
+
+
+def make_sampler(space: SearchSpace):
+    """Return the space's Optuna sampler, built from its name and settings."""
+    import optuna
+
+    settings = {k: v for k, v in space.study.sampler.items() if k != "name"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return sampler_class(space.study.sampler["name"])(**settings)
+
+
+def make_pruner(space: SearchSpace, max_steps: int, val_interval: int):
+    """Return the space's Optuna pruner for a budget of ``max_steps`` steps validated every ``val_interval``."""
+    return build_pruner(space.study.pruner, space.study.objective.multi, max_steps, val_interval)
+
+
+def build_pruner(section: dict[str, Any], multi: bool, max_steps: int, val_interval: int):
+    """Return the Optuna pruner of a space's ``pruner`` section (already validated by ``load_space``).
+
+    Several objectives: NopPruner (Optuna cannot prune multi-objective trials; the quality
+    gates still apply). ``patience`` wraps the pruner in a PatientPruner. Hyperband and
+    successive halving count resources in steps: min_resource defaults to ``val_interval``;
+    median and percentile start pruning after a quarter of the budget unless told otherwise.
+    """
+    import optuna
+
+    section = dict(section)
+    name = section.pop("name")
+    patience = section.pop("patience", None)
+    min_delta = section.pop("min_delta", 0.0)
+    cls = pruner_class(name)
+    if cls is None or multi:
+        return optuna.pruners.NopPruner()
+    if name == "hyperband":
+        section.setdefault("min_resource", val_interval)
+        section.setdefault("max_resource", max_steps)
+    if name == "successive_halving":
+        section.setdefault("min_resource", val_interval)
+    if name in ("median", "percentile"):
+        section.setdefault("n_warmup_steps", max_steps // 4)
+    try:
+        pruner = cls(**section)
+    except (TypeError, ValueError) as err:
+        raise TunerError(f"pruner {name}: {err}") from None
+    if patience is not None:
+        pruner = optuna.pruners.PatientPruner(pruner, patience=int(patience), min_delta=float(min_delta))
+    return pruner
+
+
+def describe_pruner(space: SearchSpace) -> str:
+    """Return a short text of the configured pruner, e.g. ``median (patience 2)``."""
+    if space.study.objective.multi:
+        return "off (several objectives; quality gates only)"
+    section = space.study.pruner
+    extra = f" (patience {section['patience']})" if section.get("patience") is not None else ""
+    return f"{section['name']}{extra}"
+
+
+@dataclass
+class OpenedStudy:
+    """A study ready to optimise, with where it lives."""
+
+    study: Any  # optuna.Study
+    storage_url: str
+    created: bool
+
+
+def list_study_names(storage) -> list[str]:
+    """Return the names of the studies in ``storage`` (an RDBStorage)."""
+    return [s.study_name for s in storage.get_all_studies()]
+
+
+def open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps: int, val_interval: int,
+               heartbeat: bool = True) -> OpenedStudy:
+    """Create the study ``study_name`` or join it when it exists; return it.
+
+    A new study stores the space's fingerprint and gets the space's defaults enqueued as its
+    first trial. Joining a study made from a different space (other parameters or objective)
+    raises StorageError instead of mixing incompatible trials.
+    """
+    import optuna
+
+    storage = open_storage(storage_url, heartbeat=heartbeat)
+    sampler = make_sampler(space)
+    pruner = make_pruner(space, max_steps, val_interval)
+    directions = list(space.study.objective.directions)
+    existing = study_name in list_study_names(storage)
+    try:
+        study = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner, study_name=study_name,
+                                    directions=directions, load_if_exists=True)
+    except ValueError as err:
+        raise StorageError(f"study {study_name!r}: {err}") from None
+    if [d.name.lower() for d in study.directions] != directions:
+        raise StorageError(f"study {study_name!r} exists with directions "
+                           f"{[d.name.lower() for d in study.directions]}, the space asks for {directions}; "
+                           "use another --study name")
+    fingerprint = space.fingerprint()
+    stored = study.user_attrs.get("space_fingerprint")
+    if stored is None:
+        study.set_user_attr("space_fingerprint", fingerprint)
+        study.set_user_attr("space_file", str(space.path))
+        study.set_user_attr("objective", list(space.study.objective.metrics))
+        study.set_user_attr("max_steps", max_steps)
+    elif stored != fingerprint:
+        raise StorageError(f"study {study_name!r} was made from another search space "
+                           f"({study.user_attrs.get('space_file', '?')}): its parameters or objective differ "
+                           f"from {space.path.name}; use another --study name")
+    if space.study.enqueue_defaults and space.defaults() and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(space.defaults(), user_attrs={"origin": "space defaults"}, skip_if_exists=True)
+    return OpenedStudy(study, storage_url, created=not existing)
+
+
+def load_existing_study(storage_url: str, study_name: str | None):
+    """Return an existing study (read-only use: status, best, export); the name may be omitted when unique."""
+    import optuna
+
+    storage = open_storage(storage_url, heartbeat=False)
+    names = list_study_names(storage)
+    if study_name is None:
+        if len(names) == 1:
+            study_name = names[0]
+        elif not names:
+            raise StorageError(f"storage {mask_url(storage_url)} holds no study yet")
+        else:
+            raise StorageError(f"storage {mask_url(storage_url)} holds several studies "
+                               f"({', '.join(sorted(names))}); pick one with --study")
+    if study_name not in names:
+        raise StorageError(f"no study {study_name!r} in {mask_url(storage_url)} "
+                           f"(studies: {', '.join(sorted(names)) or 'none'})")
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def worker_id() -> str:
+    """Return ``host:pid`` of this process (stored on each trial it runs)."""
+    return f"{socket.gethostname()}:{os.getpid()}"

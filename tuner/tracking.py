@@ -1,0 +1,249 @@
+"""MLflow runs (one parent run per study, a nested run per trial) and the Optuna artifact store.
+
+Only the parent process talks to MLflow: it streams each trial's ``metrics.jsonl`` into the
+trial's run while the child trains, then logs the child's plots, samples and config. One
+client per study process keeps MLflow's slow start-up (seconds) out of every trial.
+
+Tracking URI: ``$MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<home>/mlflow.db`` with
+artifacts under ``<home>/mlartifacts``. MLflow and Optuna must never share one PostgreSQL
+database (both keep an ``alembic_version`` table); ``check_separate`` refuses that.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import math
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuner.errors import TunerError
+from tuner.paths import Home, safe_name
+from tuner.study import mask_url
+
+ROLE_TAG = "smart_tuner.role"
+STUDY_TAG = "smart_tuner.study"
+TRIAL_TAG = "smart_tuner.trial"
+PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests runs by
+
+
+def tracking_uri(home: Home) -> str:
+    """Return the MLflow tracking URI: ``$MLFLOW_TRACKING_URI``, else the home's SQLite store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home.mlflow_db}"
+
+
+def uses_default_store(uri: str, home: Home) -> bool:
+    """True when ``uri`` is the home's own SQLite store (artifacts then go to ``<home>/mlartifacts``)."""
+    return uri == f"sqlite:///{home.mlflow_db}"
+
+
+def check_separate(uri: str, storage_url: str) -> None:
+    """Raise TunerError when MLflow and Optuna would share one database (their schemas collide)."""
+    from sqlalchemy.engine import make_url
+
+    def identity(url: str) -> tuple | None:
+        try:
+            parsed = make_url(url.replace("postgresql://", "postgresql+psycopg://"))
+        except Exception:
+            return None
+        if parsed.drivername.startswith("sqlite"):
+            return ("sqlite", str(Path(parsed.database or "").resolve()))
+        return (parsed.drivername.split("+")[0], parsed.host, parsed.port or 5432, parsed.database)
+
+    if identity(uri) is not None and identity(uri) == identity(storage_url):
+        raise TunerError(f"MLflow tracking URI {mask_url(uri)} is the Optuna storage database; "
+                         "give MLflow its own database (both use an alembic_version table)")
+
+
+@contextmanager
+def _file_lock(path: Path):
+    """Hold an exclusive lock on ``path`` (several study processes may create the MLflow store at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _quiet_mlflow() -> None:
+    # MLflow logs alembic migrations and store notices at INFO; the live view is ours.
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _clean_metrics(values: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or key in ("step",):
+            continue
+        out[key] = float(value)
+    return out
+
+
+@dataclass
+class StudyTracker:
+    """The study's MLflow parent run; makes, feeds and closes one nested run per trial. Thread-safe."""
+
+    client: Any  # mlflow.tracking.MlflowClient
+    uri: str
+    experiment_id: str
+    parent_run_id: str
+    study_name: str
+
+    @classmethod
+    def open(cls, home: Home, study, space, storage_url: str, extra_params: dict[str, Any]) -> "StudyTracker":
+        """Return the tracker of ``study``: its experiment (named after the study) and parent run.
+
+        The parent run is found again by its tags (and the id stored on the study), so a resumed
+        or joined study keeps one parent run.
+        """
+        _quiet_mlflow()
+        from mlflow.tracking import MlflowClient
+
+        uri = tracking_uri(home)
+        check_separate(uri, storage_url)
+        name = study.study_name
+        with _file_lock(home.root / ".mlflow.lock"):
+            client = MlflowClient(uri)
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                location = (home.mlflow_artifacts / safe_name(name)).as_uri() if uses_default_store(uri, home) else None
+                experiment_id = client.create_experiment(name, artifact_location=location,
+                                                         tags={STUDY_TAG: name})
+            else:
+                experiment_id = experiment.experiment_id
+                if experiment.lifecycle_stage == "deleted":
+                    client.restore_experiment(experiment_id)
+            parent_id = study.user_attrs.get("mlflow_parent_run_id")
+            if parent_id is not None:
+                try:
+                    if client.get_run(parent_id).info.experiment_id != experiment_id:
+                        parent_id = None
+                except Exception:  # a run deleted or a store swapped since: make a new one
+                    parent_id = None
+            if parent_id is None:
+                found = client.search_runs([experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'study'",
+                                           max_results=1, order_by=["attributes.start_time ASC"])
+                if found:
+                    parent_id = found[0].info.run_id
+                else:
+                    run = client.create_run(experiment_id, run_name=f"study {name}",
+                                            tags={ROLE_TAG: "study", STUDY_TAG: name})
+                    parent_id = run.info.run_id
+                    params = {"space": space.path.name, "objective": space.study.objective.describe(),
+                              "sampler": space.study.sampler["name"], "pruner": space.study.pruner["name"],
+                              "preset": space.preset, "storage": mask_url(storage_url), **extra_params}
+                    client.log_batch(parent_id, params=_params(params))
+                    client.log_text(parent_id, space.text, f"space/{space.path.name}")
+                study.set_user_attr("mlflow_parent_run_id", parent_id)
+        client.update_run(parent_id, status="RUNNING")
+        return cls(client, uri, experiment_id, parent_id, name)
+
+    def run_link(self, run_id: str) -> str:
+        """Return a link to a run: an URL for an MLflow server, else ``mlflow ui`` coordinates."""
+        if self.uri.startswith(("http://", "https://")):
+            return f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
+        return f"mlflow ui --backend-store-uri {mask_url(self.uri)} -> experiment {self.experiment_id}, run {run_id}"
+
+    def start_trial(self, trial_number: int, params: dict[str, Any], config: dict[str, Any],
+                    extra_tags: dict[str, str]) -> str:
+        """Create the nested run of trial ``trial_number``; return its id. Params are the sampled ones."""
+        run = self.client.create_run(self.experiment_id, run_name=f"trial {trial_number}",
+                                     tags={PARENT_TAG: self.parent_run_id, ROLE_TAG: "trial",
+                                           STUDY_TAG: self.study_name, TRIAL_TAG: str(trial_number),
+                                           "state": "RUNNING", **extra_tags})
+        run_id = run.info.run_id
+        self.client.log_batch(run_id, params=_params(params))
+        self.client.log_text(run_id, _yaml(config), "config/config.yaml")
+        return run_id
+
+    def log_records(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        """Log metrics.jsonl records (train and val) as MLflow metrics at their steps."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = []
+        for record in records:
+            if record.get("kind") not in ("train", "val"):
+                continue
+            step = int(record.get("step", 0))
+            for key, value in _clean_metrics(record).items():
+                metrics.append(Metric(key, value if math.isfinite(value) else float("nan"), now, step))
+        for start in range(0, len(metrics), 900):  # MLflow caps one batch at 1000 metrics
+            self.client.log_batch(run_id, metrics=metrics[start:start + 900])
+
+    def finish_trial(self, run_id: str, state: str, reason: str | None, value: list[float] | None,
+                     files: list[tuple[Path, str]]) -> None:
+        """Log a trial's artifacts, final tags and status (FINISHED, KILLED for pruned, FAILED)."""
+        for path, folder in files:
+            if path.is_file():
+                self.client.log_artifact(run_id, str(path), folder)
+        tags = {"state": state}
+        if reason:
+            tags["prune_reason" if state == "PRUNED" else "fail_reason"] = reason[:4000]
+        for key, tag in tags.items():
+            self.client.set_tag(run_id, key, tag)
+        if value:
+            for i, v in enumerate(value):
+                if math.isfinite(v):
+                    self.client.log_metric(run_id, "objective" if len(value) == 1 else f"objective_{i}", v)
+        status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(state, "FAILED")
+        self.client.set_terminated(run_id, status)
+
+    def finish_study(self, study) -> None:
+        """Record the study's counts and best trial on the parent run and mark it finished."""
+        from optuna.trial import TrialState
+
+        trials = study.get_trials(deepcopy=False)
+        counts = {state.name.lower(): sum(t.state == state for t in trials)
+                  for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+        for key, count in counts.items():
+            self.client.log_metric(self.parent_run_id, f"trials_{key}", count)
+        if len(study.directions) == 1 and counts["complete"]:
+            best = study.best_trial
+            self.client.set_tag(self.parent_run_id, "best_trial", str(best.number))
+            self.client.log_metric(self.parent_run_id, "best_value", best.value)
+            self.client.set_tag(self.parent_run_id, "best_params", json.dumps(best.params, sort_keys=True))
+        self.client.set_terminated(self.parent_run_id, "FINISHED")
+
+
+def _params(values: dict[str, Any]) -> list:
+    from mlflow.entities import Param
+
+    return [Param(str(k), str(v)[:6000]) for k, v in values.items()]
+
+
+def _yaml(values: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(values, sort_keys=False)
+
+
+# --------------------------------------------------------------------------- Optuna artifacts
+
+_upload_lock = threading.Lock()
+
+
+def upload_trial_artifacts(home: Home, trial, files: list[Path]) -> list[str]:
+    """Upload ``files`` to the Optuna artifact store of ``home`` for ``trial``; return the artifact ids.
+
+    optuna-dashboard (started with ``--artifact-dir`` on the same folder) shows PNGs and plays WAVs.
+    """
+    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+    home.optuna_artifacts.mkdir(parents=True, exist_ok=True)
+    store = FileSystemArtifactStore(str(home.optuna_artifacts))
+    ids = []
+    with _upload_lock:
+        for path in files:
+            if path.is_file():
+                ids.append(upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial))
+    return ids

@@ -1,0 +1,122 @@
+"""The child process of one trial: ``python -m tuner.trial_worker JOB.json OUTCOME.json``.
+
+It attaches to the running trial through the shared storage, trains with ``trainer.train``
+and the ``Reporter`` callback, makes the trial's plots and samples, and writes its outcome
+(complete with values, pruned with reason, failed with reason) for the parent. A crash of
+this process (segfault, out-of-memory kill) leaves no outcome: the parent then fails the
+trial with the exit status as reason.
+
+Fault injection, for tests and drills only: ``SMART_TUNER_FAULT=KIND[@TRIAL]`` makes the
+worker of trial number TRIAL (every trial when omitted) misbehave before training:
+``crash`` exits at once with status 86 and no outcome, ``hang`` sleeps until killed,
+``raise`` raises a RuntimeError (an ordinary failed trial). Only this module reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+FAULT_ENV = "SMART_TUNER_FAULT"
+CRASH_EXIT_CODE = 86
+
+
+def inject_fault(trial_number: int) -> None:
+    """Misbehave as ``$SMART_TUNER_FAULT`` asks for this trial (see the module docstring); else return."""
+    spec = os.environ.get(FAULT_ENV, "").strip()
+    if not spec:
+        return
+    kind, _, target = spec.partition("@")
+    if target and int(target) != trial_number:
+        return
+    if kind == "crash":
+        sys.stdout.flush()
+        os._exit(CRASH_EXIT_CODE)  # no outcome, no cleanup: what a segfault or an OOM kill looks like
+    if kind == "hang":
+        while True:
+            time.sleep(60)
+    if kind == "raise":
+        raise RuntimeError(f"injected fault ({FAULT_ENV}={spec})")
+    raise ValueError(f"{FAULT_ENV}={spec!r}: unknown fault (crash, hang or raise, optionally @TRIAL)")
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {text}"[:500] if text else type(err).__name__
+
+
+def run(job_path: Path, outcome_path: Path):
+    """Run the trial of ``job_path`` and return its Outcome (exceptions become a failed outcome)."""
+    import warnings
+
+    import optuna
+
+    from tuner.job import STORAGE_ENV, Outcome, TrialJob
+    from tuner.reporting import Reporter
+    from tuner.space import Gate, Objective
+    from tuner.study import build_pruner, open_storage
+
+    job = TrialJob.read(job_path)
+    inject_fault(job.trial_number)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    storage = open_storage(os.environ[STORAGE_ENV], heartbeat=False)
+    objective = Objective(tuple(job.objective_metrics), tuple(job.objective_directions))
+    pruner = build_pruner(job.pruner, objective.multi, job.max_steps, job.val_interval)
+    # A light sampler: the parent already sampled; the child only reports and asks should_prune.
+    study = optuna.load_study(study_name=job.study_name, storage=storage, pruner=pruner,
+                              sampler=optuna.samplers.RandomSampler())
+    trial = optuna.trial.Trial(study, job.trial_id)
+    reporter = Reporter(trial, objective, tuple(Gate(**g) for g in job.gates), job.max_steps,
+                        pruner_name=job.pruner.get("name", "pruner"))
+
+    from trainer.config import config_from_dict
+    from trainer.train import train
+
+    config = config_from_dict(job.config, source=f"trial {job.trial_number} config")
+    result = train(config, job.data, job.run_dir, callback=reporter, warm_start=job.warm_start,
+                   show_progress=False)
+    if reporter.prune_reason is not None:
+        outcome = Outcome("pruned", reason=reporter.prune_reason, step=reporter.prune_step)
+    else:
+        outcome = Outcome("complete", values=reporter.final_values(), step=result.step,
+                          best_step=reporter.best_step())
+    # Pictures and sounds: of the best checkpoint when the trial finished, of the last when pruned.
+    checkpoints = Path(job.run_dir) / "checkpoints"
+    chosen = checkpoints / ("best.pt" if outcome.state == "complete" and (checkpoints / "best.pt").is_file()
+                            else "last.pt")
+    try:
+        from tuner.media import make_trial_media
+
+        media = make_trial_media(job.run_dir, job.data, chosen, job.samples if outcome.state == "complete" else 0,
+                                 f"trial {job.trial_number} ({chosen.stem} checkpoint)")
+        outcome.media = [str(p) for p in media.all()]
+    except Exception as err:  # media are a bonus: a plotting problem must not fail a trained trial
+        print(f"media: {_reason(err)}", file=sys.stderr)
+        traceback.print_exc()
+    return outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the child; returns 0 whenever an outcome was written."""
+    from tuner.job import Outcome
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m tuner.trial_worker JOB.json OUTCOME.json", file=sys.stderr)
+        return 2
+    job_path, outcome_path = Path(args[0]), Path(args[1])
+    try:
+        outcome = run(job_path, outcome_path)
+    except Exception as err:
+        traceback.print_exc()
+        outcome = Outcome("failed", reason=_reason(err))
+    outcome.write(outcome_path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

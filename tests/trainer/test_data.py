@@ -242,7 +242,7 @@ def test_check_filelist_with_flac_and_missing_file(tmp_path: Path):
     listing.write_text("clips/a.wav|First.\nclips/b.flac|Second.\nclips/c.wav|Third.\n", encoding="utf-8")
     report = check_corpus(listing)
     assert [u.id for u in report.usable] == ["clips/a", "clips/b"]
-    assert [(p.utterance, p.kind, p.where) for p in report.problems] == [("c", "missing audio", f"{listing}:3")]
+    assert [(p.utterance, p.kind, p.where) for p in report.problems] == [("clips/c", "missing audio", f"{listing}:3")]
     assert "c.wav" in report.problems[0].message
     assert report.durations == pytest.approx({"a": 1.0, "b": 0.5})
 

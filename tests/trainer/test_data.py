@@ -244,7 +244,7 @@ def test_check_filelist_with_flac_and_missing_file(tmp_path: Path):
     assert [u.id for u in report.usable] == ["clips/a", "clips/b"]
     assert [(p.utterance, p.kind, p.where) for p in report.problems] == [("clips/c", "missing audio", f"{listing}:3")]
     assert "c.wav" in report.problems[0].message
-    assert report.durations == pytest.approx({"a": 1.0, "b": 0.5})
+    assert report.durations == pytest.approx({"clips/a": 1.0, "clips/b": 0.5})
 
 
 def test_check_raises_only_when_unreadable(tmp_path: Path):

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from trainer.schedules import LR_PROFILES
 from trainer.yamlio import safe_load
 
 PRESETS = ("tiny", "base")
@@ -107,7 +108,15 @@ class TrainConfig:
     monotonic_weight: float = 0.1
     gate_weight: float = 1.0
     gate_pos_weight: float = 8.0
-    stop_threshold: float = 0.5  # fixed inference threshold (the adaptive one comes with the controller)
+    stop_threshold: float = 0.5  # gate threshold of teacher-forced metrics, and of inference when stop_gate is fixed
+
+    # --- inference stop gate (seed item 4) and free-running validation ---
+    stop_gate: str = "adaptive"  # "adaptive" (trainer.schedules.stop_threshold) | "fixed" (stop_threshold)
+    fr_utterances: int = 8  # held-out sentences synthesised without teacher forcing at each validation; 0: off
+    fr_max_factor: float = 2.0  # free-running limit per utterance, as a multiple of its reference length
+
+    # --- training phases (seed item 12): pre-alignment -> alignment -> quality -> fine-tuning ---
+    phases: bool = False  # on: GA weight 10/3/1/0.5 and LR x 1/0.8/0.5/0.3 over 500:1500:1000:500 of max_steps
 
     # --- run ---
     max_steps: int = 10000
@@ -140,7 +149,6 @@ class TrainConfig:
         return LR_PROFILES[profile]
 
 
-LR_PROFILES: dict[str, float] = {"finetune": 1e-5, "scratch": 1e-3}
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "on_unknown_char": ("error", "drop"),
@@ -148,6 +156,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "ga_kind": ("per_step", "kl", "off"),
     "mel_loss": ("spectral", "l1", "mse"),
     "device": ("auto", "cpu", "cuda"),
+    "stop_gate": ("adaptive", "fixed"),
     "lang": ("en", "ru"),
 }
 
@@ -249,6 +258,8 @@ def _validate(config: TrainConfig, source: str) -> None:
             raise ConfigError(f"{source}: key '{key}' must be a positive odd number, got {getattr(config, key)}")
     if config.learning_rate is not None and config.learning_rate <= 0:
         raise ConfigError(f"{source}: key 'learning_rate' must be > 0, got {config.learning_rate}")
+    if config.fr_utterances < 0 or config.fr_max_factor < 1.0:
+        raise ConfigError(f"{source}: keys 'fr_utterances' must be >= 0 and 'fr_max_factor' >= 1")
     if config.val_size < 0:
         raise ConfigError(f"{source}: key 'val_size' must be >= 0, got {config.val_size}")
     if config.max_steps < 0 or config.warmup_steps < 0:

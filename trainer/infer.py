@@ -10,6 +10,7 @@ import torch
 from trainer import audio
 from trainer.checkpoint import load_checkpoint
 from trainer.config import TrainConfig, config_from_dict
+from trainer.evaluate import stop_threshold_fn
 from trainer.model import Tacotron2
 from trainer.text import text_to_ids
 
@@ -36,14 +37,26 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tu
 
 def synthesize(model: Tacotron2, config: TrainConfig, text: str, stop_threshold: float | None = None,
                max_decoder_steps: int | None = None, griffin_lim_iters: int = 32) -> Synthesis:
-    """Return the free-running synthesis of ``text`` (cleaned with the config's language)."""
+    """Return the free-running synthesis of ``text`` (cleaned with the config's language).
+
+    The stop threshold is ``stop_threshold`` when given; else the adaptive one (at full
+    training progress, with the corpus's frames per character saved in the model) when the
+    config asks for it; else the config's fixed threshold.
+    """
     device = next(model.parameters()).device
     ids = torch.tensor([text_to_ids(text, lang=config.lang, utterance_id="input", on_unknown=config.on_unknown_char)],
                        dtype=torch.long, device=device)
     if ids.shape[1] == 0:
         raise ValueError("input: text has no speakable characters")
-    out = model.infer(ids, torch.tensor([ids.shape[1]], device=device), max_decoder_steps,
-                      config.stop_threshold if stop_threshold is None else stop_threshold)
+    text_lens = torch.tensor([ids.shape[1]], device=device)
+    if stop_threshold is not None:
+        threshold = stop_threshold
+    elif config.stop_gate == "adaptive" and float(model.frames_per_char) > 0:
+        # A finished model: the threshold at full training progress.
+        threshold = stop_threshold_fn(config, text_lens, float(model.frames_per_char), progress=1.0)
+    else:
+        threshold = config.stop_threshold
+    out = model.infer(ids, text_lens, max_decoder_steps, threshold)
     steps = int(out.out_lens[0])
     mel = out.mel_post[0, :, : steps * config.reduction_factor].float().cpu()
     return Synthesis(mel, out.att[0, :steps].float().cpu(), audio.griffin_lim(mel, griffin_lim_iters),

@@ -280,6 +280,9 @@ class Tacotron2(nn.Module):
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
         self.postnet = Postnet(cfg)
+        # Mel frames per character of the training corpus (0: unknown). Saved with the weights
+        # because inference needs it to predict where an utterance should end (adaptive stop gate).
+        self.register_buffer("frames_per_char", torch.zeros(()))
 
     def _encode(self, text: torch.Tensor, text_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         memory = self.encoder(self.embedding(text).transpose(1, 2), text_lens)

@@ -13,7 +13,6 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +25,8 @@ from trainer.config import TrainConfig, config_from_dict, save_config
 from trainer.data import (Batch, CorpusReport, FeatureCache, TTSDataset, bucketed_batches, check_corpus, collate,
                           split_train_val)
 from trainer.fileio import atomic_write_text
-from trainer.losses import TacotronLoss, masked_l1
-from trainer.metrics import alignment_metrics, gate_balanced_accuracy
+from trainer.evaluate import autocast, compute_loss, validate
+from trainer.losses import TacotronLoss
 from trainer.model import Tacotron2, count_parameters
 
 Callback = Callable[[int, dict[str, float]], bool]
@@ -120,53 +119,6 @@ def load_data(config: TrainConfig, data: str | Path, show_progress: bool) -> tup
     return make(train_items), make(val_items), report
 
 
-def _autocast(device: torch.device, enabled: bool):
-    if device.type == "cuda" and enabled:
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return nullcontext()
-
-
-def compute_loss(model: Tacotron2, criterion: TacotronLoss, batch: Batch, teacher_forcing: float,
-                 ga_weight: float, ga_sigma: float) -> tuple[torch.Tensor, dict[str, torch.Tensor], object]:
-    """Run the model on ``batch`` and return (total loss, detached terms, model output)."""
-    out = model(batch.text, batch.text_lens, batch.mels, teacher_forcing)
-    total, terms = criterion(out.mel.float(), out.mel_post.float(), out.gate.float(), batch.mels,
-                             batch.gate_targets, batch.mel_lens, out.att.float(), batch.text_lens,
-                             batch.out_lens, ga_weight=ga_weight, ga_sigma=ga_sigma)
-    return total, terms, out
-
-
-@torch.no_grad()
-def validate(model: Tacotron2, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
-             device: torch.device, ga_weight: float, ga_sigma: float) -> dict[str, float]:
-    """Return teacher-forced validation metrics: losses (val_*), alignment (tf_*) and gate accuracy.
-
-    ``val_mel_postnet_l1`` (masked L1 of the postnet mel) is computed whatever the training
-    loss is, so studies comparing loss settings share one objective.
-    """
-    model.eval()
-    sums: dict[str, float] = {}
-    count = 0
-    order = sorted(range(len(dataset)), key=lambda i: dataset.frame_lengths()[i])
-    for start in range(0, len(order), config.batch_size):
-        batch = collate([dataset[i] for i in order[start:start + config.batch_size]], config.reduction_factor).to(device)
-        with _autocast(device, config.amp):
-            _, terms, out = compute_loss(model, criterion, batch, 1.0, ga_weight, ga_sigma)
-        att = out.att.float()
-        figures = {f"val_{name}": float(value) for name, value in terms.items()}
-        figures["val_mel_postnet_l1"] = float(masked_l1(out.mel_post.float(), batch.mels, batch.mel_lens))
-        figures.update({f"tf_{k}": v for k, v in alignment_metrics(att, batch.text_lens, batch.out_lens).items()})
-        figures["tf_gate_balanced_accuracy"] = gate_balanced_accuracy(
-            out.gate.float(), batch.gate_targets, batch.out_lens, config.stop_threshold)
-        size = len(batch.ids)
-        for name, value in figures.items():
-            sums[name] = sums.get(name, 0.0) + value * size
-        count += size
-    model.train()
-    return {name: value / count for name, value in sums.items()}
-
-
 def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: Callback | None = None,
           resume: bool = False, warm_start: str | Path | None = None, show_progress: bool = True) -> TrainResult:
     """Train Tacotron2 on the corpus ``data`` into ``run_dir`` and return the result.
@@ -192,7 +144,8 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
     optimizer = torch.optim.Adam(model.parameters(), lr=base_lr, eps=config.adam_eps, weight_decay=config.weight_decay)
     position = Position()
     # Multipliers an outside controller may change; part of the checkpoint so resume keeps them.
-    schedule_state = {"lr_scale": 1.0, "ga_boost": 1.0, "best_metric": math.inf}
+    schedule_state = {"lr_scale": 1.0, "ga_boost": 1.0, "best_metric": math.inf,
+                      "frames_per_char": train_set.frames_per_character()}
 
     if resume:
         payload = load_checkpoint(folder.last, map_location=device)
@@ -205,6 +158,8 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
         report_line = load_warm_start(model, warm_start).line()
         folder.append_metrics({"kind": "event", "step": 0, "event": "warm_start", "detail": report_line})
 
+    with torch.no_grad():
+        model.frames_per_char.fill_(schedule_state["frames_per_char"])
     lengths = train_set.frame_lengths()
     batches_per_step = config.grad_accum_steps
     epoch_batches = bucketed_batches(lengths, config.batch_size, config.seed, position.epoch)
@@ -232,6 +187,7 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
     progress = _progress(config, position.step, show_progress)
     nonfinite_in_row = 0
     skipped_total = 0
+    current_phase = ""
     last_metrics: dict[str, float] = {}
     stopped_early = False
     model.train()
@@ -244,7 +200,19 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
             group["lr"] = lr
         tf_ratio = schedules.teacher_forcing_ratio(step, config.tf_hold_steps, config.tf_decay_steps, config.tf_floor)
         ga_weight = schedules.guided_attention_weight(step, config.ga_weight, config.ga_decay,
-                                                      config.ga_weight_floor) * schedule_state["ga_boost"]
+                                                      config.ga_weight_floor)
+        if config.phases:
+            # The phase sets the guided-attention weight and scales the learning rate.
+            phase = schedules.phase_at(step, config.max_steps)
+            ga_weight = phase.ga_weight
+            lr *= phase.lr_mult
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if phase.name != current_phase:
+                folder.append_metrics({"kind": "event", "step": step, "event": "phase", "phase": phase.name,
+                                       "ga_weight": phase.ga_weight, "lr_mult": phase.lr_mult})
+                current_phase = phase.name
+        ga_weight *= schedule_state["ga_boost"]
         ga_sigma = schedules.guided_attention_sigma(step, config.ga_sigma_start, config.ga_sigma_end,
                                                     config.ga_sigma_anneal_steps)
         optimizer.zero_grad(set_to_none=True)
@@ -252,7 +220,7 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
         finite = True
         for _ in range(batches_per_step):
             batch = next_batch()
-            with _autocast(device, config.amp):
+            with autocast(device, config.amp):
                 loss, terms, _ = compute_loss(model, criterion, batch, tf_ratio, ga_weight, ga_sigma)
             if not torch.isfinite(loss):
                 finite = False
@@ -294,7 +262,8 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
 
         at_end = position.step >= config.max_steps
         if position.step % config.val_interval == 0 or at_end:
-            last_metrics = validate(model, criterion, val_set, config, device, ga_weight, ga_sigma)
+            last_metrics, sample = validate(model, criterion, val_set, config, device, ga_weight, ga_sigma,
+                                            schedule_state["frames_per_char"], position.step / config.max_steps)
             last_metrics.update(train_loss=terms_sum.get("total", math.nan), lr=lr, tf_ratio=tf_ratio,
                                 ga_weight=ga_weight)
             is_best = last_metrics["val_mel_postnet_l1"] < schedule_state["best_metric"]

@@ -235,7 +235,7 @@ def run_study(request: StudyRequest) -> int:
         try:
             study.optimize(runner, n_trials=remaining, timeout=request.timeout,
                            n_jobs=len(plan.gpus) if plan.gpus else 1, catch=(TrialFailed,),
-                           callbacks=[stop_at_target])
+                           callbacks=[view.after_trial, stop_at_target])
         finally:
             if tracker is not None:
                 try:

@@ -67,8 +67,9 @@ def plot_mels(target: torch.Tensor, predicted: torch.Tensor, path: Path, title: 
     """Write target and predicted log-mels (80, frames) one above the other as a PNG; return the path."""
     plt = _pyplot()
     fig, axes = plt.subplots(2, 1, figsize=(8.0, 5.0), sharex=True)
+    low, high = float(target.min()), float(target.max())  # one colour scale, so the two compare
     for ax, mel, name in zip(axes, (target, predicted), ("target", "predicted (postnet, teacher-forced)")):
-        image = ax.imshow(mel.numpy(), aspect="auto", origin="lower", interpolation="none")
+        image = ax.imshow(mel.numpy(), aspect="auto", origin="lower", interpolation="none", vmin=low, vmax=high)
         ax.set_ylabel(f"{name}\nmel band", fontsize=8)
         fig.colorbar(image, ax=ax)
     axes[-1].set_xlabel("frame")

@@ -71,6 +71,7 @@ class LiveView:
         self.stream = stream or sys.stdout
         self.quiet = quiet
         self.lock = threading.Lock()
+        self.endings: dict[int, str] = {}
 
     def say(self, line: str) -> None:
         """Print one line (thread-safe; several trials may run at once with --gpus)."""
@@ -108,8 +109,15 @@ class LiveView:
         self.say(f"  trial {number} step {step}/{max_steps}: {figures}")
 
     def finished(self, number: int, state: str, detail: str) -> None:
-        """Show how a trial ended, then the study's counts."""
-        self.say(f"trial {number} {state} {detail} | {self.counts()}")
+        """Remember how a trial ended; ``after_trial`` prints it once Optuna has stored the state."""
+        with self.lock:
+            self.endings[number] = f"{state} {detail}"
+
+    def after_trial(self, study, trial) -> None:
+        """Optuna callback: print the trial's ending and the study's counts (now including it)."""
+        with self.lock:
+            ending = self.endings.pop(trial.number, trial.state.name)
+        self.say(f"trial {trial.number} {ending} | {self.counts()}")
 
 
 def _short(value: Any) -> str:
@@ -163,11 +171,15 @@ class TrialRunner:
                 trial.set_user_attr("gpu", gpu)
             run_id = None
             if self.tracker is not None:
-                run_id = self.tracker.start_trial(trial.number, params, config.to_dict(),
-                                                  {"worker": worker_id(), "run_dir": str(run_dir)})
-                trial.set_user_attr("mlflow_run_id", run_id)
-                trial.set_user_attr("mlflow_experiment_id", self.tracker.experiment_id)
-                trial.set_user_attr("mlflow_run", self.tracker.run_link(run_id))
+                try:
+                    run_id = self.tracker.start_trial(trial.number, params, config.to_dict(),
+                                                      {"worker": worker_id(), "run_dir": str(run_dir)})
+                except Exception as err:  # MLflow trouble costs the trial its MLflow run, not its training
+                    self.view.say(f"  mlflow: no run for trial {trial.number} ({type(err).__name__}: {err})")
+                else:
+                    trial.set_user_attr("mlflow_run_id", run_id)
+                    trial.set_user_attr("mlflow_experiment_id", self.tracker.experiment_id)
+                    trial.set_user_attr("mlflow_run", self.tracker.run_link(run_id))
             self.view.started(trial.number, params, where)
             job = TrialJob(study_name=self.study.study_name, trial_id=trial._trial_id, trial_number=trial.number,
                            run_dir=str(run_dir), data=str(self.data), config=config.to_dict(),

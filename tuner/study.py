@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ def resolve_storage(url: str | None, home: Home) -> str:
     if url is None:
         return default_storage(home)
     url = normalize_url(url.strip())
-    if not (url.startswith("sqlite:///") or url.startswith("postgresql+") or url.startswith("mysql")):
+    if not (url.startswith("sqlite:///") or url.startswith("postgresql+")):
         raise StorageError(f"storage {mask_url(url)!r}: expected sqlite:///PATH or postgresql://USER@HOST/DB")
     return url
 
@@ -128,15 +129,25 @@ def check_storage(url: str, create_sqlite: bool = True) -> None:
         engine.dispose()
 
 
+def _retry_callback():
+    """Return Optuna's retry-once callback for heartbeat-stale trials (an experimental API: warning muted)."""
+    import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryHeartbeatStaleTrialCallback(max_retry=1)
+
+
 def open_storage(url: str, heartbeat: bool = True):
     """Return an Optuna RDBStorage for ``url``; with ``heartbeat``, stale trials are failed and retried once."""
     import optuna
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RDBStorage
 
     kwargs: dict[str, Any] = {}
     if heartbeat:
         kwargs = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS,
-                  "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=1)}
+                  "heartbeat_stale_trial_callback": _retry_callback()}
     engine_kwargs: dict[str, Any] = {}
     if is_sqlite(url):
         # The parent's heartbeat and its child's reports write to one file: wait for the lock, do not fail.
@@ -231,6 +242,37 @@ def open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps:
     first trial. Joining a study made from a different space (other parameters or objective)
     raises StorageError instead of mixing incompatible trials.
     """
+    with _creation_lock(storage_url):
+        return _open_study(space, study_name, storage_url, max_steps, val_interval, heartbeat)
+
+
+@contextmanager
+def _creation_lock(url: str):
+    """Serialise schema creation, study creation and the defaults' enqueue among processes sharing a server.
+
+    Two workers starting together on a fresh PostgreSQL database would otherwise race on
+    Optuna's CREATE TABLEs (a unique violation) or both enqueue the defaults. SQLite holds one
+    process only, so it needs no lock.
+    """
+    if is_sqlite(url):
+        yield
+        return
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(hashtext('smart-tuner:open-study'))"))
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(hashtext('smart-tuner:open-study'))"))
+    finally:
+        engine.dispose()
+
+
+def _open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps: int, val_interval: int,
+                heartbeat: bool) -> OpenedStudy:
     import optuna
 
     storage = open_storage(storage_url, heartbeat=heartbeat)

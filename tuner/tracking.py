@@ -74,7 +74,11 @@ def _file_lock(path: Path):
 
 
 def _quiet_mlflow() -> None:
-    # MLflow logs alembic migrations and store notices at INFO; the live view is ours.
+    # MLflow logs alembic migrations and store notices at INFO; the live view is ours. MLflow
+    # configures its logger when imported, so import it first, then lower it.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    import mlflow  # noqa: F401
+
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

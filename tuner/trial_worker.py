@@ -9,7 +9,8 @@ trial with the exit status as reason.
 Fault injection, for tests and drills only: ``SMART_TUNER_FAULT=KIND[@TRIAL]`` makes the
 worker of trial number TRIAL (every trial when omitted) misbehave before training:
 ``crash`` exits at once with status 86 and no outcome, ``hang`` sleeps until killed,
-``raise`` raises a RuntimeError (an ordinary failed trial). Only this module reads it.
+``raise`` raises a RuntimeError (an ordinary failed trial); several are comma-separated
+(``crash@0,raise@1``). Only this module reads it.
 """
 
 from __future__ import annotations
@@ -25,22 +26,23 @@ CRASH_EXIT_CODE = 86
 
 
 def inject_fault(trial_number: int) -> None:
-    """Misbehave as ``$SMART_TUNER_FAULT`` asks for this trial (see the module docstring); else return."""
-    spec = os.environ.get(FAULT_ENV, "").strip()
-    if not spec:
-        return
-    kind, _, target = spec.partition("@")
-    if target and int(target) != trial_number:
-        return
-    if kind == "crash":
-        sys.stdout.flush()
-        os._exit(CRASH_EXIT_CODE)  # no outcome, no cleanup: what a segfault or an OOM kill looks like
-    if kind == "hang":
-        while True:
-            time.sleep(60)
-    if kind == "raise":
-        raise RuntimeError(f"injected fault ({FAULT_ENV}={spec})")
-    raise ValueError(f"{FAULT_ENV}={spec!r}: unknown fault (crash, hang or raise, optionally @TRIAL)")
+    """Misbehave as ``$SMART_TUNER_FAULT`` asks for this trial (see the module docstring); else return.
+
+    Several faults may be listed, comma-separated: ``crash@0,raise@1``.
+    """
+    for spec in filter(None, (part.strip() for part in os.environ.get(FAULT_ENV, "").split(","))):
+        kind, _, target = spec.partition("@")
+        if target and int(target) != trial_number:
+            continue
+        if kind == "crash":
+            sys.stdout.flush()
+            os._exit(CRASH_EXIT_CODE)  # no outcome, no cleanup: what a segfault or an OOM kill looks like
+        if kind == "hang":
+            while True:
+                time.sleep(60)
+        if kind == "raise":
+            raise RuntimeError(f"injected fault ({FAULT_ENV}={spec})")
+        raise ValueError(f"{FAULT_ENV}={spec!r}: unknown fault (crash, hang or raise, optionally @TRIAL)")
 
 
 def _reason(err: BaseException) -> str:

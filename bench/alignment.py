@@ -1,0 +1,82 @@
+"""How fast does the tiny preset learn to align? Prints JSON; appends it to bench/results.jsonl.
+
+Trains on an eSpeak demo corpus (made once under studies/bench/) and records, at every
+validation, teacher-forced diagonality, focus and gate balanced accuracy, wall time and
+seconds per step; reports the first step at which diagonality >= the target (0.85).
+
+    python bench/alignment.py [--steps 400] [--every 100] [--utterances 300] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from trainer.config import preset
+from trainer.corpus import make_corpus
+from trainer.train import train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--every", type=int, default=100, help="validation interval in steps")
+    parser.add_argument("--utterances", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--preset", default="tiny", choices=["tiny", "base"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--target", type=float, default=0.85)
+    parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
+    args = parser.parse_args()
+
+    corpus = args.workdir / f"corpus-en-{args.utterances}"
+    if not (corpus / "metadata.csv").is_file():
+        make_corpus(corpus, lang="en", utterances=args.utterances, seed=0)
+    run_dir = args.workdir / f"alignment-{args.preset}-{args.device}-{int(time.time())}"
+    config = preset(args.preset).replace(max_steps=args.steps, val_interval=args.every, seed=args.seed,
+                                         checkpoint_interval=args.steps, device=args.device)
+    history: list[dict] = []
+    started = time.perf_counter()
+
+    def record(step: int, metrics: dict[str, float]) -> bool:
+        history.append({"step": step, "wall_s": round(time.perf_counter() - started, 1),
+                        "tf_diagonality": round(metrics["tf_diagonality"], 4),
+                        "tf_focus": round(metrics["tf_focus"], 4),
+                        "tf_gate_balanced_accuracy": round(metrics["tf_gate_balanced_accuracy"], 4),
+                        "val_mel_postnet_l1": round(metrics["val_mel_postnet_l1"], 4)})
+        return False
+
+    train(config, corpus, run_dir, callback=record, show_progress=sys.stderr.isatty())
+    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    step_times = [r["sec_per_step"] for r in steps if r["kind"] == "train" and r["step"] > 1]
+    reached = next((h for h in history if h["tf_diagonality"] >= args.target), None)
+    result = {
+        "bench": "alignment", "preset": args.preset, "device": args.device, "steps": args.steps,
+        "utterances": args.utterances, "seed": args.seed,
+        "first_step_diagonality_ge_target": reached["step"] if reached else None,
+        "wall_s_to_target": reached["wall_s"] if reached else None, "target": args.target,
+        "median_sec_per_step": round(sorted(step_times)[len(step_times) // 2], 3) if step_times else None,
+        "history": history,
+        "machine": {"cpu_count": torch.get_num_threads(), "platform": platform.platform(),
+                    "torch": torch.__version__,
+                    "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else None},
+        "command": "python bench/alignment.py " + " ".join(sys.argv[1:]),
+    }
+    print(json.dumps(result, indent=1))
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    with args.results.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Bad commands end with one line on stderr, exit 2, and nothing written to any storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tuner.cli import main
+
+
+def _one_error_line(capsys: pytest.CaptureFixture) -> str:
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("tuner: error: "), lines[0]
+    assert "Traceback" not in captured.err + captured.out
+    return lines[0]
+
+
+def test_malformed_space_is_rejected_before_anything_is_written(tmp_path: Path, capsys, short_corpus: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("study:\n  name: x\nparams:\n  learning_rate: {type: float, low: 1.0e-3, high: 1.0e-5}\n")
+    home, db = tmp_path / "home", tmp_path / "store" / "optuna.db"
+    code = main(["run-study", "--space", str(bad), "--data", str(short_corpus), "--home", str(home),
+                 "--storage", f"sqlite:///{db}"])
+    assert code == 2
+    line = _one_error_line(capsys)
+    assert f"{bad}:4: params.learning_rate.high" in line
+    assert not home.exists() and not db.parent.exists()
+
+
+def test_fine_tuning_space_without_base_checkpoint_is_refused(tmp_path: Path, capsys, short_corpus: Path) -> None:
+    home = tmp_path / "home"
+    code = main(["run-study", "--space", "default.yaml", "--data", str(short_corpus), "--home", str(home)])
+    assert code == 2
+    line = _one_error_line(capsys)
+    assert "fine-tuning space" in line and "--warm-start" in line and "1e-06..5e-05" in line
+    assert not home.exists()
+
+
+def test_corrupt_base_checkpoint_is_refused(tmp_path: Path, capsys, short_corpus: Path) -> None:
+    ckpt = tmp_path / "base.pt"
+    ckpt.write_bytes(b"not a checkpoint")
+    code = main(["run-study", "--space", "default", "--data", str(short_corpus), "--warm-start", str(ckpt),
+                 "--home", str(tmp_path / "home")])
+    assert code == 2
+    assert "not a readable checkpoint" in _one_error_line(capsys)
+    assert not (tmp_path / "home").exists()
+
+
+def test_missing_corpus_is_an_input_error(tmp_path: Path, capsys) -> None:
+    code = main(["run-study", "--space", "scratch", "--data", str(tmp_path / "nope"), "--home", str(tmp_path / "h")])
+    assert code == 2
+    assert "corpus not found" in _one_error_line(capsys)
+
+
+def test_unreachable_postgres_is_named_without_its_password(tmp_path: Path, capsys, short_corpus: Path) -> None:
+    url = "postgresql://alice:s3cr3t-pw@127.0.0.1:1/studies"
+    code = main(["run-study", "--space", "scratch", "--data", str(short_corpus), "--storage", url,
+                 "--home", str(tmp_path / "home"), "--no-mlflow"])
+    assert code == 2
+    captured_line = _one_error_line(capsys)
+    assert "cannot reach the database server at 127.0.0.1:1" in captured_line
+    assert "s3cr3t-pw" not in captured_line and "alice:***@" in captured_line
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--gpus", "a,b"], "--gpus"),
+    (["--trials", "0"], "--trials must be >= 1"),
+    (["--max-steps", "-3"], "--max-steps must be >= 1"),
+    (["--storage", "redis://localhost"], "expected sqlite:///PATH or postgresql://"),
+])
+def test_bad_arguments(tmp_path: Path, capsys, short_corpus: Path, args: list[str], needle: str) -> None:
+    code = main(["run-study", "--space", "scratch", "--data", str(short_corpus), "--home", str(tmp_path / "h"), *args])
+    assert code == 2
+    assert needle in _one_error_line(capsys)
+    assert not (tmp_path / "h").exists()
+
+
+def test_status_of_a_missing_storage(tmp_path: Path, capsys) -> None:
+    assert main(["status", "--home", str(tmp_path / "h")]) == 2
+    assert "no such database file" in _one_error_line(capsys)
+    assert not (tmp_path / "h").exists()
+
+
+def test_mlflow_and_optuna_may_not_share_a_database() -> None:
+    from tuner.errors import TunerError
+    from tuner.tracking import check_separate
+
+    with pytest.raises(TunerError, match="alembic_version"):
+        check_separate("postgresql://u:p@db:5432/hpo", "postgresql+psycopg://u@db/hpo")
+    check_separate("postgresql://u:p@db:5432/mlflow", "postgresql+psycopg://u@db/hpo")
+
+
+def test_mask_url_hides_passwords() -> None:
+    from tuner.study import mask_url, normalize_url
+
+    assert normalize_url("postgresql://u:pw@h/db") == "postgresql+psycopg://u:pw@h/db"
+    assert "pw" not in mask_url("postgresql+psycopg://u:pw@h/db")
+    assert mask_url("http://u:pw@mlflow:5000") == "http://u:***@mlflow:5000"
+
+
+def test_check_space_describes_the_default_space(capsys) -> None:
+    assert main(["check-space", "default"]) == 0
+    out = capsys.readouterr().out
+    assert "learning_rate: float 1e-06..5e-05 log (default 1e-05)" in out
+    assert "dropout: float 0.05..0.15 (default 0.08) -> prenet_dropout" in out
+    assert "fine-tuning" in out

@@ -1,0 +1,121 @@
+"""Search-space files: the documented spaces, the mapping onto TrainConfig, and rejection of bad files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from tuner.errors import SpaceError
+from tuner.space import SPACES_DIR, load_space
+
+
+def test_default_space_is_the_documented_fine_tuning_space() -> None:
+    space = load_space("default.yaml")
+    params = {p.name: p for p in space.params}
+    assert set(params) == {"learning_rate", "batch_size", "dropout", "ga_weight"}
+    lr, batch, dropout, ga = (params[k] for k in ("learning_rate", "batch_size", "dropout", "ga_weight"))
+    assert (lr.kind, lr.low, lr.high, lr.log, lr.default) == ("float", 1e-6, 5e-5, True, 1e-5)
+    assert (batch.kind, batch.low, batch.high, batch.default) == ("int", 8, 16, 12)
+    assert (dropout.low, dropout.high, dropout.default, dropout.targets) == (0.05, 0.15, 0.08, ("prenet_dropout",))
+    assert (ga.low, ga.high, ga.default) == (1.0, 5.0, 2.5)
+    assert space.defaults() == {"learning_rate": 1e-5, "batch_size": 12, "dropout": 0.08, "ga_weight": 2.5}
+    assert space.study.fine_tune and space.study.enqueue_defaults
+    assert {g.metric for g in space.study.gates} == {"tf_diagonality", "tf_gate_balanced_accuracy"}
+    assert space.study.objective.metrics == ("val_mel_postnet_l1",)
+    assert space.study.objective.directions == ("minimize",)
+
+
+def test_default_space_maps_parameters_onto_train_config() -> None:
+    space = load_space("default")
+    config = space.build_config({"learning_rate": 2e-5, "batch_size": 9, "dropout": 0.12, "ga_weight": 4.0})
+    assert config.learning_rate == 2e-5 and config.batch_size == 9 and config.ga_weight == 4.0
+    assert config.prenet_dropout == 0.12
+    assert config.lr_profile == "finetune" and config.max_steps == space.study.max_steps
+    assert space.build_config(space.defaults(), max_steps=7).max_steps == 7
+
+
+def test_scratch_space_searches_scratch_learning_rates_and_seed_knobs() -> None:
+    space = load_space(SPACES_DIR / "scratch.yaml")
+    params = {p.name: p for p in space.params}
+    assert not space.study.fine_tune
+    assert params["learning_rate"].low <= 1e-3 <= params["learning_rate"].high
+    assert params["learning_rate"].low > 5e-5  # not the fine-tuning range
+    assert {"ga_sigma_start", "ga_sigma_end", "tf_floor", "gate_pos_weight", "monotonic_weight"} <= set(params)
+
+
+def test_distributions_follow_the_file() -> None:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    dist = load_space("default").distributions()
+    assert dist["learning_rate"] == FloatDistribution(1e-6, 5e-5, log=True)
+    assert dist["batch_size"] == IntDistribution(8, 16)
+    assert isinstance(dist["dropout"], FloatDistribution) and not isinstance(dist["dropout"], CategoricalDistribution)
+
+
+GOOD_HEAD = "preset: tiny\nstudy:\n  name: s\nparams:\n"
+
+
+@pytest.mark.parametrize(("body", "line", "needle"), [
+    (GOOD_HEAD + "  learning_rate: {type: float, low: 1.0e-3, high: 1.0e-5}\n", 5, "params.learning_rate.high"),
+    (GOOD_HEAD + "  learning_rate: {type: float, low: 0.0, high: 1.0e-3, log: true}\n", 5, "log scale"),
+    (GOOD_HEAD + "  learning_rate:\n    type: float\n    low: 1.0e-5\n    high: 1.0e-3\n    default: 0.5\n", 9,
+     "params.learning_rate.default: 0.5 is outside"),
+    (GOOD_HEAD + "  batch_size: {type: int, low: 8, high: 16, spread: 2}\n", 5, "params.batch_size.spread: unknown key"),
+    (GOOD_HEAD + "  warp_factor: {type: float, low: 1.0, high: 2.0}\n", 5, "'warp_factor' is not a TrainConfig key"),
+    (GOOD_HEAD + "  dropout:\n    low: 0.1\n    high: 0.2\n    targets: [prenet_dropout, no_such_key]\n", 8,
+     "params.dropout.targets.1"),
+    (GOOD_HEAD + "  mel_loss: {type: categorical, choices: []}\n", 5, "must be a non-empty list"),
+    (GOOD_HEAD + "  batch_size: {type: int, low: 8.5, high: 16}\n", 5, "must be an integer"),
+    (GOOD_HEAD + "  prenet_dropout: {type: float, low: 0.1, high: 1.5}\n", 5, "must be in [0, 1)"),
+    ("study:\n  sampler: {name: annealing}\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 2, "unknown sampler"),
+    ("study:\n  pruner: {name: median, n_starup_trials: 3}\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 2,
+     "study.pruner.n_starup_trials: unknown setting of MedianPruner"),
+    ("study:\n  gates:\n    - {metric: tf_diagonality, after_step: 100}\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n",
+     3, "needs 'min' or 'max'"),
+    ("fixed:\n  tf_floor: 1.5\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 2, "fixed.tf_floor"),
+    ("fixed:\n  no_such: 1\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 2, "fixed.no_such: not a TrainConfig key"),
+    ("study:\n  objective: val_loss\n  objective: quality\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 3,
+     "duplicate key"),
+    ("params:\n  ga_weight: {low: 1.0, high: 2.0\n", 3, "invalid YAML"),
+    ("params:\n  ga_weight: {low: 1.0, high: 2.0}\n  dropout: {low: 0.1, high: 0.2, targets: ga_weight}\n", 3,
+     "'ga_weight' is already set by parameter 'ga_weight'"),
+    ("study:\n  objective: bleu\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 2, "unknown metric 'bleu'"),
+])
+def test_malformed_space_names_file_line_and_key(tmp_path: Path, body: str, line: int, needle: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(SpaceError) as caught:
+        load_space(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:{line}:"), message
+    assert needle in message, message
+    assert "\n" not in message
+
+
+def test_missing_space_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(SpaceError, match="search-space file not found"):
+        load_space(tmp_path / "nope.yaml")
+
+
+def test_two_objectives_and_quality_directions(tmp_path: Path) -> None:
+    path = tmp_path / "two.yaml"
+    path.write_text("study:\n  objective: [val_mel_postnet_l1, quality]\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n")
+    space = load_space(path)
+    assert space.study.objective.multi
+    assert space.study.objective.directions == ("minimize", "maximize")
+
+
+def test_gate_checks_after_its_start() -> None:
+    from tuner.space import Gate
+
+    gate = Gate("tf_diagonality", min=0.5, after_step=100)
+    assert gate.violation(50, {"tf_diagonality": 0.1}, 300) is None
+    assert "0.100 < 0.5" in gate.violation(100, {"tf_diagonality": 0.1}, 300)
+    assert gate.violation(150, {"tf_diagonality": 0.7}, 300) is None
+    late = Gate("tf_gate_balanced_accuracy", min=0.6, after_fraction=0.7)
+    assert late.start_step(300) == 210
+    assert late.violation(200, {"tf_gate_balanced_accuracy": 0.5}, 300) is None
+    assert late.violation(225, {"tf_gate_balanced_accuracy": 0.5}, 300) is not None
+    assert "nan" in Gate("val_total", max=10.0).violation(1, {"val_total": math.nan}, 10)

@@ -1,0 +1,212 @@
+"""An end-to-end study on CPU (tiny preset, short trials, SQLite), checked in Optuna, MLflow and the dashboard.
+
+One study runs once for the module: trial 0 is the space's defaults (learning rate 3e-3, which
+starts to align within 4 steps); trial 1 is a learning rate too small to align (1e-7), queued by
+the test, which the diagonality gate prunes at step 4. The last test resumes the study.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tuner.cli import main
+
+
+@dataclass
+class StudyRun:
+    home: Path
+    space: Path
+    storage: str
+    output: str
+    code: int
+
+
+@pytest.fixture(scope="module")
+def study_run(tmp_path_factory: pytest.TempPathFactory, short_corpus: Path, fast_space_writer) -> StudyRun:
+    from tuner.space import load_space
+    from tuner.study import check_storage, open_study
+
+    folder = tmp_path_factory.mktemp("e2e")
+    home = folder / "home"
+    space_path = fast_space_writer(folder, study="e2e")
+    storage = f"sqlite:///{home}/optuna.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.delenv("SMART_TUNER_FAULT", raising=False)
+        patch.delenv("SMART_TUNER_HOME", raising=False)
+        # Create the study as run-study would (defaults enqueued first), then queue a rate too small to align.
+        check_storage(storage)
+        opened = open_study(load_space(space_path), "e2e", storage, max_steps=8, val_interval=4)
+        opened.study.enqueue_trial({"learning_rate": 1e-7}, user_attrs={"origin": "test: too small to align"})
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            code = main(["run-study", "--space", str(space_path), "--data", str(short_corpus), "--home", str(home),
+                         "--trials", "2"])
+    return StudyRun(home, space_path, storage, buffer.getvalue(), code)
+
+
+def _study(run: StudyRun):
+    import optuna
+
+    return optuna.load_study(study_name="e2e", storage=run.storage)
+
+
+def test_study_finishes_with_one_complete_and_one_gated_trial(study_run: StudyRun) -> None:
+    from optuna.trial import TrialState
+
+    assert study_run.code == 0, study_run.output
+    trials = _study(study_run).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    first, gated = trials
+    assert first.params == {"learning_rate": 3e-3} and first.user_attrs["origin"] == "space defaults"
+    assert gated.params == {"learning_rate": 1e-7}
+    # Intermediate values: every validation of the full trial, only up to the gate for the pruned one.
+    assert sorted(first.intermediate_values) == [4, 8]
+    assert sorted(gated.intermediate_values) == [4]
+    assert first.value == pytest.approx(min(first.intermediate_values.values()))
+    assert 0 < first.value < 10
+    # The prune reason is stored on the trial and names the gate and the figure.
+    reason = gated.user_attrs["prune_reason"]
+    assert reason.startswith("quality gate: tf_diagonality") and "< 0.2 at step 4" in reason
+    assert gated.user_attrs["last_metrics"]["tf_diagonality"] < 0.2 <= first.user_attrs["last_metrics"]["tf_diagonality"]
+    assert "prune_reason" not in first.user_attrs
+    assert first.user_attrs["best_step"] in (4, 8)
+    assert Path(first.user_attrs["run_dir"], "checkpoints", "best.pt").is_file()
+
+
+def test_live_view_and_final_table(study_run: StudyRun) -> None:
+    out = study_run.output
+    assert "trial 0 started" in out and "trial 0 step 4/8: mel_l1" in out and "diag" in out
+    assert "trial 1 PRUNED at step 4: quality gate: tf_diagonality" in out
+    assert "done 1, pruned 1, failed 0, running 0; best #0" in out
+    assert "2 trials: complete 1, pruned 1" in out
+    assert "best trial #0: val_mel_postnet_l1" in out
+
+
+def test_mlflow_has_a_parent_run_and_a_nested_run_per_trial(study_run: StudyRun) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{study_run.home}/mlflow.db")
+    experiment = client.get_experiment_by_name("e2e")
+    assert experiment is not None
+    assert experiment.artifact_location.startswith((study_run.home / "mlartifacts").as_uri())
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("smart_tuner.role") == "study"]
+    children = {r.data.tags["smart_tuner.trial"]: r for r in runs if r.data.tags.get("smart_tuner.role") == "trial"}
+    assert len(parents) == 1 and set(children) == {"0", "1"}
+    parent_id = parents[0].info.run_id
+    assert all(r.data.tags["mlflow.parentRunId"] == parent_id for r in children.values())
+    assert parents[0].data.params["space"] == study_run.space.name
+
+    done, gated = children["0"], children["1"]
+    assert done.data.tags["state"] == "COMPLETE" and done.info.status == "FINISHED"
+    assert gated.data.tags["state"] == "PRUNED" and gated.info.status == "KILLED"
+    assert gated.data.tags["prune_reason"].startswith("quality gate: tf_diagonality")
+    assert float(done.data.params["learning_rate"]) == 3e-3
+    for key in ("val_mel_postnet_l1", "val_total", "val_gate", "tf_diagonality", "tf_focus", "tf_monotonicity",
+                "tf_coverage", "tf_gate_balanced_accuracy"):
+        assert [m.step for m in client.get_metric_history(done.info.run_id, key)] == [4, 8], key
+    assert client.get_metric_history(done.info.run_id, "train_total")  # the training losses too
+    assert [m.step for m in client.get_metric_history(gated.info.run_id, "tf_diagonality")] == [4]
+
+    def files(run_id: str, path: str = "") -> set[str]:
+        found = set()
+        for item in client.list_artifacts(run_id, path or None):
+            found |= files(run_id, item.path) if item.is_dir else {item.path}
+        return found
+
+    assert {"plots/alignment.png", "plots/mel.png", "samples/sample-1.wav", "config/config.yaml"} <= files(
+        done.info.run_id)
+    assert {"plots/alignment.png", "config/config.yaml"} <= files(gated.info.run_id)
+    local = Path(client.download_artifacts(done.info.run_id, "samples/sample-1.wav"))
+    assert local.read_bytes()[:4] == b"RIFF"
+
+
+def test_trials_link_to_mlflow_and_carry_dashboard_artifacts(study_run: StudyRun) -> None:
+    from optuna.artifacts import get_all_artifact_meta
+
+    study = _study(study_run)
+    first = study.trials[0]
+    assert first.user_attrs["mlflow_run_id"] and "run" in first.user_attrs["mlflow_run"]
+    names = {meta.filename: meta for meta in get_all_artifact_meta(first, storage=study._storage)}
+    assert {"alignment.png", "sample-1.wav"} <= set(names)
+    assert names["sample-1.wav"].mimetype.startswith("audio/")
+    stored = study_run.home / "artifacts" / names["alignment.png"].artifact_id
+    assert stored.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_status_and_best_export(study_run: StudyRun, tmp_path: Path, capsys) -> None:
+    assert main(["status", "--home", str(study_run.home)]) == 0
+    out = capsys.readouterr().out
+    assert "COMPLETE" in out and "PRUNED" in out and "quality gate: tf_diagonality" in out
+
+    export = tmp_path / "best"
+    assert main(["best", "--home", str(study_run.home), "--study", "e2e", "--export", str(export)]) == 0
+    assert "best trial #0" in capsys.readouterr().out
+    assert {"config.yaml", "best.pt", "sample-1.wav", "alignment.png", "best.json"} <= {p.name for p in export.iterdir()}
+    summary = json.loads((export / "best.json").read_text())
+    assert summary["trial"] == 0 and summary["params"] == {"learning_rate": 3e-3}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_dashboard_serves_the_study_over_http(study_run: StudyRun) -> None:
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "tuner.cli", "dashboard", "--home", str(study_run.home),
+                                "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, studies = time.monotonic() + 90, None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as response:
+                    studies = json.loads(response.read())
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert studies is not None, process.stdout.read() if process.poll() is not None else "no answer"
+        entry = next(s for s in studies["study_summaries"] if s["study_name"] == "e2e")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{entry['study_id']}", timeout=30) as response:
+            detail = json.loads(response.read())
+        trials = detail["trials"]
+        assert [t["state"] for t in trials] == ["Complete", "Pruned"]
+        assert any(a["filename"] == "sample-1.wav" for a in trials[0]["artifacts"])
+        artifact = next(a for a in trials[0]["artifacts"] if a["filename"] == "alignment.png")
+        url = f"http://127.0.0.1:{port}/artifacts/{entry['study_id']}/{trials[0]['trial_id']}/{artifact['artifact_id']}"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.read()[:4] == b"\x89PNG"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_resume_adds_trials_without_repeating_finished_ones(study_run: StudyRun, short_corpus: Path, capsys) -> None:
+    """Runs last: it changes the study."""
+    before = {t.number: (t.state, t.values, t.datetime_complete) for t in _study(study_run).trials}
+    args = ["run-study", "--space", str(study_run.space), "--data", str(short_corpus), "--home", str(study_run.home),
+            "--no-mlflow", "--quiet"]
+    assert main([*args, "--trials", "2"]) == 0  # the target is already reached: nothing runs
+    assert len(_study(study_run).trials) == 2
+    assert main([*args, "--trials", "3", "--max-steps", "4"]) == 0
+    after = _study(study_run).trials
+    assert len(after) == 3
+    assert {t.number: (t.state, t.values, t.datetime_complete) for t in after[:2]} == before
+    assert after[2].state.is_finished() and after[2].number == 2

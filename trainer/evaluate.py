@@ -1,0 +1,168 @@
+"""Validation: teacher-forced losses and alignment (``val_*``, ``tf_*``) and free-running synthesis (``fr_*``).
+
+Teacher-forced attention can look perfect while free-running inference babbles, so every
+validation also synthesises the held-out sentences from text alone and measures the
+inference attention with the same SPEC.md metrics, plus where the stop gate fired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from trainer import schedules
+from trainer.config import TrainConfig
+from trainer.data import Batch, TTSDataset, collate
+from trainer.losses import TacotronLoss, masked_l1
+from trainer.metrics import alignment_metrics, gate_balanced_accuracy, stop_metrics
+from trainer.model import Tacotron2
+
+EARLY_STOP_SHARE = 0.8  # stopped before 80% of the reference length
+RUN_ON_SHARE = 1.2  # still going past 120% of it (or never stopped)
+
+
+@dataclass
+class Sample:
+    """One utterance's validation pictures: attention (S, N), mels (80, F), gate logits (S,)."""
+
+    utterance: str
+    tf_attention: torch.Tensor
+    fr_attention: torch.Tensor
+    target_mel: torch.Tensor
+    tf_mel: torch.Tensor
+    fr_mel: torch.Tensor
+    tf_gate: torch.Tensor
+    gate_target: torch.Tensor
+    fr_gate: torch.Tensor
+
+
+def autocast(device: torch.device, enabled: bool):
+    """Return bf16 (else fp16) autocast on CUDA when ``enabled``; a no-op context on the CPU."""
+    if device.type == "cuda" and enabled:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return nullcontext()
+
+
+def compute_loss(model: Tacotron2, criterion: TacotronLoss, batch: Batch, teacher_forcing: float,
+                 ga_weight: float, ga_sigma: float) -> tuple[torch.Tensor, dict[str, torch.Tensor], object]:
+    """Run the model on ``batch`` and return (total loss, detached terms, model output)."""
+    out = model(batch.text, batch.text_lens, batch.mels, teacher_forcing)
+    total, terms = criterion(out.mel.float(), out.mel_post.float(), out.gate.float(), batch.mels,
+                             batch.gate_targets, batch.mel_lens, out.att.float(), batch.text_lens,
+                             batch.out_lens, ga_weight=ga_weight, ga_sigma=ga_sigma)
+    return total, terms, out
+
+
+def stop_threshold_fn(config: TrainConfig, text_lens: torch.Tensor, frames_per_char: float,
+                      progress: float) -> float | Callable[[int], torch.Tensor]:
+    """Return the inference stop threshold: the fixed one, or the adaptive one per utterance and step.
+
+    The adaptive threshold (``schedules.stop_threshold``) rises with training ``progress``
+    in [0, 1] and depends on where the decoder is relative to each utterance's expected
+    length, estimated as text length × the corpus's frames per character / r.
+    """
+    if config.stop_gate == "fixed":
+        return config.stop_threshold
+    expected = schedules.expected_decoder_steps(text_lens, frames_per_char, config.reduction_factor)
+    return lambda step: schedules.stop_threshold(progress, step + 1, expected)
+
+
+@torch.no_grad()
+def validate(model: Tacotron2, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
+             device: torch.device, ga_weight: float, ga_sigma: float, frames_per_char: float,
+             progress: float) -> tuple[dict[str, float], Sample | None]:
+    """Return (metrics, sample): teacher-forced ``val_*``/``tf_*`` and free-running ``fr_*`` figures.
+
+    ``val_mel_postnet_l1`` (masked L1 of the postnet mel) is computed whatever the training
+    loss is, so studies comparing loss settings share one objective. Free-running runs on
+    the first ``fr_utterances`` held-out sentences, each allowed ``fr_max_factor`` × its
+    reference length (and at most ``max_decoder_steps``); ``fr_hit_max_rate`` is the share
+    that never stopped within that limit. ``sample`` holds the first utterance's pictures.
+    """
+    # Validation draws random numbers (prenet dropout stays on at inference). Drawing them from
+    # a forked, fixed-seed generator keeps validations comparable with each other and leaves
+    # the training RNG untouched, so --resume stays exact whatever validation did.
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(config.seed)
+        return _validate(model, criterion, dataset, config, device, ga_weight, ga_sigma, frames_per_char, progress)
+
+
+def _validate(model: Tacotron2, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
+              device: torch.device, ga_weight: float, ga_sigma: float, frames_per_char: float,
+              progress: float) -> tuple[dict[str, float], Sample | None]:
+    model.eval()
+    sums: dict[str, float] = {}
+    count = 0
+    lengths = dataset.frame_lengths()
+    order = sorted(range(len(dataset)), key=lambda i: lengths[i])
+    first: dict[str, torch.Tensor] = {}
+    for start in range(0, len(order), config.batch_size):
+        batch = collate([dataset[i] for i in order[start:start + config.batch_size]], config.reduction_factor).to(device)
+        with autocast(device, config.amp):
+            _, terms, out = compute_loss(model, criterion, batch, 1.0, ga_weight, ga_sigma)
+        att = out.att.float()
+        figures = {f"val_{name}": float(value) for name, value in terms.items()}
+        figures["val_mel_postnet_l1"] = float(masked_l1(out.mel_post.float(), batch.mels, batch.mel_lens))
+        figures.update({f"tf_{k}": v for k, v in alignment_metrics(att, batch.text_lens, batch.out_lens).items()})
+        figures["tf_gate_balanced_accuracy"] = gate_balanced_accuracy(
+            out.gate.float(), batch.gate_targets, batch.out_lens, config.stop_threshold)
+        size = len(batch.ids)
+        for name, value in figures.items():
+            sums[name] = sums.get(name, 0.0) + value * size
+        count += size
+        if not first:
+            steps, tokens, frames = int(batch.out_lens[0]), int(batch.text_lens[0]), int(batch.mel_lens[0])
+            first = {"id": batch.ids[0], "tf_attention": att[0, :steps, :tokens].cpu(),
+                     "target_mel": batch.mels[0, :, :frames].cpu(), "tf_mel": out.mel_post[0, :, :frames].float().cpu(),
+                     "tf_gate": out.gate[0, :steps].float().cpu(), "gate_target": batch.gate_targets[0, :steps].cpu()}
+    metrics = {name: value / count for name, value in sums.items()}
+    sample = None
+    if config.fr_utterances > 0:
+        fr_metrics, fr_first = free_running(model, dataset, order[: config.fr_utterances], config, device,
+                                            frames_per_char, progress)
+        metrics.update(fr_metrics)
+        if first and fr_first is not None:
+            sample = Sample(first["id"], first["tf_attention"], fr_first["attention"], first["target_mel"],
+                            first["tf_mel"], fr_first["mel"], first["tf_gate"], first["gate_target"], fr_first["gate"])
+    model.train()
+    return metrics, sample
+
+
+@torch.no_grad()
+def free_running(model: Tacotron2, dataset: TTSDataset, indices: list[int], config: TrainConfig,
+                 device: torch.device, frames_per_char: float,
+                 progress: float) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
+    """Return (fr_* metrics, first utterance's attention/mel/gate) from synthesis without teacher forcing.
+
+    Metrics: the SPEC.md alignment metrics on the inference attention (restricted to the
+    predicted length), ``fr_stop_error`` (mean |predicted − reference| / reference length),
+    ``fr_hit_max_rate``, ``fr_early_stop_rate`` (< 0.8 × reference) and ``fr_run_on_rate``
+    (> 1.2 × reference, or never stopped).
+    """
+    if not indices:
+        return {}, None
+    batch = collate([dataset[i] for i in indices], config.reduction_factor).to(device)
+    limit = min(config.max_decoder_steps, int(float(batch.out_lens.max()) * config.fr_max_factor) + 1)
+    threshold = stop_threshold_fn(config, batch.text_lens, frames_per_char, progress)
+    with autocast(device, config.amp):
+        out = model.infer(batch.text, batch.text_lens, limit, threshold)
+    att = out.att.float()
+    own_limit = (batch.out_lens.float() * config.fr_max_factor).ceil().long().clamp(max=limit)
+    pred = torch.minimum(out.out_lens, own_limit)
+    hit_max = out.hit_max | (out.out_lens > own_limit)
+    metrics = {f"fr_{k}": v for k, v in alignment_metrics(att, batch.text_lens, pred.clamp(min=1)).items()}
+    stops = stop_metrics(pred, batch.out_lens, hit_max)
+    ratio = pred.float() / batch.out_lens.float()
+    metrics.update(fr_stop_error=stops["stop_error"], fr_hit_max_rate=stops["hit_max_rate"],
+                   fr_early_stop_rate=float((ratio < EARLY_STOP_SHARE).float().mean()),
+                   fr_run_on_rate=float(((ratio > RUN_ON_SHARE) | hit_max).float().mean()))
+    steps, tokens = int(pred[0]), int(batch.text_lens[0])
+    first = {"attention": att[0, :steps, :tokens].cpu(),
+             "mel": out.mel_post[0, :, : steps * config.reduction_factor].float().cpu(),
+             "gate": out.gate[0, :steps].float().cpu()}
+    return metrics, first

@@ -56,11 +56,12 @@ def _as_tuple(value: Any) -> Any:
 
 def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
                     config: dict[str, Any], position: dict[str, int], schedule: dict[str, float],
-                    metrics: dict[str, float] | None = None) -> Path:
+                    metrics: dict[str, float] | None = None, extra: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint atomically (temp file + rename) and return its path.
 
     ``position`` holds step, epoch and batch (within the epoch); ``schedule`` holds the
-    mutable schedule values (for example the current guided-attention weight).
+    mutable schedule values (for example the current guided-attention weight); ``extra``
+    adds top-level entries of plain values (for example the quality controller's state).
     """
     payload = {
         "format_version": FORMAT_VERSION,
@@ -72,6 +73,7 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         "metrics": dict(metrics or {}),
         "rng": rng_state(),
         "symbol_set": symbol_set_id(),
+        **(extra or {}),
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)

@@ -77,7 +77,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from trainer.config import load_config, preset
-    from trainer.train import DataError, config_for_resume, train
+    from trainer.train import DataError, NonFiniteLossError, config_for_resume, train
 
     if args.resume:
         if not (args.out / "checkpoints" / "last.pt").is_file():
@@ -96,6 +96,9 @@ def _run_train(args: argparse.Namespace) -> int:
     try:
         result = train(config, args.data, args.out, resume=args.resume, warm_start=args.warm_start,
                        show_progress=not args.quiet)
+    except NonFiniteLossError as err:
+        print(f"trainer: training stopped: {err}", file=sys.stderr)
+        return 1
     except DataError as err:
         print("\n".join(err.report.summary_lines()), file=sys.stderr)
         print(f"error: {err.report.source}: corpus has blocking problems (see above; --skip-bad-items to train "
@@ -113,18 +116,41 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--text", required=True)
     p.add_argument("--out", required=True, type=Path, help="output .wav")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--no-enhance", action="store_true",
+                   help="skip the mel enhancer (noise gate -60 dB, loudness, spectral and boundary smoothing)")
     p.set_defaults(run=_run_synth)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
     from trainer.audio import write_wav
+    from trainer.enhance import EnhancerConfig
     from trainer.infer import load_model, synthesize
 
     model, config = load_model(args.checkpoint, args.device)
-    result = synthesize(model, config, args.text)
+    result = synthesize(model, config, args.text, enhancer=None if args.no_enhance else EnhancerConfig())
     write_wav(args.out, result.wav)
     note = " (stop gate never fired: hit max decoder steps)" if result.hit_max else ""
     print(f"wrote {args.out}: {result.wav.shape[0] / 22050:.2f} s{note}")
+    return 0
+
+
+def _add_plan(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="plan epochs and steps from the corpus's size and voice complexity",
+                       description="Epoch planner: dataset size class x voice complexity (pitch, energy, rate).")
+    p.add_argument("data", type=Path, help="corpus folder or filelist")
+    p.add_argument("--batch-size", type=int, default=12)
+    p.add_argument("--grad-accum", type=int, default=3, help="gradient accumulation steps (default 3)")
+    p.add_argument("--lang", default="en", choices=["en", "ru"])
+    p.set_defaults(run=_run_plan)
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    from trainer.plan import plan_training
+
+    if args.batch_size < 1 or args.grad_accum < 1:
+        raise ValueError("--batch-size and --grad-accum must be >= 1")
+    plan = plan_training(args.data, args.batch_size, args.grad_accum, lang=args.lang)
+    print("\n".join(plan.explain()))
     return 0
 
 
@@ -132,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `trainer` command."""
     parser = argparse.ArgumentParser(prog="trainer", description="Tacotron2 trainer of Smart Tuner.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_make_corpus, _add_check_data, _add_train, _add_synth):
+    for add in (_add_make_corpus, _add_check_data, _add_plan, _add_train, _add_synth):
         add(sub)
     return parser
 

@@ -118,6 +118,15 @@ class TrainConfig:
     # --- training phases (seed item 12): pre-alignment -> alignment -> quality -> fine-tuning ---
     phases: bool = False  # on: GA weight 10/3/1/0.5 and LR x 1/0.8/0.5/0.3 over 500:1500:1000:500 of max_steps
 
+    # --- quality controller (seed item 9): detections -> interventions, each limited ---
+    controller: bool = True
+    early_stop: bool = True  # stop when the objective has not improved for early_stop_patience validations
+    early_stop_patience: int = 10
+    controller_max_ga_boosts: int = 3
+    controller_max_lr_cuts: int = 3
+    controller_max_rollbacks: int = 2
+    plots: bool = True  # attention, mel and gate PNGs in RUN/plots at each validation
+
     # --- run ---
     max_steps: int = 10000
     val_interval: int = 100

@@ -10,6 +10,7 @@ import torch
 from trainer import audio
 from trainer.checkpoint import load_checkpoint
 from trainer.config import TrainConfig, config_from_dict
+from trainer.enhance import EnhancerConfig, enhance
 from trainer.evaluate import stop_threshold_fn
 from trainer.model import Tacotron2
 from trainer.text import text_to_ids
@@ -36,12 +37,15 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tu
 
 
 def synthesize(model: Tacotron2, config: TrainConfig, text: str, stop_threshold: float | None = None,
-               max_decoder_steps: int | None = None, griffin_lim_iters: int = 32) -> Synthesis:
+               max_decoder_steps: int | None = None, griffin_lim_iters: int = 32,
+               enhancer: EnhancerConfig | None = None) -> Synthesis:
     """Return the free-running synthesis of ``text`` (cleaned with the config's language).
 
     The stop threshold is ``stop_threshold`` when given; else the adaptive one (at full
     training progress, with the corpus's frames per character saved in the model) when the
-    config asks for it; else the config's fixed threshold.
+    config asks for it; else the config's fixed threshold. ``enhancer`` post-processes the
+    mel before Griffin-Lim (noise gate, loudness, smoothing; None: no enhancement); the
+    returned ``mel`` is the enhanced one.
     """
     device = next(model.parameters()).device
     ids = torch.tensor([text_to_ids(text, lang=config.lang, utterance_id="input", on_unknown=config.on_unknown_char)],
@@ -59,5 +63,7 @@ def synthesize(model: Tacotron2, config: TrainConfig, text: str, stop_threshold:
     out = model.infer(ids, text_lens, max_decoder_steps, threshold)
     steps = int(out.out_lens[0])
     mel = out.mel_post[0, :, : steps * config.reduction_factor].float().cpu()
+    if enhancer is not None:
+        mel = enhance(mel, enhancer)
     return Synthesis(mel, out.att[0, :steps].float().cpu(), audio.griffin_lim(mel, griffin_lim_iters),
                      bool(out.hit_max[0]))

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
-from trainer.audio import AudioError, load_audio
+from trainer.audio import SAMPLE_RATE, AudioError, load_audio
 from trainer.data import Utterance, check_corpus
 from trainer.schedules import PHASES, phase_boundaries
 
@@ -191,12 +191,6 @@ def complexity_class(points: Mapping[str, int]) -> tuple[str, float]:
 # ------------------------------------------------------------------ measuring
 
 
-@dataclass
-class _SignalMeasures:
-    f0_hz: torch.Tensor  # (voiced frames,)
-    level_db: torch.Tensor  # (active frames,), centred on the utterance's mean
-
-
 def _frame_levels_db(wav: torch.Tensor, frames: int) -> torch.Tensor:
     """Return (frames,) RMS levels in dB of ``wav`` cut into ``frames`` near-equal chunks."""
     chunks = torch.tensor_split(wav, frames)
@@ -257,8 +251,8 @@ def measure_voice(corpus: str | Path | Sequence[Utterance], max_utterances: int 
     for item in _sample(items, max(max_utterances, 1)):
         try:
             wav, _ = load_audio(item.wav_path)
-            f0, levels = measure_signal(wav, 22050)
-        except (AudioError, RuntimeError, ValueError):
+            f0, levels = measure_signal(wav, SAMPLE_RATE)
+        except (AudioError, RuntimeError, ValueError, IndexError):
             continue  # a file the corpus check let through but that cannot be analysed
         f0_parts.append(f0)
         level_parts.append(levels)
@@ -271,7 +265,7 @@ def measure_voice(corpus: str | Path | Sequence[Utterance], max_utterances: int 
         pitch_spread = float(1.4826 * (semitones - semitones.median()).abs().median())
     else:
         median_f0 = pitch_spread = math.nan
-    energy_spread = float(levels.std(unbiased=False)) if levels.numel() > 1 else 0.0
+    energy_spread = float(levels.std(correction=0)) if levels.numel() > 1 else 0.0
     return VoiceMeasures(pitch_spread_semitones=pitch_spread, median_f0_hz=median_f0, energy_spread_db=energy_spread,
                          chars_per_second=total_chars / total_seconds if total_seconds > 0 else math.nan,
                          utterances_measured=measured, utterances_total=len(items), voiced_frames=int(f0.numel()))

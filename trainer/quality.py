@@ -33,9 +33,11 @@ Detections, in the order they are checked at one validation:
 Every intervention has a limit; one that is due but over its limit is recorded with the
 action ``none_limit_reached``. Raising a weight or lowering the rate for the same
 detection again waits ``cooldown`` validations (``none_cooldown``), so one slow-to-act
-fix is not stacked to its limit on consecutive validations. A validation with finite
-losses and no detection at all is "good": ``last_good_step`` moves there, and the loop
-saves the checkpoint a rollback returns to.
+fix is not stacked to its limit on consecutive validations. A validation whose losses are
+finite and not exploding is "good": ``last_good_step`` moves there, and the loop saves the
+checkpoint a rollback returns to. Misalignment, gate failure or a stalled objective do not
+disqualify it: they describe how far training has got, not broken weights, and early in a
+run every validation is misaligned, so requiring none would leave nothing to roll back to.
 """
 
 from __future__ import annotations
@@ -146,7 +148,10 @@ class Decision:
     reason: str = ""
 
     def to_record(self) -> dict[str, Any]:
-        """Return a JSON-safe dict for ``metrics.jsonl``: kind "quality", the fields, non-finite floats as "nan"/"inf"/"-inf"."""
+        """Return a JSON-safe dict for ``metrics.jsonl``: kind "quality" and the fields.
+
+        Non-finite floats in evidence/parameters become the strings "nan", "inf", "-inf".
+        """
         return {"kind": "quality", "step": self.step, "detection": self.detection, "action": self.action,
                 "evidence": _json_safe(self.evidence), "parameters": _json_safe(self.parameters),
                 "reason": self.reason}
@@ -227,7 +232,7 @@ class QualityController:
         self._check_gate(step, metrics, misaligned, decisions)
         self._check_overfitting(step, decisions)
         self._check_improvement(step, metrics, decisions)
-        if not decisions and losses:
+        if losses:
             self.last_good_step = step
         return decisions
 

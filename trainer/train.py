@@ -25,9 +25,11 @@ from trainer.config import TrainConfig, config_from_dict, save_config
 from trainer.data import (Batch, CorpusReport, FeatureCache, TTSDataset, bucketed_batches, check_corpus, collate,
                           split_train_val)
 from trainer.fileio import atomic_write_text
-from trainer.evaluate import autocast, compute_loss, validate
+from trainer.evaluate import Sample, autocast, compute_loss, validate
 from trainer.losses import TacotronLoss
 from trainer.model import Tacotron2, count_parameters
+from trainer.plots import plot_alignment, plot_gate, plot_mels
+from trainer.quality import ControllerConfig, QualityController, quality_score
 
 Callback = Callable[[int, dict[str, float]], bool]
 
@@ -87,6 +89,8 @@ class RunFolder:
         self.checkpoints = self.root / "checkpoints"
         self.last = self.checkpoints / "last.pt"
         self.best = self.checkpoints / "best.pt"
+        self.good = self.checkpoints / "good.pt"  # last validation the quality controller found healthy
+        self.plots = self.root / "plots"
 
     def append_metrics(self, record: dict) -> None:
         """Append one JSON line; a line is written whole in one call so readers never see half a record."""
@@ -144,8 +148,9 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
     optimizer = torch.optim.Adam(model.parameters(), lr=base_lr, eps=config.adam_eps, weight_decay=config.weight_decay)
     position = Position()
     # Multipliers an outside controller may change; part of the checkpoint so resume keeps them.
-    schedule_state = {"lr_scale": 1.0, "ga_boost": 1.0, "best_metric": math.inf,
+    schedule_state = {"lr_scale": 1.0, "ga_boost": 1.0, "gate_boost": 1.0, "best_metric": math.inf,
                       "frames_per_char": train_set.frames_per_character()}
+    controller = QualityController(quality_config(config)) if config.controller else None
 
     if resume:
         payload = load_checkpoint(folder.last, map_location=device)
@@ -153,6 +158,8 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
         optimizer.load_state_dict(payload["optimizer"])
         position = Position(**payload["position"])
         schedule_state.update(payload["schedule"])
+        if controller is not None and "quality" in payload:
+            controller.load_state_dict(payload["quality"])
         set_rng_state(payload["rng"])
     elif warm_start is not None:
         report_line = load_warm_start(model, warm_start).line()
@@ -176,7 +183,8 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
 
     def save(path: Path, metrics: dict[str, float] | None = None) -> None:
         save_checkpoint(path, model=model, optimizer=optimizer, config=config.to_dict(),
-                        position=vars(position), schedule=schedule_state, metrics=metrics)
+                        position=vars(position), schedule=schedule_state, metrics=metrics,
+                        extra={"quality": controller.state_dict()} if controller is not None else None)
 
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp
                                   and not torch.cuda.is_bf16_supported())
@@ -188,6 +196,7 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
     nonfinite_in_row = 0
     skipped_total = 0
     current_phase = ""
+    window_losses: list[float] = []  # training losses since the last validation (the controller's trend)
     last_metrics: dict[str, float] = {}
     stopped_early = False
     model.train()
@@ -215,6 +224,7 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
         ga_weight *= schedule_state["ga_boost"]
         ga_sigma = schedules.guided_attention_sigma(step, config.ga_sigma_start, config.ga_sigma_end,
                                                     config.ga_sigma_anneal_steps)
+        criterion.gate_weight = config.gate_weight * schedule_state["gate_boost"]
         optimizer.zero_grad(set_to_none=True)
         terms_sum: dict[str, float] = {}
         finite = True
@@ -261,18 +271,25 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
         progress.set_postfix(loss=f"{terms_sum.get('total', math.nan):.3f}", s_step=f"{seconds:.2f}", refresh=False)
 
         at_end = position.step >= config.max_steps
+        window_losses.append(terms_sum.get("total", math.nan))
         if position.step % config.val_interval == 0 or at_end:
             last_metrics, sample = validate(model, criterion, val_set, config, device, ga_weight, ga_sigma,
                                             schedule_state["frames_per_char"], position.step / config.max_steps)
-            last_metrics.update(train_loss=terms_sum.get("total", math.nan), lr=lr, tf_ratio=tf_ratio,
-                                ga_weight=ga_weight)
-            is_best = last_metrics["val_mel_postnet_l1"] < schedule_state["best_metric"]
-            if is_best:
-                schedule_state["best_metric"] = last_metrics["val_mel_postnet_l1"]
+            last_metrics.update(train_loss=sum(window_losses) / len(window_losses), lr=lr, tf_ratio=tf_ratio,
+                                ga_weight=ga_weight, quality_score=quality_score(last_metrics, "tf_"))
+            if "fr_diagonality" in last_metrics:
+                last_metrics["fr_quality_score"] = quality_score(last_metrics, "fr_")
+            window_losses.clear()
             folder.append_metrics({"kind": "val", "step": position.step, **last_metrics})
             if show_progress:
                 progress.write(_val_line(position.step, last_metrics))
-            if is_best:
+            if config.plots and sample is not None:
+                write_validation_plots(folder.plots, position.step, sample, config.stop_threshold)
+            if controller is not None:
+                stopped_early = apply_quality_control(controller, position.step, last_metrics, folder, model,
+                                                      optimizer, schedule_state, device, save)
+            if last_metrics["val_mel_postnet_l1"] < schedule_state["best_metric"]:
+                schedule_state["best_metric"] = last_metrics["val_mel_postnet_l1"]
                 save(folder.best, last_metrics)
             if callback is not None and callback(position.step, dict(last_metrics)):
                 stopped_early = True
@@ -283,6 +300,50 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
     progress.close()
     return TrainResult(folder.root, position.step, stopped_early, schedule_state["best_metric"], last_metrics,
                        skipped_total)
+
+
+def quality_config(config: TrainConfig) -> ControllerConfig:
+    """Return the quality controller's settings for this run (judging windows scale with max_steps)."""
+    return ControllerConfig.for_budget(config.max_steps, patience=config.early_stop_patience,
+                                       early_stop=config.early_stop, max_ga_boosts=config.controller_max_ga_boosts,
+                                       max_lr_cuts=config.controller_max_lr_cuts,
+                                       max_rollbacks=config.controller_max_rollbacks)
+
+
+def apply_quality_control(controller: QualityController, step: int, metrics: dict[str, float], folder: RunFolder,
+                          model: Tacotron2, optimizer: torch.optim.Optimizer, schedule_state: dict[str, float],
+                          device: torch.device, save: Callable[[Path, dict[str, float]], None]) -> bool:
+    """Let the controller judge one validation, carry out its decisions, and return True to stop.
+
+    Every decision goes to metrics.jsonl as a ``quality`` record (step, detection, evidence,
+    action). Multipliers (learning rate, guided-attention and gate weights) take effect from
+    the next step. A rollback restores the model and optimiser of ``good.pt`` only: the data
+    position, RNG and the controller's own counts move on, so the same batches are not
+    replayed and the limits are not undone.
+    """
+    decisions = controller.observe(step, metrics)
+    for decision in decisions:
+        folder.append_metrics(decision.to_record())
+    schedule_state.update(controller.multipliers())
+    if any(d.action == "rollback" for d in decisions) and folder.good.is_file():
+        payload = load_checkpoint(folder.good, map_location=device)
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        folder.append_metrics({"kind": "event", "step": step, "event": "rollback",
+                               "to_step": payload["position"]["step"]})
+    if controller.last_good_step == step:
+        save(folder.good, metrics)
+    return controller.stop_requested
+
+
+def write_validation_plots(folder: Path, step: int, sample: Sample, gate_threshold: float) -> None:
+    """Write the validation pictures of one utterance as PNGs named ``step_NNNNNN_<what>.png`` in ``folder``."""
+    stem = folder / f"step_{step:06d}"
+    plot_alignment(sample.tf_attention, f"{stem}_alignment_tf.png", f"teacher-forced attention, step {step}")
+    plot_alignment(sample.fr_attention, f"{stem}_alignment_fr.png", f"free-running attention, step {step}")
+    plot_mels(sample.target_mel, sample.fr_mel, f"{stem}_mel.png", f"target vs free-running mel, step {step}")
+    plot_gate(sample.tf_gate, sample.gate_target, gate_threshold, f"{stem}_gate.png",
+              f"teacher-forced stop gate, step {step}")
 
 
 def _progress(config: TrainConfig, initial: int, show: bool):

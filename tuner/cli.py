@@ -14,7 +14,8 @@ from pathlib import Path
 EXIT_BAD_INPUT = 2
 
 
-def _add_common(p: argparse.ArgumentParser, storage_help: str = "study storage URL (default: SQLite in the home)") -> None:
+def _add_common(p: argparse.ArgumentParser,
+                storage_help: str = "study storage URL (default: SQLite in the home)") -> None:
     p.add_argument("--storage", default=None, metavar="URL", help=storage_help)
     p.add_argument("--home", type=Path, default=None, metavar="DIR",
                    help="tuner home: default storage, MLflow store, runs, demo (default $SMART_TUNER_HOME or "

@@ -8,6 +8,7 @@ are written, so a bad command leaves nothing behind.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -138,7 +139,7 @@ def make_plan(request: StudyRequest) -> Plan:
                          "trained base checkpoint; give --warm-start CKPT (or study.warm_start in the space), "
                          "or leave out --data for the embedded demo")
     if data is None and warm_start is not None:
-        raise TunerError("--warm-start needs --data: the corpus of the voice to fine-tune on")
+        raise TunerError(f"a base checkpoint ({warm_start}) needs --data: the corpus of the voice to fine-tune on")
     if data is not None:
         check_data(Path(data), sample_config)
     if warm_start is not None:
@@ -149,7 +150,7 @@ def make_plan(request: StudyRequest) -> Plan:
         if not torch.cuda.is_available():
             raise TunerError("--gpus given but no CUDA device is visible")
         visible = torch.cuda.device_count()
-        if any(int(g) >= visible for g in gpus) and "CUDA_VISIBLE_DEVICES" not in __import__("os").environ:
+        if any(int(g) >= visible for g in gpus) and "CUDA_VISIBLE_DEVICES" not in os.environ:
             raise TunerError(f"--gpus {request.gpus}: only {visible} GPU(s) visible")
     return Plan(space=space, home=home, study_name=request.study or space.study.name, storage_url=storage_url,
                 data=None if data is None else Path(data).resolve(),
@@ -213,11 +214,12 @@ def run_study(request: StudyRequest) -> int:
                          warm_start=warm_start, preset=plan.preset, max_steps=plan.max_steps,
                          val_interval=plan.val_interval, trial_timeout=plan.trial_timeout,
                          stall_timeout=space.study.stall_timeout, view=view, tracker=tracker, gpus=plan.gpus)
-    finished_states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-
     def taken() -> int:
-        # Trials that count toward the target: finished ones and those other workers are running.
-        return len(study.get_trials(deepcopy=False, states=(*finished_states, TrialState.RUNNING)))
+        # Trials that count toward the target: complete and pruned ones, and those running anywhere.
+        # Failed trials do not count, so re-running the command replaces them; each run still makes
+        # at most `remaining` attempts, so a broken setup cannot loop.
+        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                            TrialState.RUNNING)))
 
     def stop_at_target(study_, trial_) -> None:
         if taken() >= plan.n_trials:

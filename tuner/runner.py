@@ -156,44 +156,67 @@ class TrialRunner:
     # ------------------------------------------------------------------ the objective
 
     def __call__(self, trial) -> float | list[float]:
-        """Run one trial; return its objective value(s), or raise TrialPruned / TrialFailed."""
+        """Run one trial; return its objective value(s), or raise TrialPruned / TrialFailed.
+
+        Whatever goes wrong on the parent's side of one trial fails that trial with its reason;
+        only an interrupt (Ctrl-C) ends the study.
+        """
         import optuna
 
         gpu = self._pool.get() if self._pool is not None else None
         try:
-            params = suggest(trial, self.space)
-            config = self.space.build_config(params, preset_name=self.preset, max_steps=self.max_steps)
-            run_dir = self._run_dir(trial.number)
-            where = f"GPU {gpu}" if gpu is not None else "this machine"
-            trial.set_user_attr("worker", worker_id())
-            trial.set_user_attr("run_dir", str(run_dir))
-            if gpu is not None:
-                trial.set_user_attr("gpu", gpu)
-            run_id = None
-            if self.tracker is not None:
-                try:
-                    run_id = self.tracker.start_trial(trial.number, params, config.to_dict(),
-                                                      {"worker": worker_id(), "run_dir": str(run_dir)})
-                except Exception as err:  # MLflow trouble costs the trial its MLflow run, not its training
-                    self.view.say(f"  mlflow: no run for trial {trial.number} ({type(err).__name__}: {err})")
-                else:
-                    trial.set_user_attr("mlflow_run_id", run_id)
-                    trial.set_user_attr("mlflow_experiment_id", self.tracker.experiment_id)
-                    trial.set_user_attr("mlflow_run", self.tracker.run_link(run_id))
-            self.view.started(trial.number, params, where)
-            job = TrialJob(study_name=self.study.study_name, trial_id=trial._trial_id, trial_number=trial.number,
-                           run_dir=str(run_dir), data=str(self.data), config=config.to_dict(),
-                           warm_start=None if self.warm_start is None else str(self.warm_start),
-                           objective_metrics=list(self.space.study.objective.metrics),
-                           objective_directions=list(self.space.study.objective.directions),
-                           gates=[vars(g) for g in self.space.study.gates], pruner=dict(self.space.study.pruner),
-                           val_interval=config.val_interval, max_steps=config.max_steps,
-                           samples=self.space.study.samples, params=params)
-            outcome = self._supervise(job, run_dir, gpu, run_id)
-            return self._conclude(trial, outcome, run_dir, run_id)
+            return self._run(trial, gpu)
+        except (TrialFailed, optuna.TrialPruned):
+            raise
+        except KeyboardInterrupt:
+            _set_attr(trial, "fail_reason", "interrupted (Ctrl-C); the worker was stopped")
+            raise
+        except Exception as err:
+            reason = f"tuner: {type(err).__name__}: {err}"[:500]
+            _set_attr(trial, "fail_reason", reason)
+            self.view.finished(trial.number, "FAILED", reason)
+            raise TrialFailed(reason) from err
         finally:
             if gpu is not None:
                 self._pool.put(gpu)
+
+    def _run(self, trial, gpu: str | None) -> float | list[float]:
+        """Sample, start the child, supervise it and turn its outcome into the trial's state."""
+        params = suggest(trial, self.space)
+        config = self.space.build_config(params, preset_name=self.preset, max_steps=self.max_steps)
+        run_dir = self._run_dir(trial.number)
+        where = f"GPU {gpu}" if gpu is not None else "this machine"
+        trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr("run_dir", str(run_dir))
+        if gpu is not None:
+            trial.set_user_attr("gpu", gpu)
+        run_id = None
+        if self.tracker is not None:
+            try:
+                run_id = self.tracker.start_trial(trial.number, params, config.to_dict(),
+                                                  {"worker": worker_id(), "run_dir": str(run_dir)})
+            except Exception as err:  # MLflow trouble costs the trial its MLflow run, not its training
+                self.view.say(f"  mlflow: no run for trial {trial.number} ({type(err).__name__}: {err})")
+            else:
+                trial.set_user_attr("mlflow_run_id", run_id)
+                trial.set_user_attr("mlflow_experiment_id", self.tracker.experiment_id)
+                trial.set_user_attr("mlflow_run", self.tracker.run_link(run_id))
+        self.view.started(trial.number, params, where)
+        job = TrialJob(study_name=self.study.study_name, trial_id=trial._trial_id, trial_number=trial.number,
+                       run_dir=str(run_dir), data=str(self.data), config=config.to_dict(),
+                       warm_start=None if self.warm_start is None else str(self.warm_start),
+                       objective_metrics=list(self.space.study.objective.metrics),
+                       objective_directions=list(self.space.study.objective.directions),
+                       gates=[vars(g) for g in self.space.study.gates], pruner=dict(self.space.study.pruner),
+                       val_interval=config.val_interval, max_steps=config.max_steps,
+                       samples=self.space.study.samples, params=params)
+        try:
+            outcome = self._supervise(job, run_dir, gpu, run_id)
+        except KeyboardInterrupt:
+            if self.tracker is not None and run_id is not None:
+                self.tracker.finish_trial(run_id, "FAIL", "interrupted (Ctrl-C)", None, [])
+            raise
+        return self._conclude(trial, outcome, run_dir, run_id)
 
     def _run_dir(self, number: int) -> Path:
         base = self.home.trial_dir(self.study.study_name, number)
@@ -316,6 +339,14 @@ class TrialRunner:
         trial.set_user_attr("fail_reason", outcome.reason)
         self.view.finished(trial.number, "FAILED", outcome.reason or "")
         raise TrialFailed(outcome.reason)
+
+
+def _set_attr(trial, key: str, value: Any) -> None:
+    """Set a user attribute, ignoring a storage error (used while already handling one)."""
+    try:
+        trial.set_user_attr(key, value)
+    except Exception:
+        pass
 
 
 def _kill(process: subprocess.Popen) -> None:

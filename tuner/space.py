@@ -221,10 +221,6 @@ class SearchSpace:
             values["max_steps"] = budget
         return base.replace(**values)
 
-    def budget(self, preset_name: str | None = None, max_steps: int | None = None) -> int:
-        """Return the per-trial step budget: ``max_steps``, else the space's, else the preset's (steps)."""
-        return self.build_config(self.defaults_or_low(), preset_name=preset_name, max_steps=max_steps).max_steps
-
     def defaults_or_low(self) -> dict[str, Any]:
         """Return one valid parameter set: each default, else the low bound or first choice."""
         return {p.name: p.default if p.has_default else (p.choices[0] if p.kind == "categorical" else p.low)
@@ -625,6 +621,25 @@ def _check_values(space_params: tuple[ParamSpec, ...], base, fixed: dict, loc: _
             _check_against_config({**fixed, **{t: value for t in spec.targets}}, base, ("params", spec.name), loc)
 
 
+def _try_build(study: StudySpec, loc: _Located) -> None:
+    """Build the sampler and pruner once, so settings Optuna rejects are reported here, not mid-study."""
+    import warnings
+
+    from tuner.study import build_pruner
+
+    settings = {k: v for k, v in study.sampler.items() if k != "name"}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sampler_class(study.sampler["name"])(**settings)
+    except (TypeError, ValueError) as err:
+        raise loc.error(("study", "sampler"), f"rejected by Optuna ({err})") from None
+    try:
+        build_pruner(study.pruner, study.objective.multi, study.max_steps or 1000, 10)
+    except (TypeError, ValueError) as err:  # TunerError is a ValueError
+        raise loc.error(("study", "pruner"), str(err)) from None
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -677,6 +692,7 @@ def load_space(name: str | Path) -> SearchSpace:
         _check_against_config({**fixed, "max_steps": study.max_steps}, base, ("study", "max_steps"), loc)
     if study.objective.multi and study.sampler["name"] in ("cmaes",):
         raise loc.error(("study", "sampler", "name"), "cmaes does not support several objectives")
+    _try_build(study, loc)
     return SearchSpace(path=path.resolve(), study=study, preset=preset_name, fixed=fixed, params=params, text=text)
 
 

@@ -207,7 +207,9 @@ def build_pruner(section: dict[str, Any], multi: bool, max_steps: int, val_inter
     except (TypeError, ValueError) as err:
         raise TunerError(f"pruner {name}: {err}") from None
     if patience is not None:
-        pruner = optuna.pruners.PatientPruner(pruner, patience=int(patience), min_delta=float(min_delta))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            pruner = optuna.pruners.PatientPruner(pruner, patience=int(patience), min_delta=float(min_delta))
     return pruner
 
 

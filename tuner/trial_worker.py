@@ -50,8 +50,8 @@ def _reason(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"[:500] if text else type(err).__name__
 
 
-def run(job_path: Path, outcome_path: Path):
-    """Run the trial of ``job_path`` and return its Outcome (exceptions become a failed outcome)."""
+def run(job_path: Path):
+    """Run the trial of ``job_path`` and return its Outcome; exceptions propagate (``main`` records them)."""
     import warnings
 
     import optuna
@@ -62,6 +62,8 @@ def run(job_path: Path, outcome_path: Path):
     from tuner.study import build_pruner, open_storage
 
     job = TrialJob.read(job_path)
+    print(f"worker: trial {job.trial_number}, pid {os.getpid()}, "
+          f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}", flush=True)
     inject_fault(job.trial_number)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     job_path, outcome_path = Path(args[0]), Path(args[1])
     try:
-        outcome = run(job_path, outcome_path)
+        outcome = run(job_path)
     except Exception as err:
         traceback.print_exc()
         outcome = Outcome("failed", reason=_reason(err))

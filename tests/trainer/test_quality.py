@@ -45,7 +45,7 @@ def test_misalignment_waits_for_warmup_then_raises_guided_attention_up_to_its_li
     assert actions(first) == [("misalignment", "raise_guided_attention")]
     assert first[0].parameters["ga_boost"] == 2.0
     assert first[0].evidence["tf_diagonality"] == 0.3
-    assert controller.last_good_step == 400  # a detection is not a good validation
+    assert controller.last_good_step == 500  # misaligned but healthy losses: still a rollback target
     assert controller.observe(600, healthy(600, tf_diagonality=0.69))[0].parameters["ga_boost"] == 4.0
     limited = controller.observe(700, healthy(700, tf_diagonality=0.5))
     assert actions(limited) == [("misalignment", "none_limit_reached")]
@@ -83,13 +83,13 @@ def test_gate_failure_raises_gate_weight_but_defers_to_misalignment() -> None:
 def test_nonfinite_loss_rolls_back_to_last_good_and_lowers_lr() -> None:
     controller = make()
     controller.observe(100, healthy(100))
-    controller.observe(200, healthy(200, tf_diagonality=0.1))  # not good
+    controller.observe(200, healthy(200, tf_diagonality=0.1))  # misaligned, healthy losses: still good
     decisions = controller.observe(300, healthy(300, val_total=math.nan))
     assert actions(decisions) == [("nonfinite_loss", "rollback"), ("nonfinite_loss", "lower_learning_rate")]
-    assert decisions[0].parameters == {"to_step": 100}
+    assert decisions[0].parameters == {"to_step": 200}
     assert decisions[1].parameters["lr_scale"] == 0.5
     assert not controller.stop_requested
-    assert controller.last_good_step == 100
+    assert controller.last_good_step == 200  # a broken validation never becomes the rollback target
 
 
 def test_nonfinite_loss_without_good_checkpoint_stops() -> None:

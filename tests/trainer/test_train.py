@@ -167,3 +167,64 @@ def test_cli_train_bad_input_is_one_line_exit_2(demo_corpus: Path, tmp_path: Pat
     assert code == 2
     assert fragment in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_validation_reports_free_running_quality_and_plots(demo_corpus: Path, tmp_path: Path) -> None:
+    train(micro_config(max_steps=2, val_interval=2), demo_corpus, tmp_path / "run", show_progress=False)
+    val = records(tmp_path / "run", "val")[-1]
+    for key in ("fr_diagonality", "fr_focus", "fr_monotonicity", "fr_coverage", "fr_stop_error", "fr_hit_max_rate",
+                "fr_early_stop_rate", "fr_run_on_rate", "quality_score", "fr_quality_score"):
+        assert key in val and math.isfinite(val[key]), key
+    assert 0.0 <= val["quality_score"] <= 1.0
+    names = sorted(p.name for p in (tmp_path / "run" / "plots").iterdir())
+    assert names == ["step_000002_alignment_fr.png", "step_000002_alignment_tf.png", "step_000002_gate.png",
+                     "step_000002_mel.png"]
+    assert all((tmp_path / "run" / "plots" / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
+
+
+def test_phases_are_logged_at_their_boundaries(demo_corpus: Path, tmp_path: Path) -> None:
+    train(micro_config(max_steps=7, val_interval=7, phases=True, controller=False, fr_utterances=0),
+          demo_corpus, tmp_path / "run", show_progress=False)
+    phases = [(e["step"], e["phase"], e["ga_weight"]) for e in records(tmp_path / "run", "event")
+              if e["event"] == "phase"]
+    assert phases == [(0, "pre_alignment", 10.0), (1, "alignment_learning", 3.0), (4, "quality_optimization", 1.0),
+                      (6, "fine_tuning", 0.5)]
+    ga = {r["step"]: r["ga_weight"] for r in records(tmp_path / "run", "train")}
+    assert ga[1] == 10.0 and ga[2] == 3.0 and ga[7] == 0.5  # record "step" counts steps done
+
+
+def test_controller_rolls_back_an_exploding_run(demo_corpus: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import trainer.train as loop
+
+    real_validate = loop.validate
+    calls = {"n": 0}
+
+    def exploding_on_third(*args, **kwargs):
+        metrics, sample = real_validate(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            metrics["val_total"] = metrics["val_total"] * 100.0
+        return metrics, sample
+
+    monkeypatch.setattr(loop, "validate", exploding_on_third)
+    train(micro_config(max_steps=6, val_interval=2, fr_utterances=0), demo_corpus, tmp_path / "run",
+          show_progress=False)
+    decisions = [q for q in records(tmp_path / "run", "quality") if q["detection"] == "exploding_loss"]
+    assert decisions and decisions[0]["step"] == 6
+    assert {d["action"] for d in decisions} >= {"rollback", "lower_learning_rate"}
+    rollback = [e for e in records(tmp_path / "run", "event") if e["event"] == "rollback"]
+    assert rollback and rollback[0]["to_step"] == 4  # the last validation judged healthy
+    last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    good = load_checkpoint(tmp_path / "run" / "checkpoints" / "good.pt")
+    assert all(torch.equal(last["model"][k], good["model"][k]) for k in good["model"])
+    assert last["schedule"]["lr_scale"] == 0.5
+
+
+def test_cli_plan_prints_classes_and_steps(demo_corpus: Path, capsys) -> None:
+    from trainer.cli import main
+
+    assert main(["plan", str(demo_corpus), "--batch-size", "4", "--grad-accum", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "size class 'under 30 min': 5000 epochs" in out
+    assert "steps: ceil(" in out and "24 utterances / (4 batch x 1 accumulation))" in out

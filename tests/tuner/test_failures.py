@@ -32,7 +32,8 @@ def test_crashing_and_raising_trials_fail_alone(tmp_path: Path, tuner_home: Path
         code = main(["run-study", "--space", str(space), "--data", str(short_corpus), "--trials", "3", "--no-mlflow"])
     assert code == 0, out.getvalue()
     trials = _trials(tuner_home, "faults")
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE], [
+        (t.state, t.user_attrs) for t in trials]
     crashed, raised, fine = trials
     assert "worker exited with status 86 without an outcome" in crashed.user_attrs["fail_reason"]
     assert raised.user_attrs["fail_reason"].startswith("RuntimeError: injected fault")
@@ -53,6 +54,6 @@ def test_hung_trial_is_killed_at_its_time_limit(tmp_path: Path, tuner_home: Path
                      "--trial-timeout", "6"])
     assert code == 0
     (trial,) = _trials(tuner_home, "hang")
-    assert trial.state == TrialState.FAIL
+    assert trial.state == TrialState.FAIL, trial.user_attrs
     assert trial.user_attrs["fail_reason"].startswith("timed out: still running after 6 s")
     assert (trial.datetime_complete - trial.datetime_start).total_seconds() < 60

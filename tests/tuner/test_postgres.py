@@ -14,6 +14,7 @@ import pytest
 pytestmark = pytest.mark.postgres
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+PASSWORD = "pw-never-shown-4711"
 
 
 def _server_up() -> bool:
@@ -46,11 +47,13 @@ def test_two_processes_join_one_study(database: str, tmp_path: Path, short_corpu
     from mlflow.tracking import MlflowClient
     from optuna.trial import TrialState
 
-    space = fast_space_writer(tmp_path, study="shared", max_steps=6, samples=0, gates="[]")
+    space = fast_space_writer(tmp_path, study="shared", max_steps=4, samples=0, gates="[]")
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "SMART_TUNER_FAULT")}
+    # The server trusts local logins, so any password works: one that must never be seen anywhere.
+    with_password = database.replace("postgres@", f"postgres:{PASSWORD}@")
     command = [sys.executable, "-m", "tuner.cli", "run-study", "--space", str(space), "--data", str(short_corpus),
-               "--storage", database, "--home", str(home), "--trials", "2"]
+               "--storage", with_password, "--home", str(home), "--trials", "2"]
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
                for _ in range(2)]
     outputs = [w.communicate(timeout=400)[0] for w in workers]
@@ -73,3 +76,15 @@ def test_two_processes_join_one_study(database: str, tmp_path: Path, short_corpu
     children = [r for r in runs if r.data.tags.get("smart_tuner.role") == "trial"]
     assert len(parents) == 1 and len(children) == len(trials)
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert "postgres:***@" in parents[0].data.params["storage"]
+
+    # The password reached neither the terminal, nor MLflow, nor the run folders, nor the study.
+    assert all(PASSWORD not in out for out in outputs)
+    for run in runs:
+        assert PASSWORD not in repr((run.data.params, run.data.tags))
+    for path in home.rglob("*"):
+        if path.is_file() and path.suffix not in (".pt", ".db"):
+            assert PASSWORD.encode() not in path.read_bytes(), path
+    assert PASSWORD.encode() not in (home / "mlflow.db").read_bytes()
+    assert all(PASSWORD not in repr((t.user_attrs, t.system_attrs)) for t in trials)
+    assert PASSWORD not in repr(study.user_attrs)

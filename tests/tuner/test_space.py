@@ -119,3 +119,10 @@ def test_gate_checks_after_its_start() -> None:
     assert late.violation(200, {"tf_gate_balanced_accuracy": 0.5}, 300) is None
     assert late.violation(225, {"tf_gate_balanced_accuracy": 0.5}, 300) is not None
     assert "nan" in Gate("val_total", max=10.0).violation(1, {"val_total": math.nan}, 10)
+
+
+def test_settings_optuna_rejects_are_reported_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("study:\n  pruner: {name: threshold}\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n")
+    with pytest.raises(SpaceError, match=r"p.yaml:2: study.pruner: .*lower or upper"):
+        load_space(path)

@@ -67,7 +67,7 @@ def test_study_finishes_with_one_complete_and_one_gated_trial(study_run: StudyRu
 
     assert study_run.code == 0, study_run.output
     trials = _study(study_run).get_trials()
-    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED]
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED], [(t.state, t.user_attrs) for t in trials]
     first, gated = trials
     assert first.params == {"learning_rate": 3e-3} and first.user_attrs["origin"] == "space defaults"
     assert gated.params == {"learning_rate": 1e-7}

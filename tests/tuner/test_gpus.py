@@ -1,0 +1,48 @@
+"""With --gpus, trials run one per GPU at a time, each child seeing only its GPU.
+
+No GPU is needed: the children fail at once (injected fault), which is enough to see which
+GPU each was given and that two ran at the same time.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+
+def test_one_trial_per_gpu_at_a_time(tmp_path: Path, tuner_home: Path, short_corpus: Path, fast_space_writer,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import optuna
+
+    from tuner.errors import TrialFailed
+    from tuner.paths import Home
+    from tuner.runner import LiveView, TrialRunner
+    from tuner.space import load_space
+    from tuner.study import check_storage, open_study
+
+    monkeypatch.setenv("SMART_TUNER_FAULT", "raise")
+    space = load_space(fast_space_writer(tmp_path, study="gpus", max_steps=2, samples=0, gates="[]"))
+    url = f"sqlite:///{tuner_home}/optuna.db"
+    check_storage(url)
+    study = open_study(space, "gpus", url, max_steps=2, val_interval=2).study
+    runner = TrialRunner(space=space, study=study, home=Home.resolve(), storage_url=url, data=short_corpus,
+                         warm_start=None, preset="tiny", max_steps=2, val_interval=2, trial_timeout=120,
+                         stall_timeout=None, view=LiveView(study, quiet=True), gpus=["3", "5"])
+    study.optimize(runner, n_trials=4, n_jobs=2, catch=(TrialFailed,))
+
+    trials = study.trials
+    assert len(trials) == 4
+    seen = []
+    for trial in trials:
+        log = Path(trial.user_attrs["run_dir"], "worker.log").read_text()
+        visible = re.search(r"CUDA_VISIBLE_DEVICES=(\S+)", log).group(1)
+        assert visible == trial.user_attrs["gpu"]
+        seen.append(visible)
+    assert sorted(seen) == ["3", "3", "5", "5"]
+    # Two at a time: some pair of trials overlapped, and never two on one GPU at once.
+    spans = [(t.datetime_start, t.datetime_complete, t.user_attrs["gpu"]) for t in trials]
+    overlapping = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] and b[0] < a[1]]
+    assert overlapping
+    assert all(a[2] != b[2] for a, b in overlapping)

@@ -1,0 +1,103 @@
+"""The trainer callback: reports, quality gates, Optuna's pruner, multi-objective rules (no training)."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+
+from tuner.reporting import Reporter, quality_score
+from tuner.space import Gate, Objective
+from tuner.study import build_pruner
+
+SINGLE = Objective(("val_mel_postnet_l1",), ("minimize",))
+TWO = Objective(("val_mel_postnet_l1", "quality"), ("minimize", "maximize"))
+
+
+def _metrics(loss: float, diag: float = 0.8) -> dict[str, float]:
+    return {"val_mel_postnet_l1": loss, "tf_diagonality": diag, "tf_focus": 0.6, "tf_coverage": 0.9,
+            "tf_gate_balanced_accuracy": 0.7, "tf_monotonicity": 0.99}
+
+
+def _study(pruner=None, directions=("minimize",)):
+    return optuna.create_study(directions=list(directions), pruner=pruner or optuna.pruners.NopPruner())
+
+
+def test_reports_each_validation_and_returns_the_best_value() -> None:
+    study = _study()
+    trial = study.ask()
+    reporter = Reporter(trial, SINGLE, (), max_steps=30)
+    assert reporter(10, _metrics(2.0)) is False
+    assert reporter(20, _metrics(1.5)) is False
+    assert reporter(30, _metrics(1.7)) is False
+    assert study.trials[0].intermediate_values == {10: 2.0, 20: 1.5, 30: 1.7}
+    assert reporter.final_values() == [1.5] and reporter.best_step() == 20
+    assert study.trials[0].user_attrs["last_metrics"]["quality"] == pytest.approx((0.8 + 0.6 + 0.9 + 0.7) / 4)
+
+
+def test_quality_gate_stops_training_with_its_reason() -> None:
+    study = _study()
+    trial = study.ask()
+    reporter = Reporter(trial, SINGLE, (Gate("tf_diagonality", min=0.5, after_step=20),), max_steps=40)
+    assert reporter(10, _metrics(2.0, diag=0.1)) is False  # before the gate's start
+    assert reporter(20, _metrics(1.9, diag=0.1)) is True
+    assert reporter.prune_step == 20
+    assert study.trials[0].user_attrs["prune_reason"] == reporter.prune_reason
+    assert reporter.prune_reason.startswith("quality gate: tf_diagonality 0.100 < 0.5 at step 20")
+
+
+def test_optuna_pruner_is_asked_through_the_storage() -> None:
+    pruner = build_pruner({"name": "median", "n_startup_trials": 1, "n_warmup_steps": 0}, False, 30, 10)
+    study = _study(pruner)
+    good = study.ask()
+    for step, loss in ((10, 1.0), (20, 0.9)):
+        good.report(loss, step)
+    study.tell(good, 0.9)
+    bad = study.ask()
+    reporter = Reporter(bad, SINGLE, (), max_steps=30, pruner_name="median")
+    assert reporter(10, _metrics(5.0)) is True
+    assert reporter.prune_reason.startswith("pruner median: val_mel_postnet_l1 5.0000 at step 10")
+
+
+def test_not_finite_objective_is_pruned() -> None:
+    reporter = Reporter(_study().ask(), SINGLE, (), max_steps=10)
+    assert reporter(10, _metrics(math.nan)) is True
+    assert "not finite" in reporter.prune_reason
+
+
+def test_two_objectives_report_nothing_but_keep_the_gates() -> None:
+    assert isinstance(build_pruner({"name": "median"}, True, 30, 10), optuna.pruners.NopPruner)
+    study = _study(directions=("minimize", "maximize"))
+    trial = study.ask()
+    reporter = Reporter(trial, TWO, (Gate("tf_diagonality", min=0.5, after_step=20),), max_steps=30)
+    assert reporter(10, _metrics(2.0)) is False
+    assert reporter(20, _metrics(1.0)) is False
+    assert study.trials[0].intermediate_values == {}
+    assert reporter.final_values() == [1.0, pytest.approx(quality_score(_metrics(1.0)))]
+    assert reporter(30, _metrics(0.9, diag=0.2)) is True
+
+
+def test_missing_objective_metric_is_named() -> None:
+    reporter = Reporter(_study().ask(), Objective(("val_bleu",), ("minimize",)), (), max_steps=10)
+    with pytest.raises(KeyError, match="objective metric 'val_bleu' is not reported"):
+        reporter(10, _metrics(1.0))
+
+
+def test_two_objective_study_end_to_end(tmp_path, tuner_home, short_corpus, fast_space_writer, capsys) -> None:
+    """A real run with two objectives: both values stored, nothing reported, the Pareto front shown."""
+    from optuna.trial import TrialState
+
+    from tuner.cli import main
+
+    space = fast_space_writer(tmp_path, study="pareto", max_steps=2, samples=0, gates="[]")
+    text = space.read_text().replace("objective: val_mel_postnet_l1", "objective: [val_mel_postnet_l1, quality]")
+    space.write_text(text)
+    assert main(["run-study", "--space", str(space), "--data", str(short_corpus), "--trials", "1", "--no-mlflow"]) == 0
+    (trial,) = optuna.load_study(study_name="pareto", storage=f"sqlite:///{tuner_home}/optuna.db").trials
+    assert trial.state == TrialState.COMPLETE and len(trial.values) == 2, trial.user_attrs
+    assert trial.intermediate_values == {}
+    assert 0.0 <= trial.values[1] <= 1.0
+    assert "Pareto front (val_mel_postnet_l1, quality):" in capsys.readouterr().out
+    assert main(["best", "--study", "pareto", "--export", str(tmp_path / "front")]) == 0
+    assert (tmp_path / "front" / f"trial-{trial.number}" / "best.pt").is_file()

@@ -12,8 +12,8 @@ from typing import Any
 
 from tuner.space import QUALITY, Gate, Objective
 
-# The quality score: the mean of the SPEC's alignment figures that a random attention does
-# not already score well on (monotonicity is ~1 for a near-uniform attention, so it is left out).
+# Fallback quality score when the trainer reports none: the mean of the SPEC's alignment figures
+# that a random attention does not already score well on (monotonicity is ~1 for it).
 QUALITY_TERMS = ("tf_diagonality", "tf_focus", "tf_coverage", "tf_gate_balanced_accuracy")
 
 # Figures kept on the trial (user attribute ``last_metrics``) for the status table and dashboard.
@@ -22,16 +22,19 @@ SUMMARY_KEYS = ("val_mel_postnet_l1", "tf_diagonality", "tf_focus", "tf_monotoni
 
 
 def quality_score(metrics: dict[str, float]) -> float:
-    """Return the quality score in [0, 1]: mean of diagonality, focus, coverage and gate balanced accuracy.
+    """Return the quality score in [0, 1]: the trainer's ``quality_score`` when it reports one.
 
-    NaN when one of them is missing.
+    Otherwise (an older trainer) the mean of diagonality, focus, coverage and gate balanced
+    accuracy; NaN when one of them is missing.
     """
+    if "quality_score" in metrics:
+        return float(metrics["quality_score"])
     values = [metrics.get(key, math.nan) for key in QUALITY_TERMS]
     return sum(values) / len(values)
 
 
 def with_quality(metrics: dict[str, float]) -> dict[str, float]:
-    """Return ``metrics`` plus ``quality`` (unless the trainer already reports one)."""
+    """Return ``metrics`` plus ``quality`` (the name space files use for the quality score)."""
     out = dict(metrics)
     out.setdefault(QUALITY, quality_score(metrics))
     return out

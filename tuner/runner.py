@@ -315,6 +315,8 @@ class TrialRunner:
         state = {"complete": "COMPLETE", "pruned": "PRUNED"}.get(outcome.state, "FAIL")
         if self.tracker is not None and run_id is not None:
             files = [(p, "plots" if p.suffix == ".png" else "samples") for p in media]
+            # The trainer's pictures of every validation (attention, mel, gate), when it makes them.
+            files += [(p, "plots/validation") for p in sorted((run_dir / "plots").glob("*.png"))]
             files.append((run_dir / "config.yaml", "config"))
             try:
                 self.tracker.finish_trial(run_id, state, outcome.reason, outcome.values, files)

@@ -34,7 +34,7 @@ from tuner.errors import SpaceError
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 
 QUALITY = "quality"  # the tuner's own score, see ``reporting.quality_score``
-_METRIC_NAME = re.compile(r"^(val_[a-z0-9_]+|tf_[a-z0-9_]+|train_loss|quality)$")
+_METRIC_NAME = re.compile(r"^(val_[a-z0-9_]+|tf_[a-z0-9_]+|fr_[a-z0-9_]+|train_loss|quality|quality_score)$")
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "nsgaii")
 PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "threshold", "none")
@@ -365,11 +365,13 @@ def _parse_objective(study: dict, loc: _Located) -> Objective:
         else:
             metric = item
         if not isinstance(metric, str) or not _METRIC_NAME.match(metric):
-            raise loc.error(here, f"unknown metric {metric!r} (expected val_*, tf_*, train_loss or {QUALITY})")
+            raise loc.error(here, f"unknown metric {metric!r} (expected val_*, tf_*, fr_*, train_loss or {QUALITY})")
         if direction is None and not isinstance(raw, list):
             direction = study.get("direction")
         if direction is None:
-            direction = "minimize" if metric.startswith("val_") or metric == "train_loss" else "maximize"
+            lower_is_better = metric.startswith("val_") or metric == "train_loss" or metric in (
+                "fr_stop_error", "fr_hit_max_rate")
+            direction = "minimize" if lower_is_better else "maximize"
         if direction not in _DIRECTIONS:
             raise loc.error(here, f"direction must be minimize or maximize, got {direction!r}")
         metrics.append(metric)
@@ -464,8 +466,8 @@ def _parse_gates(study: dict, loc: _Located) -> tuple[Gate, ...]:
         _mapping(item, here, loc, _GATE_KEYS)
         metric = item.get("metric")
         if not isinstance(metric, str) or not _METRIC_NAME.match(metric):
-            raise loc.error(here + ("metric",), f"unknown metric {metric!r} (expected val_*, tf_*, train_loss "
-                                                f"or {QUALITY})")
+            raise loc.error(here + ("metric",), f"unknown metric {metric!r} (expected val_*, tf_*, fr_*, "
+                                                f"train_loss or {QUALITY})")
         if "min" not in item and "max" not in item:
             raise loc.error(here, "a gate needs 'min' or 'max'")
         low = _number(item["min"], here + ("min",), loc) if "min" in item else None

@@ -7,8 +7,10 @@ Every URL the tuner prints goes through ``mask_url`` so a password never reaches
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -139,6 +141,28 @@ def _retry_callback():
         return RetryHeartbeatStaleTrialCallback(max_retry=1)
 
 
+_sqlite_state_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _sqlite_storage_class():
+    """Return RDBStorage with trial state changes serialised inside this process (for SQLite).
+
+    Optuna pops an enqueued trial by reading it as WAITING and writing RUNNING in one
+    transaction guarded by ``SELECT ... FOR UPDATE``; SQLite ignores that clause, so two
+    threads (``--gpus``: one per GPU) could both pop the same trial and run it twice. SQLite
+    serves one process, so a lock in the process makes the check-and-set atomic.
+    """
+    from optuna.storages import RDBStorage
+
+    class SerializedSQLiteStorage(RDBStorage):
+        def set_trial_state_values(self, trial_id, state, values=None):  # noqa: D102 (RDBStorage's)
+            with _sqlite_state_lock:
+                return super().set_trial_state_values(trial_id, state, values)
+
+    return SerializedSQLiteStorage
+
+
 def open_storage(url: str, heartbeat: bool = True):
     """Return an Optuna RDBStorage for ``url``; with ``heartbeat``, stale trials are failed and retried once."""
     import optuna
@@ -157,7 +181,8 @@ def open_storage(url: str, heartbeat: bool = True):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+            cls = _sqlite_storage_class() if is_sqlite(url) else RDBStorage
+            return cls(url, engine_kwargs=engine_kwargs, **kwargs)
         except Exception as err:  # sqlalchemy errors carry the URL; show ours, masked
             first = scrub(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, url)
             raise StorageError(f"storage {mask_url(url)}: {first}") from None

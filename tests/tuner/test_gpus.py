@@ -46,3 +46,32 @@ def test_one_trial_per_gpu_at_a_time(tmp_path: Path, tuner_home: Path, short_cor
     overlapping = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] and b[0] < a[1]]
     assert overlapping
     assert all(a[2] != b[2] for a, b in overlapping)
+
+
+def test_threads_never_pop_one_enqueued_trial_twice_on_sqlite(tmp_path: Path) -> None:
+    """SQLite ignores SELECT ... FOR UPDATE; without the storage's lock, two GPU threads could run one trial."""
+    import collections
+    import threading
+    import time
+
+    import optuna
+
+    from tuner.study import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for round_ in range(2):
+        study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/race{round_}.db", heartbeat=False))
+        for i in range(16):
+            study.enqueue_trial({"x": float(i)})
+        seen: collections.Counter = collections.Counter()
+        lock = threading.Lock()
+
+        def objective(trial) -> float:
+            with lock:
+                seen[trial.number] += 1
+            time.sleep(0.03)
+            return trial.suggest_float("x", 0.0, 100.0)
+
+        study.optimize(objective, n_trials=16, n_jobs=4)
+        assert sorted(seen) == list(range(16)) and set(seen.values()) == {1}
+        assert sorted(t.params["x"] for t in study.trials) == [float(i) for i in range(16)]

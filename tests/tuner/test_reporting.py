@@ -36,6 +36,11 @@ def test_reports_each_validation_and_returns_the_best_value() -> None:
     assert study.trials[0].user_attrs["last_metrics"]["quality"] == pytest.approx((0.8 + 0.6 + 0.9 + 0.7) / 4)
 
 
+def test_quality_is_the_trainers_score_when_reported() -> None:
+    assert quality_score({**_metrics(1.0), "quality_score": 0.42}) == 0.42
+    assert quality_score(_metrics(1.0)) == pytest.approx((0.8 + 0.6 + 0.9 + 0.7) / 4)
+
+
 def test_quality_gate_stops_training_with_its_reason() -> None:
     study = _study()
     trial = study.ask()

@@ -129,6 +129,10 @@ def test_mlflow_has_a_parent_run_and_a_nested_run_per_trial(study_run: StudyRun)
     assert {"plots/alignment.png", "plots/mel.png", "samples/sample-1.wav", "config/config.yaml"} <= files(
         done.info.run_id)
     assert {"plots/alignment.png", "config/config.yaml"} <= files(gated.info.run_id)
+    # The trainer's pictures of every validation, when it makes them (TrainConfig.plots).
+    if any(Path(_study(study_run).trials[0].user_attrs["run_dir"], "plots").glob("*.png")):
+        assert {"plots/validation/step_000004_alignment_tf.png", "plots/validation/step_000008_alignment_tf.png"} \
+            <= files(done.info.run_id)
     local = Path(client.download_artifacts(done.info.run_id, "samples/sample-1.wav"))
     assert local.read_bytes()[:4] == b"RIFF"
 

@@ -65,6 +65,34 @@ class Plan:
     trial_timeout: float | None
 
 
+DEMO_CPU_TRIALS = 5
+DEMO_CPU_STEPS = 150
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def planned_steps(data: Path, space: SearchSpace, preset: str) -> int | None:
+    """Return the epoch planner's optimiser steps for ``data`` (trainer.plan), or None when it cannot plan.
+
+    Used as the per-trial budget when neither the space nor --max-steps gives one. The
+    batch size is the space's default trial's.
+    """
+    from trainer.plan import plan_training
+
+    config = space.build_config(space.defaults_or_low(), preset_name=preset, max_steps=None)
+    try:
+        plan = plan_training(data, config.batch_size, config.grad_accum_steps, val_size=config.val_size,
+                             lang=config.lang, min_seconds=config.min_seconds, max_seconds=config.max_seconds,
+                             drop_unknown_chars=config.on_unknown_char == "drop")
+    except ValueError:
+        return None  # check_data below names the corpus's problem
+    return plan.steps
+
+
 def parse_gpus(text: str | None) -> list[str] | None:
     """Return the GPU ids of ``--gpus 0,1`` (None when not given); TunerError on a malformed list."""
     if text is None:
@@ -128,10 +156,18 @@ def make_plan(request: StudyRequest) -> Plan:
     preset = request.preset or space.preset
     gpus = parse_gpus(request.gpus)
     storage_url = resolve_storage(request.storage, home)
-    sample_config = space.build_config(space.defaults_or_low(), preset_name=preset, max_steps=request.max_steps)
     warm_start = request.warm_start or space.study.warm_start
     data = request.data
     use_demo = data is None and warm_start is None
+    trials, max_steps = request.trials, request.max_steps
+    if use_demo and not gpus and not _cuda_available():
+        # The zero-flag demo on a CPU: the documented space's 20 trials x 300 steps would take
+        # hours on 2 cores, so it runs a short study unless the user asks for more.
+        trials = trials or min(space.study.n_trials, DEMO_CPU_TRIALS)
+        max_steps = max_steps or min(space.study.max_steps or DEMO_CPU_STEPS, DEMO_CPU_STEPS)
+    if max_steps is None and space.study.max_steps is None and data is not None and Path(data).exists():
+        max_steps = planned_steps(Path(data), space, preset)
+    sample_config = space.build_config(space.defaults_or_low(), preset_name=preset, max_steps=max_steps)
     if space.study.fine_tune and warm_start is None and not use_demo:
         lr = next((p for p in space.params if "learning_rate" in p.targets), None)
         rates = f" (learning rate {lr.low:g}..{lr.high:g})" if lr is not None and lr.low is not None else ""
@@ -156,7 +192,7 @@ def make_plan(request: StudyRequest) -> Plan:
                 data=None if data is None else Path(data).resolve(),
                 warm_start=None if warm_start is None else Path(warm_start).resolve(), use_demo=use_demo,
                 preset=preset, max_steps=sample_config.max_steps, val_interval=sample_config.val_interval,
-                n_trials=request.trials or space.study.n_trials, gpus=gpus,
+                n_trials=trials or space.study.n_trials, gpus=gpus,
                 trial_timeout=request.trial_timeout or space.study.trial_timeout)
 
 

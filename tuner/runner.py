@@ -296,6 +296,9 @@ class TrialRunner:
         for record in records:
             if record.get("kind") == "val":
                 self.view.validation(job.trial_number, int(record["step"]), job.max_steps, record)
+            elif record.get("kind") == "quality" and record.get("action") not in ("none_cooldown", "none_deferred"):
+                self.view.say(f"  trial {job.trial_number} step {record['step']}: {record['detection']} -> "
+                              f"{record['action']}")
         return True
 
     # ------------------------------------------------------------------ the verdict
@@ -304,6 +307,13 @@ class TrialRunner:
         import optuna
 
         media = [Path(p) for p in outcome.media]
+        decisions = quality_decisions(run_dir / "metrics.jsonl")
+        if decisions:
+            # Why the run changed course (the trainer's quality controller), readable in the dashboard.
+            _set_attr(trial, "quality_decisions", decisions[-MAX_DECISION_ATTRS:])
+            from trainer.fileio import atomic_write_text
+
+            atomic_write_text(run_dir / "quality_decisions.txt", "\n".join(decisions) + "\n")
         if outcome.state in ("complete", "pruned"):
             files = [p for p in media if p.name in DASHBOARD_FILES]
             try:
@@ -318,6 +328,9 @@ class TrialRunner:
             # The trainer's pictures of every validation (attention, mel, gate), when it makes them.
             files += [(p, "plots/validation") for p in sorted((run_dir / "plots").glob("*.png"))]
             files.append((run_dir / "config.yaml", "config"))
+            files.append((run_dir / "metrics.jsonl", "logs"))
+            if decisions:
+                files.append((run_dir / "quality_decisions.txt", "logs"))
             try:
                 self.tracker.finish_trial(run_id, state, outcome.reason, outcome.values, files)
             except Exception as err:
@@ -341,6 +354,30 @@ class TrialRunner:
         trial.set_user_attr("fail_reason", outcome.reason)
         self.view.finished(trial.number, "FAILED", outcome.reason or "")
         raise TrialFailed(outcome.reason)
+
+
+MAX_DECISION_ATTRS = 30  # user attributes are for reading at a glance; the full list is in MLflow
+
+
+def quality_decisions(metrics_path: Path) -> list[str]:
+    """Return the quality controller's decisions in a run's metrics.jsonl as one line each (oldest first).
+
+    A line reads ``step 150: misalignment -> raise_guided_attention (tf_diagonality 0.66 < 0.7 ...)``.
+    Decisions that did nothing (cooldown, deferred) are left out.
+    """
+    lines = []
+    try:
+        text = metrics_path.read_text(encoding="utf-8")
+    except OSError:
+        return lines
+    for raw in text.splitlines():
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if record.get("kind") == "quality" and record.get("action") not in ("none_cooldown", "none_deferred"):
+            lines.append(f"step {record['step']}: {record['detection']} -> {record['action']} ({record.get('reason', '')})")
+    return lines
 
 
 def _set_attr(trial, key: str, value: Any) -> None:

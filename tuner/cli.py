@@ -7,6 +7,7 @@ and nothing written to any storage. No command prints a storage password.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,9 +15,13 @@ from pathlib import Path
 EXIT_BAD_INPUT = 2
 
 
+STORAGE_ENV = "SMART_TUNER_STORAGE"  # the storage URL from the environment: keeps a password out of `ps`
+
+
 def _add_common(p: argparse.ArgumentParser,
                 storage_help: str = "study storage URL (default: SQLite in the home)") -> None:
-    p.add_argument("--storage", default=None, metavar="URL", help=storage_help)
+    p.add_argument("--storage", default=os.environ.get(STORAGE_ENV) or None, metavar="URL",
+                   help=f"{storage_help}; default ${STORAGE_ENV} when set")
     p.add_argument("--home", type=Path, default=None, metavar="DIR",
                    help="tuner home: default storage, MLflow store, runs, demo (default $SMART_TUNER_HOME or "
                         "./studies)")
@@ -39,7 +44,9 @@ def _add_run_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="start no new trial after this many seconds")
     p.add_argument("--max-steps", type=int, default=None, metavar="N", help="per-trial step budget")
-    p.add_argument("--gpus", default=None, metavar="0,1,...", help="run one trial per listed GPU at a time")
+    p.add_argument("--gpus", default=None, metavar="0,1,...|claim",
+                   help="run one trial per listed GPU at a time; `claim`: take one free GPU of this machine "
+                        "(one worker per GPU, as in docker-compose.yml)")
     p.add_argument("--preset", choices=["tiny", "base"], default=None, help="trainer preset (default: the space's)")
     p.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
                    help="kill and fail a trial running longer than this")
@@ -118,12 +125,13 @@ def _run_dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
 
     from tuner.paths import Home
-    from tuner.study import check_storage, mask_url, open_storage, resolve_storage
+    from tuner.study import check_storage, creation_lock, mask_url, open_storage, resolve_storage
 
     home = Home.resolve(args.home)
     url = resolve_storage(args.storage, home)
     check_storage(url, create_sqlite=False)
-    storage = open_storage(url, heartbeat=False)  # an object, so the dashboard never prints the URL
+    with creation_lock(url):  # a fresh PostgreSQL database: workers may be creating Optuna's tables now
+        storage = open_storage(url, heartbeat=False)  # an object, so the dashboard never prints the URL
     home.optuna_artifacts.mkdir(parents=True, exist_ok=True)
     print(f"optuna-dashboard for {mask_url(url)} on http://{args.host}:{args.port}/ "
           f"(artifacts {home.optuna_artifacts}); Ctrl-C stops it", flush=True)
@@ -157,9 +165,16 @@ def _run_check_space(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's error convention: one line ``tuner: error: ...`` and exit 2 (no usage dump)."""
+
+    def error(self, message: str):  # noqa: D102 (argparse's)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `tuner` command."""
-    parser = argparse.ArgumentParser(prog="tuner", description="Optuna studies around the Smart Tuner trainer.")
+    parser = _Parser(prog="tuner", description="Optuna studies around the Smart Tuner trainer.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_run_study, _add_status, _add_best, _add_dashboard, _add_check_space):
         add(sub)

@@ -63,6 +63,7 @@ class Plan:
     n_trials: int
     gpus: list[str] | None
     trial_timeout: float | None
+    claim_gpu: bool = False  # --gpus claim: take one free GPU of this machine (see tuner.gpuclaim)
 
 
 DEMO_CPU_TRIALS = 5
@@ -154,13 +155,16 @@ def make_plan(request: StudyRequest) -> Plan:
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise TunerError(f"{name} must be a positive number of seconds, got {value}")
     preset = request.preset or space.preset
-    gpus = parse_gpus(request.gpus)
+    from tuner.gpuclaim import CLAIM
+
+    claim = request.gpus == CLAIM
+    gpus = None if claim else parse_gpus(request.gpus)
     storage_url = resolve_storage(request.storage, home)
     warm_start = request.warm_start or space.study.warm_start
     data = request.data
     use_demo = data is None and warm_start is None
     trials, max_steps = request.trials, request.max_steps
-    if use_demo and not gpus and not _cuda_available():
+    if use_demo and not gpus and not claim and not _cuda_available():
         # The zero-flag demo on a CPU: the documented space's 20 trials x 300 steps would take
         # hours on 2 cores, so it runs a short study unless the user asks for more.
         trials = trials or min(space.study.n_trials, DEMO_CPU_TRIALS)
@@ -180,11 +184,11 @@ def make_plan(request: StudyRequest) -> Plan:
         check_data(Path(data), sample_config)
     if warm_start is not None:
         check_base_checkpoint(Path(warm_start), sample_config)
-    if gpus:
+    if gpus or claim:
         import torch
 
         if not torch.cuda.is_available():
-            raise TunerError("--gpus given but no CUDA device is visible")
+            raise TunerError(f"--gpus {request.gpus} given but no CUDA device is visible")
         visible = torch.cuda.device_count()
         if any(int(g) >= visible for g in gpus) and "CUDA_VISIBLE_DEVICES" not in os.environ:
             raise TunerError(f"--gpus {request.gpus}: only {visible} GPU(s) visible")
@@ -193,7 +197,7 @@ def make_plan(request: StudyRequest) -> Plan:
                 warm_start=None if warm_start is None else Path(warm_start).resolve(), use_demo=use_demo,
                 preset=preset, max_steps=sample_config.max_steps, val_interval=sample_config.val_interval,
                 n_trials=trials or space.study.n_trials, gpus=gpus,
-                trial_timeout=request.trial_timeout or space.study.trial_timeout)
+                trial_timeout=request.trial_timeout or space.study.trial_timeout, claim_gpu=claim)
 
 
 def run_study(request: StudyRequest) -> int:
@@ -207,12 +211,24 @@ def run_study(request: StudyRequest) -> int:
 
     plan = make_plan(request)
     space = plan.space
-    check_storage(plan.storage_url)
     if request.mlflow:
         from tuner.tracking import check_separate, tracking_uri
 
         check_separate(tracking_uri(plan.home), plan.storage_url)
+    check_storage(plan.storage_url)  # last check: for SQLite it makes the storage's folder
     say = (lambda line: None) if request.quiet else (lambda line: print(line, flush=True))
+
+    if plan.claim_gpu:
+        import torch
+
+        from tuner.gpuclaim import claim_gpu, lock_folder
+        from tuner.study import worker_id
+
+        # Held until this process ends (the kernel drops the lock then, whatever the ending).
+        claim = claim_gpu(lock_folder(plan.home.root), [str(i) for i in range(torch.cuda.device_count())],
+                          worker_id())
+        plan.gpus = [claim.gpu]
+        say(f"claimed GPU {claim.gpu} of this machine")
 
     data, warm_start = plan.data, plan.warm_start
     if plan.use_demo:

@@ -23,6 +23,9 @@ from tuner.space import SearchSpace, pruner_class, sampler_class
 
 HEARTBEAT_SECONDS = 30  # how often the parent marks its running trial alive
 GRACE_SECONDS = 120  # a trial whose parent was silent this long is failed (and retried once) by any worker
+# Drills and tests shorten both (whole seconds, as Optuna wants them).
+HEARTBEAT_ENV, GRACE_ENV = "SMART_TUNER_HEARTBEAT_SECONDS", "SMART_TUNER_GRACE_SECONDS"
+POOL_RECYCLE_SECONDS = 1800  # reopen pooled connections before firewalls and proxies drop idle ones
 
 
 def normalize_url(url: str) -> str:
@@ -94,8 +97,8 @@ def check_storage(url: str, create_sqlite: bool = True) -> None:
     shown = mask_url(url)
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise StorageError(f"storage {shown!r} is not a valid database URL") from None
+    except (ArgumentError, ValueError) as err:  # ValueError: a port that is not a number
+        raise StorageError(f"storage {shown!r} is not a valid database URL ({err})") from None
     if is_sqlite(url):
         path = Path(parsed.database or "")
         if not parsed.database or parsed.database == ":memory:":
@@ -120,6 +123,8 @@ def check_storage(url: str, create_sqlite: bool = True) -> None:
         if "password authentication failed" in lowered or "authentication failed" in lowered:
             raise StorageError(f"storage {shown}: login refused for user {parsed.username!r} "
                                "(wrong password?)") from None
+        if "role" in lowered and "does not exist" in lowered:
+            raise StorageError(f"storage {shown}: login refused: no user {parsed.username!r} on {where}") from None
         if "does not exist" in lowered and "database" in lowered:
             raise StorageError(f"storage {shown}: database {parsed.database!r} does not exist on {where} "
                                "(create it first)") from None
@@ -163,25 +168,54 @@ def _sqlite_storage_class():
     return SerializedSQLiteStorage
 
 
+def heartbeat_settings() -> tuple[int, int]:
+    """Return (heartbeat interval, grace period) in seconds: the defaults or ``$SMART_TUNER_HEARTBEAT_SECONDS``
+    and ``$SMART_TUNER_GRACE_SECONDS``."""
+    def read(name: str, default: int) -> int:
+        text = os.environ.get(name)
+        if not text:
+            return default
+        if not text.isdigit() or int(text) < 1:
+            raise TunerError(f"${name}={text!r}: expected a whole number of seconds >= 1")
+        return int(text)
+
+    heartbeat, grace = read(HEARTBEAT_ENV, HEARTBEAT_SECONDS), read(GRACE_ENV, GRACE_SECONDS)
+    if grace <= heartbeat:
+        raise TunerError(f"${GRACE_ENV} ({grace}) must exceed the heartbeat interval ({heartbeat}): "
+                         "live trials would be failed")
+    return heartbeat, grace
+
+
 def open_storage(url: str, heartbeat: bool = True):
-    """Return an Optuna RDBStorage for ``url``; with ``heartbeat``, stale trials are failed and retried once."""
+    """Return an Optuna RDBStorage for ``url``; with ``heartbeat``, stale trials are failed and retried once.
+
+    PostgreSQL connections are checked before use (``pool_pre_ping``: a server restart leaves
+    dead connections in the pool), recycled, and every storage call retries with back-off
+    while the server is unreachable (``resilience.ResilientRDBStorage``).
+    """
     import optuna
-    from optuna.storages import RDBStorage
 
     kwargs: dict[str, Any] = {}
     if heartbeat:
-        kwargs = {"heartbeat_interval": HEARTBEAT_SECONDS, "grace_period": GRACE_SECONDS,
+        interval, grace = heartbeat_settings()
+        kwargs = {"heartbeat_interval": interval, "grace_period": grace,
                   "heartbeat_stale_trial_callback": _retry_callback()}
     engine_kwargs: dict[str, Any] = {}
     if is_sqlite(url):
         # The parent's heartbeat and its child's reports write to one file: wait for the lock, do not fail.
         engine_kwargs = {"connect_args": {"timeout": 60}}
     else:
-        engine_kwargs = {"pool_pre_ping": True}
+        engine_kwargs = {"pool_pre_ping": True, "pool_recycle": POOL_RECYCLE_SECONDS,
+                         "connect_args": {"connect_timeout": 10}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            cls = _sqlite_storage_class() if is_sqlite(url) else RDBStorage
+            if is_sqlite(url):
+                cls = _sqlite_storage_class()
+            else:
+                from tuner.resilience import resilient_storage_class
+
+                cls = resilient_storage_class()
             return cls(url, engine_kwargs=engine_kwargs, **kwargs)
         except Exception as err:  # sqlalchemy errors carry the URL; show ours, masked
             first = scrub(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, url)
@@ -269,12 +303,12 @@ def open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps:
     first trial. Joining a study made from a different space (other parameters or objective)
     raises StorageError instead of mixing incompatible trials.
     """
-    with _creation_lock(storage_url):
+    with creation_lock(storage_url):
         return _open_study(space, study_name, storage_url, max_steps, val_interval, heartbeat)
 
 
 @contextmanager
-def _creation_lock(url: str):
+def creation_lock(url: str):
     """Serialise schema creation, study creation and the defaults' enqueue among processes sharing a server.
 
     Two workers starting together on a fresh PostgreSQL database would otherwise race on

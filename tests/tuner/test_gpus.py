@@ -75,3 +75,43 @@ def test_threads_never_pop_one_enqueued_trial_twice_on_sqlite(tmp_path: Path) ->
         study.optimize(objective, n_trials=16, n_jobs=4)
         assert sorted(seen) == list(range(16)) and set(seen.values()) == {1}
         assert sorted(t.params["x"] for t in study.trials) == [float(i) for i in range(16)]
+
+
+def test_claim_takes_a_free_gpu_and_a_dead_worker_frees_it(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tuner.errors import TunerError
+    from tuner.gpuclaim import claim_gpu
+
+    locks = tmp_path / "locks"
+    first = claim_gpu(locks, ["0", "1"], "w1")
+    second = claim_gpu(locks, ["0", "1"], "w2")
+    assert (first.gpu, second.gpu) == ("0", "1")
+    with pytest.raises(TunerError, match="all 2 GPU\\(s\\) of this machine are claimed"):
+        claim_gpu(locks, ["0", "1"], "w3")
+    first.release()
+    assert claim_gpu(locks, ["0", "1"], "w4").gpu == "0"
+
+    # Another process holding GPU 2 is SIGKILLed: the kernel drops its lock, the GPU is free again.
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from tuner.gpuclaim import claim_gpu; c = claim_gpu(Path(sys.argv[1]), ['2'], 'x'); "
+                               "print('held', flush=True); time.sleep(60)", str(locks)], stdout=subprocess.PIPE,
+                              text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(TunerError):
+        claim_gpu(locks, ["2"], "w5")
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=10)
+    assert claim_gpu(locks, ["2"], "w6").gpu == "2"
+
+
+def test_claim_without_cuda_is_an_input_error(tmp_path: Path, short_corpus: Path, capsys) -> None:
+    from tuner.cli import main
+
+    code = main(["run-study", "--space", "scratch", "--data", str(short_corpus), "--gpus", "claim",
+                 "--home", str(tmp_path / "h")])
+    assert code == 2
+    assert "--gpus claim given but no CUDA device is visible" in capsys.readouterr().err
+    assert not (tmp_path / "h").exists()

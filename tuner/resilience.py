@@ -1,0 +1,118 @@
+"""Study storage that rides out a PostgreSQL restart: storage calls retry with back-off.
+
+When the server restarts (maintenance, failover, ``pg_ctlcluster ... restart``), every open
+connection dies and new ones are refused for a few seconds. Without help, the next heartbeat,
+report or state change of every worker raises and ends a trial or the whole study.
+``ResilientRDBStorage`` retries each storage call on *transient* errors (connection refused,
+dropped or invalidated: SQLAlchemy's OperationalError, InterfaceError, DisconnectionError),
+sleeping 0.5 s, 1 s, 2 s ... (at most 10 s) for up to ``$SMART_TUNER_DB_RETRY_SECONDS``
+(180 s); ``pool_pre_ping`` (set in ``study.open_storage``) throws away the pool's dead
+connections. Other errors (constraint violations, a finished trial) are never retried.
+
+A retried call repeats a transaction that failed, which is safe: PostgreSQL rolled it back. The
+one ambiguous case is a commit whose acknowledgement was lost with the connection; its retry
+then meets its own effect (for a state change, Optuna's "already finished" error, which the
+caller sees as it would without the retry).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
+RETRY_ENV = "SMART_TUNER_DB_RETRY_SECONDS"
+RETRY_SECONDS = 180.0  # how long a storage call keeps retrying while the server is away
+
+# RDBStorage methods that talk to the database; each is retried as a whole.
+RETRIED_METHODS = (
+    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
+    "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
+    "get_trial_user_attrs", "get_trial_system_attrs", "get_all_studies", "create_new_trial", "set_trial_param",
+    "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value", "set_trial_user_attr",
+    "set_trial_system_attr", "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials",
+    "get_best_trial", "get_n_trials", "get_trial_number_from_id", "get_trial_params", "record_heartbeat",
+    "_get_stale_trial_ids",
+)
+
+_local = threading.local()  # calls nested inside a retried call are not retried again
+
+
+def is_transient(err: BaseException) -> bool:
+    """True when ``err`` (or what caused it) is a lost or refused database connection."""
+    from sqlalchemy import exc
+
+    seen: BaseException | None = err
+    for _ in range(8):  # Optuna wraps SQLAlchemy errors in StorageInternalError: follow the causes
+        if seen is None:
+            return False
+        if isinstance(seen, (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError)):
+            return True
+        if isinstance(seen, exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def retry_seconds() -> float:
+    """Return how long a storage call retries: ``$SMART_TUNER_DB_RETRY_SECONDS`` or 180 s."""
+    try:
+        return max(0.0, float(os.environ.get(RETRY_ENV, "")))
+    except ValueError:  # unset or not a number
+        return RETRY_SECONDS
+
+
+def _say(line: str) -> None:
+    # stderr: the live view owns stdout; a worker's stderr ends up in its log.
+    print(f"tuner: {line}", file=sys.stderr, flush=True)
+
+
+def with_retry(method: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """Wrap a storage method so that transient database errors are retried with back-off."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_local, "active", False):
+            return method(self, *args, **kwargs)
+        _local.active = True
+        started, delay, warned = time.monotonic(), BACKOFF_START, False
+        try:
+            while True:
+                try:
+                    result = method(self, *args, **kwargs)
+                except Exception as err:
+                    if not is_transient(err) or time.monotonic() - started > retry_seconds():
+                        raise
+                    if not warned:
+                        from tuner.study import mask_url, scrub
+
+                        detail = scrub(str(err.__cause__ or err).strip().splitlines()[0][:200], self.url)
+                        _say(f"storage {mask_url(self.url)}: connection lost in {name} ({detail}); "
+                             f"retrying for up to {retry_seconds():g} s")
+                        warned = True
+                    time.sleep(delay)
+                    delay = min(delay * 2, BACKOFF_MAX)
+                    continue
+                if warned:
+                    _say(f"storage: reconnected after {time.monotonic() - started:.1f} s")
+                return result
+        finally:
+            _local.active = False
+
+    return wrapper
+
+
+@functools.lru_cache(maxsize=1)
+def resilient_storage_class() -> type:
+    """Return RDBStorage with every database call wrapped by ``with_retry``."""
+    from optuna.storages import RDBStorage
+
+    namespace = {name: with_retry(getattr(RDBStorage, name), name) for name in RETRIED_METHODS
+                 if callable(getattr(RDBStorage, name, None))}
+    namespace["__module__"] = __name__
+    namespace["__doc__"] = "Optuna's RDBStorage whose calls retry while the database server is unreachable."
+    return type("ResilientRDBStorage", (RDBStorage,), namespace)

@@ -131,6 +131,7 @@ class TrainConfig:
     max_steps: int = 10000
     val_interval: int = 100
     checkpoint_interval: int = 500
+    keep_step_checkpoints: bool = False  # also keep checkpoints/step_NNNNNN.pt at every checkpoint_interval
     log_interval: int = 10
     seed: int = 1234
     device: str = "auto"  # "auto" | "cpu" | "cuda"

@@ -295,6 +295,8 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
                 stopped_early = True
         if position.step % config.checkpoint_interval == 0 or at_end or stopped_early:
             save(folder.last, last_metrics)
+            if config.keep_step_checkpoints and position.step % config.checkpoint_interval == 0:
+                save(folder.checkpoints / f"step_{position.step:06d}.pt", last_metrics)
         if stopped_early:
             break
     progress.close()

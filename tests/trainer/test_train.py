@@ -237,3 +237,11 @@ def test_cli_plan_prints_classes_and_steps(demo_corpus: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert "size class 'under 30 min': 5000 epochs" in out
     assert "steps: ceil(" in out and "24 utterances / (4 batch x 1 accumulation))" in out
+
+
+def test_step_checkpoints_are_kept_on_request(demo_corpus: Path, tmp_path: Path) -> None:
+    train(micro_config(max_steps=4, checkpoint_interval=2, val_interval=4, fr_utterances=0,
+                       keep_step_checkpoints=True), demo_corpus, tmp_path / "run", show_progress=False)
+    names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step_*.pt"))
+    assert names == ["step_000002.pt", "step_000004.pt"]
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "step_000002.pt")["position"]["step"] == 2

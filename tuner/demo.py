@@ -10,17 +10,16 @@ redone and a finished one is reused. A lock lets concurrent study processes shar
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import sys
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from trainer.fileio import file_lock
 from tuner.paths import Home
 
 
@@ -75,15 +74,6 @@ def demo_assets(home: Home, plan: DemoPlan) -> DemoAssets:
     return DemoAssets(root, root / "base_corpus", root / "voice_corpus", root / "base")
 
 
-@contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _build_once(final: Path, build: Callable[[Path], None]) -> None:
@@ -108,7 +98,7 @@ def ensure_demo(home: Home, plan: DemoPlan | None = None, need_base: bool = True
     plan = plan or DemoPlan()
     assets = demo_assets(home, plan)
     text_file = Path(plan.text_file) if plan.text_file else None
-    with _locked(assets.root.parent / f".{plan.key()}.lock"):
+    with file_lock(assets.root.parent / f".{plan.key()}.lock"):
         assets.root.mkdir(parents=True, exist_ok=True)
         (assets.root / "plan.json").write_text(json.dumps(asdict(plan), indent=1, sort_keys=True) + "\n")
         if not assets.base_corpus.exists():

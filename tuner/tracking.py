@@ -11,19 +11,18 @@ database (both keep an ``alembic_version`` table); ``check_separate`` refuses th
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import math
 import os
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tuner.errors import TunerError
+from trainer.fileio import file_lock
 from tuner.paths import Home, safe_name
 from tuner.study import mask_url
 
@@ -61,16 +60,6 @@ def check_separate(uri: str, storage_url: str) -> None:
                          "give MLflow its own database (both use an alembic_version table)")
 
 
-@contextmanager
-def _file_lock(path: Path):
-    """Hold an exclusive lock on ``path`` (several study processes may create the MLflow store at once)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _quiet_mlflow() -> None:
@@ -115,7 +104,7 @@ class StudyTracker:
         uri = tracking_uri(home)
         check_separate(uri, storage_url)
         name = study.study_name
-        with _file_lock(home.root / ".mlflow.lock"):
+        with file_lock(home.root / ".mlflow.lock"):
             client = MlflowClient(uri)
             experiment = client.get_experiment_by_name(name)
             if experiment is None:

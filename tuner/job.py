@@ -33,6 +33,7 @@ class TrialJob:
     max_steps: int
     samples: int
     params: dict[str, Any] = field(default_factory=dict)
+    resume: bool = False  # run_dir holds a dead predecessor's checkpoints (tuner.resume): continue from them
 
     def write(self, path: Path) -> None:
         """Write the job as JSON to ``path``."""

@@ -90,6 +90,18 @@ class Reporter:
             return True
         return False
 
+    def replay(self, step: int, metrics: dict[str, float]) -> None:
+        """Take an earlier validation of a resumed run: remember it and restore its intermediate value.
+
+        No gate or pruner is asked: the dead trial's run already passed them at that step.
+        """
+        metrics = with_quality(metrics)
+        self.history.append((step, metrics))
+        if not self.objective.multi:
+            values = self.values(metrics)
+            if math.isfinite(values[0]):
+                self.trial.report(values[0], step)
+
     def final_values(self) -> list[float]:
         """Return the trial's objective values: one objective, its best validation; several, the last one."""
         if not self.history:

@@ -185,6 +185,7 @@ class TrialRunner:
         params = suggest(trial, self.space)
         config = self.space.build_config(params, preset_name=self.preset, max_steps=self.max_steps)
         run_dir = self._run_dir(trial.number)
+        resumed = self._resume(trial, run_dir)
         where = f"GPU {gpu}" if gpu is not None else "this machine"
         trial.set_user_attr("worker", worker_id())
         trial.set_user_attr("run_dir", str(run_dir))
@@ -209,7 +210,7 @@ class TrialRunner:
                        objective_directions=list(self.space.study.objective.directions),
                        gates=[vars(g) for g in self.space.study.gates], pruner=dict(self.space.study.pruner),
                        val_interval=config.val_interval, max_steps=config.max_steps,
-                       samples=self.space.study.samples, params=params)
+                       samples=self.space.study.samples, params=params, resume=resumed is not None)
         try:
             outcome = self._supervise(job, run_dir, gpu, run_id)
         except KeyboardInterrupt:
@@ -217,6 +218,30 @@ class TrialRunner:
                 self.tracker.finish_trial(run_id, "FAIL", "interrupted (Ctrl-C)", None, [])
             raise
         return self._conclude(trial, outcome, run_dir, run_id)
+
+    def _resume(self, trial, run_dir: Path):
+        """For a retry of a dead worker's trial: copy its last checkpoint into ``run_dir``; return the Resumed or None."""
+        from tuner.resume import prepare_resume, retry_history
+
+        history = retry_history(self.study, trial)
+        if not history:
+            return None
+        trial.set_user_attr("retry_of", history[-1])
+        resumed = prepare_resume(self.study, trial, run_dir)
+        if resumed is None:
+            trial.set_user_attr("resumed_from", None)
+            self.view.say(f"trial {trial.number} retries trial {history[-1]} from step 0 (no checkpoint reachable)")
+            return None
+        trial.set_user_attr("resumed_from", resumed.as_attr())
+        self.view.say(f"trial {trial.number} retries trial {resumed.trial}: resuming from its checkpoint at step "
+                      f"{resumed.step}")
+        if self.tracker is not None and resumed.mlflow_run_id:
+            try:  # the dead worker left its MLflow run RUNNING
+                self.tracker.finish_trial(resumed.mlflow_run_id, "FAIL",
+                                          f"worker lost (no heartbeat); retried as trial {trial.number}", None, [])
+            except Exception as err:
+                self.view.say(f"  mlflow: could not close the run of trial {resumed.trial} ({err})")
+        return resumed
 
     def _run_dir(self, number: int) -> Path:
         base = self.home.trial_dir(self.study.study_name, number)

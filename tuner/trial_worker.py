@@ -17,12 +17,33 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
 
 FAULT_ENV = "SMART_TUNER_FAULT"
 CRASH_EXIT_CODE = 86
+ORPHAN_EXIT_CODE = 87
+
+
+def watch_parent(poll_seconds: float = 0.5) -> None:
+    """End this process soon after its parent dies.
+
+    The child runs in a session of its own (so the parent can kill its whole group), which also
+    means a SIGKILLed parent takes nobody with it: an orphaned trainer would go on writing to the
+    dead trial's run folder while its retry resumes from there. When the parent is gone the child
+    is re-parented, so a changed parent pid is the signal.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        print(f"worker: parent {parent} is gone; stopping", file=sys.stderr, flush=True)
+        os._exit(ORPHAN_EXIT_CODE)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def inject_fault(trial_number: int) -> None:
@@ -81,7 +102,14 @@ def run(job_path: Path):
     from trainer.train import train
 
     config = config_from_dict(job.config, source=f"trial {job.trial_number} config")
-    result = train(config, job.data, job.run_dir, callback=reporter, warm_start=job.warm_start,
+    if job.resume:
+        from tuner.resume import earlier_validations
+
+        # The dead trial's validations up to its checkpoint: back into the objective and the trial.
+        for step, metrics in earlier_validations(Path(job.run_dir)):
+            reporter.replay(step, metrics)
+    # warm_start also on resume: it picks the learning-rate profile (the weights come from last.pt).
+    result = train(config, job.data, job.run_dir, callback=reporter, resume=job.resume, warm_start=job.warm_start,
                    show_progress=False)
     if reporter.prune_reason is not None:
         outcome = Outcome("pruned", reason=reporter.prune_reason, step=reporter.prune_step)
@@ -113,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m tuner.trial_worker JOB.json OUTCOME.json", file=sys.stderr)
         return 2
     job_path, outcome_path = Path(args[0]), Path(args[1])
+    watch_parent()
     try:
         outcome = run(job_path)
     except Exception as err:

@@ -1,0 +1,117 @@
+"""A retried trial resumes its dead predecessor's training instead of starting again at step 0.
+
+When a worker dies (SIGKILL, a lost machine), its trial stops sending heartbeats; after the grace
+period any worker fails it and Optuna's ``RetryHeartbeatStaleTrialCallback`` enqueues a copy
+(same parameters) whose system attributes name the trials it retries (``retry_history``). The
+worker that picks the copy calls ``prepare_resume``: it finds the latest of those trials whose run
+folder (in the shared home) holds ``checkpoints/last.pt``, copies the checkpoints and the metrics
+up to that checkpoint's step into the new trial's run folder, and the child trains with
+``resume=True``: same model, optimiser, data position and RNG, the next step after the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CHECKPOINTS = ("last.pt", "best.pt", "good.pt")  # what train() saves and a resume may read
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """Where a retried trial's run continues from."""
+
+    trial: int  # number of the dead trial whose checkpoint is used
+    run_dir: Path  # its run folder
+    step: int  # the checkpoint's step: training continues with the next one
+    mlflow_run_id: str | None  # the dead trial's MLflow run (left RUNNING by the dead worker)
+
+    def as_attr(self) -> dict[str, Any]:
+        """Return the ``resumed_from`` user attribute of the new trial."""
+        return {"trial": self.trial, "step": self.step, "run_dir": str(self.run_dir)}
+
+
+def retry_history(study, trial) -> list[int]:
+    """Return the numbers of the trials ``trial`` retries, oldest first (empty for a fresh trial)."""
+    attrs = study._storage.get_trial_system_attrs(trial._trial_id)
+    return [int(n) for n in attrs.get("retry_history", [])]
+
+
+def checkpoint_step(path: Path) -> int:
+    """Return the optimiser step a trainer checkpoint was saved at."""
+    from trainer.checkpoint import load_checkpoint
+
+    return int(load_checkpoint(path)["position"]["step"])
+
+
+def prepare_resume(study, trial, run_dir: Path) -> Resumed | None:
+    """Fill ``run_dir`` from the latest retried trial with a readable checkpoint; None when there is none.
+
+    A checkpoint that cannot be read (the folder is on another machine, the file is damaged) is
+    skipped: the retry then trains from the start, as it would without this.
+    """
+    history = retry_history(study, trial)
+    if not history:
+        return None
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for number in reversed(history):
+        old = by_number.get(number)
+        source = old.user_attrs.get("run_dir") if old is not None else None
+        if not source or not (Path(source) / "checkpoints" / "last.pt").is_file():
+            continue
+        source = Path(source)
+        try:
+            step = checkpoint_step(source / "checkpoints" / "last.pt")
+        except Exception:  # trainer.checkpoint.CheckpointError or a half-copied file: try an older attempt
+            continue
+        copy_run(source, run_dir, step)
+        return Resumed(number, source, step, old.user_attrs.get("mlflow_run_id"))
+    return None
+
+
+def copy_run(source: Path, target: Path, step: int) -> None:
+    """Copy the checkpoints of ``source`` and its metrics up to ``step`` into ``target`` (a fresh run folder).
+
+    Metrics after the checkpoint are dropped: training repeats those steps, and the records would
+    otherwise appear twice.
+    """
+    (target / "checkpoints").mkdir(parents=True, exist_ok=True)
+    for name in CHECKPOINTS:
+        if (source / "checkpoints" / name).is_file():
+            shutil.copy2(source / "checkpoints" / name, target / "checkpoints" / name)
+    kept = []
+    try:
+        lines = (source / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut by the kill
+        if int(record.get("step", 0)) <= step:
+            kept.append(line)
+    if kept:
+        (target / "metrics.jsonl").write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+
+def earlier_validations(run_dir: Path) -> list[tuple[int, dict[str, float]]]:
+    """Return the (step, metrics) of the validations already in ``run_dir/metrics.jsonl`` (copied by a resume)."""
+    found = []
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("kind") == "val":
+            metrics = {k: v for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and k != "step"}
+            found.append((int(record["step"]), metrics))
+    return found

@@ -370,7 +370,7 @@ def _parse_objective(study: dict, loc: _Located) -> Objective:
             direction = study.get("direction")
         if direction is None:
             lower_is_better = metric.startswith("val_") or metric == "train_loss" or metric in (
-                "fr_stop_error", "fr_hit_max_rate")
+                "fr_stop_error", "fr_hit_max_rate", "fr_early_stop_rate", "fr_run_on_rate")
             direction = "minimize" if lower_is_better else "maximize"
         if direction not in _DIRECTIONS:
             raise loc.error(here, f"direction must be minimize or maximize, got {direction!r}")

@@ -129,6 +129,7 @@ def test_worker_scales_with_one_gpu_each(compose: dict[str, Any]) -> None:
     worker = compose["services"]["worker"]
     # Scaling forbids fixed names and host ports.
     assert "container_name" not in worker and "ports" not in worker
+    assert all(compose["services"][name]["init"] is True for name in ("mlflow", "dashboard", "worker"))
     (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
     script = worker["command"][-1]

@@ -9,8 +9,11 @@ trial with the exit status as reason.
 Fault injection, for tests and drills only: ``SMART_TUNER_FAULT=KIND[@TRIAL]`` makes the
 worker of trial number TRIAL (every trial when omitted) misbehave before training:
 ``crash`` exits at once with status 86 and no outcome, ``hang`` sleeps until killed,
-``raise`` raises a RuntimeError (an ordinary failed trial); several are comma-separated
-(``crash@0,raise@1``). Only this module reads it.
+``raise`` raises a RuntimeError (an ordinary failed trial). Three faults strike inside
+training instead, through the real code paths: ``nonfinite`` makes every loss NaN (the
+trainer's guard skips steps, then stops the run), ``oom`` raises CUDA's out-of-memory error
+from the model's first forward pass, ``dataloader`` makes the batch loader fail on its
+second batch. Several are comma-separated (``crash@0,raise@1``). Only this module reads it.
 """
 
 from __future__ import annotations
@@ -63,12 +66,60 @@ def inject_fault(trial_number: int) -> None:
                 time.sleep(60)
         if kind == "raise":
             raise RuntimeError(f"injected fault ({FAULT_ENV}={spec})")
-        raise ValueError(f"{FAULT_ENV}={spec!r}: unknown fault (crash, hang or raise, optionally @TRIAL)")
+        if kind in TRAINING_FAULTS:
+            TRAINING_FAULTS[kind](spec)
+            continue
+        raise ValueError(f"{FAULT_ENV}={spec!r}: unknown fault (crash, hang, raise, nonfinite, oom or dataloader, "
+                         "optionally @TRIAL)")
+
+
+def _fault_nonfinite(spec: str) -> None:
+    from trainer.losses import TacotronLoss
+
+    original = TacotronLoss.forward
+
+    def nan_loss(self, *args, **kwargs):
+        total, terms = original(self, *args, **kwargs)
+        return total * float("nan"), terms
+
+    TacotronLoss.forward = nan_loss
+
+
+def _fault_oom(spec: str) -> None:
+    import torch
+
+    from trainer.model import Tacotron2
+
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.cuda.OutOfMemoryError(f"CUDA out of memory. Tried to allocate 20.00 GiB (injected: {spec})")
+
+    Tacotron2.forward = out_of_memory
+
+
+def _fault_dataloader(spec: str) -> None:
+    import trainer.train as loop
+
+    original = loop.collate
+    calls = {"n": 0}
+
+    def failing_collate(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(f"data loader: could not read the next batch (injected: {spec})")
+        return original(*args, **kwargs)
+
+    loop.collate = failing_collate
+
+
+TRAINING_FAULTS = {"nonfinite": _fault_nonfinite, "oom": _fault_oom, "dataloader": _fault_dataloader}
 
 
 def _reason(err: BaseException) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"{type(err).__name__}: {text}"[:500] if text else type(err).__name__
+    reason = f"{type(err).__name__}: {text}"[:500] if text else type(err).__name__
+    if type(err).__name__ == "OutOfMemoryError":
+        reason = "out of memory (try a smaller batch_size or preset): " + reason
+    return reason
 
 
 def run(job_path: Path):

@@ -57,3 +57,25 @@ def test_hung_trial_is_killed_at_its_time_limit(tmp_path: Path, tuner_home: Path
     assert trial.state == TrialState.FAIL, trial.user_attrs
     assert trial.user_attrs["fail_reason"].startswith("timed out: still running after 6 s")
     assert (trial.datetime_complete - trial.datetime_start).total_seconds() < 60
+
+
+def test_training_faults_each_end_in_their_own_state(tmp_path: Path, tuner_home: Path, short_corpus: Path,
+                                                     fast_space_writer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-finite loss, an out-of-memory error and a data-loader crash: each fails its trial with its reason."""
+    from optuna.trial import TrialState
+
+    space = fast_space_writer(tmp_path, study="training-faults", max_steps=2, samples=0, gates="[]")
+    monkeypatch.setenv("SMART_TUNER_FAULT", "nonfinite@0,oom@1,dataloader@2")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["run-study", "--space", str(space), "--data", str(short_corpus), "--trials", "4", "--no-mlflow"])
+    assert code == 0, out.getvalue()
+    trials = _trials(tuner_home, "training-faults")
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3 + [TrialState.COMPLETE], [
+        (t.state, t.user_attrs) for t in trials]
+    nonfinite, oom, loader, fine = trials
+    assert nonfinite.user_attrs["fail_reason"].startswith("NonFiniteLossError: loss or gradient non-finite")
+    assert oom.user_attrs["fail_reason"].startswith("out of memory (try a smaller batch_size or preset): "
+                                                    "OutOfMemoryError: CUDA out of memory")
+    assert loader.user_attrs["fail_reason"].startswith("OSError: data loader: could not read the next batch")
+    assert fine.value is not None

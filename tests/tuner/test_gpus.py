@@ -14,7 +14,6 @@ import pytest
 
 def test_one_trial_per_gpu_at_a_time(tmp_path: Path, tuner_home: Path, short_corpus: Path, fast_space_writer,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import optuna
 
     from tuner.errors import TrialFailed
     from tuner.paths import Home

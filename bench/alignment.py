@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from report import emit  # bench/report.py, beside this script
 
 from trainer.config import preset
 from trainer.corpus import make_corpus
@@ -71,10 +72,7 @@ def main() -> int:
                     "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else None},
         "command": "python bench/alignment.py " + " ".join(sys.argv[1:]),
     }
-    print(json.dumps(result, indent=1))
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    with args.results.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(result) + "\n")
+    emit(result, args.results)
     return 0
 
 

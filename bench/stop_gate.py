@@ -12,12 +12,12 @@ bench/results.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 from pathlib import Path
 
 import torch
+from report import emit  # bench/report.py, beside this script
 
 from trainer.checkpoint import load_checkpoint
 from trainer.corpus import make_corpus
@@ -65,10 +65,7 @@ def main() -> int:
               "runs": [evaluate(path, dataset, args.seed) for path in args.checkpoints],
               "machine": {"platform": platform.platform(), "torch": torch.__version__},
               "command": "python bench/stop_gate.py " + " ".join(sys.argv[1:])}
-    print(json.dumps(result, indent=1))
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    with args.results.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(result) + "\n")
+    emit(result, args.results)
     return 0
 
 

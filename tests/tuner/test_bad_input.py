@@ -300,7 +300,7 @@ def env(tmp_path: Path, short_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return made
 
 
-def _check(case: Case, env: Env, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def check_rejected(case: Case, env: Env, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     if case.id == "mlflow-shares-optuna-db":
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{env.store}/one.db")
     else:
@@ -328,7 +328,7 @@ def _check(case: Case, env: Env, capsys: pytest.CaptureFixture, monkeypatch: pyt
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(case: Case, env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
-    _check(case, env, capsys, monkeypatch)
+    check_rejected(case, env, capsys, monkeypatch)
 
 
 @pytest.mark.postgres
@@ -336,7 +336,7 @@ def test_bad_input(case: Case, env: Env, capsys, monkeypatch: pytest.MonkeyPatch
 def test_bad_postgres_login(case: Case, env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     if not _pg_up():
         pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
-    _check(case, env, capsys, monkeypatch)
+    check_rejected(case, env, capsys, monkeypatch)
     assert "pw-9911" not in capsys.readouterr().err
 
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
-import torch
-from report import emit  # bench/report.py, beside this script
+from report import emit, machine  # bench/report.py, beside this script
 
 from trainer.config import preset
 from trainer.corpus import make_corpus
@@ -67,9 +65,7 @@ def main() -> int:
         "wall_s_to_target": reached["wall_s"] if reached else None, "target": args.target,
         "median_sec_per_step": round(sorted(step_times)[len(step_times) // 2], 3) if step_times else None,
         "history": history,
-        "machine": {"cpu_count": torch.get_num_threads(), "platform": platform.platform(),
-                    "torch": torch.__version__,
-                    "gpu": torch.cuda.get_device_name(0) if args.device == "cuda" else None},
+        "machine": machine(args.device),
         "command": "python bench/alignment.py " + " ".join(sys.argv[1:]),
     }
     emit(result, args.results)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import config_from_dict
 from trainer.model import Tacotron2

@@ -1,8 +1,10 @@
-"""Shared by the bench scripts: print a result as JSON and append it to the results file."""
+"""Shared by the bench scripts: print a result as JSON and append it to the results file; describe the machine."""
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -13,3 +15,11 @@ def emit(result: dict[str, Any], results: Path) -> None:
     results.parent.mkdir(parents=True, exist_ok=True)
     with results.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(result) + "\n")
+
+
+def machine(device: str) -> dict[str, Any]:
+    """Return where a bench ran: platform, CPU count, torch version and the GPU's name (None on CPU)."""
+    import torch
+
+    return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else None}

@@ -12,12 +12,11 @@ bench/results.jsonl.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 from pathlib import Path
 
 import torch
-from report import emit  # bench/report.py, beside this script
+from report import emit, machine  # bench/report.py, beside this script
 
 from trainer.checkpoint import load_checkpoint
 from trainer.corpus import make_corpus
@@ -63,7 +62,7 @@ def main() -> int:
     dataset = TTSDataset(read_corpus(corpus), FeatureCache())
     result = {"bench": "stop_gate", "utterances": len(dataset), "corpus_seed": args.corpus_seed,
               "runs": [evaluate(path, dataset, args.seed) for path in args.checkpoints],
-              "machine": {"platform": platform.platform(), "torch": torch.__version__},
+              "machine": machine("cpu"),
               "command": "python bench/stop_gate.py " + " ".join(sys.argv[1:])}
     emit(result, args.results)
     return 0

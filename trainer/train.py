@@ -228,8 +228,12 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
         optimizer.zero_grad(set_to_none=True)
         terms_sum: dict[str, float] = {}
         finite = True
+        data_seconds, frames = 0.0, 0  # time waiting for batches, and mel frames trained on, this step
         for _ in range(batches_per_step):
+            fetch_started = time.perf_counter()
             batch = next_batch()
+            data_seconds += time.perf_counter() - fetch_started
+            frames += int(batch.mel_lens.sum())
             with autocast(device, config.amp):
                 loss, terms, _ = compute_loss(model, criterion, batch, tf_ratio, ga_weight, ga_sigma)
             if not torch.isfinite(loss):
@@ -266,7 +270,8 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
         if position.step % config.log_interval == 0 or position.step == 1:
             folder.append_metrics({"kind": "train", "step": position.step, "lr": lr, "tf_ratio": tf_ratio,
                                    "ga_weight": ga_weight, "ga_sigma": ga_sigma, "grad_norm": grad_norm,
-                                   "sec_per_step": seconds, **{f"train_{k}": v for k, v in terms_sum.items()}})
+                                   "sec_per_step": seconds, "data_sec": data_seconds, "frames": frames,
+                                   **{f"train_{k}": v for k, v in terms_sum.items()}})
         progress.update(1)
         progress.set_postfix(loss=f"{terms_sum.get('total', math.nan):.3f}", s_step=f"{seconds:.2f}", refresh=False)
 

@@ -57,6 +57,9 @@ class Outcome:
     step: int | None = None
     best_step: int | None = None
     media: list[str] = field(default_factory=list)  # files in run_dir/media for MLflow and the dashboard
+    # Wall times of the child's phases in seconds, and its report count (tuner.trial_worker.run); an
+    # outcome file written before timings existed reads as {}.
+    timings: dict[str, float] = field(default_factory=dict)
 
     def write(self, path: Path) -> None:
         """Write the outcome as JSON to ``path`` atomically (the parent never reads half a file)."""

@@ -7,6 +7,7 @@ shared study storage, so the parent's pruner settings and the other trials are s
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,11 @@ class Reporter:
     ``trial`` is an ``optuna.trial.Trial`` attached to the running trial. With one objective,
     each validation's value is reported at its step and the pruner is asked; with several,
     nothing is reported (Optuna cannot prune them) and only the quality gates apply.
+
+    ``report_seconds`` and ``report_calls`` measure the tuner's cost per validation: the wall
+    time of every ``__call__`` (its storage work: ``set_user_attr``, ``trial.report``,
+    ``should_prune``; the gate arithmetic around them takes microseconds) and how many calls
+    there were. ``replay`` (a resumed run restoring earlier validations) is not counted.
     """
 
     trial: Any
@@ -57,6 +63,8 @@ class Reporter:
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     prune_reason: str | None = None
     prune_step: int | None = None
+    report_seconds: float = 0.0  # wall time spent in __call__ (storage round trips), summed over calls
+    report_calls: int = 0  # number of __call__ (validations reported)
 
     def values(self, metrics: dict[str, float]) -> list[float]:
         """Return the objective values in ``metrics``; KeyError names a metric the trainer did not report."""
@@ -68,6 +76,15 @@ class Reporter:
 
     def __call__(self, step: int, metrics: dict[str, float]) -> bool:
         """Report one validation; return True to stop training (the trial is then pruned)."""
+        started = time.perf_counter()
+        try:
+            return self._report(step, metrics)
+        finally:
+            self.report_seconds += time.perf_counter() - started
+            self.report_calls += 1
+
+    def _report(self, step: int, metrics: dict[str, float]) -> bool:
+        """The body of ``__call__`` (timed there)."""
         metrics = with_quality(metrics)
         self.history.append((step, metrics))
         values = self.values(metrics)

@@ -6,6 +6,16 @@ starts ``python -m tuner.trial_worker`` and supervises it: it tails the run's
 limit or stalls, and turns the child's outcome into Optuna's trial state. So a crash, an
 out-of-memory error or a hung trial fails that trial only, with its reason on the trial, and
 Optuna's heartbeat (which runs only inside ``optimize``) keeps the trial marked alive.
+
+Every trial that gets as far as its verdict carries the user attribute ``timing`` (seconds,
+rounded to ms), set before the verdict so pruned and failed trials have it too: the parent's
+``parent_before_child_s`` (start of the objective to spawning the child: sampling, MLflow
+run, job file), ``child_s`` (spawn to exit), ``parent_after_child_s`` (exit to the verdict:
+last metrics to MLflow, outcome, artifacts, MLflow run finished) and ``objective_s`` (the
+three together), plus the child's own ``timings`` (``tuner.trial_worker``: ``process_start_s``,
+``worker_start_to_train_s``, ``train_s``, ``media_s``, ``report_s``, ``report_calls``) when
+it left an outcome, and ``child_exit_s`` (from the outcome file's writing to the child's exit:
+the interpreter's shutdown).
 """
 
 from __future__ import annotations
@@ -182,6 +192,7 @@ class TrialRunner:
 
     def _run(self, trial, gpu: str | None) -> float | list[float]:
         """Sample, start the child, supervise it and turn its outcome into the trial's state."""
+        clock = {"started": time.perf_counter()}  # moments of the trial, see trial_timing
         params = suggest(trial, self.space)
         config = self.space.build_config(params, preset_name=self.preset, max_steps=self.max_steps)
         run_dir = self._run_dir(trial.number)
@@ -212,12 +223,12 @@ class TrialRunner:
                        val_interval=config.val_interval, max_steps=config.max_steps,
                        samples=self.space.study.samples, params=params, resume=resumed is not None)
         try:
-            outcome = self._supervise(job, run_dir, gpu, run_id)
+            outcome = self._supervise(job, run_dir, gpu, run_id, clock)
         except KeyboardInterrupt:
             if self.tracker is not None and run_id is not None:
                 self.tracker.finish_trial(run_id, "FAIL", "interrupted (Ctrl-C)", None, [])
             raise
-        return self._conclude(trial, outcome, run_dir, run_id)
+        return self._conclude(trial, outcome, run_dir, run_id, clock)
 
     def _resume(self, trial, run_dir: Path):
         """For a retry of a dead worker's trial: copy its last checkpoint into ``run_dir``; return the Resumed or None."""
@@ -255,8 +266,13 @@ class TrialRunner:
 
     # ------------------------------------------------------------------ the child
 
-    def _supervise(self, job: TrialJob, run_dir: Path, gpu: str | None, run_id: str | None) -> Outcome:
-        """Run the child to its end (or kill it) and return its outcome; stream its metrics meanwhile."""
+    def _supervise(self, job: TrialJob, run_dir: Path, gpu: str | None, run_id: str | None,
+                   clock: dict[str, float] | None = None) -> Outcome:
+        """Run the child to its end (or kill it) and return its outcome; stream its metrics meanwhile.
+
+        ``clock`` gets ``child_started`` (just before the spawn) and ``child_ended`` (its exit or kill).
+        """
+        clock = {} if clock is None else clock
         job_path, outcome_path = run_dir / "job.json", run_dir / "outcome.json"
         job.write(job_path)
         env = dict(os.environ)
@@ -268,6 +284,7 @@ class TrialRunner:
         killed_reason: str | None = None
         with (run_dir / "worker.log").open("ab") as log:
             # A session of its own: a timeout kills the child's whole process group, never ours.
+            clock["child_started"] = time.perf_counter()
             process = subprocess.Popen([sys.executable, "-m", "tuner.trial_worker", str(job_path),
                                         str(outcome_path)], stdout=log, stderr=subprocess.STDOUT, env=env,
                                        start_new_session=True)
@@ -294,6 +311,8 @@ class TrialRunner:
             except BaseException:
                 _kill(process)  # Ctrl-C or an error here: never leave an orphan trainer behind
                 raise
+            clock["child_ended"] = time.perf_counter()
+            ended_at = time.time()
         self._stream(tail, job, run_id)
         if killed_reason:
             return Outcome("failed", reason=killed_reason)
@@ -306,6 +325,10 @@ class TrialRunner:
             last = _last_line(run_dir / "worker.log")
             return Outcome("failed", reason=f"worker {how}{hint} without an outcome" + (f"; last output: {last}"
                                                                                         if last else ""))
+        try:  # the child's exit after its outcome (interpreter shutdown), from the file's modification time
+            outcome.timings["child_exit_s"] = max(0.0, ended_at - outcome_path.stat().st_mtime)
+        except OSError:
+            pass
         return outcome
 
     def _stream(self, tail: MetricsTail, job: TrialJob, run_id: str | None) -> bool:
@@ -328,7 +351,13 @@ class TrialRunner:
 
     # ------------------------------------------------------------------ the verdict
 
-    def _conclude(self, trial, outcome: Outcome, run_dir: Path, run_id: str | None) -> float | list[float]:
+    def _conclude(self, trial, outcome: Outcome, run_dir: Path, run_id: str | None,
+                  clock: dict[str, float] | None = None) -> float | list[float]:
+        """Upload the trial's media, finish its MLflow run, store ``timing``; return its value(s) or raise.
+
+        Raises TrialPruned for a pruned outcome and TrialFailed for a failed one (or a complete
+        one without a finite objective).
+        """
         import optuna
 
         media = [Path(p) for p in outcome.media]
@@ -360,6 +389,8 @@ class TrialRunner:
                 self.tracker.finish_trial(run_id, state, outcome.reason, outcome.values, files)
             except Exception as err:
                 self.view.say(f"  mlflow: could not finish the run of trial {trial.number} ({err})")
+        if clock is not None:
+            _set_attr(trial, "timing", trial_timing(clock, outcome.timings))  # before the verdict raises
         if outcome.state == "complete":
             values = outcome.values or []
             if not values or not all(math.isfinite(v) for v in values):
@@ -382,6 +413,27 @@ class TrialRunner:
 
 
 MAX_DECISION_ATTRS = 30  # user attributes are for reading at a glance; the full list is in MLflow
+
+
+def trial_timing(clock: dict[str, float], child: dict[str, float], now: float | None = None) -> dict[str, float]:
+    """Return the ``timing`` attribute of a trial: the parent's parts and the child's timings (ms-rounded seconds).
+
+    ``clock`` holds ``time.perf_counter()`` moments: ``started`` (the objective began),
+    ``child_started`` and ``child_ended`` (missing ones leave their parts out); ``now`` is the
+    verdict (default: now). ``child`` is the child's ``Outcome.timings``; counts stay integers.
+    """
+    now = time.perf_counter() if now is None else now
+    parts: dict[str, float] = {}
+    if "child_started" in clock:
+        parts["parent_before_child_s"] = clock["child_started"] - clock["started"]
+        if "child_ended" in clock:
+            parts["child_s"] = clock["child_ended"] - clock["child_started"]
+            parts["parent_after_child_s"] = now - clock["child_ended"]
+    parts["objective_s"] = now - clock["started"]
+    for key, value in child.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            parts.setdefault(key, value)
+    return {key: value if isinstance(value, int) else round(float(value), 3) for key, value in parts.items()}
 
 
 def quality_decisions(metrics_path: Path) -> list[str]:

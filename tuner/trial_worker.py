@@ -14,6 +14,14 @@ training instead, through the real code paths: ``nonfinite`` makes every loss Na
 trainer's guard skips steps, then stops the run), ``oom`` raises CUDA's out-of-memory error
 from the model's first forward pass, ``dataloader`` makes the batch loader fail on its
 second batch. Several are comma-separated (``crash@0,raise@1``). Only this module reads it.
+
+Timings: the outcome carries ``timings`` (seconds) for the parent's ``timing`` trial attribute:
+``process_start_s`` (the process's creation by the parent to the start of ``run``: exec,
+interpreter start, the first imports), ``worker_start_to_train_s`` (``run`` to the call of
+``train``: optuna, torch and trainer imports, storage connection, loading the trial),
+``train_s`` (the ``train`` call, validations and the reports within it included), ``media_s``
+(plots and samples), ``report_s`` and ``report_calls`` (the Reporter's storage work per
+validation, a part of ``train_s``).
 """
 
 from __future__ import annotations
@@ -28,6 +36,25 @@ from pathlib import Path
 FAULT_ENV = "SMART_TUNER_FAULT"
 CRASH_EXIT_CODE = 86
 ORPHAN_EXIT_CODE = 87
+
+IMPORTED_AT = time.time()  # fallback origin of process_start_s where /proc is not available
+
+
+def seconds_since_process_start() -> float:
+    """Return the seconds since this process was created (by the parent's ``Popen``).
+
+    On Linux: the start time in ``/proc/self/stat`` (field 22, clock ticks after boot, so 10 ms
+    resolution) against ``CLOCK_BOOTTIME``; this covers exec, the interpreter's start and the
+    imports so far. Elsewhere: the seconds since this module was imported (the interpreter's
+    start is then missed).
+    """
+    try:
+        text = Path("/proc/self/stat").read_text(encoding="ascii")
+        fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22; fields[0] is field 3
+        return max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - started)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return max(0.0, time.time() - IMPORTED_AT)
 
 
 def watch_parent(poll_seconds: float = 0.5) -> None:
@@ -123,7 +150,12 @@ def _reason(err: BaseException) -> str:
 
 
 def run(job_path: Path):
-    """Run the trial of ``job_path`` and return its Outcome; exceptions propagate (``main`` records them)."""
+    """Run the trial of ``job_path`` and return its Outcome; exceptions propagate (``main`` records them).
+
+    The outcome's ``timings`` are described in the module docstring.
+    """
+    run_started = time.perf_counter()
+    timings: dict[str, float] = {"process_start_s": seconds_since_process_start()}
     import warnings
 
     import optuna
@@ -160,8 +192,11 @@ def run(job_path: Path):
         for step, metrics in earlier_validations(Path(job.run_dir)):
             reporter.replay(step, metrics)
     # warm_start also on resume: it picks the learning-rate profile (the weights come from last.pt).
+    train_started = time.perf_counter()
+    timings["worker_start_to_train_s"] = train_started - run_started
     result = train(config, job.data, job.run_dir, callback=reporter, resume=job.resume, warm_start=job.warm_start,
                    show_progress=False)
+    timings["train_s"] = time.perf_counter() - train_started
     if reporter.prune_reason is not None:
         outcome = Outcome("pruned", reason=reporter.prune_reason, step=reporter.prune_step)
     else:
@@ -171,6 +206,7 @@ def run(job_path: Path):
     checkpoints = Path(job.run_dir) / "checkpoints"
     chosen = checkpoints / ("best.pt" if outcome.state == "complete" and (checkpoints / "best.pt").is_file()
                             else "last.pt")
+    media_started = time.perf_counter()
     try:
         from tuner.media import make_trial_media
 
@@ -180,6 +216,10 @@ def run(job_path: Path):
     except Exception as err:  # media are a bonus: a plotting problem must not fail a trained trial
         print(f"media: {_reason(err)}", file=sys.stderr)
         traceback.print_exc()
+    timings["media_s"] = time.perf_counter() - media_started
+    timings["report_s"] = reporter.report_seconds
+    timings["report_calls"] = reporter.report_calls
+    outcome.timings = timings
     return outcome
 
 
@@ -203,4 +243,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    # The outcome is on disk (written atomically) and nothing else is left to save: skip the
+    # interpreter's shutdown (finalising torch, optuna and SQLAlchemy takes 1.5-2 s per trial,
+    # bench/tuner_overhead.py measured it as child_exit_s).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)

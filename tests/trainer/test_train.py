@@ -47,6 +47,13 @@ def test_short_training_learns_and_its_checkpoint_speaks(demo_corpus: Path, tmp_
                 "tf_gate_balanced_accuracy", "val_gate", "val_guided_attention"):
         assert math.isfinite(vals[-1][key]), key
     assert vals[-1]["val_mel_postnet_l1"] < vals[0]["val_mel_postnet_l1"] * 1.05
+    # Throughput figures of every logged step: data wait within the step time, frames of a full batch.
+    steps = records(tmp_path / "run", "train")
+    assert all(0.0 <= r["data_sec"] < r["sec_per_step"] for r in steps)
+    lengths = [sf.info(str(w)).frames // 256 for w in (demo_corpus / "wavs").glob("*.wav")]
+    batch = config.batch_size
+    assert all(batch * min(lengths) <= r["frames"] <= batch * (max(lengths) + 1) for r in steps)
+    assert len({r["frames"] for r in steps}) > 1  # bucketed batches of different lengths
     model, loaded = load_model(tmp_path / "run" / "checkpoints" / "best.pt")
     speech = synthesize(model, loaded, "the quick brown fox.", max_decoder_steps=120, griffin_lim_iters=8)
     assert speech.wav.abs().max() > 0.1  # normalised Griffin-Lim output of a real mel is not silence

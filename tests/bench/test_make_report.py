@@ -1,0 +1,131 @@
+"""docs/RESULTS.md from bench JSON: the seed's claims against measured figures, verdicts, the README block."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import make_report  # noqa: E402  (bench/ is a folder of scripts, not a package)
+import runs  # noqa: E402
+
+MACHINE = {"platform": "Linux-test", "cpu_count": 2, "torch": "2.x", "gpu": None}
+
+
+def run(name: str, seed: int, tf_step: int | None, fr_step: int | None = None, *, fr_diag: float = 0.9,
+        mel: float = 1.0, diag: float = 0.9, first_diag: float = 0.2, gate_first: float = 0.5,
+        gate_final: float = 0.8) -> dict[str, Any]:
+    """Return a run record shaped like bench/runs.py execute()'s."""
+    final = {"step": 150, "tf_diagonality": diag, "fr_diagonality": fr_diag, "tf_gate_balanced_accuracy": gate_final,
+             "fr_stop_error": 0.05, "fr_hit_max_rate": 0.0, "val_mel_postnet_l1": mel}
+    return {"name": name, "seed": seed, "steps": 150, "steps_to_tf_diag": tf_step,
+            "wall_s_to_tf_diag": None if tf_step is None else 2.0 * tf_step, "steps_to_fr_diag": fr_step,
+            "wall_s_to_fr_diag": None if fr_step is None else 2.0 * fr_step,
+            "first": {"step": 25, "tf_diagonality": first_diag, "tf_gate_balanced_accuracy": gate_first},
+            "final": final, "wall_s": 300.0, "median_sec_per_step": 1.5, "controller_actions": [], "history": []}
+
+
+def baseline_entry(baseline_steps: list[int | None], fixed_steps: list[int | None]) -> dict[str, Any]:
+    all_runs = ([run("baseline", s, st, diag=0.2, gate_final=0.5) for s, st in zip((1, 2, 3), baseline_steps)]
+                + [run("fixed", s, st) for s, st in zip((1, 2, 3), fixed_steps)])
+    return {"bench": "baseline", "preset": "tiny", "device": "cpu", "steps": 150, "every": 25, "utterances": 300,
+            "seeds": [1, 2, 3], "jobs": 2, "target": 0.85, "baseline_overrides": runs.BASELINE,
+            "summary": {n: runs.summarise([r for r in all_runs if r["name"] == n]) for n in ("baseline", "fixed")},
+            "runs": all_runs, "machine": MACHINE, "command": "python bench/baseline.py"}
+
+
+def test_a_baseline_that_never_aligns_gives_a_lower_bound_not_a_ratio() -> None:
+    lines, headline = make_report.claims(baseline_entry([None, None, None], [100, 125, 150]))
+    text = "\n".join(lines + headline)
+    assert "at least 1.2×" in text  # 150 steps / median 125
+    assert "the baseline never got there within 150 steps" in text
+    assert "0.85 at step 125 (100–150)" in text
+    assert "3,000 steps" in text and "45% → 90%" in text  # the promises stand beside the measurements
+
+
+def test_a_baseline_that_aligns_later_gives_the_measured_ratio_and_time_saving() -> None:
+    lines, _ = make_report.claims(baseline_entry([150, 150, 125], [50, 75, 50]))
+    text = "\n".join(lines)
+    assert "| 3.0× |" in text  # median 150 / median 50
+    assert "67% less wall time" in text  # wall time is 2 s per step in both
+
+
+def test_a_fixed_run_missing_the_target_in_one_seed_is_counted_not_hidden() -> None:
+    lines, _ = make_report.claims(baseline_entry([None, None, None], [100, None, 150]))
+    assert "1 of 3 runs not within 150 steps" in "\n".join(lines)
+
+
+NOISE = {"steps": 25.0, "tf_diag": 0.05, "fr_diag": 0.02, "mel_rel": 0.02}
+
+
+@pytest.mark.parametrize(("reference_step", "changed", "expected"), [
+    (100, dict(tf_step=150), "helps"),  # both aligned: 50 steps later without the fix
+    (100, dict(tf_step=50), "hurts here"),  # both aligned: sooner without it
+    (100, dict(tf_step=125), "no clear effect here"),  # within one validation interval
+    (None, dict(tf_step=None, diag=0.3), "helps"),  # neither aligned: the final diagonality decides
+    (None, dict(tf_step=150, diag=0.99), "hurts here"),  # only the ablated run aligned
+    (None, dict(tf_step=None, diag=0.87), "no clear effect here"),  # 0.03 < 0.05
+])
+def test_ablation_verdict_is_decided_by_alignment_beyond_the_noise(reference_step, changed: dict,
+                                                                  expected: str) -> None:
+    reference = run("all_fixes", 1, reference_step, diag=0.9)
+    ablated = run("no_x", 1, changed.pop("tf_step"), **changed)
+    assert make_report.verdict(ablated, reference, 150, 25, NOISE) == expected
+
+
+def test_a_mel_loss_change_is_noted_but_does_not_decide() -> None:
+    reference = run("all_fixes", 1, None, diag=0.7, mel=2.0)
+    text = make_report.verdict(run("no_x", 1, None, diag=0.2, mel=1.0), reference, 150, 25, NOISE)
+    assert text == "helps; mel L1 -50% without it"
+    assert make_report.verdict(run("no_x", 1, None, diag=0.7, mel=2.02), reference, 150, 25, NOISE) == \
+        "no clear effect here"
+
+
+def test_noise_margins_widen_to_the_seed_spread_of_the_baseline_bench() -> None:
+    entry = baseline_entry([None] * 3, [75, 125, None])  # None counts as 150 + 25
+    margins, source = make_report.seed_noise(entry, 25)
+    assert margins["steps"] == 100.0 and margins["fr_diag"] == 0.02 and margins["tf_diag"] == 0.05
+    assert "3 seeds" in source
+
+
+def test_render_says_what_was_not_measured_and_the_readme_block_is_replaced(tmp_path: Path, monkeypatch) -> None:
+    results = tmp_path / "results.jsonl"
+    results.write_text(json.dumps(baseline_entry([None] * 3, [100, 125, 150])) + "\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{make_report.README_BEGIN}\nold figures\n{make_report.README_END}\noutro\n")
+    out = tmp_path / "docs" / "RESULTS.md"
+    monkeypatch.setattr(sys, "argv", ["make_report.py", "--results", str(results), "--out", str(out),
+                                      "--readme", str(readme)])
+    assert make_report.main() == 0
+    report = out.read_text()
+    assert "Not measured yet: run `python bench/throughput.py`." in report
+    assert "Machine: CPU only, 2 cores; Linux-test" in report and "`python bench/baseline.py`" in report
+    assert "Alignment over a longer run" not in report  # optional section, absent without its entry
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "old figures" not in text
+    assert "at least 1.2×" in text and "docs/RESULTS.md" in text
+
+
+def test_readme_without_markers_is_left_alone(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers here\n")
+    assert make_report.update_readme(readme, ["- x"]) is False
+    assert readme.read_text() == "no markers here\n"
+
+
+def test_a_broken_results_line_is_one_error_naming_file_and_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    results = tmp_path / "results.jsonl"
+    results.write_text('{"bench": "throughput"}\n{not json\n')
+    out = tmp_path / "RESULTS.md"
+    monkeypatch.setattr(sys, "argv", ["make_report.py", "--results", str(results), "--out", str(out),
+                                      "--readme", str(tmp_path / "R")])
+    assert make_report.main() == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("make_report: ") and f"{results}:2:" in err and "\n" not in err
+    assert not out.exists()

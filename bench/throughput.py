@@ -9,7 +9,7 @@ cache (every mel computed) and with a filled one, and the cost of computing one 
 mels from audio, which a loader without cache would pay on every step. On CUDA, AMP is on.
 Appends to bench/results.jsonl.
 
-    python bench/throughput.py [--presets tiny,base] [--steps 20,4] [--utterances 300]
+    python bench/throughput.py [--presets tiny,base] [--steps 20,3] [--utterances 300]
                                [--device cpu|cuda]
 """
 
@@ -81,7 +81,7 @@ def train_figures(preset_name: str, steps: int, corpus: Path, workdir: Path, dev
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default="tiny,base")
-    parser.add_argument("--steps", default="20,4", help="timed steps per preset, comma-separated in the same order")
+    parser.add_argument("--steps", default="20,3", help="timed steps per preset, comma-separated in the same order")
     parser.add_argument("--utterances", type=int, default=300)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,23 @@ def emit(result: dict[str, Any], results: Path) -> None:
         handle.write(json.dumps(result) + "\n")
 
 
+def revision() -> str | None:
+    """Return the git commit the bench ran on (``+dirty`` when the tree had changes), None outside git."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
 def machine(device: str) -> dict[str, Any]:
-    """Return where a bench ran: platform, CPU count, torch version and the GPU's name (None on CPU)."""
+    """Return where a bench ran: platform, CPU count, torch version, the GPU's name (None on CPU), git revision."""
     import torch
 
     return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else None}
+            "gpu": torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else None,
+            "revision": revision()}

@@ -102,6 +102,7 @@ class TrainConfig:
     spectral_l1_weight: float = 1.0
     spectral_multires_weight: float = 0.3
     spectral_temporal_weight: float = 0.1
+    spectral_band_floor: float = 0.2  # least weight of a mel band in the spectral L1, relative to band 0
     mel_weight: float = 1.0
     perceptual_weight: float = 0.2  # structural (SSIM) distance on log-mels
     style_weight: float = 0.1  # Gram-matrix distance of mel bands
@@ -178,6 +179,7 @@ _POSITIVE_INTS = (
 
 _RATES = ("prenet_dropout", "prenet_dropout_inference", "attention_dropout", "decoder_dropout",
           "encoder_dropout", "postnet_dropout", "tf_floor")
+_UNIT_INTERVAL = ("spectral_band_floor",)
 
 
 def _preset_overrides(name: str) -> dict[str, Any]:
@@ -263,6 +265,9 @@ def _validate(config: TrainConfig, source: str) -> None:
     for key in _RATES:
         if not 0.0 <= getattr(config, key) < 1.0:
             raise ConfigError(f"{source}: key '{key}' must be in [0, 1), got {getattr(config, key)}")
+    for key in _UNIT_INTERVAL:
+        if not 0.0 <= getattr(config, key) <= 1.0:
+            raise ConfigError(f"{source}: key '{key}' must be in [0, 1], got {getattr(config, key)}")
     for key in ("attention_location_kernel_size", "encoder_kernel_size", "postnet_kernel_size"):
         if getattr(config, key) % 2 == 0 or getattr(config, key) < 1:
             raise ConfigError(f"{source}: key '{key}' must be a positive odd number, got {getattr(config, key)}")

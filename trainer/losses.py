@@ -222,10 +222,14 @@ def masked_mse(pred: Tensor, target: Tensor, mel_lens: Tensor) -> Tensor:
 class SpectralMelLoss(nn.Module):
     """Spectral mel loss (SPEC item 6): frequency-weighted L1 + multi-resolution + temporal terms.
 
-    * ``freq_l1``: L1 with weight exp(−k/band_decay) on mel band k (low bands carry most
-      of the speech energy and intelligibility). The weights are rescaled to average 1
-      over the bands, so the term has the scale of a plain L1 and the loss weight keeps
-      its meaning when ``band_decay`` changes.
+    * ``freq_l1``: L1 with weight max(exp(−k/band_decay), band_floor) on mel band k: low
+      bands carry most of the speech energy and intelligibility, so they weigh most, but
+      every band keeps at least ``band_floor`` of band 0's weight. Without the floor band
+      79 counts 0.02 as much as band 0 and is barely supervised: a model trained 1,000
+      steps predicted log values up to 10.5 in the top bands (speech lies between about
+      −4 and 0 there), and Griffin-Lim's peak normalisation then made the speech quiet.
+      The weights are rescaled to average 1 over the bands, so the term has the scale of
+      a plain L1 and the loss weight keeps its meaning when the weighting changes.
     * ``multires``: a modulation-spectrum distance at several time scales. For each scale
       s (frames), every mel band is cut along *time* into Hann-windowed windows of s frames
       (hop s/2) and each window's rfft magnitude is compared: spectral convergence
@@ -243,21 +247,25 @@ class SpectralMelLoss(nn.Module):
 
     def __init__(self, freq_weight: float = 1.0, multires_weight: float = 0.3,
                  temporal_weight: float = 0.1, scales: Sequence[int] = (4, 8, 16),
-                 band_decay: float = 20.0, eps: float = 1e-7) -> None:
+                 band_decay: float = 20.0, band_floor: float = 0.2, eps: float = 1e-7) -> None:
         super().__init__()
         if any(s < 2 for s in scales):
             raise ValueError(f"scales must be >= 2 frames, got {tuple(scales)}")
+        if not 0.0 <= band_floor <= 1.0:
+            raise ValueError(f"band_floor must be in [0, 1], got {band_floor}")
         self.freq_weight = freq_weight
         self.multires_weight = multires_weight
         self.temporal_weight = temporal_weight
         self.scales = tuple(int(s) for s in scales)
         self.band_decay = band_decay
+        self.band_floor = band_floor
         self.eps = eps
 
     def band_weights(self, n_mels: int, device: torch.device | None = None,
                      dtype: torch.dtype = torch.float32) -> Tensor:
-        """Return the (n_mels,) band weights exp(−k/band_decay), rescaled to mean 1."""
+        """Return the (n_mels,) band weights max(exp(−k/band_decay), band_floor), rescaled to mean 1."""
         weights = torch.exp(-torch.arange(n_mels, device=device, dtype=dtype) / self.band_decay)
+        weights = weights.clamp(min=self.band_floor)
         return weights * (n_mels / weights.sum())
 
     def _magnitude(self, frames: Tensor, window: Tensor) -> Tensor:
@@ -431,7 +439,8 @@ class TacotronLoss(nn.Module):
 
     def __init__(self, mel_loss: str = "spectral", mel_weight: float = 1.0,
                  spectral_l1_weight: float = 1.0, spectral_multires_weight: float = 0.3,
-                 spectral_temporal_weight: float = 0.1, gate_weight: float = 1.0,
+                 spectral_temporal_weight: float = 0.1, spectral_band_floor: float = 0.2,
+                 gate_weight: float = 1.0,
                  gate_pos_weight: float = 8.0, ga_kind: str = "per_step",
                  monotonic_weight: float = 0.1, max_jump_tokens: float | None = None,
                  perceptual_weight: float = 0.2, style_weight: float = 0.1) -> None:
@@ -449,13 +458,14 @@ class TacotronLoss(nn.Module):
         self.max_jump_tokens = max_jump_tokens
         self.perceptual_weight = perceptual_weight
         self.style_weight = style_weight
-        self.spectral = SpectralMelLoss(spectral_l1_weight, spectral_multires_weight, spectral_temporal_weight)
+        self.spectral = SpectralMelLoss(spectral_l1_weight, spectral_multires_weight, spectral_temporal_weight,
+                                        band_floor=spectral_band_floor)
 
     @classmethod
     def from_config(cls, config: Any) -> "TacotronLoss":
         """Return a TacotronLoss built from the same-named attributes of a TrainConfig-like object."""
         names = ("mel_loss", "mel_weight", "spectral_l1_weight", "spectral_multires_weight",
-                 "spectral_temporal_weight", "gate_weight", "gate_pos_weight", "ga_kind",
+                 "spectral_temporal_weight", "spectral_band_floor", "gate_weight", "gate_pos_weight", "ga_kind",
                  "monotonic_weight", "max_jump_tokens", "perceptual_weight", "style_weight")
         return cls(**{name: getattr(config, name) for name in names if hasattr(config, name)})
 

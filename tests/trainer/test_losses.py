@@ -219,13 +219,36 @@ def test_spectral_band_weights_average_one_and_decay() -> None:
     assert (w[1] / w[0]).item() == pytest.approx(math.exp(-1 / 20))
 
 
+def test_spectral_band_weights_keep_every_band_supervised() -> None:
+    # The floor: the top bands weigh a fifth of band 0, not a fiftieth.
+    w = SpectralMelLoss(band_floor=0.2).band_weights(80)
+    assert w.mean().item() == pytest.approx(1.0)
+    assert (w[79] / w[0]).item() == pytest.approx(0.2)
+    assert (w[79] / w[0]).item() > 10 * math.exp(-79 / 20)
+    # Without the floor, band 79 would count 0.02 as much as band 0.
+    bare = SpectralMelLoss(band_floor=0.0).band_weights(80)
+    assert (bare[79] / bare[0]).item() == pytest.approx(math.exp(-79 / 20))
+
+
+def test_spectral_loss_pulls_a_wild_top_band_down() -> None:
+    # A prediction with bogus high bands (log 10.5 where the target is -4) gets a gradient
+    # on those bands at least a fifth as strong as the same error on band 0.
+    target = torch.full((1, 80, 32), -4.0)
+    pred = target.clone()
+    pred[0, 70:] = 10.5
+    pred[0, 0] = 10.5
+    pred.requires_grad_(True)
+    SpectralMelLoss(multires_weight=0.0, temporal_weight=0.0)(pred, target, torch.tensor([32]))["total"].backward()
+    assert pred.grad[0, 79].abs().mean() >= 0.2 * pred.grad[0, 0].abs().mean() - 1e-9
+
+
 def test_spectral_freq_l1_hand_value() -> None:
     torch.manual_seed(0)
     target = torch.randn(1, 80, 12)
     pred = target.clone()
     pred[0, 0] += 1.0  # error 1 on band 0 only, every frame
     parts = SpectralMelLoss()(pred, target, torch.tensor([12]))
-    w0 = 80 / sum(math.exp(-k / 20) for k in range(80))
+    w0 = 80 / sum(max(math.exp(-k / 20), 0.2) for k in range(80))
     assert parts["freq_l1"].item() == pytest.approx(w0 / 80, rel=1e-5)
     assert parts["temporal"].item() == pytest.approx(0.0, abs=1e-6)  # constant offset: Δ_t unchanged
 

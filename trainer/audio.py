@@ -88,6 +88,14 @@ def mel_spectrogram(wav: torch.Tensor, sample_rate: int) -> torch.Tensor:
     return torch.log(torch.clamp(mel, min=LOG_CLAMP))
 
 
+@functools.lru_cache(maxsize=1)
+def mel_band_centres() -> torch.Tensor:
+    """Return the (80,) centre frequency of each mel band in Hz (the centroid of its filter)."""
+    fbank = _mel_transform("cpu").mel_scale.fb  # (n_freqs, n_mels)
+    freqs = torch.linspace(0.0, SAMPLE_RATE / 2, fbank.shape[0])
+    return (fbank * freqs[:, None]).sum(0) / fbank.sum(0).clamp(min=1e-12)
+
+
 @functools.lru_cache(maxsize=2)
 def _mel_pseudo_inverse(device: str) -> torch.Tensor:
     fbank = _mel_transform(device).mel_scale.fb  # (n_freqs, n_mels)

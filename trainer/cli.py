@@ -117,7 +117,8 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="output .wav")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--no-enhance", action="store_true",
-                   help="skip the mel enhancer (noise gate -60 dB, loudness, spectral and boundary smoothing)")
+                   help="skip the mel enhancer (ceiling, spectral smoothing, noise gate -60 dB below the speech level, "
+                        "loudness, boundary fades)")
     p.set_defaults(run=_run_synth)
 
 

@@ -8,16 +8,19 @@ import pytest
 import torch
 
 from trainer.audio import mel_spectrogram
+from trainer.corpus import synthesize
 from trainer.enhance import (
     FLOOR,
     EnhancerConfig,
     enhance,
+    limit_peaks,
     loudness,
     noise_gate,
     normalize_loudness,
     smooth_boundaries,
     smooth_spectrum,
     speech_frames,
+    speech_reference,
 )
 
 DB60 = math.log(1e-3)  # −60 dB in natural-log magnitude
@@ -30,13 +33,14 @@ def random_mel(frames: int = 50, seed: int = 0) -> torch.Tensor:
 
 def test_gate_changes_exactly_the_cells_below_minus_60_db() -> None:
     mel = random_mel()
-    mel[3, 4] = float(mel.max()) + DB60  # exactly at the gate: kept
+    reference = speech_reference(mel)
+    mel[70, 4] = reference + DB60  # exactly at the gate: kept (band 70 is not a speech band, so the level stays)
     gated = noise_gate(mel, -60.0)
-    below = mel < float(mel.max()) + DB60
+    below = mel < reference + DB60
     assert below.any() and (~below).any()
     assert torch.equal(gated[~below], mel[~below])  # nothing else changes, bit for bit
     assert torch.all(gated[below] == FLOOR)
-    assert gated[3, 4] == mel[3, 4]
+    assert gated[70, 4] == mel[70, 4]
 
 
 def test_absolute_gate_uses_magnitude_one_as_reference() -> None:
@@ -113,7 +117,7 @@ def test_full_chain_on_a_real_mel() -> None:
     assert without_fades.shape == mel.shape and torch.isfinite(without_fades).all()
     assert loudness(without_fades) == pytest.approx(EnhancerConfig().target_loudness, abs=1e-3)
     kept = without_fades[without_fades > FLOOR]
-    assert float(kept.min()) >= float(without_fades.max()) + DB60  # a gain does not undo the gate
+    assert float(kept.min()) >= speech_reference(without_fades) + DB60 - 1e-5  # a gain does not undo the gate
     assert (without_fades == FLOOR).sum() > (mel <= FLOOR).sum()  # and gated something
 
     out = enhance(mel, EnhancerConfig(max_gain_db=24.0))
@@ -122,3 +126,45 @@ def test_full_chain_on_a_real_mel() -> None:
     speech = speech_frames(without_fades).int()
     edges = [0, mel.shape[1]] + (speech.diff().nonzero().flatten() + 1).tolist()
     assert changed and all(min(abs(f - e) for e in edges) <= 3 for f in changed)  # fades only near boundaries
+
+
+def speech_mel() -> torch.Tensor:
+    """The log-mel (80, frames) of a real eSpeak NG sentence."""
+    samples = synthesize("The quick brown fox jumps over the lazy dog.", voice="en-us")
+    return mel_spectrogram(torch.from_numpy(samples.astype("float32") / 32768.0), 22050)
+
+
+def test_speech_level_ignores_absurd_high_bands_and_single_cells() -> None:
+    mel = speech_mel()
+    bogus = mel.clone()
+    bogus[62:] = 10.5  # what an undertrained model predicted above 4 kHz
+    assert speech_reference(bogus) == pytest.approx(speech_reference(mel), abs=1e-6)
+    bogus[5, 10] = 30.0  # one wild cell moves it by one frame's rank at most
+    assert speech_reference(bogus) == pytest.approx(speech_reference(mel), abs=0.1)
+    assert float(bogus.max()) - speech_reference(bogus) > 25.0
+
+
+def test_enhancer_keeps_speech_when_the_model_predicts_absurd_high_bands() -> None:
+    # A gate 60 dB below the loudest cell (10.5) would silence every real speech cell below 4 kHz.
+    mel = speech_mel()
+    bogus = mel.clone()
+    bogus[62:] = 10.5
+    clean_out, bogus_out = enhance(mel), enhance(bogus)
+    speech = slice(0, 60)  # bands well below 4 kHz, out of the smoothing's reach of band 62
+    audible = lambda out: float((out[speech] > FLOOR).float().mean())  # noqa: E731
+    assert audible(clean_out) > 0.3
+    assert audible(bogus_out) == pytest.approx(audible(clean_out), abs=0.02)
+    assert torch.allclose(bogus_out[speech], clean_out[speech], atol=0.5)
+    # The absurd bands come down from about 75 dB above the loudest real cell to the ceiling, 10 dB over
+    # the speech level (which the band smoothing then leaves a few dB above the smoothed real peaks).
+    assert float(bogus_out[62:].max()) <= float(clean_out.max()) + 0.75 * math.log(10)
+
+
+def test_ceiling_lowers_only_cells_far_above_the_speech_level() -> None:
+    mel = speech_mel()
+    assert torch.equal(limit_peaks(mel, 10.0), mel)  # real speech has no such cell
+    bogus = mel.clone()
+    bogus[70:] = 10.5
+    limited = limit_peaks(bogus, 10.0)
+    assert torch.equal(limited[:70], bogus[:70])
+    assert float(limited[70:].max()) == pytest.approx(speech_reference(mel) + 0.5 * math.log(10.0), abs=1e-5)

@@ -19,7 +19,10 @@ def emit(result: dict[str, Any], results: Path) -> None:
 
 
 def revision() -> str | None:
-    """Return the git commit the bench ran on (``+dirty`` when the tree had changes), None outside git."""
+    """Return the git commit the bench ran on (``+dirty`` when the tree had changes), None outside git.
+
+    Read it when the bench starts, not when it ends: the tree may change during a long run.
+    """
     here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
@@ -31,10 +34,13 @@ def revision() -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
+REVISION_AT_START = revision()  # bench/report.py is imported as a bench starts
+
+
 def machine(device: str) -> dict[str, Any]:
     """Return where a bench ran: platform, CPU count, torch version, the GPU's name (None on CPU), git revision."""
     import torch
 
     return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "gpu": torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else None,
-            "revision": revision()}
+            "revision": REVISION_AT_START}

@@ -17,6 +17,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from trainer.errors import AudioError
+
 SAMPLE_RATE = 22050
 N_FFT = 1024
 HOP_LENGTH = 256
@@ -25,10 +27,6 @@ N_MELS = 80
 F_MIN = 0.0
 F_MAX = 8000.0
 LOG_CLAMP = 1e-5
-
-
-class AudioError(ValueError):
-    """An audio file cannot be used; the message names the file."""
 
 
 def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE, peak_normalize: bool = False) -> tuple[torch.Tensor, int]:

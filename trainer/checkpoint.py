@@ -16,14 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from trainer.contract import TEXT_EMBEDDING, AcousticModel
+from trainer.errors import CheckpointError
 from trainer.fileio import atomic_write_bytes
 from trainer.text import symbol_set_id
 
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file cannot be used; the message names the file."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -59,15 +57,18 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
                     metrics: dict[str, float] | None = None, extra: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint atomically (temp file + rename) and return its path.
 
-    ``position`` holds step, epoch and batch (within the epoch); ``schedule`` holds the
-    mutable schedule values (for example the current guided-attention weight); ``extra``
-    adds top-level entries of plain values (for example the quality controller's state).
+    ``config`` is the whole TrainConfig as a dict; its ``model`` part (the network's shape)
+    is also stored on its own as ``model_config``. ``position`` holds step, epoch and batch
+    (within the epoch); ``schedule`` holds the mutable schedule values (for example the
+    controller's multipliers); ``extra`` adds top-level entries of plain values (for
+    example the quality controller's state).
     """
     payload = {
         "format_version": FORMAT_VERSION,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "config": config,
+        "model_config": dict(config.get("model", {})),
         "position": dict(position),
         "schedule": dict(schedule),
         "metrics": dict(metrics or {}),
@@ -112,22 +113,24 @@ class WarmStartReport:
         return f"warm start: loaded {self.loaded} tensors, skipped {len(self.skipped)} ({reasons})"
 
 
-def warm_start(model: torch.nn.Module, path: str | Path) -> WarmStartReport:
+def warm_start(model: AcousticModel, path: str | Path) -> WarmStartReport:
     """Load a checkpoint's weights into ``model`` (not its optimiser or position) and report.
 
-    The text embedding is skipped when the checkpoint's symbol set differs from ours; any
-    tensor whose shape differs (another model size) is skipped too and named in the report.
+    A parameter the model declares a ``TEXT_EMBEDDING`` (its rows are the symbol set's) is
+    skipped when the checkpoint's symbol set differs from ours; any tensor whose shape
+    differs (another model size) is skipped too and named in the report.
     """
     payload = load_checkpoint(path)
     source: dict[str, torch.Tensor] = payload["model"]
     target = model.state_dict()
+    roles = model.parameter_roles()
     skipped: dict[str, str] = {}
     same_symbols = payload.get("symbol_set") == symbol_set_id()
     chosen = {}
     for name, tensor in source.items():
         if name not in target:
             skipped[name] = "not in this model"
-        elif name.startswith("embedding.") and not same_symbols:
+        elif roles.get(name) == TEXT_EMBEDDING and not same_symbols:
             skipped[name] = "symbol set differs"
         elif tensor.shape != target[name].shape:
             skipped[name] = f"shape {tuple(tensor.shape)} != {tuple(target[name].shape)}"

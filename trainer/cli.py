@@ -1,18 +1,21 @@
-"""`trainer` commands: make-corpus, check-data, train, synth.
+"""`trainer` commands: make-corpus, check-data, plan, train, synth.
 
 Bad input ends with one line on stderr naming the file, line or key, and exit code 2;
-a corpus with blocking problems prints its report and exits 1. No tracebacks for users.
+a corpus with blocking problems prints its report and exits 1; an internal error exits 1
+and ``--debug`` shows its traceback (``trainer.console``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-EXIT_BAD_INPUT = 2
-EXIT_DATA_REPORT = 1
+from trainer.console import EXIT_FAILED, Parser, add_debug_flag, main_with
+from trainer.errors import DataError, UserError
+
+EXIT_DATA_REPORT = EXIT_FAILED
 
 
 def _add_make_corpus(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +35,7 @@ def _run_make_corpus(args: argparse.Namespace) -> int:
     from trainer.corpus import make_corpus
 
     if args.utterances < 1:
-        raise ValueError(f"--utterances must be >= 1, got {args.utterances}")
+        raise UserError(f"--utterances must be >= 1, got {args.utterances}")
     summary = make_corpus(args.out, lang=args.lang, utterances=args.utterances, seed=args.seed,
                           text_file=args.text, voice=args.voice, vary_prosody=args.vary_prosody)
     print(f"wrote {summary}")
@@ -77,11 +80,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from trainer.config import load_config, preset
-    from trainer.train import DataError, NonFiniteLossError, config_for_resume, train
+    from trainer.train import config_for_resume, train
 
     if args.resume:
         if not (args.out / "checkpoints" / "last.pt").is_file():
-            raise ValueError(f"{args.out}: nothing to resume (no checkpoints/last.pt)")
+            raise UserError(f"{args.out}: nothing to resume (no checkpoints/last.pt)")
         config = config_for_resume(args.out, args.max_steps)
     else:
         config = load_config(args.config, args.preset) if args.config else preset(args.preset)
@@ -92,13 +95,10 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.skip_bad_items:
         config = config.replace(skip_bad_items=True)
     if args.warm_start is not None and not args.warm_start.is_file():
-        raise ValueError(f"{args.warm_start}: warm-start checkpoint not found")
+        raise UserError(f"{args.warm_start}: warm-start checkpoint not found")
     try:
         result = train(config, args.data, args.out, resume=args.resume, warm_start=args.warm_start,
                        show_progress=not args.quiet)
-    except NonFiniteLossError as err:
-        print(f"trainer: training stopped: {err}", file=sys.stderr)
-        return 1
     except DataError as err:
         print("\n".join(err.report.summary_lines()), file=sys.stderr)
         print(f"error: {err.report.source}: corpus has blocking problems (see above; --skip-bad-items to train "
@@ -149,7 +149,7 @@ def _run_plan(args: argparse.Namespace) -> int:
     from trainer.plan import plan_training
 
     if args.batch_size < 1 or args.grad_accum < 1:
-        raise ValueError("--batch-size and --grad-accum must be >= 1")
+        raise UserError("--batch-size and --grad-accum must be >= 1")
     plan = plan_training(args.data, args.batch_size, args.grad_accum, lang=args.lang)
     print("\n".join(plan.explain()))
     return 0
@@ -157,37 +157,17 @@ def _run_plan(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `trainer` command."""
-    parser = argparse.ArgumentParser(prog="trainer", description="Tacotron2 trainer of Smart Tuner.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = Parser(prog="trainer", description="Tacotron2 trainer of Smart Tuner.")
+    add_debug_flag(parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for add in (_add_make_corpus, _add_check_data, _add_plan, _add_train, _add_synth):
         add(sub)
     return parser
 
 
-def run_guarded(run: Callable[[], int], prog: str) -> int:
-    """Return ``run()``'s exit code; known input errors become one line on stderr and exit 2."""
-    from trainer.audio import AudioError
-    from trainer.checkpoint import CheckpointError
-    from trainer.config import ConfigError
-    from trainer.data import CorpusError
-    from trainer.text import UnknownCharacterError
-
-    try:
-        return run()
-    except (ConfigError, CorpusError, CheckpointError, AudioError, UnknownCharacterError, ValueError,
-            FileNotFoundError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `trainer` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    return run_guarded(lambda: args.run(args), "trainer")
+    return main_with(build_parser, argv, "trainer")
 
 
 if __name__ == "__main__":

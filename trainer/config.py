@@ -1,7 +1,10 @@
-"""TrainConfig: every knob of the trainer, at the seed's defaults, with presets and YAML I/O.
+"""TrainConfig: every knob of the trainer, with presets and YAML I/O; ModelConfig: the network's shape.
 
-The config is flat on purpose: the tuner overrides keys by name (``learning_rate``,
-``ga_weight``...) and a YAML file is a plain mapping of the same names.
+The config is flat for users: a YAML file is a plain mapping of key names, and the tuner
+overrides keys by name (``learning_rate``, ``ga_weight``, ``attention_dim``...). Inside,
+the keys that shape the network form their own ``ModelConfig`` (``config.model``), which
+every checkpoint stores: two checkpoints with equal ModelConfigs have interchangeable
+weights. A model key may be written flat (``attention_dim: 64``) or under ``model:``.
 """
 
 from __future__ import annotations
@@ -9,20 +12,47 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from trainer.architectures import architecture_names
+from trainer.errors import ConfigError
+from trainer.fileio import atomic_write_text
 from trainer.schedules import LR_PROFILES
 from trainer.yamlio import safe_load
 
 PRESETS = ("tiny", "base")
 
 
-class ConfigError(ValueError):
-    """A config file or override is malformed; the message names the file and key."""
+@dataclass
+class ModelConfig:
+    """The keys that shape the network (the published Tacotron2 sizes; the tiny preset shrinks them).
+
+    A base checkpoint can warm-start a run only when these agree (the symbol set aside,
+    which a warm start handles by skipping the text embedding).
+    """
+
+    architecture: str = "tacotron2"  # a name in trainer.architectures
+    symbols_embedding_dim: int = 512
+    encoder_embedding_dim: int = 512
+    encoder_n_convolutions: int = 3
+    encoder_kernel_size: int = 5
+    attention_rnn_dim: int = 1024
+    attention_dim: int = 128
+    attention_location_n_filters: int = 32
+    attention_location_kernel_size: int = 31
+    prenet_dim: int = 256
+    decoder_rnn_dim: int = 1024
+    postnet_embedding_dim: int = 512
+    postnet_kernel_size: int = 5
+    postnet_n_convolutions: int = 5
+    reduction_factor: int = 1  # mel frames emitted per decoder step
+
+
+MODEL_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ModelConfig))
 
 
 @dataclass
@@ -43,24 +73,11 @@ class TrainConfig:
     skip_bad_items: bool = False
     cache_dir: str | None = None  # None: $SMART_TUNER_CACHE or ~/.cache/smart-tuner
 
-    # --- model (published Tacotron2 sizes; the tiny preset shrinks them) ---
-    symbols_embedding_dim: int = 512
-    encoder_embedding_dim: int = 512
-    encoder_n_convolutions: int = 3
-    encoder_kernel_size: int = 5
-    attention_rnn_dim: int = 1024
-    attention_dim: int = 128
-    attention_location_n_filters: int = 32
-    attention_location_kernel_size: int = 31
-    prenet_dim: int = 256
-    decoder_rnn_dim: int = 1024
-    postnet_embedding_dim: int = 512
-    postnet_kernel_size: int = 5
-    postnet_n_convolutions: int = 5
-    reduction_factor: int = 1  # mel frames emitted per decoder step
+    # --- model: the network's shape (ModelConfig); dropout rates and the inference limit follow ---
+    model: ModelConfig = field(default_factory=ModelConfig)
     max_decoder_steps: int = 1000
 
-    # --- dropout (seed item 2) ---
+    # --- dropout (per module; the prenet's also at inference, where Tacotron2 keeps it on) ---
     prenet_dropout: float = 0.1
     prenet_dropout_inference: float = 0.02  # really applied at inference; 0 turns it off
     attention_dropout: float = 0.05  # on the attention RNN's hidden state
@@ -68,7 +85,7 @@ class TrainConfig:
     encoder_dropout: float = 0.02
     postnet_dropout: float = 0.05
 
-    # --- optimiser and learning rate (seed item 3) ---
+    # --- optimiser and learning rate ---
     lr_profile: str = "auto"  # "auto" (finetune when warm-starting, else scratch) | "scratch" | "finetune"
     learning_rate: float | None = None  # overrides the profile's rate when set
     warmup_steps: int = 2000
@@ -79,11 +96,11 @@ class TrainConfig:
     adam_eps: float = 1e-6
     grad_clip_norm: float = 1.0
 
-    # --- batching (seed item 7) ---
+    # --- batching ---
     batch_size: int = 12
     grad_accum_steps: int = 3
 
-    # --- guided attention (seed item 1) ---
+    # --- guided attention ---
     ga_kind: str = "per_step"  # "per_step" (Tachibana, per-decoder-step normalised) | "kl" | "off"
     ga_weight: float = 2.5
     ga_decay: float = 0.9999  # multiplied in per step
@@ -92,12 +109,12 @@ class TrainConfig:
     ga_sigma_end: float = 0.2
     ga_sigma_anneal_steps: int = 10000
 
-    # --- teacher forcing (seed item 5) ---
+    # --- teacher forcing (scheduled sampling) ---
     tf_hold_steps: int = 1000
     tf_decay_steps: int = 10000
     tf_floor: float = 0.7
 
-    # --- losses (seed items 6, 11, 13) ---
+    # --- losses ---
     mel_loss: str = "spectral"  # "spectral" | "l1" | "mse"
     spectral_l1_weight: float = 1.0
     spectral_multires_weight: float = 0.3
@@ -111,15 +128,15 @@ class TrainConfig:
     gate_pos_weight: float = 8.0
     stop_threshold: float = 0.5  # gate threshold of teacher-forced metrics, and of inference when stop_gate is fixed
 
-    # --- inference stop gate (seed item 4) and free-running validation ---
+    # --- inference stop gate and free-running validation ---
     stop_gate: str = "adaptive"  # "adaptive" (trainer.schedules.stop_threshold) | "fixed" (stop_threshold)
     fr_utterances: int = 8  # held-out sentences synthesised without teacher forcing at each validation; 0: off
     fr_max_factor: float = 2.0  # free-running limit per utterance, as a multiple of its reference length
 
-    # --- training phases (seed item 12): pre-alignment -> alignment -> quality -> fine-tuning ---
+    # --- training phases: pre-alignment -> alignment -> quality -> fine-tuning ---
     phases: bool = False  # on: GA weight 10/3/1/0.5 and LR x 1/0.8/0.5/0.3 over 500:1500:1000:500 of max_steps
 
-    # --- quality controller (seed item 9): detections -> interventions, each limited ---
+    # --- quality controller: detections -> interventions, each limited ---
     controller: bool = True
     early_stop: bool = True  # stop when the objective has not improved for early_stop_patience validations
     early_stop_patience: int = 10
@@ -141,14 +158,15 @@ class TrainConfig:
     torch_threads: int = 0  # 0: leave torch's default
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the config as a plain dict of YAML-safe values."""
+        """Return the config as a plain dict of YAML-safe values (the model keys under ``model``)."""
         return dataclasses.asdict(self)
 
-    def replace(self, **overrides: Any) -> "TrainConfig":
-        """Return a copy with ``overrides`` applied and validated (ConfigError names a bad key)."""
-        merged = self.to_dict()
-        merged.update(overrides)
-        return config_from_dict(merged, source="overrides")
+    def replace(self, **overrides: Any) -> TrainConfig:
+        """Return a copy with ``overrides`` applied and validated (ConfigError names a bad key).
+
+        Model keys may be given flat (``attention_dim=64``) or as ``model={...}``.
+        """
+        return config_from_dict(_merged(self.to_dict(), overrides, "overrides"), source="overrides")
 
     def resolved_learning_rate(self, warm_start: bool) -> float:
         """Return the base learning rate: the explicit one, else the profile's (1e-5 finetune, 1e-3 scratch)."""
@@ -160,6 +178,9 @@ class TrainConfig:
         return LR_PROFILES[profile]
 
 
+# Every key a config file, an override or a search space may set, model keys written flat.
+CONFIG_KEYS: frozenset[str] = frozenset(
+    [f.name for f in dataclasses.fields(TrainConfig) if f.name != "model"] + list(MODEL_KEYS))
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "on_unknown_char": ("error", "drop"),
@@ -180,15 +201,21 @@ _POSITIVE_INTS = (
 _RATES = ("prenet_dropout", "prenet_dropout_inference", "attention_dropout", "decoder_dropout",
           "encoder_dropout", "postnet_dropout", "tf_floor")
 _UNIT_INTERVAL = ("spectral_band_floor",)
+_ODD_SIZES = ("attention_location_kernel_size", "encoder_kernel_size", "postnet_kernel_size")
+
+
+def _value(config: TrainConfig, key: str) -> Any:
+    """Return the value of ``key`` (a flat name) in ``config``."""
+    return getattr(config.model, key) if key in MODEL_KEYS else getattr(config, key)
 
 
 def _preset_overrides(name: str) -> dict[str, Any]:
-    """Return the keys a preset changes relative to the seed defaults."""
+    """Return the keys a preset changes relative to TrainConfig's defaults."""
     if name == "base":
         return {}
     if name == "tiny":
         # Small enough to align on 2 CPU cores in minutes; schedules shortened to match
-        # runs of a few hundred steps (the seed's 2000-step warm-up would outlast them).
+        # runs of a few hundred steps (a 2000-step warm-up would outlast them).
         return {
             "symbols_embedding_dim": 128,
             "encoder_embedding_dim": 128,
@@ -218,7 +245,8 @@ def _preset_overrides(name: str) -> dict[str, Any]:
 
 def preset(name: str) -> TrainConfig:
     """Return the TrainConfig of preset ``name`` ("tiny" or "base")."""
-    return config_from_dict({**TrainConfig().to_dict(), **_preset_overrides(name)}, source=f"preset {name}")
+    source = f"preset {name}"
+    return config_from_dict(_merged(TrainConfig().to_dict(), _preset_overrides(name), source), source=source)
 
 
 def _coerce(key: str, value: Any, annotation: Any, source: str) -> Any:
@@ -241,15 +269,55 @@ def _coerce(key: str, value: Any, annotation: Any, source: str) -> Any:
     raise ConfigError(f"{source}: key '{key}' must be {names}, got {type(value).__name__} {value!r}")
 
 
-def config_from_dict(values: dict[str, Any], source: str = "config") -> TrainConfig:
-    """Return a validated TrainConfig from ``values``; ConfigError names ``source`` and the bad key."""
-    hints = typing.get_type_hints(TrainConfig)
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
+def _nest_model_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Return ``values`` with the model keys gathered under ``model`` (flat ones moved there)."""
+    values = dict(values)
+    model = values.pop("model", None)
+    if model is None:
+        model = {}
+    elif isinstance(model, ModelConfig):
+        model = dataclasses.asdict(model)
+    elif isinstance(model, dict):
+        model = dict(model)
+    else:
+        raise ConfigError(f"{source}: key 'model' must be a mapping of model keys, got {type(model).__name__}")
+    for key in MODEL_KEYS:
+        if key in values:
+            flat = values.pop(key)
+            if key in model and model[key] != flat:
+                raise ConfigError(f"{source}: key '{key}' is given twice (flat and under 'model')")
+            model[key] = flat
+    values["model"] = model
+    return values
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any], source: str) -> dict[str, Any]:
+    """Return ``base`` (a nested config dict) with ``changes`` (model keys flat or nested) applied."""
+    merged = _nest_model_keys(base, source)
+    changes = _nest_model_keys(changes, source)
+    merged["model"] = {**merged["model"], **changes.pop("model")}
+    merged.update(changes)
+    return merged
+
+
+def _checked_fields(cls: type, values: dict[str, Any], source: str, prefix: str = "") -> dict[str, Any]:
+    """Return ``values`` coerced to the field types of dataclass ``cls``; ConfigError names an unknown key."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
     for key in values:
         if key not in known:
-            raise ConfigError(f"{source}: unknown key '{key}'")
-    checked = {key: _coerce(key, value, hints[key], source) for key, value in values.items()}
-    config = TrainConfig(**checked)
+            raise ConfigError(f"{source}: unknown key '{prefix}{key}'")
+    return {key: _coerce(key, value, hints[key], source) for key, value in values.items()}
+
+
+def config_from_dict(values: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Return a validated TrainConfig from ``values``; ConfigError names ``source`` and the bad key.
+
+    Model keys may be flat or under ``model`` (checkpoints of earlier versions store them flat).
+    """
+    values = _nest_model_keys(values, source)
+    model = ModelConfig(**_checked_fields(ModelConfig, values.pop("model"), source, prefix="model."))
+    config = TrainConfig(**_checked_fields(TrainConfig, values, source), model=model)
     _validate(config, source)
     return config
 
@@ -259,18 +327,21 @@ def _validate(config: TrainConfig, source: str) -> None:
     for key, choices in _CHOICES.items():
         if getattr(config, key) not in choices:
             raise ConfigError(f"{source}: key '{key}' must be one of {', '.join(choices)}, got {getattr(config, key)!r}")
+    if config.model.architecture not in architecture_names():
+        raise ConfigError(f"{source}: key 'architecture' must be one of {', '.join(architecture_names())}, "
+                          f"got {config.model.architecture!r}")
     for key in _POSITIVE_INTS:
-        if getattr(config, key) < 1:
-            raise ConfigError(f"{source}: key '{key}' must be >= 1, got {getattr(config, key)}")
+        if _value(config, key) < 1:
+            raise ConfigError(f"{source}: key '{key}' must be >= 1, got {_value(config, key)}")
     for key in _RATES:
         if not 0.0 <= getattr(config, key) < 1.0:
             raise ConfigError(f"{source}: key '{key}' must be in [0, 1), got {getattr(config, key)}")
     for key in _UNIT_INTERVAL:
         if not 0.0 <= getattr(config, key) <= 1.0:
             raise ConfigError(f"{source}: key '{key}' must be in [0, 1], got {getattr(config, key)}")
-    for key in ("attention_location_kernel_size", "encoder_kernel_size", "postnet_kernel_size"):
-        if getattr(config, key) % 2 == 0 or getattr(config, key) < 1:
-            raise ConfigError(f"{source}: key '{key}' must be a positive odd number, got {getattr(config, key)}")
+    for key in _ODD_SIZES:
+        if _value(config, key) % 2 == 0 or _value(config, key) < 1:
+            raise ConfigError(f"{source}: key '{key}' must be a positive odd number, got {_value(config, key)}")
     if config.learning_rate is not None and config.learning_rate <= 0:
         raise ConfigError(f"{source}: key 'learning_rate' must be > 0, got {config.learning_rate}")
     if config.fr_utterances < 0 or config.fr_max_factor < 1.0:
@@ -310,16 +381,14 @@ def load_config(path: str | Path, preset_name: str = "base") -> TrainConfig:
     chosen = values.pop("preset", preset_name)
     if chosen not in PRESETS:
         raise ConfigError(f"{path}: key 'preset' must be one of {', '.join(PRESETS)}, got {chosen!r}")
-    base = {**TrainConfig().to_dict(), **_preset_overrides(chosen)}
-    return config_from_dict({**base, **values}, source=str(path))
+    base = _merged(TrainConfig().to_dict(), _preset_overrides(chosen), f"preset {chosen}")
+    return config_from_dict(_merged(base, values, str(path)), source=str(path))
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
     """Write ``config`` as YAML to ``path`` atomically."""
-    from trainer.fileio import atomic_write_text
-
     atomic_write_text(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-__all__ = ["TrainConfig", "ConfigError", "PRESETS", "LR_PROFILES", "preset", "load_config",
-           "save_config", "config_from_dict"]
+__all__ = ["TrainConfig", "ModelConfig", "MODEL_KEYS", "CONFIG_KEYS", "ConfigError", "PRESETS", "LR_PROFILES",
+           "preset", "load_config", "save_config", "config_from_dict"]

@@ -22,14 +22,11 @@ import soundfile as sf
 import torch
 
 from trainer import audio
+from trainer.errors import CorpusError
 from trainer.fileio import atomic_write
 from trainer.text import text_to_ids_counted
 
 FEATURE_VERSION = 1  # bump when mel computation changes, so old caches are not reused
-
-
-class CorpusError(ValueError):
-    """The corpus cannot be read at all (missing metadata, malformed line); names file and line."""
 
 
 @dataclass(frozen=True)

@@ -2,23 +2,23 @@
 
 Teacher-forced attention can look perfect while free-running inference babbles, so every
 validation also synthesises the held-out sentences from text alone and measures the
-inference attention with the same SPEC.md metrics, plus where the stop gate fired.
+inference attention with the same metrics (``trainer.metrics``), plus where the stop gate
+fired. Every name reported here is declared in ``trainer.metric_registry``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
 
 from trainer import schedules
 from trainer.config import TrainConfig
+from trainer.contract import AcousticModel, ModelOutputs, StopThreshold
 from trainer.data import Batch, TTSDataset, collate
-from trainer.losses import TacotronLoss, masked_l1
+from trainer.losses import LossWeights, TacotronLoss, masked_l1
 from trainer.metrics import alignment_metrics, gate_balanced_accuracy, stop_metrics
-from trainer.model import Tacotron2
 
 EARLY_STOP_SHARE = 0.8  # stopped before 80% of the reference length
 RUN_ON_SHARE = 1.2  # still going past 120% of it (or never stopped)
@@ -39,7 +39,7 @@ class Sample:
     fr_gate: torch.Tensor
 
 
-def autocast(device: torch.device, enabled: bool):
+def autocast(device: torch.device, enabled: bool) -> AbstractContextManager[object]:
     """Return bf16 (else fp16) autocast on CUDA when ``enabled``; a no-op context on the CPU."""
     if device.type == "cuda" and enabled:
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -47,18 +47,16 @@ def autocast(device: torch.device, enabled: bool):
     return nullcontext()
 
 
-def compute_loss(model: Tacotron2, criterion: TacotronLoss, batch: Batch, teacher_forcing: float,
-                 ga_weight: float, ga_sigma: float) -> tuple[torch.Tensor, dict[str, torch.Tensor], object]:
-    """Run the model on ``batch`` and return (total loss, detached terms, model output)."""
-    out = model(batch.text, batch.text_lens, batch.mels, teacher_forcing)
-    total, terms = criterion(out.mel.float(), out.mel_post.float(), out.gate.float(), batch.mels,
-                             batch.gate_targets, batch.mel_lens, out.att.float(), batch.text_lens,
-                             batch.out_lens, ga_weight=ga_weight, ga_sigma=ga_sigma)
+def compute_loss(model: AcousticModel, criterion: TacotronLoss, batch: Batch, teacher_forcing: float,
+                 weights: LossWeights) -> tuple[torch.Tensor, dict[str, torch.Tensor], ModelOutputs]:
+    """Run the model on ``batch`` and return (total loss, detached terms, model outputs)."""
+    out = model(batch, teacher_forcing)
+    total, terms = criterion(out, batch, weights)
     return total, terms, out
 
 
 def stop_threshold_fn(config: TrainConfig, text_lens: torch.Tensor, frames_per_char: float,
-                      progress: float) -> float | Callable[[int], torch.Tensor]:
+                      progress: float) -> StopThreshold:
     """Return the inference stop threshold: the fixed one, or the adaptive one per utterance and step.
 
     The adaptive threshold (``schedules.stop_threshold``) rises with training ``progress``
@@ -67,15 +65,18 @@ def stop_threshold_fn(config: TrainConfig, text_lens: torch.Tensor, frames_per_c
     """
     if config.stop_gate == "fixed":
         return config.stop_threshold
-    expected = schedules.expected_decoder_steps(text_lens, frames_per_char, config.reduction_factor)
+    expected = schedules.expected_decoder_steps(text_lens, frames_per_char, config.model.reduction_factor)
     return lambda step: schedules.stop_threshold(progress, step + 1, expected)
 
 
 @torch.no_grad()
-def validate(model: Tacotron2, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
-             device: torch.device, ga_weight: float, ga_sigma: float, frames_per_char: float,
+def validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
+             device: torch.device, weights: LossWeights, frames_per_char: float,
              progress: float) -> tuple[dict[str, float], Sample | None]:
     """Return (metrics, sample): teacher-forced ``val_*``/``tf_*`` and free-running ``fr_*`` figures.
+
+    ``weights`` are the current step's loss weights (so ``val_total`` is comparable with the
+    training loss); ``progress`` in [0, 1] moves the adaptive stop threshold.
 
     ``val_mel_postnet_l1`` (masked L1 of the postnet mel) is computed whatever the training
     loss is, so studies comparing loss settings share one objective. Free-running runs on
@@ -89,11 +90,11 @@ def validate(model: Tacotron2, criterion: TacotronLoss, dataset: TTSDataset, con
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
-        return _validate(model, criterion, dataset, config, device, ga_weight, ga_sigma, frames_per_char, progress)
+        return _validate(model, criterion, dataset, config, device, weights, frames_per_char, progress)
 
 
-def _validate(model: Tacotron2, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
-              device: torch.device, ga_weight: float, ga_sigma: float, frames_per_char: float,
+def _validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
+              device: torch.device, weights: LossWeights, frames_per_char: float,
               progress: float) -> tuple[dict[str, float], Sample | None]:
     model.eval()
     sums: dict[str, float] = {}
@@ -102,9 +103,10 @@ def _validate(model: Tacotron2, criterion: TacotronLoss, dataset: TTSDataset, co
     order = sorted(range(len(dataset)), key=lambda i: lengths[i])
     first: dict[str, torch.Tensor] = {}
     for start in range(0, len(order), config.batch_size):
-        batch = collate([dataset[i] for i in order[start:start + config.batch_size]], config.reduction_factor).to(device)
+        batch = collate([dataset[i] for i in order[start:start + config.batch_size]],
+                        config.model.reduction_factor).to(device)
         with autocast(device, config.amp):
-            _, terms, out = compute_loss(model, criterion, batch, 1.0, ga_weight, ga_sigma)
+            _, terms, out = compute_loss(model, criterion, batch, 1.0, weights)
         att = out.att.float()
         figures = {f"val_{name}": float(value) for name, value in terms.items()}
         figures["val_mel_postnet_l1"] = float(masked_l1(out.mel_post.float(), batch.mels, batch.mel_lens))
@@ -134,19 +136,19 @@ def _validate(model: Tacotron2, criterion: TacotronLoss, dataset: TTSDataset, co
 
 
 @torch.no_grad()
-def free_running(model: Tacotron2, dataset: TTSDataset, indices: list[int], config: TrainConfig,
+def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], config: TrainConfig,
                  device: torch.device, frames_per_char: float,
                  progress: float) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
     """Return (fr_* metrics, first utterance's attention/mel/gate) from synthesis without teacher forcing.
 
-    Metrics: the SPEC.md alignment metrics on the inference attention (restricted to the
+    Metrics: the alignment metrics on the inference attention (restricted to the
     predicted length), ``fr_stop_error`` (mean |predicted − reference| / reference length),
     ``fr_hit_max_rate``, ``fr_early_stop_rate`` (< 0.8 × reference) and ``fr_run_on_rate``
     (> 1.2 × reference, or never stopped).
     """
     if not indices:
         return {}, None
-    batch = collate([dataset[i] for i in indices], config.reduction_factor).to(device)
+    batch = collate([dataset[i] for i in indices], config.model.reduction_factor).to(device)
     limit = min(config.max_decoder_steps, int(float(batch.out_lens.max()) * config.fr_max_factor) + 1)
     threshold = stop_threshold_fn(config, batch.text_lens, frames_per_char, progress)
     with autocast(device, config.amp):
@@ -163,6 +165,6 @@ def free_running(model: Tacotron2, dataset: TTSDataset, indices: list[int], conf
                    fr_run_on_rate=float(((ratio > RUN_ON_SHARE) | hit_max).float().mean()))
     steps, tokens = int(pred[0]), int(batch.text_lens[0])
     first = {"attention": att[0, :steps, :tokens].cpu(),
-             "mel": out.mel_post[0, :, : steps * config.reduction_factor].float().cpu(),
+             "mel": out.mel_post[0, :, : steps * config.model.reduction_factor].float().cpu(),
              "gate": out.gate[0, :steps].float().cpu()}
     return metrics, first

@@ -8,11 +8,13 @@ from pathlib import Path
 import torch
 
 from trainer import audio
+from trainer.architectures import build_model
 from trainer.checkpoint import load_checkpoint
 from trainer.config import TrainConfig, config_from_dict
+from trainer.contract import AcousticModel, StopThreshold
 from trainer.enhance import EnhancerConfig, enhance
+from trainer.errors import UserError
 from trainer.evaluate import stop_threshold_fn
-from trainer.model import Tacotron2
 from trainer.text import text_to_ids
 
 
@@ -26,17 +28,17 @@ class Synthesis:
     hit_max: bool  # the stop gate never fired before max_decoder_steps
 
 
-def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[Tacotron2, TrainConfig]:
+def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[AcousticModel, TrainConfig]:
     """Return (model in eval mode, its config) from a checkpoint file."""
     payload = load_checkpoint(checkpoint, map_location=device)
     config = config_from_dict(payload["config"], source=str(checkpoint))
-    model = Tacotron2(config).to(device)
+    model = build_model(config).to(device)
     model.load_state_dict(payload["model"])
     model.eval()
     return model, config
 
 
-def synthesize(model: Tacotron2, config: TrainConfig, text: str, stop_threshold: float | None = None,
+def synthesize(model: AcousticModel, config: TrainConfig, text: str, stop_threshold: float | None = None,
                max_decoder_steps: int | None = None, griffin_lim_iters: int = 32,
                enhancer: EnhancerConfig | None = None) -> Synthesis:
     """Return the free-running synthesis of ``text`` (cleaned with the config's language).
@@ -51,8 +53,9 @@ def synthesize(model: Tacotron2, config: TrainConfig, text: str, stop_threshold:
     ids = torch.tensor([text_to_ids(text, lang=config.lang, utterance_id="input", on_unknown=config.on_unknown_char)],
                        dtype=torch.long, device=device)
     if ids.shape[1] == 0:
-        raise ValueError("input: text has no speakable characters")
+        raise UserError("input: text has no speakable characters")
     text_lens = torch.tensor([ids.shape[1]], device=device)
+    threshold: StopThreshold
     if stop_threshold is not None:
         threshold = stop_threshold
     elif config.stop_gate == "adaptive" and float(model.frames_per_char) > 0:
@@ -62,7 +65,7 @@ def synthesize(model: Tacotron2, config: TrainConfig, text: str, stop_threshold:
         threshold = config.stop_threshold
     out = model.infer(ids, text_lens, max_decoder_steps, threshold)
     steps = int(out.out_lens[0])
-    mel = out.mel_post[0, :, : steps * config.reduction_factor].float().cpu()
+    mel = out.mel_post[0, :, : steps * config.model.reduction_factor].float().cpu()
     if enhancer is not None:
         mel = enhance(mel, enhancer)
     return Synthesis(mel, out.att[0, :steps].float().cpu(), audio.griffin_lim(mel, griffin_lim_iters),

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainer.masks import length_mask
+
 __all__ = [
     "DIAGONAL_BAND",
     "alignment_metrics_per_utterance",
@@ -28,11 +30,6 @@ DIAGONAL_BAND = 0.1  # half-width of the diagonal band, as a share of the normal
 # Float tolerance on the band edge: |t/T − n/N| lands on exactly 0.1 for many (T, N)
 # pairs, and rounding must not decide whether such a cell is in the band.
 _BAND_TOLERANCE = 1e-9
-
-
-def _length_mask(lens: Tensor, max_len: int) -> Tensor:
-    """Return a (B, max_len) bool mask, True at positions < lens[b]."""
-    return torch.arange(max_len, device=lens.device).unsqueeze(0) < lens.unsqueeze(1)
 
 
 @torch.no_grad()
@@ -59,8 +56,8 @@ def alignment_metrics_per_utterance(att: Tensor, in_lens: Tensor, out_lens: Tens
     b, max_out, max_in = att.shape
     in_lens = torch.as_tensor(in_lens, device=att.device).clamp(min=1)
     out_lens = torch.as_tensor(out_lens, device=att.device).clamp(min=1)
-    steps = _length_mask(out_lens, max_out)  # (B, T_out)
-    tokens = _length_mask(in_lens, max_in)  # (B, T_in)
+    steps = length_mask(out_lens, max_out)  # (B, T_out)
+    tokens = length_mask(in_lens, max_in)  # (B, T_in)
     cells = steps.unsqueeze(2) & tokens.unsqueeze(1)
     a = torch.where(cells, att, torch.zeros_like(att)).to(torch.float64)
     big_t = out_lens.to(torch.float64)
@@ -114,7 +111,7 @@ def gate_balanced_accuracy(gate_logits: Tensor, gate_targets: Tensor, lengths: T
     then the rate of the class that is present.
     """
     lengths = torch.as_tensor(lengths, device=gate_logits.device)
-    valid = _length_mask(lengths, gate_logits.size(1))
+    valid = length_mask(lengths, gate_logits.size(1))
     predicted = torch.sigmoid(gate_logits.float()) > threshold
     actual = gate_targets > 0.5
     rates = []

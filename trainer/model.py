@@ -1,44 +1,31 @@
 """Tacotron2: encoder, location-sensitive attention, autoregressive decoder, postnet.
 
-Follows NVIDIA/tacotron2 with three changes the seed asks for: dropout rates per module
-(prenet dropout really applied at inference at its own rate), a reduction factor r
-(r mel frames per decoder step), and scheduled sampling (with probability 1 - ratio the
-decoder is fed its own previous frame instead of the ground truth).
+Follows NVIDIA/tacotron2 with three changes: dropout rates per module (prenet dropout
+really applied at inference, at its own rate, since it is the model's only source of
+variation there), a reduction factor r (r mel frames per decoder step: fewer, cheaper
+steps and an easier alignment), and scheduled sampling (with probability 1 - ratio the
+decoder is fed its own previous frame instead of the ground truth, as it will be at
+inference).
 
 Shapes: B batch, N text tokens, S decoder steps, F = S * r mel frames, M = 80 mel bands.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer.audio import N_MELS
 from trainer.config import TrainConfig
+from trainer.contract import TEXT_EMBEDDING, AcousticModel, Inference, ModelOutputs, StopThreshold
+from trainer.masks import length_mask
 from trainer.text import SYMBOLS
 
-N_MELS = 80
-
-
-@dataclass
-class ModelOutput:
-    """What a forward pass returns. ``att`` rows are distributions over the valid tokens."""
-
-    mel: torch.Tensor  # (B, M, F) decoder output before the postnet
-    mel_post: torch.Tensor  # (B, M, F) after the postnet residual
-    gate: torch.Tensor  # (B, S) stop-gate logits
-    att: torch.Tensor  # (B, S, N) attention weights
-
-
-@dataclass
-class InferenceOutput(ModelOutput):
-    """Free-running output plus where each utterance stopped."""
-
-    out_lens: torch.Tensor  # (B,) decoder steps until the stop gate fired (or the limit)
-    hit_max: torch.Tensor  # (B,) bool: never stopped before max_decoder_steps
+if TYPE_CHECKING:
+    from trainer.data import Batch
 
 
 def _conv_bn(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
@@ -50,18 +37,19 @@ class Encoder(nn.Module):
 
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__()
-        dims = [cfg.symbols_embedding_dim] + [cfg.encoder_embedding_dim] * cfg.encoder_n_convolutions
-        self.convs = nn.ModuleList(_conv_bn(dims[i], dims[i + 1], cfg.encoder_kernel_size)
-                                   for i in range(cfg.encoder_n_convolutions))
+        m = cfg.model
+        dims = [m.symbols_embedding_dim] + [m.encoder_embedding_dim] * m.encoder_n_convolutions
+        self.convs = nn.ModuleList(_conv_bn(dims[i], dims[i + 1], m.encoder_kernel_size)
+                                   for i in range(m.encoder_n_convolutions))
         self.dropout = cfg.encoder_dropout
-        self.lstm = nn.LSTM(cfg.encoder_embedding_dim, cfg.encoder_embedding_dim // 2, batch_first=True,
+        self.lstm = nn.LSTM(m.encoder_embedding_dim, m.encoder_embedding_dim // 2, batch_first=True,
                             bidirectional=True)
 
     def forward(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Return (B, N, E) from embedded tokens (B, C, N) and true lengths (B,)."""
         # Zero the padding before every convolution so a short utterance in a padded batch
         # encodes exactly as it would alone.
-        keep = (torch.arange(embedded.shape[2], device=embedded.device)[None, :] < lengths[:, None])[:, None, :]
+        keep = length_mask(lengths, embedded.shape[2])[:, None, :]
         x = embedded * keep
         for conv in self.convs:
             x = F.dropout(F.relu(conv(x)), self.dropout, self.training) * keep
@@ -76,8 +64,8 @@ class Prenet(nn.Module):
     """Two ReLU layers with dropout that stays on at inference (at its own rate; 0 turns it off).
 
     Tacotron2 keeps prenet dropout at inference on purpose: it is the model's only source
-    of variation and helps it not to lock onto its own errors. The seed's version passed
-    ``training=False`` there, which silently disabled it.
+    of variation and helps it not to lock onto its own errors. Passing ``training=False``
+    to the dropout there would silently disable it.
     """
 
     def __init__(self, in_dim: int, size: int, train_rate: float, inference_rate: float) -> None:
@@ -141,9 +129,9 @@ class Postnet(nn.Module):
 
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__()
-        n = cfg.postnet_n_convolutions
-        dims = [N_MELS] + [cfg.postnet_embedding_dim] * (n - 1) + [N_MELS]
-        self.convs = nn.ModuleList(_conv_bn(dims[i], dims[i + 1], cfg.postnet_kernel_size) for i in range(n))
+        n = cfg.model.postnet_n_convolutions
+        dims = [N_MELS] + [cfg.model.postnet_embedding_dim] * (n - 1) + [N_MELS]
+        self.convs = nn.ModuleList(_conv_bn(dims[i], dims[i + 1], cfg.model.postnet_kernel_size) for i in range(n))
         self.dropout = cfg.postnet_dropout
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -162,16 +150,17 @@ class Decoder(nn.Module):
 
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__()
-        enc = cfg.encoder_embedding_dim
-        self.r = cfg.reduction_factor
-        self.prenet = Prenet(N_MELS, cfg.prenet_dim, cfg.prenet_dropout, cfg.prenet_dropout_inference)
-        self.attention_rnn = nn.LSTMCell(cfg.prenet_dim + enc, cfg.attention_rnn_dim)
-        self.attention = LocationSensitiveAttention(cfg.attention_rnn_dim, enc, cfg.attention_dim,
-                                                    cfg.attention_location_n_filters,
-                                                    cfg.attention_location_kernel_size)
-        self.decoder_rnn = nn.LSTMCell(cfg.attention_rnn_dim + enc, cfg.decoder_rnn_dim)
-        self.projection = nn.Linear(cfg.decoder_rnn_dim + enc, N_MELS * self.r)
-        self.gate = nn.Linear(cfg.decoder_rnn_dim + enc, 1)
+        m = cfg.model
+        enc = m.encoder_embedding_dim
+        self.r = m.reduction_factor
+        self.prenet = Prenet(N_MELS, m.prenet_dim, cfg.prenet_dropout, cfg.prenet_dropout_inference)
+        self.attention_rnn = nn.LSTMCell(m.prenet_dim + enc, m.attention_rnn_dim)
+        self.attention = LocationSensitiveAttention(m.attention_rnn_dim, enc, m.attention_dim,
+                                                    m.attention_location_n_filters,
+                                                    m.attention_location_kernel_size)
+        self.decoder_rnn = nn.LSTMCell(m.attention_rnn_dim + enc, m.decoder_rnn_dim)
+        self.projection = nn.Linear(m.decoder_rnn_dim + enc, N_MELS * self.r)
+        self.gate = nn.Linear(m.decoder_rnn_dim + enc, 1)
         self.attention_dropout = cfg.attention_dropout
         self.decoder_dropout = cfg.decoder_dropout
 
@@ -236,7 +225,7 @@ class Decoder(nn.Module):
 
     @torch.no_grad()
     def infer(self, memory: torch.Tensor, pad_mask: torch.Tensor, max_steps: int,
-              stop_threshold: float | Callable[[int], torch.Tensor]) -> tuple[torch.Tensor, ...]:
+              stop_threshold: StopThreshold) -> tuple[torch.Tensor, ...]:
         """Free-running decoding; return (mel (B, M, F), gate (B, S), att (B, S, N), out_lens (B,), hit_max (B,)).
 
         ``stop_threshold`` is a probability, or a function of the step giving one per
@@ -267,45 +256,41 @@ class Decoder(nn.Module):
         return mel, torch.stack(gates, 1), torch.stack(alignments, 1), out_lens, ~finished
 
 
-class Tacotron2(nn.Module):
+class Tacotron2(AcousticModel):
     """Text (B, N) -> log-mel (B, 80, F), stop gate (B, S) and attention (B, S, N)."""
 
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__()
-        self.r = cfg.reduction_factor
+        m = cfg.model
+        self.reduction_factor = m.reduction_factor
         self.max_decoder_steps = cfg.max_decoder_steps
-        self.embedding = nn.Embedding(len(SYMBOLS), cfg.symbols_embedding_dim)
-        bound = (6.0 / (len(SYMBOLS) + cfg.symbols_embedding_dim)) ** 0.5  # Xavier, as NVIDIA/tacotron2
+        self.embedding = nn.Embedding(len(SYMBOLS), m.symbols_embedding_dim)
+        bound = (6.0 / (len(SYMBOLS) + m.symbols_embedding_dim)) ** 0.5  # Xavier, as NVIDIA/tacotron2
         self.embedding.weight.data.uniform_(-bound, bound)
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
         self.postnet = Postnet(cfg)
-        # Mel frames per character of the training corpus (0: unknown). Saved with the weights
-        # because inference needs it to predict where an utterance should end (adaptive stop gate).
-        self.register_buffer("frames_per_char", torch.zeros(()))
+
+    def parameter_roles(self) -> dict[str, str]:
+        """Return {"embedding.weight": TEXT_EMBEDDING}: its rows are the symbol set's."""
+        return {"embedding.weight": TEXT_EMBEDDING}
 
     def _encode(self, text: torch.Tensor, text_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (memory (B, N, E), pad_mask (B, N) True on padding)."""
         memory = self.encoder(self.embedding(text).transpose(1, 2), text_lens)
-        pad_mask = torch.arange(text.shape[1], device=text.device)[None, :] >= text_lens[:, None]
-        return memory, pad_mask
+        return memory, ~length_mask(text_lens, text.shape[1])
 
-    def forward(self, text: torch.Tensor, text_lens: torch.Tensor, mels: torch.Tensor,
-                teacher_forcing: float = 1.0) -> ModelOutput:
-        """Teacher-forced (or scheduled-sampling) pass; mels (B, M, F) with F a multiple of r."""
-        memory, pad_mask = self._encode(text, text_lens)
-        mel, gate, att = self.decoder(memory, pad_mask, mels, teacher_forcing)
-        return ModelOutput(mel, mel + self.postnet(mel), gate, att)
+    def forward(self, batch: Batch, teacher_forcing: float = 1.0) -> ModelOutputs:
+        """Teacher-forced (or scheduled-sampling) pass over ``batch`` (its mels have F a multiple of r)."""
+        memory, pad_mask = self._encode(batch.text, batch.text_lens)
+        mel, gate, att = self.decoder(memory, pad_mask, batch.mels, teacher_forcing)
+        return ModelOutputs(mel, mel + self.postnet(mel), gate, att)
 
     @torch.no_grad()
     def infer(self, text: torch.Tensor, text_lens: torch.Tensor, max_decoder_steps: int | None = None,
-              stop_threshold: float | Callable[[int], torch.Tensor] = 0.5) -> InferenceOutput:
+              stop_threshold: StopThreshold = 0.5) -> Inference:
         """Free-running synthesis; frames after an utterance's stop are left in (use ``out_lens``)."""
         memory, pad_mask = self._encode(text, text_lens)
         mel, gate, att, out_lens, hit_max = self.decoder.infer(
             memory, pad_mask, max_decoder_steps or self.max_decoder_steps, stop_threshold)
-        return InferenceOutput(mel, mel + self.postnet(mel), gate, att, out_lens, hit_max)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Return the number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+        return Inference(mel, mel + self.postnet(mel), gate, att, out_lens, hit_max)

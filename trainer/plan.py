@@ -39,8 +39,9 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
-from trainer.audio import SAMPLE_RATE, AudioError, load_audio
+from trainer.audio import SAMPLE_RATE, load_audio
 from trainer.data import Utterance, check_corpus
+from trainer.errors import AudioError, CorpusError
 from trainer.schedules import PHASES, phase_boundaries
 
 __all__ = [
@@ -232,7 +233,7 @@ def measure_voice(corpus: str | Path | Sequence[Utterance], max_utterances: int 
     corpus (deterministic); the speaking rate uses all of them, with ``durations`` (id ->
     seconds, e.g. ``CorpusReport.durations``) or the files' headers. A corpus path is
     checked with ``check_corpus`` (``lang``) and only its usable utterances count.
-    Unreadable audio is skipped. Raises ValueError when there is no utterance.
+    Unreadable audio is skipped. Raises CorpusError when there is no utterance.
     """
     if isinstance(corpus, (str, Path)):
         report = check_corpus(corpus, lang=lang, min_seconds=0.0, max_seconds=math.inf)
@@ -241,7 +242,7 @@ def measure_voice(corpus: str | Path | Sequence[Utterance], max_utterances: int 
     else:
         items = corpus
     if not items:
-        raise ValueError("measure_voice: no usable utterances")
+        raise CorpusError("measure_voice: no usable utterances")
     seconds = {u.id: (durations[u.id] if durations and u.id in durations else _seconds(u.wav_path))
                for u in items}
     total_seconds = sum(seconds.values())
@@ -308,12 +309,12 @@ def plan_training(corpus_path: str | Path, batch_size: int = 12, grad_accum_step
     The corpus is checked as for training (``lang``, ``min_seconds``, ``max_seconds``,
     ``drop_unknown_chars``); the size class uses the usable utterances' total duration
     and an epoch is the usable utterances minus the ``val_size`` held out (at least one
-    stays). Raises ValueError when nothing is usable.
+    stays). Raises CorpusError when nothing is usable.
     """
     report = check_corpus(corpus_path, lang=lang, min_seconds=min_seconds, max_seconds=max_seconds,
                           drop_unknown_chars=drop_unknown_chars)
     if not report.usable:
-        raise ValueError(f"{corpus_path}: no usable utterances ({len(report.blocking)} blocking problems)")
+        raise CorpusError(f"{corpus_path}: no usable utterances ({len(report.blocking)} blocking problems)")
     measures = measure_voice(report.usable, max_utterances=max_utterances, durations=report.durations)
     train_count = len(report.usable) - min(max(val_size, 0), len(report.usable) - 1)
     plan = plan_from_measures(report.total_seconds, train_count, measures, batch_size, grad_accum_steps,

@@ -1,10 +1,12 @@
-"""The quality controller (SPEC item 9) and the composite quality score.
+"""The quality controller and the composite quality score.
 
 Pure logic over metric histories: the controller never touches a model, an optimiser or a
-file. The training loop hands it each validation's metrics (``observe``) and gets back
-``Decision`` records; it carries out the actions (change a multiplier, restore the last
-good checkpoint, stop) and logs ``Decision.to_record()``. That split is what lets every
-rule be unit-tested on scripted histories.
+file. Its state is one frozen dataclass (``ControllerState``) and each rule is a small
+function from (settings, state, validation) to (new state, decisions). The training loop
+hands it each validation's metrics (``observe``) and gets back ``Decision`` records; it
+carries out the actions (change a multiplier, restore the last good checkpoint, stop) and
+logs ``Decision.to_record()``. That split is what lets every rule be unit-tested on
+scripted histories, and lets a checkpoint store the state as plain values.
 
 Detections, in the order they are checked at one validation:
 
@@ -44,16 +46,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+from trainer import metric_registry
+from trainer.schedules import phase_boundaries
 
 __all__ = [
     "ACTIONS",
     "DETECTIONS",
+    "QUALITY_COMPONENTS",
     "ControllerConfig",
+    "ControllerState",
     "Decision",
     "QualityController",
-    "QUALITY_WEIGHTS",
+    "observe",
     "quality_score",
 ]
 
@@ -120,7 +127,7 @@ class ControllerConfig:
             raise ValueError(f"lr_cut_factor must be in (0, 1), got {self.lr_cut_factor}")
 
     @classmethod
-    def for_budget(cls, total_steps: int, **overrides: Any) -> "ControllerConfig":
+    def for_budget(cls, total_steps: int, **overrides: Any) -> ControllerConfig:
         """Return a config whose judging steps follow the phases of a ``total_steps`` budget.
 
         Misalignment is judged from the end of the pre-alignment phase and the gate from the
@@ -128,8 +135,6 @@ class ControllerConfig:
         the budget), so short runs are not judged before they could have aligned.
         ``overrides`` set any other field.
         """
-        from trainer.schedules import phase_boundaries
-
         bounds = phase_boundaries(total_steps)
         values: dict[str, Any] = {"alignment_warmup_steps": bounds[1], "gate_judge_after_steps": bounds[2]}
         values.update(overrides)
@@ -162,6 +167,154 @@ def _json_safe(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}
 
 
+@dataclass(frozen=True)
+class ControllerState:
+    """Everything the controller remembers between validations (plain values: a checkpoint stores it as is).
+
+    ``lr_scale``, ``ga_boost`` and ``gate_boost`` are the cumulative multipliers (1.0 at the
+    start) the training loop applies; the counts are what the limits are checked against;
+    ``history`` holds the accepted (finite, not exploding) values of the watched losses as
+    [step, value] pairs, newest last; ``cooldowns`` maps a detection to the validations left
+    before its intervention may repeat.
+    """
+
+    lr_scale: float = 1.0
+    ga_boost: float = 1.0
+    gate_boost: float = 1.0
+    ga_boosts: int = 0
+    gate_boosts: int = 0
+    lr_cuts: int = 0
+    overfit_cuts: int = 0
+    rollbacks: int = 0
+    stop_requested: bool = False
+    last_good_step: int | None = None
+    best_objective: float = math.inf
+    best_step: int | None = None
+    since_improvement: int = 0
+    validations: int = 0
+    cooldowns: dict[str, int] = field(default_factory=dict)
+    history: dict[str, list[list[float]]] = field(default_factory=lambda: {key: [] for key in HISTORY_KEYS})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the state as plain values (ints, floats, lists, dicts)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ControllerState:
+        """Return the state saved by ``to_dict`` (keys it does not know, like an old checkpoint's ``config``, are ignored)."""
+        known = {f.name for f in fields(cls)}
+        state = cls(**{k: v for k, v in values.items() if k in known})
+        history = {k: [[float(s), float(v)] for s, v in state.history.get(k, [])] for k in HISTORY_KEYS}
+        return replace(state, cooldowns={str(k): int(v) for k, v in state.cooldowns.items()}, history=history)
+
+
+HISTORY_KEYS = ("train", "val", "objective")
+
+Rule = tuple[ControllerState, list[Decision]]
+
+
+def observe(cfg: ControllerConfig, state: ControllerState, step: int, metrics: Mapping[str, float]) -> Rule:
+    """Judge one validation at optimiser ``step``: return the new state and its decisions (empty: nothing wrong).
+
+    ``metrics`` maps names to floats; missing names are not judged. A "stop" decision sets
+    ``stop_requested``; later calls still judge, but no_improvement does not stop twice.
+    """
+    state = replace(state, validations=state.validations + 1,
+                    cooldowns={k: v - 1 for k, v in state.cooldowns.items() if v > 1})
+    losses = watched_losses(cfg, metrics)
+    bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
+    if bad:
+        return breakdown(cfg, state, step, "nonfinite_loss", bad, stop_without_rollback=True)
+    exploding = explosions(cfg, state, losses)
+    if exploding:
+        return breakdown(cfg, state, step, "exploding_loss", exploding, stop_without_rollback=False)
+    state = record_history(cfg, state, step, metrics)
+    decisions: list[Decision] = []
+    for rule in (check_alignment, check_gate, check_overfitting, check_improvement):
+        state, found = rule(cfg, state, step, metrics, decisions)
+        decisions += found
+    if losses:
+        state = replace(state, last_good_step=step)
+    return state, decisions
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def watched_losses(cfg: ControllerConfig, metrics: Mapping[str, float]) -> dict[str, float]:
+    """Return the training, validation and objective losses present in ``metrics``."""
+    names = (cfg.train_loss_metric, cfg.val_loss_metric, cfg.objective_metric)
+    return {name: float(metrics[name]) for name in dict.fromkeys(names) if name in metrics}
+
+
+def _history_key(cfg: ControllerConfig, name: str) -> str:
+    if name == cfg.train_loss_metric:
+        return "train"
+    if name == cfg.val_loss_metric:
+        return "val"
+    return "objective"
+
+
+def explosions(cfg: ControllerConfig, state: ControllerState, losses: dict[str, float]) -> dict[str, float]:
+    """Return {name: value, name + "_reference": best recent} for each loss above ``explosion_factor`` x its recent best."""
+    found: dict[str, float] = {}
+    for name, value in losses.items():
+        recent = [v for _, v in state.history[_history_key(cfg, name)][-cfg.explosion_window:]]
+        if not recent:
+            continue
+        reference = min(recent)
+        # Only a positive reference gives the ratio a meaning (losses here are >= 0).
+        if reference > 0 and value > cfg.explosion_factor * reference:
+            found[name] = value
+            found[f"{name}_reference"] = reference
+    return found
+
+
+def record_history(cfg: ControllerConfig, state: ControllerState, step: int,
+                   metrics: Mapping[str, float]) -> ControllerState:
+    """Return ``state`` with this validation's watched losses appended to their (bounded) histories."""
+    keep = max(cfg.overfit_window, cfg.explosion_window)
+    history = {key: list(values) for key, values in state.history.items()}
+    names = {"train": cfg.train_loss_metric, "val": cfg.val_loss_metric, "objective": cfg.objective_metric}
+    for key, name in names.items():
+        if name in metrics:
+            history[key] = (history[key] + [[float(step), float(metrics[name])]])[-keep:]
+    return replace(state, history=history)
+
+
+def check_alignment(cfg: ControllerConfig, state: ControllerState, step: int, metrics: Mapping[str, float],
+                    earlier: list[Decision]) -> Rule:
+    """Misalignment: diagonality below the threshold once the warm-up has passed -> raise the GA weight."""
+    value = metrics.get(cfg.diagonality_metric)
+    if value is None or step < cfg.alignment_warmup_steps or not float(value) < cfg.misalignment_diagonality:
+        return state, []  # NaN diagonality is not judged either
+    value = float(value)
+    evidence = {cfg.diagonality_metric: value, "threshold": cfg.misalignment_diagonality}
+    reason = f"{cfg.diagonality_metric} {value:.3f} < {cfg.misalignment_diagonality} after warm-up"
+    state, decision = _boost(cfg, state, step, "misalignment", evidence, reason, "ga")
+    return state, [decision]
+
+
+def check_gate(cfg: ControllerConfig, state: ControllerState, step: int, metrics: Mapping[str, float],
+               earlier: list[Decision]) -> Rule:
+    """Gate failure: balanced accuracy below the threshold -> raise the gate weight, unless misaligned now.
+
+    A stop gate cannot find the end of an utterance the attention does not follow, so the
+    fix waits for the alignment (``none_deferred``).
+    """
+    value = metrics.get(cfg.gate_metric)
+    if value is None or step < cfg.gate_judge_after_steps or not float(value) < cfg.gate_balanced_accuracy:
+        return state, []
+    value = float(value)
+    evidence = {cfg.gate_metric: value, "threshold": cfg.gate_balanced_accuracy}
+    reason = f"{cfg.gate_metric} {value:.3f} < {cfg.gate_balanced_accuracy}"
+    if any(d.detection == "misalignment" for d in earlier):
+        return state, [Decision(step, "gate_failure", "none_deferred", evidence, {},
+                                reason + "; deferred: the attention is misaligned")]
+    state, decision = _boost(cfg, state, step, "gate_failure", evidence, reason, "gate")
+    return state, [decision]
+
+
 def _slope(xs: list[float], ys: list[float]) -> float:
     """Return the least-squares slope of ys over xs (0 when xs are all equal)."""
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
@@ -169,349 +322,228 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var > 0 else 0.0
 
 
-class QualityController:
-    """Watches validations and decides interventions; see the module docstring for the rules.
+def check_overfitting(cfg: ControllerConfig, state: ControllerState, step: int, metrics: Mapping[str, float],
+                      earlier: list[Decision]) -> Rule:
+    """Overfitting: validation loss trending up while training loss trends down -> lower the LR, then stop."""
+    train, val = state.history["train"], state.history["val"]
+    n = cfg.overfit_window
+    if len(train) < n or len(val) < n:
+        return state, []
+    val_steps, val_values = [p[0] for p in val[-n:]], [p[1] for p in val[-n:]]
+    train_slope = _slope([p[0] for p in train[-n:]], [p[1] for p in train[-n:]])
+    val_slope = _slope(val_steps, val_values)
+    rise = val_slope * (val_steps[-1] - val_steps[0])
+    mean_val = abs(sum(val_values) / n)
+    if not (val_slope > 0 and train_slope < 0 and rise >= cfg.overfit_min_rise * mean_val):
+        return state, []
+    evidence = {"val_slope": val_slope, "train_slope": train_slope, "val_rise": rise, "window": float(n)}
+    reason = (f"{cfg.val_loss_metric} rose by {rise:.4g} over the last {n} validations "
+              f"while {cfg.train_loss_metric} fell")
+    if state.cooldowns.get("overfitting"):
+        return state, [Decision(step, "overfitting", "none_cooldown", evidence,
+                                {"validations_left": state.cooldowns["overfitting"]}, reason)]
+    if state.overfit_cuts < cfg.overfit_lr_cuts and state.lr_cuts < cfg.max_lr_cuts:
+        state = _start_cooldown(cfg, replace(state, overfit_cuts=state.overfit_cuts + 1), "overfitting")
+        state, decision = _cut_lr(cfg, state, step, "overfitting", evidence, reason)
+        return state, [decision]
+    state, decision = _stop(cfg, state, step, "overfitting", evidence, reason + "; learning-rate cuts spent")
+    return state, [decision]
 
-    Mutable outcome, read after each ``observe``: ``lr_scale``, ``ga_boost``, ``gate_boost``
-    (cumulative multipliers, 1.0 at the start), ``stop_requested``, ``last_good_step``.
+
+def check_improvement(cfg: ControllerConfig, state: ControllerState, step: int, metrics: Mapping[str, float],
+                      earlier: list[Decision]) -> Rule:
+    """No improvement: the objective has not improved by ``min_delta`` for ``patience`` validations -> stop."""
+    if cfg.objective_metric not in metrics:
+        return state, []
+    value = float(metrics[cfg.objective_metric])
+    if value < state.best_objective - cfg.min_delta:
+        return replace(state, best_objective=value, best_step=step, since_improvement=0), []
+    state = replace(state, since_improvement=state.since_improvement + 1)
+    if state.since_improvement < cfg.patience or state.stop_requested:
+        return state, []
+    evidence = {cfg.objective_metric: value, "best": state.best_objective,
+                "best_step": float(state.best_step if state.best_step is not None else -1),
+                "validations_without_improvement": float(state.since_improvement)}
+    reason = (f"{cfg.objective_metric} not better than {state.best_objective:.4g} (step {state.best_step}) "
+              f"by more than {cfg.min_delta} for {state.since_improvement} validations")
+    state, decision = _stop(cfg, state, step, "no_improvement", evidence, reason)
+    return state, [decision]
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+def breakdown(cfg: ControllerConfig, state: ControllerState, step: int, detection: str,
+              evidence: dict[str, float], stop_without_rollback: bool) -> Rule:
+    """Non-finite or exploding loss: roll back (when possible) and lower the LR; stop if a NaN cannot be undone.
+
+    Weights that produce NaN on validation do not recover by training on, hence the stop
+    when there is nothing to roll back to; an explosion alone keeps training.
     """
+    what = ", ".join(f"{k} {v:.4g}" for k, v in evidence.items() if not k.endswith("_reference"))
+    reason = f"{detection.replace('_', ' ')}: {what}"
+    decisions: list[Decision] = []
+    rolled_back = False
+    if state.last_good_step is None:
+        decisions.append(Decision(step, detection, "none_no_checkpoint", evidence, {},
+                                  reason + "; no good validation to roll back to"))
+    elif state.rollbacks >= cfg.max_rollbacks:
+        decisions.append(_limit(step, detection, evidence, reason, "max_rollbacks", state.rollbacks))
+    else:
+        state = replace(state, rollbacks=state.rollbacks + 1)
+        rolled_back = True
+        decisions.append(Decision(step, detection, "rollback", evidence, {"to_step": state.last_good_step},
+                                  reason + f"; back to step {state.last_good_step}"))
+    state, decision = _cut_lr(cfg, state, step, detection, evidence, reason)
+    decisions.append(decision)
+    if stop_without_rollback and not rolled_back:
+        state, decision = _stop(cfg, state, step, detection, evidence, reason + "; cannot roll back")
+        decisions.append(decision)
+    return state, decisions
 
-    _HISTORY_KEYS = ("train", "val", "objective")
+
+def _start_cooldown(cfg: ControllerConfig, state: ControllerState, detection: str) -> ControllerState:
+    if cfg.cooldown <= 0:
+        return state
+    # +1 because the next observe() decrements before judging.
+    return replace(state, cooldowns={**state.cooldowns, detection: cfg.cooldown + 1})
+
+
+def _boost(cfg: ControllerConfig, state: ControllerState, step: int, detection: str, evidence: dict[str, float],
+           reason: str, which: str) -> tuple[ControllerState, Decision]:
+    """Raise the "ga" or "gate" multiplier by its factor (or say why not)."""
+    if state.cooldowns.get(detection):
+        return state, Decision(step, detection, "none_cooldown", evidence,
+                               {"validations_left": state.cooldowns[detection]}, reason)
+    if which == "ga":
+        used, limit, factor, cap, current = (state.ga_boosts, cfg.max_ga_boosts, cfg.ga_boost_factor,
+                                             cfg.max_ga_boost, state.ga_boost)
+        limit_name, action, key, count_key = "max_ga_boosts", "raise_guided_attention", "ga_boost", "ga_boosts"
+    else:
+        used, limit, factor, cap, current = (state.gate_boosts, cfg.max_gate_boosts, cfg.gate_boost_factor,
+                                             cfg.max_gate_boost, state.gate_boost)
+        limit_name, action, key, count_key = "max_gate_boosts", "raise_gate_weight", "gate_boost", "gate_boosts"
+    if used >= limit or current >= cap:
+        name = limit_name if used >= limit else limit_name.replace("boosts", "boost")
+        return state, _limit(step, detection, evidence, reason, name, used)
+    new = min(current * factor, cap)
+    state = _start_cooldown(cfg, replace(state, **{key: new, count_key: used + 1}), detection)
+    return state, Decision(step, detection, action, evidence, {key: new, "factor": new / current},
+                           reason + f"; {key} {current:g} -> {new:g}")
+
+
+def _cut_lr(cfg: ControllerConfig, state: ControllerState, step: int, detection: str, evidence: dict[str, float],
+            reason: str) -> tuple[ControllerState, Decision]:
+    if state.lr_cuts >= cfg.max_lr_cuts:
+        return state, _limit(step, detection, evidence, reason, "max_lr_cuts", state.lr_cuts)
+    old = state.lr_scale
+    state = replace(state, lr_scale=old * cfg.lr_cut_factor, lr_cuts=state.lr_cuts + 1)
+    return state, Decision(step, detection, "lower_learning_rate", evidence,
+                           {"lr_scale": state.lr_scale, "factor": cfg.lr_cut_factor},
+                           reason + f"; lr_scale {old:g} -> {state.lr_scale:g}")
+
+
+def _stop(cfg: ControllerConfig, state: ControllerState, step: int, detection: str, evidence: dict[str, float],
+          reason: str) -> tuple[ControllerState, Decision]:
+    if not cfg.early_stop and detection in ("no_improvement", "overfitting"):
+        return state, _limit(step, detection, evidence, reason + " (early stop disabled)", "early_stop", 0)
+    return replace(state, stop_requested=True), Decision(step, detection, "stop", evidence, {}, reason)
+
+
+def _limit(step: int, detection: str, evidence: dict[str, float], reason: str, limit: str, used: int) -> Decision:
+    return Decision(step, detection, "none_limit_reached", evidence, {"limit": limit, "used": used},
+                    reason + f"; limit {limit} reached")
+
+
+class QualityController:
+    """The rules above with their settings and current state, for the training loop.
+
+    Read ``multipliers()``, ``stop_requested`` and ``last_good_step`` (any ``ControllerState``
+    field reads through) after each ``observe``.
+    """
 
     def __init__(self, config: ControllerConfig | None = None) -> None:
         self.config = config or ControllerConfig()
-        self.lr_scale = 1.0
-        self.ga_boost = 1.0
-        self.gate_boost = 1.0
-        self.ga_boosts = 0
-        self.gate_boosts = 0
-        self.lr_cuts = 0
-        self.overfit_cuts = 0
-        self.rollbacks = 0
-        self.stop_requested = False
-        self.last_good_step: int | None = None
-        self.best_objective = math.inf
-        self.best_step: int | None = None
-        self.since_improvement = 0
-        self.validations = 0
-        self.cooldowns: dict[str, int] = {}  # detection -> validations left
-        # Accepted (finite, not exploding) values as [step, value] pairs, newest last.
-        self.history: dict[str, list[list[float]]] = {key: [] for key in self._HISTORY_KEYS}
+        self.state = ControllerState()
 
-    # ----------------------------------------------------------------- public
+    def __getattr__(self, name: str) -> Any:
+        if name != "state" and name in _STATE_FIELDS:
+            return getattr(self.state, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def multipliers(self) -> dict[str, float]:
         """Return {"lr_scale", "ga_boost", "gate_boost"}: the current cumulative multipliers (unitless)."""
-        return {"lr_scale": self.lr_scale, "ga_boost": self.ga_boost, "gate_boost": self.gate_boost}
+        return {"lr_scale": self.state.lr_scale, "ga_boost": self.state.ga_boost,
+                "gate_boost": self.state.gate_boost}
 
     def observe(self, step: int, metrics: Mapping[str, float]) -> list[Decision]:
-        """Judge one validation at optimiser ``step`` and return its decisions (empty: nothing wrong).
-
-        ``metrics`` maps names to floats (missing names are not judged). The returned
-        decisions are already applied to this controller's multipliers and counters; the
-        caller carries them out on the model/optimiser. A "stop" decision sets
-        ``stop_requested``; the caller should end training there (later calls still judge,
-        but no_improvement does not stop a second time).
-        """
-        self.validations += 1
-        self.cooldowns = {k: v - 1 for k, v in self.cooldowns.items() if v > 1}
-        decisions: list[Decision] = []
-        losses = self._watched_losses(metrics)
-
-        bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
-        if bad:
-            self._handle_breakdown(step, "nonfinite_loss", bad, decisions, stop_without_rollback=True)
-            return decisions
-        exploding = self._explosions(losses)
-        if exploding:
-            self._handle_breakdown(step, "exploding_loss", exploding, decisions, stop_without_rollback=False)
-            return decisions
-
-        self._record_history(step, metrics)
-        misaligned = self._check_alignment(step, metrics, decisions)
-        self._check_gate(step, metrics, misaligned, decisions)
-        self._check_overfitting(step, decisions)
-        self._check_improvement(step, metrics, decisions)
-        if losses:
-            self.last_good_step = step
+        """Judge one validation (see ``observe`` the function), keep the new state and return the decisions."""
+        self.state, decisions = observe(self.config, self.state, step, metrics)
         return decisions
 
     def state_dict(self) -> dict[str, Any]:
-        """Return the controller's state as plain values (ints, floats, lists, dicts) for a checkpoint."""
-        return {
-            "config": asdict(self.config),
-            "lr_scale": self.lr_scale, "ga_boost": self.ga_boost, "gate_boost": self.gate_boost,
-            "ga_boosts": self.ga_boosts, "gate_boosts": self.gate_boosts, "lr_cuts": self.lr_cuts,
-            "overfit_cuts": self.overfit_cuts, "rollbacks": self.rollbacks,
-            "stop_requested": self.stop_requested, "last_good_step": self.last_good_step,
-            "best_objective": self.best_objective, "best_step": self.best_step,
-            "since_improvement": self.since_improvement, "validations": self.validations,
-            "cooldowns": dict(self.cooldowns),
-            "history": {k: [list(p) for p in v] for k, v in self.history.items()},
-        }
+        """Return the state and the settings it was judged with, as plain values for a checkpoint."""
+        return {"config": asdict(self.config), **self.state.to_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore counters, multipliers and histories from ``state_dict()``; the config stays this object's own."""
-        for key in ("lr_scale", "ga_boost", "gate_boost", "best_objective"):
-            setattr(self, key, float(state[key]))
-        for key in ("ga_boosts", "gate_boosts", "lr_cuts", "overfit_cuts", "rollbacks", "since_improvement",
-                    "validations"):
-            setattr(self, key, int(state[key]))
-        self.stop_requested = bool(state["stop_requested"])
-        self.last_good_step = None if state["last_good_step"] is None else int(state["last_good_step"])
-        self.best_step = None if state["best_step"] is None else int(state["best_step"])
-        self.cooldowns = {str(k): int(v) for k, v in state["cooldowns"].items()}
-        self.history = {k: [[float(s), float(v)] for s, v in state["history"].get(k, [])]
-                        for k in self._HISTORY_KEYS}
+        """Restore the state from ``state_dict()``; the settings stay this object's own."""
+        self.state = ControllerState.from_dict(state)
 
-    # --------------------------------------------------------------- detection
 
-    def _watched_losses(self, metrics: Mapping[str, float]) -> dict[str, float]:
-        names = (self.config.train_loss_metric, self.config.val_loss_metric, self.config.objective_metric)
-        return {name: float(metrics[name]) for name in dict.fromkeys(names) if name in metrics}
-
-    def _reference_key(self, name: str) -> str:
-        if name == self.config.train_loss_metric:
-            return "train"
-        if name == self.config.val_loss_metric:
-            return "val"
-        return "objective"
-
-    def _explosions(self, losses: dict[str, float]) -> dict[str, float]:
-        """Return {name: value, name + "_reference": best recent} for each exploding loss."""
-        found: dict[str, float] = {}
-        for name, value in losses.items():
-            recent = [v for _, v in self.history[self._reference_key(name)][-self.config.explosion_window:]]
-            if not recent:
-                continue
-            reference = min(recent)
-            # Only a positive reference gives the ratio a meaning (losses here are >= 0).
-            if reference > 0 and value > self.config.explosion_factor * reference:
-                found[name] = value
-                found[f"{name}_reference"] = reference
-        return found
-
-    def _record_history(self, step: int, metrics: Mapping[str, float]) -> None:
-        keep = max(self.config.overfit_window, self.config.explosion_window)
-        names = {"train": self.config.train_loss_metric, "val": self.config.val_loss_metric,
-                 "objective": self.config.objective_metric}
-        for key, name in names.items():
-            if name in metrics:
-                self.history[key].append([float(step), float(metrics[name])])
-                del self.history[key][:-keep]
-
-    def _check_alignment(self, step: int, metrics: Mapping[str, float], decisions: list[Decision]) -> bool:
-        """Return True when this validation is misaligned (and append the decision)."""
-        cfg = self.config
-        value = metrics.get(cfg.diagonality_metric)
-        if value is None or step < cfg.alignment_warmup_steps:
-            return False
-        value = float(value)
-        if not value < cfg.misalignment_diagonality:  # NaN diagonality is not judged
-            return False
-        evidence = {cfg.diagonality_metric: value, "threshold": cfg.misalignment_diagonality}
-        reason = f"{cfg.diagonality_metric} {value:.3f} < {cfg.misalignment_diagonality} after warm-up"
-        decisions.append(self._boost(step, "misalignment", evidence, reason, "ga"))
-        return True
-
-    def _check_gate(self, step: int, metrics: Mapping[str, float], misaligned: bool,
-                    decisions: list[Decision]) -> None:
-        cfg = self.config
-        value = metrics.get(cfg.gate_metric)
-        if value is None or step < cfg.gate_judge_after_steps:
-            return
-        value = float(value)
-        if not value < cfg.gate_balanced_accuracy:
-            return
-        evidence = {cfg.gate_metric: value, "threshold": cfg.gate_balanced_accuracy}
-        reason = f"{cfg.gate_metric} {value:.3f} < {cfg.gate_balanced_accuracy}"
-        if misaligned:
-            decisions.append(Decision(step, "gate_failure", "none_deferred", evidence, {},
-                                      reason + "; deferred: the attention is misaligned"))
-            return
-        decisions.append(self._boost(step, "gate_failure", evidence, reason, "gate"))
-
-    def _check_overfitting(self, step: int, decisions: list[Decision]) -> None:
-        cfg = self.config
-        train, val = self.history["train"], self.history["val"]
-        n = cfg.overfit_window
-        if len(train) < n or len(val) < n:
-            return
-        val_steps, val_values = [p[0] for p in val[-n:]], [p[1] for p in val[-n:]]
-        train_slope = _slope([p[0] for p in train[-n:]], [p[1] for p in train[-n:]])
-        val_slope = _slope(val_steps, val_values)
-        rise = val_slope * (val_steps[-1] - val_steps[0])
-        mean_val = abs(sum(val_values) / n)
-        if not (val_slope > 0 and train_slope < 0 and rise >= cfg.overfit_min_rise * mean_val):
-            return
-        evidence = {"val_slope": val_slope, "train_slope": train_slope, "val_rise": rise,
-                    "window": float(n)}
-        reason = (f"{cfg.val_loss_metric} rose by {rise:.4g} over the last {n} validations "
-                  f"while {cfg.train_loss_metric} fell")
-        if self.cooldowns.get("overfitting"):
-            decisions.append(Decision(step, "overfitting", "none_cooldown", evidence,
-                                      {"validations_left": self.cooldowns["overfitting"]}, reason))
-        elif self.overfit_cuts < cfg.overfit_lr_cuts and self.lr_cuts < cfg.max_lr_cuts:
-            self.overfit_cuts += 1
-            self._start_cooldown("overfitting")
-            decisions.append(self._cut_lr(step, "overfitting", evidence, reason))
-        else:
-            decisions.append(self._stop(step, "overfitting", evidence, reason + "; learning-rate cuts spent"))
-
-    def _check_improvement(self, step: int, metrics: Mapping[str, float], decisions: list[Decision]) -> None:
-        cfg = self.config
-        if cfg.objective_metric not in metrics:
-            return
-        value = float(metrics[cfg.objective_metric])
-        if value < self.best_objective - cfg.min_delta:
-            self.best_objective, self.best_step, self.since_improvement = value, step, 0
-            return
-        self.since_improvement += 1
-        if self.since_improvement < cfg.patience or self.stop_requested:
-            return
-        evidence = {cfg.objective_metric: value, "best": self.best_objective,
-                    "best_step": float(self.best_step if self.best_step is not None else -1),
-                    "validations_without_improvement": float(self.since_improvement)}
-        reason = (f"{cfg.objective_metric} not better than {self.best_objective:.4g} (step {self.best_step}) "
-                  f"by more than {cfg.min_delta} for {self.since_improvement} validations")
-        decisions.append(self._stop(step, "no_improvement", evidence, reason))
-
-    # ----------------------------------------------------------------- actions
-
-    def _handle_breakdown(self, step: int, detection: str, evidence: dict[str, float], decisions: list[Decision],
-                          stop_without_rollback: bool) -> None:
-        cfg = self.config
-        what = ", ".join(f"{k} {v:.4g}" for k, v in evidence.items() if not k.endswith("_reference"))
-        reason = f"{detection.replace('_', ' ')}: {what}"
-        rolled_back = False
-        if self.last_good_step is None:
-            decisions.append(Decision(step, detection, "none_no_checkpoint", evidence, {},
-                                      reason + "; no good validation to roll back to"))
-        elif self.rollbacks >= cfg.max_rollbacks:
-            decisions.append(self._limit(step, detection, evidence, reason, "max_rollbacks", self.rollbacks))
-        else:
-            self.rollbacks += 1
-            rolled_back = True
-            decisions.append(Decision(step, detection, "rollback", evidence, {"to_step": self.last_good_step},
-                                      reason + f"; back to step {self.last_good_step}"))
-        decisions.append(self._cut_lr(step, detection, evidence, reason))
-        if stop_without_rollback and not rolled_back:
-            decisions.append(self._stop(step, detection, evidence, reason + "; cannot roll back"))
-
-    def _start_cooldown(self, detection: str) -> None:
-        if self.config.cooldown > 0:
-            # +1 because the next observe() decrements before judging.
-            self.cooldowns[detection] = self.config.cooldown + 1
-
-    def _boost(self, step: int, detection: str, evidence: dict[str, float], reason: str, which: str) -> Decision:
-        """Return the decision raising the "ga" or "gate" multiplier (or why not)."""
-        cfg = self.config
-        if self.cooldowns.get(detection):
-            return Decision(step, detection, "none_cooldown", evidence,
-                            {"validations_left": self.cooldowns[detection]}, reason)
-        if which == "ga":
-            used, limit, factor, cap, current = (self.ga_boosts, cfg.max_ga_boosts, cfg.ga_boost_factor,
-                                                 cfg.max_ga_boost, self.ga_boost)
-            limit_name, action, key = "max_ga_boosts", "raise_guided_attention", "ga_boost"
-        else:
-            used, limit, factor, cap, current = (self.gate_boosts, cfg.max_gate_boosts, cfg.gate_boost_factor,
-                                                 cfg.max_gate_boost, self.gate_boost)
-            limit_name, action, key = "max_gate_boosts", "raise_gate_weight", "gate_boost"
-        if used >= limit or current >= cap:
-            name = limit_name if used >= limit else limit_name.replace("boosts", "boost")
-            return self._limit(step, detection, evidence, reason, name, used)
-        new = min(current * factor, cap)
-        if which == "ga":
-            self.ga_boost, self.ga_boosts = new, self.ga_boosts + 1
-        else:
-            self.gate_boost, self.gate_boosts = new, self.gate_boosts + 1
-        self._start_cooldown(detection)
-        return Decision(step, detection, action, evidence, {key: new, "factor": new / current},
-                        reason + f"; {key} {current:g} -> {new:g}")
-
-    def _cut_lr(self, step: int, detection: str, evidence: dict[str, float], reason: str) -> Decision:
-        cfg = self.config
-        if self.lr_cuts >= cfg.max_lr_cuts:
-            return self._limit(step, detection, evidence, reason, "max_lr_cuts", self.lr_cuts)
-        old = self.lr_scale
-        self.lr_scale *= cfg.lr_cut_factor
-        self.lr_cuts += 1
-        return Decision(step, detection, "lower_learning_rate", evidence,
-                        {"lr_scale": self.lr_scale, "factor": cfg.lr_cut_factor},
-                        reason + f"; lr_scale {old:g} -> {self.lr_scale:g}")
-
-    def _stop(self, step: int, detection: str, evidence: dict[str, float], reason: str) -> Decision:
-        if not self.config.early_stop and detection in ("no_improvement", "overfitting"):
-            return self._limit(step, detection, evidence, reason + " (early stop disabled)", "early_stop", 0)
-        self.stop_requested = True
-        return Decision(step, detection, "stop", evidence, {}, reason)
-
-    def _limit(self, step: int, detection: str, evidence: dict[str, float], reason: str, limit: str,
-               used: int) -> Decision:
-        return Decision(step, detection, "none_limit_reached", evidence, {"limit": limit, "used": used},
-                        reason + f"; limit {limit} reached")
+_STATE_FIELDS = frozenset(f.name for f in fields(ControllerState))
 
 
 # ------------------------------------------------------------------ quality score
 
-# Component weights of quality_score (sum 1.0 over the teacher-forced components; the two
-# free-running components add 0.25 more when present, and all are renormalised).
-QUALITY_WEIGHTS: dict[str, float] = {
+# Component weights of the quality score, by metric name without its tf_/fr_ prefix. The
+# alignment and gate components are read with the score's prefix; the two stop components
+# are free-running whatever the prefix. How a value maps to [0, 1] is the metric's own
+# declaration (trainer.metric_registry: ``best``/``worst``).
+QUALITY_COMPONENTS: dict[str, float] = {
     "diagonality": 0.30,
     "focus": 0.15,
     "monotonicity": 0.10,
     "coverage": 0.15,
-    "gate": 0.30,
-    "stop": 0.15,
-    "hit_max": 0.10,
+    "gate_balanced_accuracy": 0.30,
 }
+STOP_COMPONENTS: dict[str, float] = {"fr_stop_error": 0.15, "fr_hit_max_rate": 0.10}
 
 
 def quality_score(metrics: Mapping[str, float], prefix: str = "tf_") -> float:
     """Return the composite quality of one validation, a float in [0, 1] (1 = perfect).
 
-    score = Σ_i w_i·c_i / Σ_i w_i over the components i present in ``metrics``:
+    score = Σ_i w_i·g_i / Σ_i w_i over the components i present in ``metrics``, g_i the
+    goodness of its value (``metric_registry.goodness``: linear from the metric's worst
+    value, 0, to its best, 1, clipped):
 
-    ======================  ====================================================  =====
-    component c_i           value (clipped to [0, 1])                             w_i
-    ======================  ====================================================  =====
-    diagonality             metrics[prefix + "diagonality"]                       0.30
-    focus                   metrics[prefix + "focus"]                             0.15
-    monotonicity            metrics[prefix + "monotonicity"]                      0.10
-    coverage                metrics[prefix + "coverage"]                          0.15
-    gate                    2·metrics[prefix + "gate_balanced_accuracy"] − 1      0.30
-    stop                    1 − min(metrics["fr_stop_error"], 1)                  0.15
-    hit_max                 1 − metrics["fr_hit_max_rate"]                        0.10
-    ======================  ====================================================  =====
+    ====================================  ===========================  =====
+    component                             goodness                     w_i
+    ====================================  ===========================  =====
+    prefix + diagonality                  value                        0.30
+    prefix + focus                        value                        0.15
+    prefix + monotonicity                 value                        0.10
+    prefix + coverage                     value                        0.15
+    prefix + gate_balanced_accuracy       2·value − 1 (chance: 0)      0.30
+    fr_stop_error                         1 − min(value, 1)            0.15
+    fr_hit_max_rate                       1 − value                    0.10
+    ====================================  ===========================  =====
 
     A weighted arithmetic mean, not a geometric one: an untrained model scores low on
     every component at once, and a geometric mean would pin it at 0 from the first zero
-    component and stop ranking young trials. The gate's balanced accuracy is rescaled so
-    chance (0.5, always "continue") counts 0. The stop components always read the
-    free-running keys ``fr_stop_error``/``fr_hit_max_rate`` whatever ``prefix`` is.
+    component and stop ranking young trials.
 
-    Missing metrics: a component whose key is absent is left out and the weights of the
-    present ones renormalised; a key present with a non-finite value counts as 0 (a NaN
-    metric comes from a broken model and must not lift the score). Raises ValueError when
-    no component is present at all.
+    Missing metrics: a component whose key is absent (or not a registered metric, like a
+    free-running gate accuracy) is left out and the weights of the present ones
+    renormalised; a non-finite value counts 0. Raises ValueError when no component is present.
     """
-    keys = {
-        "diagonality": (f"{prefix}diagonality", lambda v: v),
-        "focus": (f"{prefix}focus", lambda v: v),
-        "monotonicity": (f"{prefix}monotonicity", lambda v: v),
-        "coverage": (f"{prefix}coverage", lambda v: v),
-        "gate": (f"{prefix}gate_balanced_accuracy", lambda v: 2.0 * v - 1.0),
-        "stop": ("fr_stop_error", lambda v: 1.0 - min(v, 1.0)),
-        "hit_max": ("fr_hit_max_rate", lambda v: 1.0 - v),
-    }
-    total = weights = 0.0
-    for component, (key, transform) in keys.items():
-        if key not in metrics:
+    weights = {f"{prefix}{name}": w for name, w in QUALITY_COMPONENTS.items()}
+    weights.update(STOP_COMPONENTS)
+    total = weight_sum = 0.0
+    for name, weight in weights.items():
+        if name not in metrics or not metric_registry.is_known(name):
             continue
-        value = float(metrics[key])
-        score = min(max(transform(value), 0.0), 1.0) if math.isfinite(value) else 0.0
-        total += QUALITY_WEIGHTS[component] * score
-        weights += QUALITY_WEIGHTS[component]
-    if weights == 0.0:
+        total += weight * metric_registry.goodness(name, float(metrics[name]))
+        weight_sum += weight
+    if weight_sum == 0.0:
         raise ValueError(f"quality_score: none of the quality metrics (prefix {prefix!r}) is present")
-    return total / weights
+    return total / weight_sum

@@ -13,6 +13,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
+from trainer.errors import UnknownCharacterError
+
 __all__ = [
     "LANGUAGES",
     "PAD",
@@ -47,18 +49,6 @@ def symbol_set_id() -> str:
     """
     joined = "\x1f".join(SYMBOLS).encode("utf-8")
     return hashlib.sha256(joined).hexdigest()[:12]
-
-
-class UnknownCharacterError(ValueError):
-    """A cleaned text contains a character that is not in ``SYMBOLS``."""
-
-    def __init__(self, utterance_id: str, character: str) -> None:
-        self.utterance_id = utterance_id
-        self.character = character
-        super().__init__(
-            f"utterance {utterance_id}: unknown character {character!r} "
-            f"(U+{ord(character):04X})"
-        )
 
 
 # ---------------------------------------------------------------------------

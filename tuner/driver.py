@@ -18,12 +18,6 @@ from tuner.errors import TrialFailed, TunerError
 from tuner.paths import Home
 from tuner.space import SearchSpace, load_space
 
-# TrainConfig keys that shape the network: a base checkpoint must agree on all of them.
-MODEL_KEYS = ("symbols_embedding_dim", "encoder_embedding_dim", "encoder_n_convolutions", "encoder_kernel_size",
-              "attention_rnn_dim", "attention_dim", "attention_location_n_filters",
-              "attention_location_kernel_size", "prenet_dim", "decoder_rnn_dim", "postnet_embedding_dim",
-              "postnet_kernel_size", "postnet_n_convolutions", "reduction_factor")
-
 
 @dataclass
 class StudyRequest:
@@ -107,20 +101,21 @@ def parse_gpus(text: str | None) -> list[str] | None:
 
 
 def check_base_checkpoint(path: Path, config) -> None:
-    """Raise TunerError unless ``path`` is a checkpoint whose network shape matches ``config``."""
+    """Raise TunerError unless ``path`` is a checkpoint whose network shape (ModelConfig) matches ``config``."""
     from trainer.checkpoint import CheckpointError, load_checkpoint
+    from trainer.config import ConfigError, config_from_dict
 
     if not path.is_file():
         raise TunerError(f"{path}: base checkpoint not found")
     try:
         payload = load_checkpoint(path)
-    except CheckpointError as err:
+        saved = config_from_dict(payload["config"], source=str(path)).model
+    except (CheckpointError, ConfigError) as err:
         raise TunerError(str(err)) from None
-    saved = payload.get("config", {})
-    for key in MODEL_KEYS:
-        if key in saved and saved[key] != getattr(config, key):
-            raise TunerError(f"{path}: the base checkpoint has {key}={saved[key]} but the trials' config has "
-                             f"{getattr(config, key)}; use the preset the base was trained with (--preset)")
+    for key, value in vars(saved).items():
+        if value != getattr(config.model, key):
+            raise TunerError(f"{path}: the base checkpoint has {key}={value} but the trials' config has "
+                             f"{getattr(config.model, key)}; use the preset the base was trained with (--preset)")
 
 
 def check_data(data: Path, config) -> None:

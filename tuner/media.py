@@ -100,8 +100,8 @@ def make_trial_media(run_dir: str | Path, data: str | Path, checkpoint: str | Pa
     model, config = load_model(checkpoint, "cpu")
     held_out = _held_out(config, data, max(1, samples))
     item, example = held_out[0]
-    batch = collate([example], config.reduction_factor)
-    result = model(batch.text, batch.text_lens, batch.mels, 1.0)
+    batch = collate([example], config.model.reduction_factor)
+    result = model(batch, 1.0)
     steps, tokens = int(batch.out_lens[0]), int(batch.text_lens[0])
     att = result.att[0, :steps, :tokens].float()
     figures = alignment_metrics(result.att.float(), batch.text_lens, batch.out_lens)
@@ -113,7 +113,7 @@ def make_trial_media(run_dir: str | Path, data: str | Path, checkpoint: str | Pa
                            f"{label} - {item.id}"))
     wavs: list[Path] = []
     for k, (item, example) in enumerate(held_out[:samples], start=1):
-        limit = 2 * (example.mel.shape[-1] // config.reduction_factor + 1) + 10
+        limit = 2 * (example.mel.shape[-1] // config.model.reduction_factor + 1) + 10
         synthesis = synthesize(model, config, item.text, max_decoder_steps=limit)
         wav_path = out / f"sample-{k}.wav"
         write_wav(wav_path, synthesis.wav)

@@ -328,9 +328,9 @@ def _number(value: Any, keys: tuple, loc: _Located, *, integer: bool = False, po
 
 
 def _config_fields() -> set[str]:
-    from trainer.config import TrainConfig
+    from trainer.config import CONFIG_KEYS
 
-    return {f.name for f in dataclasses.fields(TrainConfig)}
+    return set(CONFIG_KEYS)
 
 
 def _check_against_config(overrides: dict[str, Any], base, keys: tuple, loc: _Located) -> None:

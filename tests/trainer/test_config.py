@@ -30,8 +30,8 @@ def test_learning_rate_profiles() -> None:
 
 def test_presets_differ_in_size() -> None:
     tiny, base = preset("tiny"), preset("base")
-    assert tiny.reduction_factor == 2 and base.reduction_factor == 1
-    assert tiny.decoder_rnn_dim < base.decoder_rnn_dim == 1024
+    assert tiny.model.reduction_factor == 2 and base.model.reduction_factor == 1
+    assert tiny.model.decoder_rnn_dim < base.model.decoder_rnn_dim == 1024
     with pytest.raises(ConfigError, match="unknown preset"):
         preset("huge")
 
@@ -46,7 +46,7 @@ def test_yaml_file_overrides_preset(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("preset: tiny\nbatch_size: 9\nlearning_rate: 1e-4\n")
     config = load_config(path)
-    assert config.batch_size == 9 and config.learning_rate == 1e-4 and config.reduction_factor == 2
+    assert config.batch_size == 9 and config.learning_rate == 1e-4 and config.model.reduction_factor == 2
 
 
 @pytest.mark.parametrize(

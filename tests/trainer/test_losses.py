@@ -10,6 +10,7 @@ import torch
 
 from trainer.losses import (
     SpectralMelLoss,
+    LossWeights,
     TacotronLoss,
     gate_loss,
     gram_style_loss,
@@ -428,7 +429,7 @@ def _batch(seed: int = 7) -> dict[str, torch.Tensor]:
 def test_tacotron_loss_total_is_weighted_sum_of_logged_terms() -> None:
     batch = _batch()
     loss = TacotronLoss(mel_loss="l1", gate_pos_weight=8.0, max_jump_tokens=3.0)
-    total, terms = loss(**batch, ga_weight=2.5, ga_sigma=0.4)
+    total, terms = loss.compute(**batch, weights=LossWeights(ga_weight=2.5, ga_sigma=0.4))
     expected_terms = {
         "mel": masked_l1(batch["mel_out"], batch["mel_target"], batch["mel_lens"]),
         "mel_postnet": masked_l1(batch["mel_postnet"], batch["mel_target"], batch["mel_lens"]),
@@ -454,16 +455,16 @@ def test_tacotron_loss_total_is_weighted_sum_of_logged_terms() -> None:
 def test_tacotron_loss_terms_switch_off_by_weight() -> None:
     batch = _batch()
     loss = TacotronLoss(mel_loss="mse", monotonic_weight=0.0, perceptual_weight=0.0, style_weight=0.0)
-    total, terms = loss(**batch, ga_weight=0.0)
+    total, terms = loss.compute(**batch, weights=LossWeights(ga_weight=0.0))
     assert set(terms) == {"mel", "mel_postnet", "gate", "total"}
     assert total.item() == pytest.approx((terms["mel"] + terms["mel_postnet"] + terms["gate"]).item(), rel=1e-6)
-    _, terms = TacotronLoss(ga_kind="off")(**batch, ga_weight=5.0)
+    _, terms = TacotronLoss(ga_kind="off").compute(**batch, weights=LossWeights(ga_weight=5.0))
     assert "guided_attention" not in terms
 
 
 def test_tacotron_loss_spectral_and_kl_terms_are_logged() -> None:
     batch = _batch()
-    total, terms = TacotronLoss(ga_kind="kl")(**batch, ga_weight=1.0, ga_sigma=0.3)
+    total, terms = TacotronLoss(ga_kind="kl").compute(**batch, weights=LossWeights(ga_weight=1.0, ga_sigma=0.3))
     for name in ("mel_freq_l1", "mel_multires", "mel_temporal", "mel_postnet_freq_l1", "guided_attention"):
         assert name in terms and terms[name].item() > 0
     expected_ga = guided_attention_kl_loss(batch["att"], batch["in_lens"], batch["out_lens"], 0.3)
@@ -472,11 +473,11 @@ def test_tacotron_loss_spectral_and_kl_terms_are_logged() -> None:
 
 
 def test_tacotron_loss_from_config_and_validation() -> None:
-    config = SimpleNamespace(mel_loss="l1", mel_weight=2.0, gate_weight=0.0, perceptual_weight=0.0,
+    config = SimpleNamespace(mel_loss="l1", mel_weight=2.0, perceptual_weight=0.0,
                              style_weight=0.0, monotonic_weight=0.0, ga_kind="off", unrelated=1)
     loss = TacotronLoss.from_config(config)
     batch = _batch()
-    total, terms = loss(**batch)
+    total, terms = loss.compute(**batch, weights=LossWeights(gate_weight=0.0))
     assert set(terms) == {"mel", "mel_postnet", "total"}
     assert total.item() == pytest.approx(2.0 * (terms["mel"] + terms["mel_postnet"]).item(), rel=1e-6)
     with pytest.raises(ValueError):
@@ -485,10 +486,10 @@ def test_tacotron_loss_from_config_and_validation() -> None:
 
 def test_tacotron_loss_runs_in_float32_under_bf16_autocast() -> None:
     batch = _batch()
-    reference, _ = TacotronLoss()(**batch, ga_weight=1.0)
+    reference, _ = TacotronLoss().compute(**batch, weights=LossWeights(ga_weight=1.0))
     half = {name: (value.detach().to(torch.bfloat16) if value.is_floating_point() else value)
             for name, value in batch.items()}
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        total, terms = TacotronLoss()(**half, ga_weight=1.0)
+        total, terms = TacotronLoss().compute(**half, weights=LossWeights(ga_weight=1.0))
     assert total.dtype == torch.float32 and all(torch.isfinite(v) for v in terms.values())
     assert total.item() == pytest.approx(reference.item(), rel=0.05)  # only the bf16 rounding of the inputs differs

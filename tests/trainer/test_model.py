@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from trainer.config import preset
+from trainer.data import Batch
 from trainer.model import Prenet, Tacotron2
 
 MICRO = dict(symbols_embedding_dim=32, encoder_embedding_dim=32, attention_rnn_dim=48, attention_dim=16,
@@ -17,6 +18,15 @@ MICRO = dict(symbols_embedding_dim=32, encoder_embedding_dim=32, attention_rnn_d
 def micro_model(r: int = 2, **overrides) -> Tacotron2:
     torch.manual_seed(0)
     return Tacotron2(preset("tiny").replace(reduction_factor=r, **{**MICRO, **overrides}))
+
+
+def padded(text: torch.Tensor, lens: torch.Tensor, mels: torch.Tensor, r: int = 2) -> Batch:
+    """Return the Batch of token ids, their lengths and target mels whose frames are a multiple of r."""
+    steps = mels.shape[2] // r
+    gate = torch.zeros(len(text), steps)
+    gate[:, -1] = 1.0
+    return Batch([str(i) for i in range(len(text))], text, lens, mels,
+                 torch.full((len(text),), mels.shape[2]), torch.full((len(text),), steps), gate)
 
 
 def batch(r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -32,7 +42,7 @@ def batch(r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 def test_forward_shapes_and_attention_rows(r: int) -> None:
     model = micro_model(r)
     text, lens, mels = batch(r)
-    out = model(text, lens, mels)
+    out = model(padded(text, lens, mels, r))
     assert out.mel.shape == out.mel_post.shape == (2, 80, 6 * r)
     assert out.gate.shape == (2, 6)
     assert out.att.shape == (2, 6, 9)
@@ -43,8 +53,8 @@ def test_forward_shapes_and_attention_rows(r: int) -> None:
 def test_short_utterance_in_padded_batch_matches_it_alone() -> None:
     model = micro_model(2, prenet_dropout_inference=0.0).eval()
     text, lens, mels = batch(2)
-    together = model(text, lens, mels)
-    alone = model(text[1:, :6], lens[1:], mels[1:])
+    together = model(padded(text, lens, mels))
+    alone = model(padded(text[1:, :6], lens[1:], mels[1:]))
     assert torch.allclose(together.att[1, :, :6], alone.att[0], atol=1e-5)
     assert torch.allclose(together.mel[1], alone.mel[0], atol=1e-5)
     assert torch.allclose(together.gate[1], alone.gate[0], atol=1e-5)
@@ -86,8 +96,8 @@ def test_scheduled_sampling_feeds_own_predictions() -> None:
     model = micro_model(2, prenet_dropout=0.0, attention_dropout=0.0, decoder_dropout=0.0, encoder_dropout=0.0,
                         postnet_dropout=0.0)
     text, lens, mels = batch(2)
-    forced = model(text, lens, mels, teacher_forcing=1.0)
-    free = model(text, lens, mels, teacher_forcing=0.0)
+    forced = model(padded(text, lens, mels), teacher_forcing=1.0)
+    free = model(padded(text, lens, mels), teacher_forcing=0.0)
     assert torch.allclose(forced.mel[:, :, :2], free.mel[:, :, :2], atol=1e-6)  # step 0 has no previous frame
     assert not torch.allclose(forced.mel[:, :, 2:], free.mel[:, :, 2:], atol=1e-4)
 

@@ -1,0 +1,77 @@
+"""Every error a user's input can cause, under one base, and the trainer's own failure.
+
+``UserError`` is the line between "your input is wrong" and "our code is wrong": the
+command-line tools (``trainer.console``) print a ``UserError`` as one line and exit with
+code 2, and treat anything else as a bug (exit 1, traceback with ``--debug``). Raise a
+subclass whenever a file, a line, a key or an argument the user gave is at fault, and name
+it in the message. The tuner's errors derive from it too (``tuner.errors``).
+
+``UserError`` is a ``ValueError``: code that already catches ``ValueError`` around parsing
+keeps working, while the CLIs no longer take every ``ValueError`` (an internal bug, often)
+for bad input.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trainer.data import CorpusReport
+
+__all__ = [
+    "UserError",
+    "ConfigError",
+    "CorpusError",
+    "DataError",
+    "CheckpointError",
+    "AudioError",
+    "UnknownCharacterError",
+    "TrainingFailed",
+    "NonFiniteLossError",
+]
+
+
+class UserError(ValueError):
+    """Bad input from the user: a file, line, key or argument; the message names it in one line."""
+
+
+class ConfigError(UserError):
+    """A config file or override is malformed; the message names the file and key."""
+
+
+class CorpusError(UserError):
+    """The corpus cannot be read at all (missing metadata, malformed line); names file and line."""
+
+
+class DataError(UserError):
+    """The corpus has blocking problems; ``report`` lists them all (``trainer check-data`` prints the same)."""
+
+    def __init__(self, report: CorpusReport) -> None:
+        self.report = report
+        first = report.blocking[0].line() if report.blocking else "no usable utterances"
+        super().__init__(f"{report.source}: {len(report.blocking)} blocking problem(s); first: {first}")
+
+
+class CheckpointError(UserError):
+    """A checkpoint file cannot be used; the message names the file."""
+
+
+class AudioError(UserError):
+    """An audio file cannot be used; the message names the file."""
+
+
+class UnknownCharacterError(UserError):
+    """A cleaned text contains a character that is not in the symbol set."""
+
+    def __init__(self, utterance_id: str, character: str) -> None:
+        self.utterance_id = utterance_id
+        self.character = character
+        super().__init__(f"utterance {utterance_id}: unknown character {character!r} (U+{ord(character):04X})")
+
+
+class TrainingFailed(RuntimeError):
+    """Training ran and could not go on (not a bug, not bad input); the message says why and what was kept."""
+
+
+class NonFiniteLossError(TrainingFailed):
+    """The loss or gradient was non-finite for too many steps in a row."""

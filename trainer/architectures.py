@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from trainer.config import TrainConfig
     from trainer.contract import AcousticModel
 
-__all__ = ["architecture_names", "build_model", "register_architecture"]
+__all__ = ["architecture_names", "build_model", "register_architecture", "unregister_architecture"]
 
 Factory = Callable[["TrainConfig"], "AcousticModel"]
 
@@ -30,6 +30,13 @@ def register_architecture(name: str, factory: Factory, replace: bool = False) ->
     if name in _FACTORIES and not replace:
         raise ValueError(f"architecture {name!r} is already registered (pass replace=True to swap it)")
     _FACTORIES[name] = factory
+
+
+def unregister_architecture(name: str) -> None:
+    """Forget ``name`` (for tests that register a toy architecture); a built-in one cannot be removed."""
+    if name == "tacotron2":
+        raise ValueError("the built-in architecture 'tacotron2' cannot be unregistered")
+    _FACTORIES.pop(name, None)
 
 
 def architecture_names() -> tuple[str, ...]:

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from trainer import metric_registry
 from trainer.checkpoint import load_checkpoint
 from trainer.config import TrainConfig, preset
 from trainer.infer import load_model, synthesize
@@ -192,6 +193,8 @@ def test_validation_reports_free_running_quality_and_plots(demo_corpus: Path, tm
                 "fr_early_stop_rate", "fr_run_on_rate", "quality_score", "fr_quality_score"):
         assert key in val and math.isfinite(val[key]), key
     assert 0.0 <= val["quality_score"] <= 1.0
+    unregistered = [k for k in val if k not in ("kind", "step") and not metric_registry.is_known(k)]
+    assert unregistered == []  # every figure validation reports is declared once, in the registry
     names = sorted(p.name for p in (tmp_path / "run" / "plots").iterdir())
     assert names == ["step_000002_alignment_fr.png", "step_000002_alignment_tf.png", "step_000002_gate.png",
                      "step_000002_mel.png"]
@@ -252,3 +255,36 @@ def test_step_checkpoints_are_kept_on_request(demo_corpus: Path, tmp_path: Path)
     names = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("step_*.pt"))
     assert names == ["step_000002.pt", "step_000004.pt"]
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "step_000002.pt")["position"]["step"] == 2
+
+
+def test_cli_internal_error_is_exit_1_and_debug_shows_the_traceback(demo_corpus: Path, tmp_path: Path, capsys,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainer import cli
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the trainer")
+
+    import trainer.plan
+
+    monkeypatch.setattr(trainer.plan, "plan_training", broken)
+    assert cli.main(["plan", str(demo_corpus)]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: a bug in the trainer" in err and "--debug" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert cli.main(["--debug", "plan", str(demo_corpus)]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "RuntimeError: a bug in the trainer" in err
+    # Bad input stays bad input: one line, exit 2, with or without --debug.
+    assert cli.main(["--debug", "check-data", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_argument_errors_are_one_line_exit_2(capsys) -> None:
+    from trainer.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--max-steps", "many"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("trainer train: error:")

@@ -1,6 +1,7 @@
 """Audio I/O, log-mel features in the public Tacotron2/HiFi-GAN convention, and Griffin-Lim.
 
-Convention (SPEC.md): 22,050 Hz, n_fft 1024, hop 256, win 1024 (Hann), 80 mels, fmin 0,
+Convention (the one of the public Tacotron2 and HiFi-GAN checkpoints, so that their
+vocoders read our mels): 22,050 Hz, n_fft 1024, hop 256, win 1024 (Hann), 80 mels, fmin 0,
 fmax 8000, Slaney mel scale and area normalisation, magnitude (power 1), natural log of
 clamp(x, 1e-5). Frames are centred with reflect padding as in NVIDIA/tacotron2's
 TacotronSTFT, so a clip of S samples gives 1 + S // 256 frames.

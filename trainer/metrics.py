@@ -1,7 +1,8 @@
-"""Quality metrics with the exact definitions of SPEC.md ("Quality metrics").
+"""Quality metrics: attention alignment, stop-gate balanced accuracy and free-running stop figures.
 
-The tuner prunes on these and the dashboards show them, so each one follows the written
-definition literally. For one utterance, A is its attention restricted to its true
+The tuner prunes on these and the dashboards show them, so each one is defined exactly in
+its docstring and computed literally so (``trainer.metric_registry`` declares their names,
+directions and ranges). For one utterance, A is its attention restricted to its true
 lengths: T decoder steps × N text tokens, each row summing to 1. A batch's figure is the
 mean over its utterances (not over cells), so a long utterance counts as much as a short one.
 Nothing here tracks gradients.

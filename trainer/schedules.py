@@ -29,7 +29,7 @@ __all__ = [
     "estimate_frames_per_char",
 ]
 
-# Base learning rates (SPEC item 3): fine-tuning a pretrained checkpoint on a new voice
+# Base learning rates: fine-tuning a pretrained checkpoint on a new voice
 # with little data wants a small rate; training from scratch needs about 1e-3.
 LR_PROFILES: dict[str, float] = {"finetune": 1e-5, "scratch": 1e-3}
 
@@ -72,7 +72,7 @@ def lr_at(step: int, base_lr: float, warmup_steps: int = 2000, restart_period: i
 
 def teacher_forcing_ratio(step: int, hold_steps: int = 1000, decay_steps: int = 10000,
                           floor: float = 0.7) -> float:
-    """Return the probability of feeding the ground-truth frame to the decoder at ``step`` (SPEC item 5).
+    """Return the probability of feeding the ground-truth frame to the decoder at ``step``.
 
     1.0 for steps < hold_steps (the attention must align first), then linear down to
     ``floor`` over ``decay_steps`` steps, then ``floor``: with probability 1 − ratio the
@@ -92,7 +92,7 @@ def teacher_forcing_ratio(step: int, hold_steps: int = 1000, decay_steps: int = 
 def guided_attention_weight(step: int, initial: float = 2.5, decay: float = 0.9999, floor: float = 0.0) -> float:
     """Return the guided-attention loss weight at ``step``: initial·decay^step, never below ``floor``.
 
-    With the defaults the weight halves about every 6,900 steps (SPEC item 1); a positive
+    With the defaults the weight halves about every 6,900 steps; a positive
     floor keeps a small pull towards the diagonal in long runs.
     """
     return max(initial * decay ** max(step, 0), floor)
@@ -102,7 +102,7 @@ def guided_attention_sigma(step: int, start: float = 0.4, end: float = 0.2, anne
     """Return the guided-attention width σ at ``step``: linear from ``start`` to ``end`` over ``anneal_steps``, then ``end``.
 
     A wide band first lets a fresh attention find the diagonal at all; the narrower one
-    later sharpens it (SPEC item 1: 0.4 → 0.2).
+    later sharpens it (0.4 → 0.2 by default).
     """
     if anneal_steps <= 0:
         return end
@@ -115,7 +115,7 @@ def guided_attention_sigma(step: int, start: float = 0.4, end: float = 0.2, anne
 
 @dataclass(frozen=True)
 class Phase:
-    """One training phase (SPEC item 12): steps [start, end) of the budget, its GA weight and LR multiplier."""
+    """One training phase: steps [start, end) of the budget, its GA weight and LR multiplier."""
 
     index: int
     name: str
@@ -125,7 +125,8 @@ class Phase:
     lr_mult: float
 
 
-# (name, share of the budget in the seed's 500:1500:1000:500 epochs, GA weight, LR multiplier)
+# (name, share of the budget as 500:1500:1000:500, GA weight, LR multiplier): a strong pull to the
+# diagonal while the attention forms, then a weaker one and a lower rate while quality is polished.
 PHASES: tuple[tuple[str, int, float, float], ...] = (
     ("pre_alignment", 500, 10.0, 1.0),
     ("alignment_learning", 1500, 3.0, 0.8),
@@ -137,7 +138,7 @@ PHASES: tuple[tuple[str, int, float, float], ...] = (
 def phase_boundaries(total_steps: int) -> tuple[int, ...]:
     """Return the 5 boundaries (0, b1, b2, b3, total_steps) of the four phases, in steps.
 
-    b_i = ⌊total_steps · (cumulative share) / 3500⌋ in integer arithmetic, so the seed's
+    b_i = ⌊total_steps · (cumulative share) / 3500⌋ in integer arithmetic, so the
     proportions scale to any budget without float rounding surprises (3500 → 500, 2000,
     3000; 7 → 1, 4, 6). On tiny budgets a phase may be empty. Works the same for a
     budget in epochs.
@@ -170,7 +171,7 @@ def stop_threshold(progress: float, decoder_step: int | Tensor, expected_steps: 
     """Return the inference stop threshold on sigmoid(gate): a float, or a tensor shaped like the broadcast inputs.
 
     Decoding stops at the first step whose stop probability exceeds the threshold, so a
-    *higher* threshold makes stopping *harder*. Two things move it (SPEC item 4):
+    *higher* threshold makes stopping *harder*. Two things move it:
 
     1. Training progress (``progress`` in [0, 1], clipped): the base rises linearly from
        ``start`` (0.3) to ``end`` (0.8). A young gate is timid and rarely reaches a high
@@ -180,8 +181,9 @@ def stop_threshold(progress: float, decoder_step: int | Tensor, expected_steps: 
        (``expected_decoder_steps``): the threshold is base + end_boost while p ≤ 1 − window,
        falls linearly to base at p = 1 and to base − end_boost at p ≥ 1 + window.
 
-    Why this direction. The seed raises the threshold toward the end of the utterance,
-    which is backwards on both failure modes: it keeps the bar lowest early on, where a
+    Why this direction. Raising the threshold toward the end of the utterance (the
+    intuitive reading of "stop more carefully near the end") is backwards on both
+    failure modes: it keeps the bar lowest early on, where a
     spurious gate spike truncates the utterance (early stop), and highest after the
     expected end, where a gate that never quite fires lets decoding run on to the max
     steps (run-on). Making stopping hard well before the expected end and easy past it

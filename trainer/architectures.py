@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from trainer.config import TrainConfig
@@ -20,7 +20,7 @@ __all__ = ["architecture_names", "build_model", "register_architecture", "unregi
 
 Factory = Callable[["TrainConfig"], "AcousticModel"]
 
-_FACTORIES: dict[str, Union[Factory, str]] = {"tacotron2": "trainer.model:Tacotron2"}
+_FACTORIES: dict[str, Factory | str] = {"tacotron2": "trainer.model:Tacotron2"}
 
 
 def register_architecture(name: str, factory: Factory, replace: bool = False) -> None:

@@ -11,7 +11,7 @@ import io
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ FORMAT_VERSION = 1
 
 def rng_state() -> dict[str, Any]:
     """Return the Python, NumPy and torch (CPU and CUDA) RNG states as plain values and tensors."""
-    np_state = np.random.get_state()
+    np_state = cast(tuple[Any, ...], np.random.get_state(legacy=True))
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), int(np_state[2]), int(np_state[3]),

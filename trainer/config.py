@@ -326,7 +326,8 @@ def _validate(config: TrainConfig, source: str) -> None:
     """Raise ConfigError for values of the right type but out of range."""
     for key, choices in _CHOICES.items():
         if getattr(config, key) not in choices:
-            raise ConfigError(f"{source}: key '{key}' must be one of {', '.join(choices)}, got {getattr(config, key)!r}")
+            raise ConfigError(f"{source}: key '{key}' must be one of {', '.join(choices)}, "
+                              f"got {getattr(config, key)!r}")
     if config.model.architecture not in architecture_names():
         raise ConfigError(f"{source}: key 'architecture' must be one of {', '.join(architecture_names())}, "
                           f"got {config.model.architecture!r}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -31,7 +31,7 @@ __all__ = ["TEXT_EMBEDDING", "AcousticModel", "Inference", "ModelOutputs", "Stop
 TEXT_EMBEDDING = "text_embedding"
 
 # A stop probability, or a function of the decoder step giving one per utterance (B,).
-StopThreshold = Union[float, Callable[[int], Tensor]]
+StopThreshold = float | Callable[[int], Tensor]
 
 
 @dataclass

@@ -109,11 +109,11 @@ class EnhancerConfig:
 
     boundaries: bool = True
     fade_frames: int = 3  # ≈ 35 ms at hop 256 / 22,050 Hz
-    silence_db: float = -40.0  # frames whose loudest speech band is below this (relative to the speech level) are silence
+    silence_db: float = -40.0  # a frame whose loudest speech band is this far below the speech level is silence
     min_silence_frames: int = 3
 
     @classmethod
-    def off(cls) -> "EnhancerConfig":
+    def off(cls) -> EnhancerConfig:
         """Return a config with every step switched off (``enhance`` is then the identity)."""
         return cls(ceiling=False, smoothing=False, normalize=False, gate=False, boundaries=False)
 

@@ -66,7 +66,11 @@ def stop_threshold_fn(config: TrainConfig, text_lens: torch.Tensor, frames_per_c
     if config.stop_gate == "fixed":
         return config.stop_threshold
     expected = schedules.expected_decoder_steps(text_lens, frames_per_char, config.model.reduction_factor)
-    return lambda step: schedules.stop_threshold(progress, step + 1, expected)
+
+    def threshold(step: int) -> torch.Tensor:  # (B,): a tensor, since ``expected`` is one
+        return torch.as_tensor(schedules.stop_threshold(progress, step + 1, expected))
+
+    return threshold
 
 
 @torch.no_grad()
@@ -101,6 +105,7 @@ def _validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset
     count = 0
     lengths = dataset.frame_lengths()
     order = sorted(range(len(dataset)), key=lambda i: lengths[i])
+    first_id = ""
     first: dict[str, torch.Tensor] = {}
     for start in range(0, len(order), config.batch_size):
         batch = collate([dataset[i] for i in order[start:start + config.batch_size]],
@@ -119,7 +124,8 @@ def _validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset
         count += size
         if not first:
             steps, tokens, frames = int(batch.out_lens[0]), int(batch.text_lens[0]), int(batch.mel_lens[0])
-            first = {"id": batch.ids[0], "tf_attention": att[0, :steps, :tokens].cpu(),
+            first_id = batch.ids[0]
+            first = {"tf_attention": att[0, :steps, :tokens].cpu(),
                      "target_mel": batch.mels[0, :, :frames].cpu(), "tf_mel": out.mel_post[0, :, :frames].float().cpu(),
                      "tf_gate": out.gate[0, :steps].float().cpu(), "gate_target": batch.gate_targets[0, :steps].cpu()}
     metrics = {name: value / count for name, value in sums.items()}
@@ -129,7 +135,7 @@ def _validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset
                                             frames_per_char, progress)
         metrics.update(fr_metrics)
         if first and fr_first is not None:
-            sample = Sample(first["id"], first["tf_attention"], fr_first["attention"], first["target_mel"],
+            sample = Sample(first_id, first["tf_attention"], fr_first["attention"], first["target_mel"],
                             first["tf_mel"], fr_first["mel"], first["tf_gate"], first["gate_target"], fr_first["gate"])
     model.train()
     return metrics, sample

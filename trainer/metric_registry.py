@@ -17,7 +17,7 @@ import difflib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from trainer.errors import UserError
 
@@ -36,8 +36,8 @@ __all__ = [
     "shown",
 ]
 
-MINIMIZE = "minimize"
-MAXIMIZE = "maximize"
+MINIMIZE: Final = "minimize"
+MAXIMIZE: Final = "maximize"
 Direction = Literal["minimize", "maximize"]
 
 QUALITY_SCORE = "quality_score"  # the composite score's one name (trainer.quality.quality_score)
@@ -167,8 +167,6 @@ def summary(metrics: Mapping[str, float], names: Iterable[str] | None = None) ->
 
 # --------------------------------------------------------------------------- the trainer's metrics
 
-_SHARE = {"low": 0.0, "high": 1.0}
-_LOSS = {"direction": MINIMIZE, "low": 0.0}
 
 # Alignment figures, teacher-forced (tf_) and free-running (fr_); definitions in trainer.metrics.
 _ALIGNMENT = {
@@ -179,21 +177,21 @@ _ALIGNMENT = {
 }
 for _prefix, _how in (("tf_", "teacher-forced"), ("fr_", "free-running")):
     for _name, (_meaning, _label) in _ALIGNMENT.items():
-        register(Metric(f"{_prefix}{_name}", MAXIMIZE, f"{_how}: {_meaning}", **_SHARE, best=1.0, worst=0.0,
+        register(Metric(f"{_prefix}{_name}", MAXIMIZE, f"{_how}: {_meaning}", low=0.0, high=1.0, best=1.0, worst=0.0,
                         label=_label if _prefix == "tf_" else None))
 
 register(Metric("tf_gate_balanced_accuracy", MAXIMIZE,
                 "teacher-forced stop gate: mean of the stop and continue recall (0.5: chance)",
-                **_SHARE, best=1.0, worst=0.5, label="gate_ba"))
+                low=0.0, high=1.0, best=1.0, worst=0.5, label="gate_ba"))
 register(Metric("fr_stop_error", MINIMIZE,
                 "free-running |predicted - reference length| / reference length, mean over utterances",
                 low=0.0, best=0.0, worst=1.0))
 register(Metric("fr_hit_max_rate", MINIMIZE, "share of free-running utterances that never stopped within the limit",
-                **_SHARE, best=0.0, worst=1.0))
+                low=0.0, high=1.0, best=0.0, worst=1.0))
 register(Metric("fr_early_stop_rate", MINIMIZE, "share of free-running utterances shorter than 0.8 x the reference",
-                **_SHARE))
+                low=0.0, high=1.0))
 register(Metric("fr_run_on_rate", MINIMIZE,
-                "share of free-running utterances longer than 1.2 x the reference, or never stopped", **_SHARE))
+                "share of free-running utterances longer than 1.2 x the reference, or never stopped", low=0.0, high=1.0))
 
 register(Metric("val_mel_postnet_l1", MINIMIZE,
                 "teacher-forced mean |postnet mel - target| over valid frames (log-mel units), whatever the loss",
@@ -207,19 +205,19 @@ _TERMS = {
 _SUBTERMS = {"freq_l1": "frequency-weighted L1", "multires": "multi-resolution modulation distance",
              "temporal": "frame-difference L1"}
 for _term, _meaning in _TERMS.items():
-    register(Metric(f"val_{_term}", meaning=f"validation, teacher-forced: {_meaning}", **_LOSS))
+    register(Metric(f"val_{_term}", MINIMIZE, f"validation, teacher-forced: {_meaning}", low=0.0))
 for _output in ("mel", "mel_postnet"):
     for _sub, _meaning in _SUBTERMS.items():
-        register(Metric(f"val_{_output}_{_sub}", meaning=f"validation: {_meaning} of the {_output} (spectral loss)",
-                        **_LOSS))
-register(Metric("train_loss", meaning="mean training loss since the previous validation", **_LOSS))
+        register(Metric(f"val_{_output}_{_sub}", MINIMIZE, f"validation: {_meaning} of the {_output} (spectral loss)",
+                        low=0.0))
+register(Metric("train_loss", MINIMIZE, "mean training loss since the previous validation", low=0.0))
 
 register(Metric(QUALITY_SCORE, MAXIMIZE,
                 "composite of teacher-forced alignment, gate and free-running stop figures (trainer.quality)",
-                **_SHARE, label="quality"))
+                low=0.0, high=1.0, label="quality"))
 register(Metric("fr_quality_score", MAXIMIZE, "the quality score with the free-running alignment figures",
-                **_SHARE))
+                low=0.0, high=1.0))
 
 register(Metric("lr", None, "learning rate at this validation", low=0.0))
-register(Metric("tf_ratio", None, "teacher-forcing ratio at this validation", **_SHARE))
+register(Metric("tf_ratio", None, "teacher-forcing ratio at this validation", low=0.0, high=1.0))
 register(Metric("ga_weight", None, "guided-attention weight at this validation", low=0.0))

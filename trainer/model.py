@@ -168,7 +168,8 @@ class Decoder(nn.Module):
         batch, n_tokens, enc = memory.shape
         zeros = memory.new_zeros
         return {
-            "att_h": zeros(batch, self.attention_rnn.hidden_size), "att_c": zeros(batch, self.attention_rnn.hidden_size),
+            "att_h": zeros(batch, self.attention_rnn.hidden_size),
+            "att_c": zeros(batch, self.attention_rnn.hidden_size),
             "dec_h": zeros(batch, self.decoder_rnn.hidden_size), "dec_c": zeros(batch, self.decoder_rnn.hidden_size),
             "weights": zeros(batch, n_tokens), "weights_cum": zeros(batch, n_tokens), "context": zeros(batch, enc),
         }
@@ -177,7 +178,8 @@ class Decoder(nn.Module):
               processed: torch.Tensor, pad_mask: torch.Tensor,
               location_kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Advance one decoder step; return (frames (B, r*M), gate logit (B,), weights (B, N))."""
-        att_h, att_c = self.attention_rnn(torch.cat([prenet_out, state["context"]], -1), (state["att_h"], state["att_c"]))
+        att_h, att_c = self.attention_rnn(torch.cat([prenet_out, state["context"]], -1),
+                                          (state["att_h"], state["att_c"]))
         att_h = F.dropout(att_h, self.attention_dropout, self.training)
         weights_cat = torch.stack([state["weights"], state["weights_cum"]], dim=1)
         context, weights = self.attention(att_h, memory, processed, weights_cat, pad_mask, location_kernel)
@@ -203,11 +205,13 @@ class Decoder(nn.Module):
         processed = self.attention.memory(memory)
         location_kernel = self.attention.location_kernel()
         state = self._initial_state(memory)
-        full_forcing = teacher_forcing >= 1.0
-        prenet_all = self.prenet(inputs) if full_forcing else None
-        frames, gates, alignments = [], [], []
+        # Fully teacher-forced, every step's input is known: one prenet call for all of them.
+        prenet_all = self.prenet(inputs) if teacher_forcing >= 1.0 else None  # (B, S, P)
+        frames: list[torch.Tensor] = []
+        gates: list[torch.Tensor] = []
+        alignments: list[torch.Tensor] = []
         for step in range(steps):
-            if full_forcing:
+            if prenet_all is not None:
                 prenet_out = prenet_all[:, step]
             else:
                 frame = inputs[:, step]
@@ -238,7 +242,9 @@ class Decoder(nn.Module):
         frame = memory.new_zeros(batch, N_MELS)
         out_lens = torch.full((batch,), max_steps, dtype=torch.long, device=memory.device)
         finished = torch.zeros(batch, dtype=torch.bool, device=memory.device)
-        frames, gates, alignments = [], [], []
+        frames: list[torch.Tensor] = []
+        gates: list[torch.Tensor] = []
+        alignments: list[torch.Tensor] = []
         for step in range(max_steps):
             out, gate, weights = self._step(self.prenet(frame), state, memory, processed, pad_mask, location_kernel)
             frames.append(out)

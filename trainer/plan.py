@@ -3,8 +3,9 @@
 epochs = base epochs of the corpus's size class × the voice's complexity factor, and
 optimiser steps = ⌈epochs × utterances / (batch_size × grad_accum_steps)⌉.
 
-Size classes by total audio duration (a small corpus needs more passes to be learnt at all): < 30 min: 5000 epochs, 30–60 min: 4000,
-1–3 h: 3000, 3–10 h: 2500, ≥ 10 h: 2000 (a boundary belongs to the larger class).
+Size classes by total audio duration (a small corpus needs more passes to be learnt at
+all): < 30 min: 5000 epochs, 30–60 min: 4000, 1–3 h: 3000, 3–10 h: 2500, ≥ 10 h: 2000 (a
+boundary belongs to the larger class).
 
 Voice complexity is measured from the audio, on a deterministic sample of utterances:
 

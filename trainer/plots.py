@@ -85,9 +85,10 @@ def plot_mels(target: Tensor | None, predicted: Tensor, path: str | Path, title:
     figure = Figure(figsize=(8, 2.5 * len(panels)), layout="constrained")
     axes_list = figure.subplots(len(panels), 1, squeeze=False)[:, 0]
     image = None
-    for axes, (name, mel) in zip(axes_list, panels):
+    for axes, (name, mel) in zip(axes_list, panels, strict=True):
         image = axes.imshow(mel.numpy(), aspect="auto", origin="lower", interpolation="none", vmin=low, vmax=high)
         axes.set_ylabel(f"{name}\nmel band")
+    assert image is not None  # one panel at least
     axes_list[-1].set_xlabel("frame")
     figure.colorbar(image, ax=list(axes_list), label="log magnitude")
     if title:

@@ -167,6 +167,9 @@ def _json_safe(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}
 
 
+HISTORY_KEYS = ("train", "val", "objective")  # the watched losses kept for trends and references
+
+
 @dataclass(frozen=True)
 class ControllerState:
     """Everything the controller remembers between validations (plain values: a checkpoint stores it as is).
@@ -201,14 +204,12 @@ class ControllerState:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ControllerState:
-        """Return the state saved by ``to_dict`` (keys it does not know, like an old checkpoint's ``config``, are ignored)."""
+        """Return the state saved by ``to_dict``; keys it does not know (an old checkpoint's ``config``) are ignored."""
         known = {f.name for f in fields(cls)}
         state = cls(**{k: v for k, v in values.items() if k in known})
         history = {k: [[float(s), float(v)] for s, v in state.history.get(k, [])] for k in HISTORY_KEYS}
         return replace(state, cooldowns={str(k): int(v) for k, v in state.cooldowns.items()}, history=history)
 
-
-HISTORY_KEYS = ("train", "val", "objective")
 
 Rule = tuple[ControllerState, list[Decision]]
 
@@ -256,7 +257,7 @@ def _history_key(cfg: ControllerConfig, name: str) -> str:
 
 
 def explosions(cfg: ControllerConfig, state: ControllerState, losses: dict[str, float]) -> dict[str, float]:
-    """Return {name: value, name + "_reference": best recent} for each loss above ``explosion_factor`` x its recent best."""
+    """Return {name: value, name + "_reference": recent best} for each loss above ``explosion_factor`` x that best."""
     found: dict[str, float] = {}
     for name, value in losses.items():
         recent = [v for _, v in state.history[_history_key(cfg, name)][-cfg.explosion_window:]]
@@ -319,7 +320,7 @@ def _slope(xs: list[float], ys: list[float]) -> float:
     """Return the least-squares slope of ys over xs (0 when xs are all equal)."""
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     var = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var > 0 else 0.0
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var > 0 else 0.0
 
 
 def check_overfitting(cfg: ControllerConfig, state: ControllerState, step: int, metrics: Mapping[str, float],
@@ -418,16 +419,20 @@ def _boost(cfg: ControllerConfig, state: ControllerState, step: int, detection: 
     if which == "ga":
         used, limit, factor, cap, current = (state.ga_boosts, cfg.max_ga_boosts, cfg.ga_boost_factor,
                                              cfg.max_ga_boost, state.ga_boost)
-        limit_name, action, key, count_key = "max_ga_boosts", "raise_guided_attention", "ga_boost", "ga_boosts"
+        limit_name, action, key = "max_ga_boosts", "raise_guided_attention", "ga_boost"
     else:
         used, limit, factor, cap, current = (state.gate_boosts, cfg.max_gate_boosts, cfg.gate_boost_factor,
                                              cfg.max_gate_boost, state.gate_boost)
-        limit_name, action, key, count_key = "max_gate_boosts", "raise_gate_weight", "gate_boost", "gate_boosts"
+        limit_name, action, key = "max_gate_boosts", "raise_gate_weight", "gate_boost"
     if used >= limit or current >= cap:
         name = limit_name if used >= limit else limit_name.replace("boosts", "boost")
         return state, _limit(step, detection, evidence, reason, name, used)
     new = min(current * factor, cap)
-    state = _start_cooldown(cfg, replace(state, **{key: new, count_key: used + 1}), detection)
+    if which == "ga":
+        state = replace(state, ga_boost=new, ga_boosts=used + 1)
+    else:
+        state = replace(state, gate_boost=new, gate_boosts=used + 1)
+    state = _start_cooldown(cfg, state, detection)
     return state, Decision(step, detection, action, evidence, {key: new, "factor": new / current},
                            reason + f"; {key} {current:g} -> {new:g}")
 

@@ -56,7 +56,7 @@ def lr_at(step: int, base_lr: float, warmup_steps: int = 2000, restart_period: i
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
     floor = min(min_lr, base_lr)
-    position, length = step - warmup_steps, float(restart_period)
+    position, length = float(step - warmup_steps), float(restart_period)
     if restart_mult == 1.0:
         position = position % restart_period
     else:
@@ -99,7 +99,9 @@ def guided_attention_weight(step: int, initial: float = 2.5, decay: float = 0.99
 
 
 def guided_attention_sigma(step: int, start: float = 0.4, end: float = 0.2, anneal_steps: int = 10000) -> float:
-    """Return the guided-attention width σ at ``step``: linear from ``start`` to ``end`` over ``anneal_steps``, then ``end``.
+    """Return the guided-attention width σ at ``step``: linear from ``start`` to ``end`` over ``anneal_steps``.
+
+    After ``anneal_steps`` it stays at ``end``.
 
     A wide band first lets a fresh attention find the diagonal at all; the narrower one
     later sharpens it (0.4 → 0.2 by default).
@@ -154,7 +156,7 @@ def phase_boundaries(total_steps: int) -> tuple[int, ...]:
 
 
 def phase_at(step: int, total_steps: int) -> Phase:
-    """Return the Phase that ``step`` falls in for a budget of ``total_steps`` (steps past the budget: the last phase)."""
+    """Return the Phase that ``step`` falls in for a budget of ``total_steps`` (past the budget: the last one)."""
     bounds = phase_boundaries(total_steps)
     for index, (name, _, ga_weight, lr_mult) in enumerate(PHASES):
         if step < bounds[index + 1] or index == len(PHASES) - 1:
@@ -195,14 +197,14 @@ def stop_threshold(progress: float, decoder_step: int | Tensor, expected_steps: 
     progress = min(max(float(progress), 0.0), 1.0)
     base = start + (end - start) * progress
     if isinstance(decoder_step, Tensor) or isinstance(expected_steps, Tensor):
-        device = decoder_step.device if isinstance(decoder_step, Tensor) else expected_steps.device
+        device = decoder_step.device if isinstance(decoder_step, Tensor) else expected_steps.device  # type: ignore[union-attr]
         step_t = torch.as_tensor(decoder_step, dtype=torch.float32, device=device)
         expected_t = torch.as_tensor(expected_steps, dtype=torch.float32, device=device)
-        ramp = ((1.0 - step_t / expected_t.clamp(min=1.0)) / window).clamp(-1.0, 1.0)
-        return (base + end_boost * ramp).clamp(floor, cap)
+        ramp_t = ((1.0 - step_t / expected_t.clamp(min=1.0)) / window).clamp(-1.0, 1.0)
+        return (base + end_boost * ramp_t).clamp(floor, cap)
     position = float(decoder_step) / max(float(expected_steps), 1.0)
     ramp = min(max((1.0 - position) / window, -1.0), 1.0)
-    return min(max(base + end_boost * ramp, floor), cap)
+    return float(min(max(base + end_boost * ramp, floor), cap))
 
 
 def expected_decoder_steps(text_len: int | float | Tensor, frames_per_char: float, r: int = 1) -> float | Tensor:
@@ -219,7 +221,10 @@ def expected_decoder_steps(text_len: int | float | Tensor, frames_per_char: floa
 
 
 def estimate_frames_per_char(frame_counts: Sequence[int] | Tensor, char_counts: Sequence[int] | Tensor) -> float:
-    """Return the corpus's mel frames per character, Σ frames / Σ characters (a ratio of totals, so long utterances weigh more)."""
+    """Return the corpus's mel frames per character, Σ frames / Σ characters.
+
+    A ratio of totals, so long utterances weigh more.
+    """
     frames = float(torch.as_tensor(frame_counts, dtype=torch.float64).sum())
     chars = float(torch.as_tensor(char_counts, dtype=torch.float64).sum())
     if chars <= 0:

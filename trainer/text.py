@@ -13,7 +13,11 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
+from typing import TypeVar
+
 from trainer.errors import UnknownCharacterError
+
+_Form = TypeVar("_Form")  # a noun form, or anything chosen by the same rule
 
 __all__ = [
     "LANGUAGES",
@@ -129,7 +133,7 @@ _RU_SCALES: tuple[tuple[tuple[str, str, str], str], ...] = (
 )
 
 
-def ru_plural(n: int, one: str, few: str, many: str) -> str:
+def ru_plural(n: int, one: _Form, few: _Form, many: _Form) -> _Form:
     """Return the Russian noun form agreeing with ``n``: ``one`` (1, 21, ...),
     ``few`` (2-4, 22-24, ...) or ``many`` (0, 5-20, 25-30, ...)."""
     n = abs(n)

@@ -18,7 +18,7 @@ from trainer.config import TrainConfig
 from trainer.contract import AcousticModel, ModelOutputs, StopThreshold
 from trainer.data import Batch, TTSDataset, collate
 from trainer.losses import LossWeights, TacotronLoss, masked_l1
-from trainer.metrics import alignment_metrics, gate_balanced_accuracy, stop_metrics
+from trainer.metrics import alignment_metrics, gate_balanced_accuracy, mel_cepstral_distortion, stop_metrics
 
 EARLY_STOP_SHARE = 0.8  # stopped before 80% of the reference length
 RUN_ON_SHARE = 1.2  # still going past 120% of it (or never stopped)
@@ -150,7 +150,10 @@ def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], 
     Metrics: the alignment metrics on the inference attention (restricted to the
     predicted length), ``fr_stop_error`` (mean |predicted − reference| / reference length),
     ``fr_hit_max_rate``, ``fr_early_stop_rate`` (< 0.8 × reference) and ``fr_run_on_rate``
-    (> 1.2 × reference, or never stopped).
+    (> 1.2 × reference, or never stopped); ``fr_mcd``, the mean MCD-DTW (dB) of each
+    synthesised mel against its recording's (``metrics.mel_cepstral_distortion``; an
+    utterance that never stopped is scored on what it produced up to its limit), and
+    ``fr_length_ratio``, the mean predicted / reference length (1 is right).
     """
     if not indices:
         return {}, None
@@ -166,11 +169,15 @@ def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], 
     metrics = {f"fr_{k}": v for k, v in alignment_metrics(att, batch.text_lens, pred.clamp(min=1)).items()}
     stops = stop_metrics(pred, batch.out_lens, hit_max)
     ratio = pred.float() / batch.out_lens.float()
+    r = config.model.reduction_factor
+    mel_post = out.mel_post.float().cpu()
+    mcd = [mel_cepstral_distortion(batch.mels[b, :, : int(batch.mel_lens[b])].cpu(), mel_post[b, :, : int(pred[b]) * r])
+           for b in range(len(indices))]
     metrics.update(fr_stop_error=stops["stop_error"], fr_hit_max_rate=stops["hit_max_rate"],
                    fr_early_stop_rate=float((ratio < EARLY_STOP_SHARE).float().mean()),
-                   fr_run_on_rate=float(((ratio > RUN_ON_SHARE) | hit_max).float().mean()))
+                   fr_run_on_rate=float(((ratio > RUN_ON_SHARE) | hit_max).float().mean()),
+                   fr_mcd=sum(mcd) / len(mcd), fr_length_ratio=float(ratio.mean()))
     steps, tokens = int(pred[0]), int(batch.text_lens[0])
-    first = {"attention": att[0, :steps, :tokens].cpu(),
-             "mel": out.mel_post[0, :, : steps * config.model.reduction_factor].float().cpu(),
+    first = {"attention": att[0, :steps, :tokens].cpu(), "mel": mel_post[0, :, : steps * r],
              "gate": out.gate[0, :steps].float().cpu()}
     return metrics, first

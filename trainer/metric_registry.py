@@ -191,8 +191,14 @@ register(Metric("fr_hit_max_rate", MINIMIZE, "share of free-running utterances t
 register(Metric("fr_early_stop_rate", MINIMIZE, "share of free-running utterances shorter than 0.8 x the reference",
                 low=0.0, high=1.0))
 register(Metric("fr_run_on_rate", MINIMIZE,
-                "share of free-running utterances longer than 1.2 x the reference, or never stopped", low=0.0, high=1.0))
+                "share of free-running utterances longer than 1.2 x the reference, or never stopped",
+                low=0.0, high=1.0))
 
+register(Metric("fr_mcd", MINIMIZE,
+                "free-running mel cepstral distortion (MCD-DTW, dB) against the recording, mean over utterances",
+                low=0.0, label="mcd"))
+register(Metric("fr_length_ratio", None,
+                "free-running predicted / reference length, mean over utterances (1 is right)", low=0.0))
 register(Metric("val_mel_postnet_l1", MINIMIZE,
                 "teacher-forced mean |postnet mel - target| over valid frames (log-mel units), whatever the loss",
                 low=0.0, label="mel_l1"))

@@ -1,4 +1,4 @@
-"""Quality metrics: attention alignment, stop-gate balanced accuracy and free-running stop figures.
+"""Quality metrics: attention alignment, stop-gate balanced accuracy, free-running stop figures and MCD-DTW.
 
 The tuner prunes on these and the dashboards show them, so each one is defined exactly in
 its docstring and computed literally so (``trainer.metric_registry`` declares their names,
@@ -10,8 +10,10 @@ Nothing here tracks gradients.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -22,7 +24,9 @@ __all__ = [
     "DIAGONAL_BAND",
     "alignment_metrics_per_utterance",
     "alignment_metrics",
+    "dtw_path_cost",
     "gate_balanced_accuracy",
+    "mel_cepstral_distortion",
     "stop_metrics",
 ]
 
@@ -139,3 +143,82 @@ def stop_metrics(pred_lengths: Tensor | Sequence[float], ref_lengths: Tensor | S
         "stop_error": float(((pred - ref).abs() / ref).mean()),
         "hit_max_rate": float(hit.to(torch.float64).mean()),
     }
+
+
+# ------------------------------------------------------------------ mel cepstral distortion
+
+MCD_SCALE = 10.0 * math.sqrt(2.0) / math.log(10.0)  # dB per unit of Euclidean cepstral distance
+MCD_BANDS = 80
+
+
+def _dct_matrix(n_bands: int, n_coeffs: int) -> np.ndarray:
+    """Return rows 1..n_coeffs of the orthonormal DCT-II over ``n_bands``: (n_coeffs, n_bands), float64.
+
+    Row k is √(2/n)·cos(πk(2m+1)/(2n)) for m = 0..n−1 (row 0, the energy, which would be
+    divided by √2, is left out).
+    """
+    m = np.arange(n_bands, dtype=np.float64)
+    k = np.arange(1, n_coeffs + 1, dtype=np.float64)[:, None]
+    return math.sqrt(2.0 / n_bands) * np.cos(np.pi * k * (2.0 * m + 1.0) / (2.0 * n_bands))
+
+
+def _check_mel(name: str, mel: Tensor | np.ndarray) -> np.ndarray:
+    array = np.asarray(mel.detach().cpu().double() if isinstance(mel, Tensor) else mel, dtype=np.float64)
+    if array.ndim != 2 or array.shape[0] != MCD_BANDS or array.shape[1] == 0:
+        raise ValueError(f"{name}: expected a log-mel of shape ({MCD_BANDS}, frames > 0), got {tuple(array.shape)}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: log-mel of shape {tuple(array.shape)} holds NaN or infinite values")
+    return array
+
+
+def dtw_path_cost(distances: np.ndarray) -> tuple[float, int]:
+    """Return (least summed distance, number of cells on that path) of dynamic time warping.
+
+    ``distances`` (T, T') holds the frame distances; the path runs from (0, 0) to (T−1, T'−1)
+    with steps (1, 0), (0, 1) and (1, 1). Of equal-cost predecessors the diagonal one wins
+    (the shorter path), then (i−1, j), then (i, j−1). Vectorised along anti-diagonals: a
+    cell depends only on the previous two diagonals.
+    """
+    rows, cols = distances.shape
+    cost = np.full((rows + 1, cols + 1), np.inf)
+    cost[0, 0] = 0.0
+    length = np.zeros((rows + 1, cols + 1), dtype=np.int64)
+    for diagonal in range(rows + cols - 1):
+        i = np.arange(max(0, diagonal - cols + 1), min(diagonal, rows - 1) + 1)
+        j = diagonal - i
+        candidates = np.stack([cost[i, j], cost[i, j + 1], cost[i + 1, j]])  # diagonal, from above, from the left
+        best = np.argmin(candidates, axis=0)
+        cost[i + 1, j + 1] = distances[i, j] + candidates[best, np.arange(i.size)]
+        previous = np.stack([length[i, j], length[i, j + 1], length[i + 1, j]])
+        length[i + 1, j + 1] = previous[best, np.arange(i.size)] + 1
+    return float(cost[rows, cols]), int(length[rows, cols])
+
+
+def mel_cepstral_distortion(reference: Tensor | np.ndarray, synthesized: Tensor | np.ndarray,
+                            n_coeffs: int = 13) -> float:
+    """Return the mel cepstral distortion with DTW (MCD-DTW) between two natural-log mels, in dB.
+
+    Both are (80, frames) in the trainer's convention (frames may differ). Each frame x
+    becomes cepstra c = D·x (D the orthonormal DCT-II over the 80 bands) of which c_1..c_13
+    are kept (c_0, the energy, is dropped); frames are compared by the Euclidean distance
+    of those; the two sequences are aligned by dynamic time warping (``dtw_path_cost``);
+    MCD = (10·√2 / ln 10) × (summed distance along the path / cells on the path).
+
+    Identical mels give 0, and so does a copy stretched in time (DTW absorbs tempo), so
+    this measures what is said and how it sounds, not how fast. ValueError (naming the
+    shapes) for another band count, an empty mel or a non-finite value.
+
+    >>> mel = torch.linspace(-5, 0, 80)[:, None] * torch.ones(80, 4)
+    >>> round(mel_cepstral_distortion(mel, mel.repeat_interleave(3, dim=1)), 6)
+    0.0
+    """
+    if not 1 <= n_coeffs < MCD_BANDS:
+        raise ValueError(f"n_coeffs must be in 1..{MCD_BANDS - 1}, got {n_coeffs}")
+    ref = _check_mel("reference", reference)
+    syn = _check_mel("synthesized", synthesized)
+    dct = _dct_matrix(MCD_BANDS, n_coeffs)
+    ref_c, syn_c = torch.from_numpy((dct @ ref).T), torch.from_numpy((dct @ syn).T)  # (T, n), (T', n)
+    # From the differences, not |a|² + |b|² − 2a·b, whose rounding would leave identical frames 1e-8 apart.
+    distances = torch.cdist(ref_c, syn_c, compute_mode="donot_use_mm_for_euclid_dist").numpy()
+    total, cells = dtw_path_cost(distances)
+    return MCD_SCALE * total / cells

@@ -9,6 +9,7 @@ import pytest
 
 import trainer.losses
 import trainer.masks
+import trainer.metrics
 from trainer import metric_registry
 from trainer.metric_registry import MAXIMIZE, MINIMIZE, Metric, UnknownMetricError
 
@@ -19,8 +20,9 @@ def test_the_trainers_metrics_are_declared_with_directions_and_ranges() -> None:
     assert metric_registry.get("val_mel_postnet_l1").direction == MINIMIZE
     assert metric_registry.get("fr_stop_error").direction == MINIMIZE
     assert metric_registry.get("lr").direction is None  # informational, never an objective
-    assert [m.name for m in metric_registry.shown()][:4] == ["tf_diagonality", "tf_focus",
-                                                             "tf_gate_balanced_accuracy", "val_mel_postnet_l1"]
+    assert [m.name for m in metric_registry.shown()][:5] == ["tf_diagonality", "tf_focus",
+                                                             "tf_gate_balanced_accuracy", "fr_mcd",
+                                                             "val_mel_postnet_l1"]
 
 
 def test_lookup_of_a_misspelt_name_suggests_the_close_ones() -> None:
@@ -63,7 +65,7 @@ def test_a_malformed_declaration_is_refused(bad: dict) -> None:
         Metric(**fields)
 
 
-@pytest.mark.parametrize("module", [trainer.losses, trainer.masks])
+@pytest.mark.parametrize("module", [trainer.losses, trainer.masks, trainer.metrics])
 def test_docstring_examples_hold(module) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

@@ -1,4 +1,4 @@
-"""Quality metrics (SPEC.md definitions) on alignments with known answers; padding holds garbage."""
+"""Quality metrics on alignments with known answers (padding holds garbage), and MCD-DTW against a slow reference."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from trainer.metrics import alignment_metrics, alignment_metrics_per_utterance, gate_balanced_accuracy, stop_metrics
+from trainer.metrics import (
+    alignment_metrics,
+    alignment_metrics_per_utterance,
+    gate_balanced_accuracy,
+    mel_cepstral_distortion,
+    stop_metrics,
+)
 
 GARBAGE = 100.0
 
@@ -136,3 +142,75 @@ def test_stop_metrics() -> None:
     assert result["stop_error"] == pytest.approx((0.1 + 0.1 + 1.0) / 3)
     assert result["hit_max_rate"] == pytest.approx(1 / 3)
     assert stop_metrics([50], [50], [False]) == {"stop_error": 0.0, "hit_max_rate": 0.0}
+
+
+# --------------------------------------------------------------------------- MCD-DTW
+
+
+def reference_mcd(reference: torch.Tensor, synthesized: torch.Tensor, n_coeffs: int = 13) -> float:
+    """MCD-DTW computed the slow, obvious way: a DCT by its defining sum, DTW by a double loop."""
+    bands = reference.shape[0]
+
+    def cepstra(mel: torch.Tensor) -> list[list[float]]:
+        frames = mel.double().T.tolist()
+        return [[sum(math.sqrt(2.0 / bands) * x[m] * math.cos(math.pi * k * (2 * m + 1) / (2 * bands))
+                     for m in range(bands)) for k in range(1, n_coeffs + 1)] for x in frames]
+
+    a, b = cepstra(reference), cepstra(synthesized)
+    inf = float("inf")
+    cost = [[inf] * (len(b) + 1) for _ in range(len(a) + 1)]
+    cells = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    cost[0][0] = 0.0
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d = math.dist(a[i - 1], b[j - 1])
+            options = [(cost[i - 1][j - 1], cells[i - 1][j - 1]), (cost[i - 1][j], cells[i - 1][j]),
+                       (cost[i][j - 1], cells[i][j - 1])]
+            best = min(options, key=lambda option: option[0])  # first of equal costs: the diagonal
+            cost[i][j], cells[i][j] = d + best[0], best[1] + 1
+    return 10.0 * math.sqrt(2.0) / math.log(10.0) * cost[-1][-1] / cells[-1][-1]
+
+
+def test_mcd_matches_an_independent_computation() -> None:
+    generator = torch.Generator().manual_seed(3)
+    reference = torch.randn(80, 9, generator=generator) - 4.0
+    synthesized = torch.randn(80, 13, generator=generator) - 4.0
+    assert mel_cepstral_distortion(reference, synthesized) == pytest.approx(reference_mcd(reference, synthesized),
+                                                                            rel=1e-9)
+    assert mel_cepstral_distortion(reference, synthesized, n_coeffs=5) == pytest.approx(
+        reference_mcd(reference, synthesized, 5), rel=1e-9)
+
+
+def test_mcd_is_zero_for_the_same_speech_at_another_tempo() -> None:
+    mel = torch.randn(80, 20, generator=torch.Generator().manual_seed(1)) - 4.0
+    assert mel_cepstral_distortion(mel, mel) == 0.0
+    assert mel_cepstral_distortion(mel, mel.repeat_interleave(2, dim=1)) == pytest.approx(0.0, abs=1e-6)
+    assert mel_cepstral_distortion(mel.repeat_interleave(3, dim=1), mel) == pytest.approx(0.0, abs=1e-6)
+    assert mel_cepstral_distortion(mel, mel + 2.5) == pytest.approx(0.0, abs=1e-6)  # loudness is c0: dropped
+
+
+def test_mcd_of_a_known_cepstral_shift() -> None:
+    # Shifting every frame along the first cepstral basis vector by delta moves c1 by delta and nothing else.
+    bands = torch.arange(80, dtype=torch.float64)
+    basis = math.sqrt(2.0 / 80) * torch.cos(math.pi * 1 * (2 * bands + 1) / 160)
+    flat = torch.full((80, 10), -3.0, dtype=torch.float64)
+    for delta in (0.5, 2.0):
+        shifted = flat + delta * basis[:, None]
+        expected = 10.0 * math.sqrt(2.0) / math.log(10.0) * delta  # every cell of the path is delta apart
+        assert mel_cepstral_distortion(flat, shifted) == pytest.approx(expected, rel=1e-9)
+    # c14 and above are not compared.
+    basis14 = math.sqrt(2.0 / 80) * torch.cos(math.pi * 14 * (2 * bands + 1) / 160)
+    assert mel_cepstral_distortion(flat, flat + 3.0 * basis14[:, None]) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("reference, synthesized, fragment", [
+    (torch.zeros(79, 5), torch.zeros(80, 5),
+     r"reference: expected a log-mel of shape \(80, frames > 0\), got \(79, 5\)"),
+    (torch.zeros(80, 5), torch.zeros(80, 0), r"synthesized: .*got \(80, 0\)"),
+    (torch.zeros(80, 5), torch.zeros(5), r"synthesized: .*got \(5,\)"),
+    (torch.full((80, 5), math.nan), torch.zeros(80, 5), r"reference: log-mel of shape \(80, 5\) holds NaN"),
+    (torch.zeros(80, 5), torch.full((80, 3), math.inf), r"synthesized: log-mel of shape \(80, 3\) holds NaN"),
+])
+def test_mcd_refuses_bad_input_naming_the_shapes(reference, synthesized, fragment) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        mel_cepstral_distortion(reference, synthesized)

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from trainer import metric_registry
 from trainer.architectures import architecture_names
 from trainer.errors import ConfigError
 from trainer.fileio import atomic_write_text
@@ -135,6 +136,9 @@ class TrainConfig:
 
     # --- training phases: pre-alignment -> alignment -> quality -> fine-tuning ---
     phases: bool = False  # on: GA weight 10/3/1/0.5 and LR x 1/0.8/0.5/0.3 over 500:1500:1000:500 of max_steps
+
+    # --- which checkpoint is best.pt: the validation with the best value of this registered metric ---
+    best_metric: str = "val_mel_postnet_l1"
 
     # --- quality controller: detections -> interventions, each limited ---
     controller: bool = True
@@ -343,6 +347,11 @@ def _validate(config: TrainConfig, source: str) -> None:
     for key in _ODD_SIZES:
         if _value(config, key) % 2 == 0 or _value(config, key) < 1:
             raise ConfigError(f"{source}: key '{key}' must be a positive odd number, got {_value(config, key)}")
+    if not metric_registry.is_known(config.best_metric) or metric_registry.get(config.best_metric).direction is None:
+        close = [m.name for m in metric_registry.all_metrics() if m.direction is not None]
+        raise ConfigError(f"{source}: key 'best_metric' must name a metric with a direction "
+                          f"(e.g. val_mel_postnet_l1, fr_mcd; `tuner metrics` lists them), got {config.best_metric!r}"
+                          if close else f"{source}: key 'best_metric': no metric is registered")
     if config.learning_rate is not None and config.learning_rate <= 0:
         raise ConfigError(f"{source}: key 'learning_rate' must be > 0, got {config.learning_rate}")
     if config.fr_utterances < 0 or config.fr_max_factor < 1.0:

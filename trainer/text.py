@@ -12,7 +12,6 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
-
 from typing import TypeVar
 
 from trainer.errors import UnknownCharacterError

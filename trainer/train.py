@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from trainer import schedules
+from trainer import metric_registry, schedules
 from trainer.architectures import build_model
 from trainer.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from trainer.checkpoint import warm_start as load_warm_start
@@ -47,17 +47,17 @@ from trainer.errors import DataError, NonFiniteLossError
 from trainer.evaluate import Sample, autocast, compute_loss, validate
 from trainer.fileio import atomic_write_text
 from trainer.losses import LossWeights, TacotronLoss
+from trainer.metric_registry import MINIMIZE
 from trainer.plots import plot_alignment, plot_gate, plot_mels
 from trainer.quality import ControllerConfig, QualityController, quality_score
 from trainer.yamlio import safe_load
 
 Callback = Callable[[int, dict[str, float]], bool]
-OBJECTIVE = "val_mel_postnet_l1"  # what best.pt is chosen by
 
 
 @dataclass
 class TrainResult:
-    """What a finished (or stopped) run leaves behind."""
+    """What a finished (or stopped) run leaves behind; ``best_metric`` is the best value of ``config.best_metric``."""
 
     run_dir: Path
     step: int
@@ -114,6 +114,7 @@ class TrainState:
     epoch) fix the data position, so a resume sees the same batches. The multipliers are
     the quality controller's (1.0 until it intervenes). ``frames_per_char`` is the training
     corpus's mel frames per text token (the adaptive stop gate's length estimate).
+    ``best_metric`` is the best value so far of ``config.best_metric`` (the one of best.pt).
     """
 
     base_lr: float
@@ -124,7 +125,7 @@ class TrainState:
     lr_scale: float = 1.0
     ga_boost: float = 1.0
     gate_boost: float = 1.0
-    best_metric: float = math.inf
+    best_metric: float = math.nan  # nothing validated yet
 
     def position(self) -> dict[str, int]:
         """Return the checkpoint's ``position`` entry: step, epoch, batch."""
@@ -281,10 +282,19 @@ def on_validation(session: Session, hp: StepHParams, train_loss: float) -> tuple
     stop = False
     if session.controller is not None:
         stop = apply_quality_control(session, metrics)
-    if metrics[OBJECTIVE] < state.best_metric:
-        state.best_metric = metrics[OBJECTIVE]
+    if is_better(config.best_metric, metrics.get(config.best_metric, math.nan), state.best_metric):
+        state.best_metric = metrics[config.best_metric]
         session.save(folder.best, metrics)
     return metrics, stop
+
+
+def is_better(name: str, value: float, best: float) -> bool:
+    """True when ``value`` of registered metric ``name`` beats ``best`` (NaN never does; ``best`` NaN: any finite)."""
+    if not math.isfinite(value):
+        return False
+    if math.isnan(best):
+        return True
+    return value < best if metric_registry.get(name).direction == MINIMIZE else value > best
 
 
 def apply_quality_control(session: Session, metrics: dict[str, float]) -> bool:
@@ -487,7 +497,7 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
 
 
 def _val_line(step: int, metrics: dict[str, float]) -> str:
-    keys = (OBJECTIVE, "tf_diagonality", "tf_focus", "tf_gate_balanced_accuracy")
+    keys = ("val_mel_postnet_l1", "fr_mcd", "tf_diagonality", "tf_focus", "tf_gate_balanced_accuracy")
     return f"step {step}: " + ", ".join(f"{k} {metrics[k]:.3f}" for k in keys if k in metrics)
 
 

@@ -289,3 +289,23 @@ def test_cli_argument_errors_are_one_line_exit_2(capsys) -> None:
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("trainer train: error:")
+
+
+@pytest.mark.parametrize("name, pick", [("fr_mcd", min), ("tf_diagonality", max)])
+def test_best_checkpoint_follows_the_chosen_metric_and_its_direction(demo_corpus: Path, tmp_path: Path, name: str,
+                                                                     pick) -> None:
+    run = tmp_path / "run"
+    result = train(micro_config(max_steps=6, val_interval=2, best_metric=name, learning_rate=3e-3), demo_corpus,
+                   run, show_progress=False)
+    values = [v[name] for v in records(run, "val")]
+    assert len(values) == 3 and len(set(values)) > 1
+    assert result.best_metric == pick(values)
+    assert load_checkpoint(run / "checkpoints" / "best.pt")["metrics"][name] == pick(values)
+
+
+def test_best_metric_must_be_a_registered_metric_with_a_direction() -> None:
+    from trainer.errors import ConfigError
+
+    for bad in ("fr_mcdd", "lr"):
+        with pytest.raises(ConfigError, match="key 'best_metric' must name a metric with a direction"):
+            micro_config(best_metric=bad)

@@ -147,7 +147,7 @@ class TrainConfig:
     controller_max_ga_boosts: int = 3
     controller_max_lr_cuts: int = 3
     controller_max_rollbacks: int = 2
-    plots: bool = True  # attention, mel and gate PNGs in RUN/plots at each validation
+    plots: bool = True  # attention, mel and gate PNGs and the free-running sample WAV in RUN/plots at each validation
 
     # --- run ---
     max_steps: int = 10000

@@ -198,8 +198,10 @@ def test_validation_reports_free_running_quality_and_plots(demo_corpus: Path, tm
     assert unregistered == []  # every figure validation reports is declared once, in the registry
     names = sorted(p.name for p in (tmp_path / "run" / "plots").iterdir())
     assert names == ["step_000002_alignment_fr.png", "step_000002_alignment_tf.png", "step_000002_gate.png",
-                     "step_000002_mel.png"]
-    assert all((tmp_path / "run" / "plots" / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
+                     "step_000002_mel.png", "step_000002_sample.wav"]
+    assert all((tmp_path / "run" / "plots" / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names[:4])
+    wav = sf.info(str(tmp_path / "run" / "plots" / names[4]))
+    assert wav.samplerate == 22050 and wav.frames > 0
 
 
 def test_phases_are_logged_at_their_boundaries(demo_corpus: Path, tmp_path: Path) -> None:

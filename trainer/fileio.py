@@ -11,16 +11,20 @@ from pathlib import Path
 from typing import IO
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through ``write(fileobj)`` into a temp file beside it, fsync, then rename.
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write ``path`` through ``write(fileobj)`` into a temp file beside it, fsync, rename, fsync the folder.
 
     The temp file lives in the same folder so the rename is atomic on POSIX; concurrent
-    writers each use their own temp name, and the last rename wins with a whole file.
+    writers each use their own temp name, and the last rename wins with a whole file. The
+    file's data is on disk before the rename and the folder's entry after it, so a write
+    that returned survives a power loss. The file gets the permissions ``open()`` would
+    give a new file (0666 less the umask), not the owner-only ones of a temp file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
@@ -31,6 +35,35 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         except FileNotFoundError:
             pass
         raise
+    _fsync_folder(path.parent)
+
+
+def _umask() -> int:
+    """Return the process's umask without changing it (Linux reports it in /proc; elsewhere set and restore)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush ``folder``'s entries (a rename into it) to disk; a no-op where the file system cannot."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems (and platforms) do not fsync a folder
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

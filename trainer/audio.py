@@ -18,9 +18,9 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from trainer.audio_format import SAMPLE_RATE
 from trainer.errors import AudioError
 
-SAMPLE_RATE = 22050
 N_FFT = 1024
 HOP_LENGTH = 256
 WIN_LENGTH = 1024

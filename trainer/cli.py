@@ -123,7 +123,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from trainer.audio import write_wav
+    from trainer.audio import SAMPLE_RATE, write_wav
     from trainer.enhance import EnhancerConfig
     from trainer.infer import load_model, synthesize
 
@@ -131,7 +131,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     result = synthesize(model, config, args.text, enhancer=None if args.no_enhance else EnhancerConfig())
     write_wav(args.out, result.wav)
     note = " (stop gate never fired: hit max decoder steps)" if result.hit_max else ""
-    print(f"wrote {args.out}: {result.wav.shape[0] / 22050:.2f} s{note}")
+    print(f"wrote {args.out}: {result.wav.shape[0] / SAMPLE_RATE:.2f} s{note}")
     return 0
 
 

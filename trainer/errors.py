@@ -25,6 +25,7 @@ __all__ = [
     "DataError",
     "CheckpointError",
     "AudioError",
+    "VoiceError",
     "UnknownCharacterError",
     "TrainingFailed",
     "NonFiniteLossError",
@@ -58,6 +59,10 @@ class CheckpointError(UserError):
 
 class AudioError(UserError):
     """An audio file cannot be used; the message names the file."""
+
+
+class VoiceError(UserError):
+    """An eSpeak NG voice or voice variant is unknown; the message names it."""
 
 
 class UnknownCharacterError(UserError):

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from trainer.corpus import (
-    DEFAULT_VOICES,
-    SAMPLE_RATE,
-    CorpusSummary,
-    generate_sentences,
-    list_voice_variants,
-    make_corpus,
-    synthesize,
-    trim_silence,
-)
-from trainer.text import UnknownCharacterError, clean_text, text_to_ids
+from trainer.audio import SAMPLE_RATE
+from trainer.cli import main as trainer_main
+from trainer.corpus import DEFAULT_VOICES, SECOND_VOICES, CorpusSummary, make_corpus, trim_silence
+from trainer.errors import CorpusError, UnknownCharacterError, UserError, VoiceError
+from trainer.espeak import check_voice, list_voice_variants, synthesize
+from trainer.sentences import generate_sentences
+from trainer.text import clean_text, text_to_ids
 
 N = 5
 
@@ -57,7 +55,7 @@ def median_f0(audio: np.ndarray) -> float:
     energy = np.array([np.sqrt(np.mean(x[i:i + size] ** 2)) for i in starts])
     lo, hi = SAMPLE_RATE // 400, SAMPLE_RATE // 60
     f0 = []
-    for i, e in zip(starts, energy):
+    for i, e in zip(starts, energy, strict=True):
         if e < 0.3 * energy.max():
             continue
         s = x[i:i + size] - x[i:i + size].mean()
@@ -236,25 +234,113 @@ def test_interrupted_run_leaves_no_metadata(tmp_path, monkeypatch):
 def test_bad_inputs_raise_before_writing(tmp_path):
     out = tmp_path / "out"
     missing = tmp_path / "missing.txt"
-    with pytest.raises(ValueError, match="missing.txt"):
+    with pytest.raises(CorpusError, match="missing.txt"):
         make_corpus(out, text_file=missing)
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n", encoding="utf-8")
-    with pytest.raises(ValueError, match="empty.txt"):
+    with pytest.raises(CorpusError, match="empty.txt"):
         make_corpus(out, text_file=empty)
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(CorpusError, match="latin1.txt is not UTF-8"):
+        make_corpus(out, text_file=latin1)
+    piped = tmp_path / "piped.txt"
+    piped.write_text("one\ntwo|three\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"piped.txt:2: '\|' is the metadata.csv separator"):
+        make_corpus(out, text_file=piped)
+    silent = tmp_path / "silent.txt"
+    silent.write_text("...\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="silent.txt:1: nothing to speak"):
+        make_corpus(out, text_file=silent)
     strange = tmp_path / "strange.txt"
     strange.write_text("fine\n\nDie Straße\n", encoding="utf-8")
     with pytest.raises(UnknownCharacterError, match=r"strange.txt:3: unknown character 'ß'"):
         make_corpus(out, text_file=strange)
-    with pytest.raises(ValueError, match="lang 'de'"):
+    with pytest.raises(CorpusError, match="lang 'de'"):
         make_corpus(out, lang="de")
-    with pytest.raises(ValueError, match="utterances"):
+    with pytest.raises(CorpusError, match="utterances"):
         make_corpus(out, utterances=0)
-    with pytest.raises(ValueError, match="xx-nope"):
+    with pytest.raises(VoiceError, match="xx-nope"):
         make_corpus(out, voice="xx-nope")
-    with pytest.raises(ValueError, match="nosuchvariant"):
+    with pytest.raises(VoiceError, match="nosuchvariant"):
         make_corpus(out, voice="en+nosuchvariant")  # eSpeak itself would ignore it silently
     assert not out.exists()
+
+
+def test_an_out_folder_that_is_a_file_is_bad_input(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="cannot create the corpus folder"):
+        make_corpus(taken, utterances=1)
+    assert taken.read_text(encoding="utf-8") == "not a folder\n"
+
+
+def test_voice_and_language_errors_are_user_errors():
+    check_voice("en-us+f3")  # known: no error
+    with pytest.raises(VoiceError, match="xx-nope"):
+        check_voice("xx-nope")
+    with pytest.raises(VoiceError, match="xx-nope"):
+        synthesize("Hello.", voice="xx-nope")
+    with pytest.raises(CorpusError, match="lang 'de'"):
+        generate_sentences("de", 3)
+    assert issubclass(VoiceError, UserError) and issubclass(CorpusError, UserError)
+
+
+def _write(path: Path, data: str | bytes) -> Path:
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data, encoding="utf-8")
+    return path
+
+
+MAKE_CORPUS_BAD_INPUT = [
+    ("missing-text", lambda tmp: ["--text", str(tmp / "nowhere.txt")], "text file not found"),
+    ("text-not-utf8", lambda tmp: ["--text", str(_write(tmp / "t.txt", b"caf\xe9\n"))], "is not UTF-8"),
+    ("text-with-separator", lambda tmp: ["--text", str(_write(tmp / "t.txt", "a|b\n"))],
+     "'|' is the metadata.csv separator"),
+    ("text-without-lines", lambda tmp: ["--text", str(_write(tmp / "t.txt", "\n \n"))], "has no non-empty lines"),
+    ("text-unknown-character", lambda tmp: ["--text", str(_write(tmp / "t.txt", "Snow \u2603.\n"))],
+     "unknown character"),
+    ("utterances-zero", lambda tmp: ["--utterances", "0"], "--utterances must be >= 1"),
+    ("unknown-voice", lambda tmp: ["--voice", "xx-nope"], "unknown eSpeak voice 'xx-nope'"),
+    ("unknown-variant", lambda tmp: ["--voice", "en-us+nosuchvariant"], "unknown eSpeak voice variant"),
+    ("unknown-lang", lambda tmp: ["--lang", "de"], "invalid choice: 'de'"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), [case[1:] for case in MAKE_CORPUS_BAD_INPUT],
+                         ids=[case[0] for case in MAKE_CORPUS_BAD_INPUT])
+def test_make_corpus_command_answers_bad_input_in_one_line(tmp_path, capsys, args, needle):
+    out = tmp_path / "out"
+    try:
+        code = trainer_main(["make-corpus", "--out", str(out), "--utterances", "2", *args(tmp_path)])
+    except SystemExit as stop:  # argparse's own errors
+        code = stop.code
+    captured = capsys.readouterr()
+    assert code == 2, captured.err
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("trainer") and "error: " in lines[0], captured.err
+    assert needle in lines[0] and "Traceback" not in captured.err
+    assert captured.out == "" and not out.exists()
+
+
+def test_make_corpus_command_writes_and_reports(tmp_path, capsys):
+    code = trainer_main(["make-corpus", "--out", str(tmp_path / "c"), "--utterances", "2", "--seed", "5",
+                         "--voice", SECOND_VOICES["en"]])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("wrote 2 utterances, ") and f"(voice {SECOND_VOICES['en']})" in out
+    assert [r[0] for r in read_metadata(tmp_path / "c")] == ["DEMO-0001", "DEMO-0002"]
+
+
+def test_corpus_files_get_ordinary_permissions(tmp_path):
+    # Written through temp files, but readable like any file the user creates (0666 less the umask).
+    umask = os.umask(0o022)
+    os.umask(umask)
+    summary = make_corpus(tmp_path / "c", utterances=1, seed=2)
+    for path in [summary.metadata_path, *(summary.out_dir / "wavs").iterdir()]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
 
 
 def test_variants_include_the_documented_second_voices():

@@ -14,6 +14,7 @@ import os
 import random
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,10 +172,7 @@ def check_corpus(path: str | Path, *, lang: str = "en", min_seconds: float = 0.3
     for item in items:
         where = f"{item.source}:{item.line}"
         found: list[Problem] = []
-
-        def problem(kind: str, message: str, blocking: bool = True, at: str = where) -> None:
-            found.append(Problem(item.id, at, kind, message, blocking))
-
+        problem = _problem_recorder(found, item.id, where)
         if item.id in seen:
             problem("duplicate id", f"also declared at {seen[item.id]}")
         seen.setdefault(item.id, where)
@@ -203,7 +201,16 @@ def check_corpus(path: str | Path, *, lang: str = "en", min_seconds: float = 0.3
     return report
 
 
-def _audio_seconds(item: Utterance, problem) -> float | None:
+def _problem_recorder(found: list[Problem], utterance: str, where: str) -> Callable[..., None]:
+    """Return ``problem(kind, message, blocking=True, at=where)``, which appends one Problem of ``utterance``."""
+
+    def problem(kind: str, message: str, blocking: bool = True, at: str = where) -> None:
+        found.append(Problem(utterance, at, kind, message, blocking))
+
+    return problem
+
+
+def _audio_seconds(item: Utterance, problem: Callable[..., None]) -> float | None:
     """Return the clip's duration in seconds, or None after recording why it is unusable."""
     if not item.wav_path.is_file():
         problem("missing audio", f"{item.wav_path} does not exist")
@@ -318,7 +325,8 @@ class TTSDataset(torch.utils.data.Dataset):
         return frames / max(chars, 1)
 
 
-def bucketed_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, shuffle: bool = True) -> list[list[int]]:
+def bucketed_batches(lengths: list[int], batch_size: int, seed: int, epoch: int,
+                     shuffle: bool = True) -> list[list[int]]:
     """Return the batches (lists of dataset indices) of one epoch, grouping similar lengths.
 
     Indices are shuffled, cut into buckets of 8 batches, sorted by length inside each
@@ -351,21 +359,11 @@ class Batch:
     out_lens: torch.Tensor  # (B,) true decoder steps = ceil(mel_lens / r)
     gate_targets: torch.Tensor  # (B, S) float: 1 at each utterance's last decoder step, else 0
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         """Return the batch with every tensor on ``device``."""
         return Batch(self.ids, *(t.to(device, non_blocking=True) for t in
                                  (self.text, self.text_lens, self.mels, self.mel_lens, self.out_lens,
                                   self.gate_targets)))
-
-    def step_mask(self) -> torch.Tensor:
-        """Return (B, S) bool: True on valid decoder steps."""
-        steps = torch.arange(self.gate_targets.shape[1], device=self.out_lens.device)
-        return steps[None, :] < self.out_lens[:, None]
-
-    def frame_mask(self) -> torch.Tensor:
-        """Return (B, F) bool: True on valid mel frames."""
-        frames = torch.arange(self.mels.shape[2], device=self.mel_lens.device)
-        return frames[None, :] < self.mel_lens[:, None]
 
 
 def collate(examples: list[Example], reduction_factor: int = 1) -> Batch:

@@ -34,7 +34,7 @@ from trainer.data import (
 )
 from trainer.text import UnknownCharacterError, text_to_ids
 
-SR = 22050
+SR = audio.SAMPLE_RATE
 
 
 def copy_corpus(demo_corpus: Path, tmp_path: Path) -> Path:
@@ -56,7 +56,7 @@ def test_read_ljspeech_folder(demo_corpus: Path):
     metadata = demo_corpus / "metadata.csv"
     rows = [line.split("|") for line in metadata.read_text(encoding="utf-8").splitlines()]
     assert len(items) == len(rows) == 24
-    for number, (item, row) in enumerate(zip(items, rows), start=1):
+    for number, (item, row) in enumerate(zip(items, rows, strict=True), start=1):
         assert item.id == row[0]
         assert item.text == row[2]  # the normalized column is the one spoken
         assert item.wav_path == demo_corpus / "wavs" / f"{row[0]}.wav"
@@ -431,7 +431,7 @@ def test_concurrent_processes_fill_one_cache_safely(demo_corpus: Path, tmp_path:
     orders = ["forward", "reversed"]
     procs = [subprocess.Popen([sys.executable, str(script), str(root), str(start), str(out), order,
                                *map(str, wavs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for out, order in zip(outs, orders)]
+             for out, order in zip(outs, orders, strict=True)]
     try:
         deadline = time.monotonic() + 90
         while not all(Path(f"{out}.ready").exists() for out in outs):
@@ -480,7 +480,7 @@ def test_dataset_unknown_character_error_and_drop(demo_corpus: Path, tmp_path: P
     assert dataset[1].text_ids.tolist() == text_to_ids(original)
     assert dataset[1].text_ids.dtype == torch.long
     assert [e.id for e in dataset.examples] == [u.id for u in items]
-    for example, item in zip(dataset.examples, items):
+    for example, item in zip(dataset.examples, items, strict=True):
         torch.testing.assert_close(example.mel, cache.mel(item.wav_path), rtol=0, atol=0)
     assert dataset.frame_lengths() == [e.mel.shape[-1] for e in dataset.examples]
     frames = sum(dataset.frame_lengths())
@@ -544,11 +544,11 @@ def test_bucketed_batches_without_shuffle_and_empty():
 def make_examples(mel_lens: list[int], text_lens: list[int]) -> list[Example]:
     gen = torch.Generator().manual_seed(0)
     return [Example(f"u{i}", torch.randint(1, 60, (n,), generator=gen), torch.randn(80, f, generator=gen))
-            for i, (f, n) in enumerate(zip(mel_lens, text_lens))]
+            for i, (f, n) in enumerate(zip(mel_lens, text_lens, strict=True))]
 
 
 @pytest.mark.parametrize("r", [1, 2, 3])
-def test_collate_padding_lengths_gate_and_masks(r: int):
+def test_collate_padding_lengths_and_gate(r: int):
     mel_lens = [7, 10, 5, 9]
     text_lens = [3, 6, 1, 4]
     examples = make_examples(mel_lens, text_lens)
@@ -564,7 +564,7 @@ def test_collate_padding_lengths_gate_and_masks(r: int):
     assert batch.mels.shape[2] % r == 0 and batch.mels.shape[2] >= max(mel_lens)
     assert batch.gate_targets.shape == (4, steps)
     floor = math.log(1e-5)
-    for row, (example, f, n, s) in enumerate(zip(examples, mel_lens, text_lens, out_lens)):
+    for row, (example, f, n, s) in enumerate(zip(examples, mel_lens, text_lens, out_lens, strict=True)):
         assert torch.equal(batch.text[row, :n], example.text_ids)
         assert (batch.text[row, n:] == 0).all()
         assert torch.equal(batch.mels[row, :, :f], example.mel)
@@ -572,22 +572,19 @@ def test_collate_padding_lengths_gate_and_masks(r: int):
         expected_gate = torch.zeros(steps)
         expected_gate[s - 1] = 1.0
         assert torch.equal(batch.gate_targets[row], expected_gate)
-        assert batch.step_mask()[row].tolist() == [t < s for t in range(steps)]
-        assert batch.frame_mask()[row].tolist() == [t < f for t in range(steps * r)]
     # The gate fires at the step that holds the last real frame.
     for row, f in enumerate(mel_lens):
         last_step = int(batch.gate_targets[row].argmax())
         assert last_step * r <= f - 1 < (last_step + 1) * r
     moved = batch.to("cpu")
     assert moved.ids == batch.ids and torch.equal(moved.mels, batch.mels)
-    assert torch.equal(moved.step_mask(), batch.step_mask())
+    assert torch.equal(moved.out_lens, batch.out_lens) and torch.equal(moved.gate_targets, batch.gate_targets)
 
 
 def test_collate_single_example_exact_multiple():
     batch = collate(make_examples([6], [2]), reduction_factor=3)
     assert batch.out_lens.tolist() == [2] and batch.mels.shape == (1, 80, 6)
     assert batch.gate_targets.tolist() == [[0.0, 1.0]]
-    assert batch.frame_mask().all() and batch.step_mask().all()
 
 
 # --------------------------------------------------------------------------- split

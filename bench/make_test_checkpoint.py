@@ -10,27 +10,39 @@ symbol set; drops the optimiser, RNG and position. Regenerate after a model chan
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
+from trainer.architectures import build_model
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import config_from_dict
-from trainer.model import Tacotron2
 
 
-def main(source: str, target: str) -> int:
+def shrink(source: Path, target: Path) -> int:
+    """Write ``target``: ``source``'s model in float16 with its config; return the training step it came from."""
     payload = load_checkpoint(source)
-    config = config_from_dict(payload["config"], source=source)
-    model = Tacotron2(config)
+    config = config_from_dict(payload["config"], source=str(source))
+    model = build_model(config)
     model.load_state_dict(payload["model"])
     model.half()
-    save_checkpoint(Path(target), model=model, optimizer=None, config=payload["config"],
-                    position={"step": payload["position"]["step"], "epoch": 0, "batch": 0},
+    step = int(payload["position"]["step"])
+    save_checkpoint(target, model=model, optimizer=None, config=config.to_dict(),
+                    position={"step": step, "epoch": 0, "batch": 0},
                     schedule={"frames_per_char": float(payload["schedule"]["frames_per_char"])},
                     metrics=payload.get("metrics"))
-    print(f"wrote {target}: {Path(target).stat().st_size / 1e6:.1f} MB from step {payload['position']['step']}")
+    return step
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path, help="trained checkpoint, e.g. RUN/checkpoints/best.pt")
+    parser.add_argument("target", type=Path, help="where to write the small checkpoint")
+    args = parser.parse_args()
+    step = shrink(args.source, args.target)
+    print(f"wrote {args.target}: {args.target.stat().st_size / 1e6:.1f} MB from step {step}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    sys.exit(main())

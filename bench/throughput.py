@@ -69,7 +69,7 @@ def train_figures(preset_name: str, steps: int, corpus: Path, workdir: Path, dev
     step_s = statistics.median(r["sec_per_step"] for r in timed)
     return {
         "preset": preset_name, "steps_timed": len(timed), "batch_size": config.batch_size,
-        "grad_accum_steps": config.grad_accum_steps, "reduction_factor": config.reduction_factor,
+        "grad_accum_steps": config.grad_accum_steps, "reduction_factor": config.model.reduction_factor,
         "median_sec_per_step": round(step_s, 3),
         "mel_frames_per_s": round(sum(r["frames"] for r in timed) / sum(r["sec_per_step"] for r in timed), 1),
         "data_wait_share": round(sum(r["data_sec"] for r in timed) / sum(r["sec_per_step"] for r in timed), 4),

@@ -55,6 +55,12 @@ def compute_loss(model: AcousticModel, criterion: TacotronLoss, batch: Batch, te
     return total, terms, out
 
 
+def band_range(dataset: TTSDataset) -> torch.Tensor:
+    """Return (2, 80): the lowest and highest value of each mel band over ``dataset``'s mels."""
+    mels = torch.cat([example.mel for example in dataset.examples], dim=1)  # (80, all frames)
+    return torch.stack([mels.amin(dim=1), mels.amax(dim=1)])
+
+
 def stop_threshold_fn(config: TrainConfig, text_lens: torch.Tensor, frames_per_char: float,
                       progress: float) -> StopThreshold:
     """Return the inference stop threshold: the fixed one, or the adaptive one per utterance and step.
@@ -76,11 +82,13 @@ def stop_threshold_fn(config: TrainConfig, text_lens: torch.Tensor, frames_per_c
 @torch.no_grad()
 def validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
              device: torch.device, weights: LossWeights, frames_per_char: float,
-             progress: float) -> tuple[dict[str, float], Sample | None]:
+             progress: float, band_range: torch.Tensor | None = None) -> tuple[dict[str, float], Sample | None]:
     """Return (metrics, sample): teacher-forced ``val_*``/``tf_*`` and free-running ``fr_*`` figures.
 
     ``weights`` are the current step's loss weights (so ``val_total`` is comparable with the
-    training loss); ``progress`` in [0, 1] moves the adaptive stop threshold.
+    training loss); ``progress`` in [0, 1] moves the adaptive stop threshold; ``band_range``
+    (2, 80), the training corpus's lowest and highest value of each mel band
+    (``band_range``), gives ``fr_out_of_range``.
 
     ``val_mel_postnet_l1`` (masked L1 of the postnet mel) is computed whatever the training
     loss is, so studies comparing loss settings share one objective. Free-running runs on
@@ -94,12 +102,12 @@ def validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset,
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
-        return _validate(model, criterion, dataset, config, device, weights, frames_per_char, progress)
+        return _validate(model, criterion, dataset, config, device, weights, frames_per_char, progress, band_range)
 
 
 def _validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
               device: torch.device, weights: LossWeights, frames_per_char: float,
-              progress: float) -> tuple[dict[str, float], Sample | None]:
+              progress: float, band_range: torch.Tensor | None) -> tuple[dict[str, float], Sample | None]:
     model.eval()
     sums: dict[str, float] = {}
     count = 0
@@ -132,7 +140,7 @@ def _validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset
     sample = None
     if config.fr_utterances > 0:
         fr_metrics, fr_first = free_running(model, dataset, order[: config.fr_utterances], config, device,
-                                            frames_per_char, progress)
+                                            frames_per_char, progress, band_range)
         metrics.update(fr_metrics)
         if first and fr_first is not None:
             sample = Sample(first_id, first["tf_attention"], fr_first["attention"], first["target_mel"],
@@ -143,8 +151,8 @@ def _validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset
 
 @torch.no_grad()
 def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], config: TrainConfig,
-                 device: torch.device, frames_per_char: float,
-                 progress: float) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
+                 device: torch.device, frames_per_char: float, progress: float,
+                 band_range: torch.Tensor | None = None) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
     """Return (fr_* metrics, first utterance's attention/mel/gate) from synthesis without teacher forcing.
 
     Metrics: the alignment metrics on the inference attention (restricted to the
@@ -153,7 +161,9 @@ def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], 
     (> 1.2 × reference, or never stopped); ``fr_mcd``, the mean MCD-DTW (dB) of each
     synthesised mel against its recording's (``metrics.mel_cepstral_distortion``; an
     utterance that never stopped is scored on what it produced up to its limit), and
-    ``fr_length_ratio``, the mean predicted / reference length (1 is right).
+    ``fr_length_ratio``, the mean predicted / reference length (1 is right); with
+    ``band_range``, ``fr_out_of_range``: the share of predicted mel values (within each
+    utterance's predicted length) outside the training corpus's range of their band.
     """
     if not indices:
         return {}, None
@@ -177,6 +187,11 @@ def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], 
                    fr_early_stop_rate=float((ratio < EARLY_STOP_SHARE).float().mean()),
                    fr_run_on_rate=float(((ratio > RUN_ON_SHARE) | hit_max).float().mean()),
                    fr_mcd=sum(mcd) / len(mcd), fr_length_ratio=float(ratio.mean()))
+    if band_range is not None:
+        low, high = band_range[0].cpu()[:, None], band_range[1].cpu()[:, None]  # (80, 1) each
+        outside = [((m < low) | (m > high)).float().mean() for m in
+                   (mel_post[b, :, : max(int(pred[b]), 1) * r] for b in range(len(indices)))]
+        metrics["fr_out_of_range"] = float(torch.stack(outside).mean())
     steps, tokens = int(pred[0]), int(batch.text_lens[0])
     first = {"attention": att[0, :steps, :tokens].cpu(), "mel": mel_post[0, :, : steps * r],
              "gate": out.gate[0, :steps].float().cpu()}

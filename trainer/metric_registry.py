@@ -199,6 +199,9 @@ register(Metric("fr_mcd", MINIMIZE,
                 low=0.0, label="mcd"))
 register(Metric("fr_length_ratio", None,
                 "free-running predicted / reference length, mean over utterances (1 is right)", low=0.0))
+register(Metric("fr_out_of_range", MINIMIZE,
+                "share of free-running mel values outside the training corpus's range of their band (0 is sane)",
+                low=0.0, high=1.0, best=0.0, worst=1.0))
 register(Metric("val_mel_postnet_l1", MINIMIZE,
                 "teacher-forced mean |postnet mel - target| over valid frames (log-mel units), whatever the loss",
                 low=0.0, label="mel_l1"))

@@ -45,7 +45,7 @@ from trainer.data import (
     split_train_val,
 )
 from trainer.errors import DataError, NonFiniteLossError
-from trainer.evaluate import Sample, autocast, compute_loss, validate
+from trainer.evaluate import Sample, autocast, band_range, compute_loss, validate
 from trainer.fileio import atomic_write_text
 from trainer.losses import LossWeights, TacotronLoss
 from trainer.metric_registry import MINIMIZE
@@ -197,6 +197,7 @@ class Session:
     train_set: TTSDataset
     val_set: TTSDataset
     controller: QualityController | None
+    band_range: torch.Tensor  # (2, 80) lowest and highest value of each mel band in the training corpus
 
     def save(self, path: Path, metrics: dict[str, float] | None = None) -> None:
         """Write a checkpoint of the whole run (model, optimiser, state, controller, RNG) to ``path``."""
@@ -272,7 +273,8 @@ def on_validation(session: Session, hp: StepHParams, train_loss: float) -> tuple
     """
     config, state, folder = session.config, session.state, session.folder
     metrics, sample = validate(session.model, session.criterion, session.val_set, config, session.device,
-                               hp.loss_weights, state.frames_per_char, state.step / config.max_steps)
+                               hp.loss_weights, state.frames_per_char, state.step / config.max_steps,
+                               session.band_range)
     metrics.update(train_loss=train_loss, lr=hp.lr, tf_ratio=hp.tf_ratio, ga_weight=hp.loss_weights.ga_weight,
                    quality_score=quality_score(metrics, "tf_"))
     if "fr_diagonality" in metrics:
@@ -401,7 +403,8 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
                                   and not torch.cuda.is_bf16_supported())
     session = Session(config, folder, device, model, TacotronLoss.from_config(config), optimizer, scaler,
                       TrainState(base_lr=base_lr, frames_per_char=train_set.frames_per_character()),
-                      train_set, val_set, QualityController(quality_config(config)) if config.controller else None)
+                      train_set, val_set, QualityController(quality_config(config)) if config.controller else None,
+                      band_range(train_set))
     state = session.state
 
     # --- resume exactly, or warm-start the weights ---

@@ -191,7 +191,7 @@ def test_validation_reports_free_running_quality_and_plots(demo_corpus: Path, tm
     val = records(tmp_path / "run", "val")[-1]
     for key in ("fr_diagonality", "fr_focus", "fr_monotonicity", "fr_coverage", "fr_stop_error", "fr_hit_max_rate",
                 "fr_early_stop_rate", "fr_run_on_rate", "quality_score", "fr_quality_score", "fr_mcd",
-                "fr_length_ratio"):
+                "fr_length_ratio", "fr_out_of_range"):
         assert key in val and math.isfinite(val[key]), key
     assert 0.0 <= val["quality_score"] <= 1.0
     unregistered = [k for k in val if k not in ("kind", "step") and not metric_registry.is_known(k)]

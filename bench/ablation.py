@@ -1,4 +1,4 @@
-"""Each of the seed's fixes switched off alone, against all of them on. Prints JSON.
+"""Each of the trainer's training fixes switched off alone, against all of them on. Prints JSON.
 
 "All fixes on" is the trainer's defaults with phases on (bench/runs.py); each ablation
 switches one fix back to the published Tacotron2 recipe (bench/runs.py ABLATIONS). Same
@@ -73,7 +73,7 @@ def main() -> int:
     overrides = [{}] + [ABLATIONS[fix] for fix in fixes]
     specs = [RunSpec(name, chosen, args.seed, args.preset, args.steps, args.every, args.device,
                      threads=1 if jobs > 1 else 0, corpus=str(corpus), workdir=str(args.workdir / "runs"))
-             for name, chosen in zip(names, overrides)]
+             for name, chosen in zip(names, overrides, strict=True)]
     started = time.perf_counter()
     runs = run_all(specs, jobs)
     result = {

@@ -1,4 +1,4 @@
-"""Published Tacotron2 defaults against all the seed's fixes, over three seeds. Prints JSON.
+"""Published Tacotron2 defaults against all the trainer's training fixes, over three seeds. Prints JSON.
 
 Baseline (bench/runs.py BASELINE): no guided attention, prenet dropout 0.5 (also at
 inference), constant learning rate 1e-3, fixed stop threshold 0.5, full teacher forcing,

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README_BEGIN = "<!-- results:begin (bench/make_report.py writes this block) -->"
 README_END = "<!-- results:end -->"
 
-# The seed's promises (analysis-ru.md, SPEC.md "Claims to measure, not repeat").
+# What the original design promised for its fixes: quoted beside the measurements, never taken as measured.
 PROMISES = {
     "diagonality": "0.3% → 85% within 3,000 steps",
     "gate": "gate accuracy 45% → 90%",
@@ -96,7 +96,8 @@ def machine_line(entry: dict[str, Any]) -> str:
     """Return where and how an entry was measured, for the line under its table."""
     m = entry.get("machine", {})
     where = m.get("gpu") or ("CPU only" + (f", {m['cpu_count']} cores" if m.get("cpu_count") else ""))
-    return f"Machine: {where}; {m.get('platform', '?')}; torch {m.get('torch', '?')}. Command: `{entry.get('command', '?')}`"
+    return (f"Machine: {where}; {m.get('platform', '?')}; torch {m.get('torch', '?')}. "
+            f"Command: `{entry.get('command', '?')}`")
 
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -106,7 +107,7 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
-# ------------------------------------------------------------------ the seed's claims
+# ------------------------------------------------------------------ the promised figures
 
 
 def speedup(baseline: dict[str, Any], fixed: dict[str, Any], limit: int) -> tuple[str, float | None]:
@@ -126,7 +127,7 @@ def when(spread: dict[str, Any], limit: int) -> str:
 
 
 def claims(entry: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Return (report lines, README headline lines) comparing the seed's promises with bench/baseline.py."""
+    """Return (report lines, README headline lines) comparing the original design's promises with bench/baseline.py."""
     base, fixed, steps = entry["summary"]["baseline"], entry["summary"]["fixed"], entry["steps"]
     n = len(entry["seeds"])
     conv_text, _ = speedup(base["steps_to_tf_diag"], fixed["steps_to_tf_diag"], steps)
@@ -159,15 +160,15 @@ def claims(entry: dict[str, Any]) -> tuple[list[str], list[str]]:
     ]
     lines = [f"Measured with bench/baseline.py: {entry['preset']} preset, {entry['utterances']}-utterance eSpeak "
              f"corpus, {steps} steps per run, validation every {entry['every']} steps, {n} seeds "
-             f"({', '.join(map(str, entry['seeds']))}); medians with the range over seeds. The seed measured on "
-             "its own setup; its figures are shown as promised, not reproduced.", ""]
-    lines += table(["Claim", "Seed promised", "Measured: all fixes", "Measured: published defaults"], rows)
+             f"({', '.join(map(str, entry['seeds']))}); medians with the range over seeds. The promised figures "
+             "come with the original design, not from this setup; they are shown as promised, not reproduced.", ""]
+    lines += table(["Claim", "Promised", "Measured: all fixes", "Measured: published defaults"], rows)
     headline = [
         f"- Teacher-forced diagonality ≥ 0.85 {when(fixed['steps_to_tf_diag'], steps)} with all fixes "
-        f"({value_spread(fixed['final_tf_diagonality'], True)} at step {steps}; the seed promised 0.85 within "
-        f"3,000 steps); with the published Tacotron2 defaults {when(base['steps_to_tf_diag'], steps)} "
+        f"({value_spread(fixed['final_tf_diagonality'], True)} at step {steps}; the original design promised 0.85 "
+        f"within 3,000 steps); with the published Tacotron2 defaults {when(base['steps_to_tf_diag'], steps)} "
         f"({value_spread(base['final_tf_diagonality'], True)} at step {steps}); {n} seeds, tiny preset, CPU.",
-        f"- Convergence: {conv_text} (the seed promised 3×). Gate balanced accuracy "
+        f"- Convergence: {conv_text} (the original design promised 3×). Gate balanced accuracy "
         f"{value_spread(fixed['first_tf_gate_balanced_accuracy'], True)} → "
         f"{value_spread(fixed['final_tf_gate_balanced_accuracy'], True)} (promised 45% → 90%).",
     ]
@@ -210,7 +211,7 @@ def verdict(run: dict[str, Any], reference: dict[str, Any], limit: int, every: i
             noise: dict[str, float]) -> str:
     """Return what switching a fix off did to alignment: "helps" (worse without it), "hurts here" or neither.
 
-    Alignment is what the seed's fixes promise, so it decides: the steps to teacher-forced
+    Alignment is what the fixes are meant to improve, so it decides: the steps to teacher-forced
     diagonality 0.85 when both runs got there, else the diagonality at the end. A difference
     counts only beyond ``noise`` (the seed-to-seed range of the all-fixes runs when
     bench/baseline.py measured it, else one validation interval and 0.05). A mel L1 change
@@ -257,7 +258,7 @@ def ablation_section(entry: dict[str, Any], baseline: dict[str, Any] | None) -> 
     reference = next(r for r in runs if r["name"] == "all_fixes")
     noise, source = seed_noise(baseline, entry["every"])
     rows = run_rows(runs, entry["steps"])
-    for row, run in zip(rows, runs):
+    for row, run in zip(rows, runs, strict=True):
         row.append("reference" if run is reference else
                    verdict(run, reference, entry["steps"], entry["every"], noise))
     lines = [f"Measured with bench/ablation.py: {entry['preset']} preset, seed {entry['seed']}, {entry['steps']} "
@@ -374,7 +375,7 @@ def stop_gate_section(entries: list[dict[str, Any]]) -> list[str]:
 
 
 SECTIONS = [
-    ("baseline", "1. Published defaults against all fixes (the seed's claims)"),
+    ("baseline", "1. Published defaults against all fixes (the promised figures)"),
     ("ablation", "2. Ablation: each fix switched off alone"),
     ("throughput", "3. Throughput"),
     ("study_efficiency", "4. Study efficiency: pruning on and off"),

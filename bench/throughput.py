@@ -97,7 +97,8 @@ def main() -> int:
     result = {
         "bench": "throughput", "device": args.device, "utterances": args.utterances,
         "cache": cache_figures(corpus, 16),
-        "presets": [train_figures(p, n, corpus, args.workdir / "runs", args.device) for p, n in zip(presets, steps)],
+        "presets": [train_figures(p, n, corpus, args.workdir / "runs", args.device)
+                    for p, n in zip(presets, steps, strict=True)],
         "wall_s": round(time.perf_counter() - started, 1), "machine": machine(args.device),
         "command": "python bench/throughput.py " + " ".join(sys.argv[1:]),
     }

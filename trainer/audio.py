@@ -30,7 +30,8 @@ F_MAX = 8000.0
 LOG_CLAMP = 1e-5
 
 
-def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE, peak_normalize: bool = False) -> tuple[torch.Tensor, int]:
+def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE,
+               peak_normalize: bool = False) -> tuple[torch.Tensor, int]:
     """Return ``(wav, original_rate)``: wav is float32 (samples,) in [-1, 1] at ``target_rate``.
 
     Multichannel audio is mixed to mono; another rate is resampled with torchaudio;

@@ -104,7 +104,7 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"error: {err.report.source}: corpus has blocking problems (see above; --skip-bad-items to train "
               "without them)", file=sys.stderr)
         return EXIT_DATA_REPORT
-    print(f"finished at step {result.step}; best val_mel_postnet_l1 {result.best_metric:.4f}; "
+    print(f"finished at step {result.step}; best {config.best_metric} {result.best_metric:.4f}; "
           f"checkpoints in {Path(result.run_dir) / 'checkpoints'}")
     return 0
 

@@ -1,4 +1,4 @@
-"""docs/RESULTS.md from bench JSON: the seed's claims against measured figures, verdicts, the README block."""
+"""docs/RESULTS.md from bench JSON: the design's claims against measured figures, verdicts, the README block."""
 
 from __future__ import annotations
 
@@ -32,8 +32,9 @@ def run(name: str, seed: int, tf_step: int | None, fr_step: int | None = None, *
 
 
 def baseline_entry(baseline_steps: list[int | None], fixed_steps: list[int | None]) -> dict[str, Any]:
-    all_runs = ([run("baseline", s, st, diag=0.2, gate_final=0.5) for s, st in zip((1, 2, 3), baseline_steps)]
-                + [run("fixed", s, st) for s, st in zip((1, 2, 3), fixed_steps)])
+    all_runs = ([run("baseline", s, st, diag=0.2, gate_final=0.5)
+                 for s, st in zip((1, 2, 3), baseline_steps, strict=True)]
+                + [run("fixed", s, st) for s, st in zip((1, 2, 3), fixed_steps, strict=True)])
     return {"bench": "baseline", "preset": "tiny", "device": "cpu", "steps": 150, "every": 25, "utterances": 300,
             "seeds": [1, 2, 3], "jobs": 2, "target": 0.85, "baseline_overrides": runs.BASELINE,
             "summary": {n: runs.summarise([r for r in all_runs if r["name"] == n]) for n in ("baseline", "fixed")},

@@ -1,11 +1,12 @@
 """The embedded demo: a base checkpoint and a second-voice corpus, built once and cached.
 
 ``tuner run-study --space default.yaml`` with no ``--data`` and no base checkpoint runs the
-seed's own scenario on eSpeak NG speech: the tiny preset trained from scratch on an English
-corpus (the base), then a study fine-tuning the base on a small corpus of another voice
-(``trainer.corpus.SECOND_VOICES``). Everything lives under ``<home>/demo/<plan key>/``; each
-piece is built in a temporary folder and renamed into place, so an interrupted build is
-redone and a finished one is reused. A lock lets concurrent study processes share one build.
+scenario the default space is written for, on eSpeak NG speech: the tiny preset trained from
+scratch on an English corpus (the base), then a study fine-tuning the base on a small corpus of
+another voice (``trainer.corpus.SECOND_VOICES``). Everything lives under
+``<home>/demo/<plan key>/``; each folder is built in a temporary folder and renamed into place,
+and each file is written atomically (``trainer.fileio``), so an interrupted build is redone and a
+finished one is reused. A lock lets concurrent study processes share one build.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from trainer.fileio import file_lock
+from trainer.config import preset
+from trainer.corpus import SECOND_VOICES, make_corpus
+from trainer.fileio import atomic_write_text, file_lock
 from tuner.paths import Home
 
 
@@ -74,9 +78,7 @@ def demo_assets(home: Home, plan: DemoPlan) -> DemoAssets:
     return DemoAssets(root, root / "base_corpus", root / "voice_corpus", root / "base")
 
 
-
-
-def _build_once(final: Path, build: Callable[[Path], None]) -> None:
+def _build_once(final: Path, build: Callable[[Path], object]) -> None:
     """Build ``final`` through ``build(tmp)`` then rename; nothing when it exists. Call under the lock."""
     if final.exists():
         return
@@ -93,14 +95,12 @@ def ensure_demo(home: Home, plan: DemoPlan | None = None, need_base: bool = True
 
     ``need_base`` False builds only the English base corpus (for from-scratch spaces).
     """
-    from trainer.corpus import SECOND_VOICES, make_corpus
-
     plan = plan or DemoPlan()
     assets = demo_assets(home, plan)
     text_file = Path(plan.text_file) if plan.text_file else None
     with file_lock(assets.root.parent / f".{plan.key()}.lock"):
         assets.root.mkdir(parents=True, exist_ok=True)
-        (assets.root / "plan.json").write_text(json.dumps(asdict(plan), indent=1, sort_keys=True) + "\n")
+        atomic_write_text(assets.root / "plan.json", json.dumps(asdict(plan), indent=1, sort_keys=True) + "\n")
         if not assets.base_corpus.exists():
             say(f"demo: synthesising the English base corpus ({plan.base_utterances} utterances, eSpeak NG)")
         _build_once(assets.base_corpus, lambda tmp: make_corpus(
@@ -125,7 +125,8 @@ def ensure_demo(home: Home, plan: DemoPlan | None = None, need_base: bool = True
 
 def _train_base(out: Path, corpus: Path, plan: DemoPlan, say: Callable[[str], None], show_progress: bool) -> None:
     """Train the tiny preset from scratch on ``corpus`` into ``out``; record its last validation."""
-    from trainer.config import preset
+    # lazy: trainer.train imports matplotlib, which writes a font cache under $HOME when first imported;
+    # only this first build of the demo trains, and a refused command must leave no file behind
     from trainer.train import train
 
     config = preset("tiny")
@@ -138,7 +139,7 @@ def _train_base(out: Path, corpus: Path, plan: DemoPlan, say: Callable[[str], No
     sys.stdout.flush()
     result = train(config, corpus, out, show_progress=show_progress)
     summary = {"step": result.step, **result.last_metrics}
-    (out / "demo_base.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(out / "demo_base.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
     if summary.get("tf_diagonality", 0.0) < 0.5:
         say(f"demo: warning: the base checkpoint aligns poorly (diagonality {summary.get('tf_diagonality', 0):.2f});"
             " fine-tuning trials will show it")

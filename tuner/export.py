@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from optuna.trial import TrialState
+
+from trainer.fileio import atomic_write_text
 from tuner.errors import TunerError
 
+if TYPE_CHECKING:
+    from optuna import Study
+    from optuna.trial import FrozenTrial
 
-def _export_trial(trial, out: Path, objective: list[str]) -> list[str]:
+
+def _export_trial(trial: FrozenTrial, out: Path, objective: list[str]) -> list[str]:
     """Copy one trial's files into ``out``; return what was written (one line each)."""
     run_dir = Path(trial.user_attrs.get("run_dir", ""))
     if not run_dir.is_dir():
@@ -26,21 +34,20 @@ def _export_trial(trial, out: Path, objective: list[str]) -> list[str]:
         if source.is_file():
             shutil.copy2(source, target)
             written.append(str(target))
-    summary = {"trial": trial.number, "values": dict(zip(objective, trial.values or [])), "params": trial.params,
+    summary = {"trial": trial.number, "values": dict(zip(objective, trial.values or [], strict=False)),
+               "params": trial.params,
                "best_step": trial.user_attrs.get("best_step"), "last_metrics": trial.user_attrs.get("last_metrics"),
                "mlflow_run": trial.user_attrs.get("mlflow_run"), "run_dir": str(run_dir)}
-    (out / "best.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    atomic_write_text(out / "best.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
     written.append(str(out / "best.json"))
     return written
 
 
-def export_best(study, out: str | Path) -> list[str]:
+def export_best(study: Study, out: str | Path) -> list[str]:
     """Export the best trial (one objective) or each Pareto-front trial into ``out/trial-N`` (several).
 
     Returns one line per written file. TunerError when no trial is complete.
     """
-    from optuna.trial import TrialState
-
     out = Path(out)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise TunerError(f"study {study.study_name!r} has no complete trial to export")

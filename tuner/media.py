@@ -2,7 +2,7 @@
 
 Runs in the trial's child process after training, from the run's checkpoints and the held-out
 validation utterances (the same split the trainer validates on), so the pictures show what
-the metrics measured.
+the metrics measured. The pictures are drawn by ``trainer.plots``, as the trainer's own.
 """
 
 from __future__ import annotations
@@ -11,6 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from trainer.audio import write_wav
+from trainer.config import TrainConfig
+from trainer.data import Example, FeatureCache, TTSDataset, Utterance, check_corpus, collate, split_train_val
+from trainer.infer import load_model, synthesize
+from trainer.metrics import alignment_metrics
+from trainer.plots import plot_alignment, plot_mels
 
 
 @dataclass
@@ -25,60 +32,15 @@ class TrialMedia:
         return [*self.plots, *self.samples]
 
 
-def _held_out(config, data: str | Path, count: int):
+def _held_out(config: TrainConfig, data: str | Path, count: int) -> list[tuple[Utterance, Example]]:
     """Return up to ``count`` (utterance, example) pairs of the validation split."""
-    from trainer.data import FeatureCache, TTSDataset, check_corpus, split_train_val
-
     report = check_corpus(data, lang=config.lang, min_seconds=config.min_seconds, max_seconds=config.max_seconds,
                           drop_unknown_chars=config.on_unknown_char == "drop")
     _, val_items = split_train_val(report.usable, config.val_size)
     items = val_items[:count] or report.usable[:count]
     dataset = TTSDataset(items, FeatureCache(config.cache_dir, config.peak_normalize), config.lang,
                          config.on_unknown_char)
-    return list(zip(items, dataset.examples))
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display in workers or CI
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_alignment(att: torch.Tensor, path: Path, title: str) -> Path:
-    """Write the attention matrix ``att`` (decoder steps, tokens) as a PNG at ``path``; return it."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.0, 4.5))
-    image = ax.imshow(att.T.numpy(), aspect="auto", origin="lower", interpolation="none", vmin=0.0)
-    ax.set_xlabel("decoder step")
-    ax.set_ylabel("text token")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
-def plot_mels(target: torch.Tensor, predicted: torch.Tensor, path: Path, title: str) -> Path:
-    """Write target and predicted log-mels (80, frames) one above the other as a PNG; return the path."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(2, 1, figsize=(8.0, 5.0), sharex=True)
-    low, high = float(target.min()), float(target.max())  # one colour scale, so the two compare
-    for ax, mel, name in zip(axes, (target, predicted), ("target", "predicted (postnet, teacher-forced)")):
-        image = ax.imshow(mel.numpy(), aspect="auto", origin="lower", interpolation="none", vmin=low, vmax=high)
-        ax.set_ylabel(f"{name}\nmel band", fontsize=8)
-        fig.colorbar(image, ax=ax)
-    axes[-1].set_xlabel("frame")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return list(zip(items, dataset.examples, strict=False))
 
 
 @torch.no_grad()
@@ -90,11 +52,6 @@ def make_trial_media(run_dir: str | Path, data: str | Path, checkpoint: str | Pa
     (target vs predicted). Samples: ``sample-K.wav`` plus ``sample-K-alignment.png``
     (free-running), decoding at most twice the reference length so an unaligned model ends quickly.
     """
-    from trainer.audio import write_wav
-    from trainer.data import collate
-    from trainer.infer import load_model, synthesize
-    from trainer.metrics import alignment_metrics
-
     out = Path(run_dir) / "media"
     out.mkdir(parents=True, exist_ok=True)
     model, config = load_model(checkpoint, "cpu")

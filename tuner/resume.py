@@ -15,7 +15,13 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from trainer.checkpoint import load_checkpoint
+from trainer.fileio import atomic_write_text
+
+if TYPE_CHECKING:
+    from optuna import Study, Trial
 
 CHECKPOINTS = ("last.pt", "best.pt", "good.pt")  # what train() saves and a resume may read
 
@@ -34,7 +40,7 @@ class Resumed:
         return {"trial": self.trial, "step": self.step, "run_dir": str(self.run_dir)}
 
 
-def retry_history(study, trial) -> list[int]:
+def retry_history(study: Study, trial: Trial) -> list[int]:
     """Return the numbers of the trials ``trial`` retries, oldest first (empty for a fresh trial)."""
     attrs = study._storage.get_trial_system_attrs(trial._trial_id)
     return [int(n) for n in attrs.get("retry_history", [])]
@@ -42,12 +48,10 @@ def retry_history(study, trial) -> list[int]:
 
 def checkpoint_step(path: Path) -> int:
     """Return the optimiser step a trainer checkpoint was saved at."""
-    from trainer.checkpoint import load_checkpoint
-
     return int(load_checkpoint(path)["position"]["step"])
 
 
-def prepare_resume(study, trial, run_dir: Path) -> Resumed | None:
+def prepare_resume(study: Study, trial: Trial, run_dir: Path) -> Resumed | None:
     """Fill ``run_dir`` from the latest retried trial with a readable checkpoint; None when there is none.
 
     A checkpoint that cannot be read (the folder is on another machine, the file is damaged) is
@@ -59,7 +63,9 @@ def prepare_resume(study, trial, run_dir: Path) -> Resumed | None:
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     for number in reversed(history):
         old = by_number.get(number)
-        source = old.user_attrs.get("run_dir") if old is not None else None
+        if old is None:
+            continue
+        source = old.user_attrs.get("run_dir")
         if not source or not (Path(source) / "checkpoints" / "last.pt").is_file():
             continue
         source = Path(source)
@@ -95,12 +101,12 @@ def copy_run(source: Path, target: Path, step: int) -> None:
         if int(record.get("step", 0)) <= step:
             kept.append(line)
     if kept:
-        (target / "metrics.jsonl").write_text("\n".join(kept) + "\n", encoding="utf-8")
+        atomic_write_text(target / "metrics.jsonl", "\n".join(kept) + "\n")
 
 
 def earlier_validations(run_dir: Path) -> list[tuple[int, dict[str, float]]]:
     """Return the (step, metrics) of the validations already in ``run_dir/metrics.jsonl`` (copied by a resume)."""
-    found = []
+    found: list[tuple[int, dict[str, float]]] = []
     try:
         lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     except OSError:

@@ -1,21 +1,43 @@
-"""`tuner` commands: run-study, status, best, dashboard, check-space.
+"""`tuner` commands: run-study, status, best, dashboard, check-space, metrics.
 
-Bad input ends with one line ``tuner: error: ...`` on stderr and exit code 2, no traceback,
-and nothing written to any storage. No command prints a storage password.
+The conventions of ``trainer.console``: bad input (a ``trainer.errors.UserError``, which every
+tuner error is) ends with one line ``tuner: error: ...`` on stderr and exit code 2, no
+traceback, and nothing written to any storage; any other exception is a bug: exit code 1 and
+one line, with the traceback under ``tuner --debug``. No command prints a storage password.
+
+``run-study`` and ``check-space`` import their modules when they run: those import the trainer's
+config, and with it torch (over a second), which ``status``, ``best``, ``metrics`` and
+``--help`` do without.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-EXIT_BAD_INPUT = 2
+from optuna.artifacts import FileSystemArtifactStore
 
+from trainer import metric_registry
+from trainer.console import Parser, add_debug_flag, main_with
+from trainer.metric_registry import Metric
+from tuner import env
+from tuner.export import export_best
+from tuner.paths import Home
+from tuner.study import check_storage, creation_lock, load_existing_study, open_storage, resolve_storage
+from tuner.summary import best_lines, counts_line, trials_table
+from tuner.urls import mask_url
 
-STORAGE_ENV = "SMART_TUNER_STORAGE"  # the storage URL from the environment: keeps a password out of `ps`
+if TYPE_CHECKING:
+    from optuna import Study
+
+PROG = "tuner"
+STORAGE_ENV = env.STORAGE  # the storage URL from the environment: keeps a password out of `ps`
+INTERRUPTED = "interrupted (the running trial is failed; run the same command to continue)"
 
 
 def _add_common(p: argparse.ArgumentParser,
@@ -23,7 +45,7 @@ def _add_common(p: argparse.ArgumentParser,
     p.add_argument("--storage", default=os.environ.get(STORAGE_ENV) or None, metavar="URL",
                    help=f"{storage_help}; default ${STORAGE_ENV} when set")
     p.add_argument("--home", type=Path, default=None, metavar="DIR",
-                   help="tuner home: default storage, MLflow store, runs, demo (default $SMART_TUNER_HOME or "
+                   help=f"tuner home: default storage, MLflow store, runs, demo (default ${env.HOME} or "
                         "./studies)")
 
 
@@ -56,7 +78,7 @@ def _add_run_study(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_run_study(args: argparse.Namespace) -> int:
-    from tuner.driver import StudyRequest, run_study
+    from tuner.driver import StudyRequest, run_study  # lazy: imports torch (see the module docstring)
 
     return run_study(StudyRequest(space=args.space, study=args.study, storage=args.storage, data=args.data,
                                   warm_start=args.warm_start, trials=args.trials, timeout=args.timeout,
@@ -64,10 +86,7 @@ def _run_run_study(args: argparse.Namespace) -> int:
                                   trial_timeout=args.trial_timeout, mlflow=not args.no_mlflow, quiet=args.quiet))
 
 
-def _existing_study(args: argparse.Namespace):
-    from tuner.paths import Home
-    from tuner.study import check_storage, load_existing_study, resolve_storage
-
+def _existing_study(args: argparse.Namespace) -> Study:
     url = resolve_storage(args.storage, Home.resolve(args.home))
     check_storage(url, create_sqlite=False)
     return load_existing_study(url, args.study)
@@ -81,8 +100,6 @@ def _add_status(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    from tuner.summary import best_lines, counts_line, trials_table
-
     study = _existing_study(args)
     print(f"study {study.study_name!r}")
     print(trials_table(study))
@@ -101,9 +118,6 @@ def _add_best(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_best(args: argparse.Namespace) -> int:
-    from tuner.export import export_best
-    from tuner.summary import best_lines
-
     study = _existing_study(args)
     print("\n".join(best_lines(study)))
     if args.export is not None:
@@ -121,11 +135,7 @@ def _add_dashboard(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_dashboard(args: argparse.Namespace) -> int:
-    from optuna.artifacts import FileSystemArtifactStore
-    from optuna_dashboard import run_server
-
-    from tuner.paths import Home
-    from tuner.study import check_storage, creation_lock, mask_url, open_storage, resolve_storage
+    from optuna_dashboard import run_server  # lazy: optuna-dashboard takes over a second to import
 
     home = Home.resolve(args.home)
     url = resolve_storage(args.storage, home)
@@ -147,7 +157,7 @@ def _add_check_space(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_check_space(args: argparse.Namespace) -> int:
-    from tuner.space import load_space
+    from tuner.space import load_space  # lazy: imports torch (see the module docstring)
 
     space = load_space(args.space)
     study = space.study
@@ -165,45 +175,51 @@ def _run_check_space(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with the CLI's error convention: one line ``tuner: error: ...`` and exit 2 (no usage dump)."""
+def _add_metrics(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("metrics", help="list every metric the trainer reports (objective and gate names)",
+                       description="List every metric the trainer reports at validation, as declared in "
+                                   "trainer.metric_registry: the names a search space's objective and gates may "
+                                   "use, what better means (direction), the range of values, the label in the "
+                                   "live view and `tuner status`, and what it measures.")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="text: a table (default); json: a list of declarations, for machines")
+    p.set_defaults(run=_run_metrics)
 
-    def error(self, message: str):  # noqa: D102 (argparse's)
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+def _range(metric: Metric) -> str:
+    if metric.low is None and metric.high is None:
+        return "-"
+    low = "-inf" if metric.low is None else f"{metric.low:g}"
+    high = "inf" if metric.high is None else f"{metric.high:g}"
+    return f"{low}..{high}"
+
+
+def _run_metrics(args: argparse.Namespace) -> int:
+    if args.format == "json":
+        print(json.dumps(metric_registry.definitions(), indent=1))
+        return 0
+    rows = [(m.name, m.direction or "informational", _range(m), m.label or "-", m.meaning)
+            for m in metric_registry.all_metrics()]
+    header = ("metric", "direction", "range", "label", "meaning")
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
+    for row in (header, *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `tuner` command."""
-    parser = _Parser(prog="tuner", description="Optuna studies around the Smart Tuner trainer.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_run_study, _add_status, _add_best, _add_dashboard, _add_check_space):
+    parser = Parser(prog=PROG, description="Optuna studies around the Smart Tuner trainer.")
+    add_debug_flag(parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    for add in (_add_run_study, _add_status, _add_best, _add_dashboard, _add_check_space, _add_metrics):
         add(sub)
     return parser
 
 
-def run_guarded(run: Callable[[], int], prog: str = "tuner") -> int:
-    """Return ``run()``'s exit code; known input errors become one line on stderr and exit 2."""
-    from trainer.checkpoint import CheckpointError
-    from trainer.config import ConfigError
-    from trainer.data import CorpusError
-
-    from tuner.errors import TunerError
-
-    try:
-        return run()
-    except (TunerError, ConfigError, CorpusError, CheckpointError, ValueError, FileNotFoundError, KeyError) as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted (the running trial is failed; run the same command to continue)", file=sys.stderr)
-        return 130
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `tuner` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    return run_guarded(lambda: args.run(args))
+    """Entry point of the `tuner` console script; returns the exit code (0, 1 failure or bug, 2 bad input)."""
+    return main_with(build_parser, argv, PROG, interrupted=INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,27 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from trainer.checkpoint import load_checkpoint
+from trainer.config import TrainConfig, config_from_dict
+from trainer.data import check_corpus
+from trainer.errors import CheckpointError, ConfigError, CorpusError
+from trainer.plan import plan_training
+from tuner import env
+from tuner.demo import DemoPlan, ensure_demo
 from tuner.errors import TrialFailed, TunerError
+from tuner.gpuclaim import CLAIM, claim_gpu, lock_folder
 from tuner.paths import Home
+from tuner.runner import LiveView, TrialRunner
+from tuner.samplers import describe_pruner
 from tuner.space import SearchSpace, load_space
+from tuner.study import check_storage, open_study, resolve_storage, worker_id
+from tuner.summary import best_lines, counts_line, trials_table
+from tuner.tracking import StudyTracker, check_separate, tracking_uri
+from tuner.urls import mask_url
 
 
 @dataclass
@@ -37,7 +55,7 @@ class StudyRequest:
     trial_timeout: float | None = None
     mlflow: bool = True
     quiet: bool = False
-    demo_plan: object | None = None  # demo.DemoPlan; tests pass a miniature one
+    demo_plan: DemoPlan | None = None  # tests pass a miniature one
 
 
 @dataclass
@@ -65,8 +83,6 @@ DEMO_CPU_STEPS = 150
 
 
 def _cuda_available() -> bool:
-    import torch
-
     return torch.cuda.is_available()
 
 
@@ -76,15 +92,13 @@ def planned_steps(data: Path, space: SearchSpace, preset: str) -> int | None:
     Used as the per-trial budget when neither the space nor --max-steps gives one. The
     batch size is the space's default trial's.
     """
-    from trainer.plan import plan_training
-
     config = space.build_config(space.defaults_or_low(), preset_name=preset, max_steps=None)
     try:
         plan = plan_training(data, config.batch_size, config.grad_accum_steps, val_size=config.val_size,
                              lang=config.lang, min_seconds=config.min_seconds, max_seconds=config.max_seconds,
                              drop_unknown_chars=config.on_unknown_char == "drop")
-    except ValueError:
-        return None  # check_data below names the corpus's problem
+    except ValueError:  # a CorpusError, or too few utterances to plan: check_data below names the problem
+        return None
     return plan.steps
 
 
@@ -100,11 +114,8 @@ def parse_gpus(text: str | None) -> list[str] | None:
     return ids
 
 
-def check_base_checkpoint(path: Path, config) -> None:
+def check_base_checkpoint(path: Path, config: TrainConfig) -> None:
     """Raise TunerError unless ``path`` is a checkpoint whose network shape (ModelConfig) matches ``config``."""
-    from trainer.checkpoint import CheckpointError, load_checkpoint
-    from trainer.config import ConfigError, config_from_dict
-
     if not path.is_file():
         raise TunerError(f"{path}: base checkpoint not found")
     try:
@@ -118,10 +129,8 @@ def check_base_checkpoint(path: Path, config) -> None:
                              f"{getattr(config.model, key)}; use the preset the base was trained with (--preset)")
 
 
-def check_data(data: Path, config) -> None:
+def check_data(data: Path, config: TrainConfig) -> None:
     """Raise TunerError when the corpus is missing or has problems that block training."""
-    from trainer.data import CorpusError, check_corpus
-
     if not data.exists():
         raise TunerError(f"{data}: corpus not found (an LJSpeech folder or a path|text filelist)")
     try:
@@ -139,19 +148,15 @@ def check_data(data: Path, config) -> None:
 
 def make_plan(request: StudyRequest) -> Plan:
     """Return the checked plan of ``request``; TunerError/SpaceError name the first problem. Writes nothing."""
-    from tuner.study import resolve_storage
-
     space = load_space(request.space)
     home = Home.resolve(request.home)
-    for name, value in (("--trials", request.trials), ("--max-steps", request.max_steps)):
-        if value is not None and value < 1:
-            raise TunerError(f"{name} must be >= 1, got {value}")
-    for name, value in (("--timeout", request.timeout), ("--trial-timeout", request.trial_timeout)):
-        if value is not None and not (value > 0 and math.isfinite(value)):
-            raise TunerError(f"{name} must be a positive number of seconds, got {value}")
+    for name, count in (("--trials", request.trials), ("--max-steps", request.max_steps)):
+        if count is not None and count < 1:
+            raise TunerError(f"{name} must be >= 1, got {count}")
+    for name, seconds in (("--timeout", request.timeout), ("--trial-timeout", request.trial_timeout)):
+        if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
+            raise TunerError(f"{name} must be a positive number of seconds, got {seconds}")
     preset = request.preset or space.preset
-    from tuner.gpuclaim import CLAIM
-
     claim = request.gpus == CLAIM
     gpus = None if claim else parse_gpus(request.gpus)
     storage_url = resolve_storage(request.storage, home)
@@ -180,12 +185,10 @@ def make_plan(request: StudyRequest) -> Plan:
     if warm_start is not None:
         check_base_checkpoint(Path(warm_start), sample_config)
     if gpus or claim:
-        import torch
-
         if not torch.cuda.is_available():
             raise TunerError(f"--gpus {request.gpus} given but no CUDA device is visible")
         visible = torch.cuda.device_count()
-        if any(int(g) >= visible for g in gpus) and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        if any(int(g) >= visible for g in gpus or []) and env.CUDA_VISIBLE_DEVICES not in os.environ:
             raise TunerError(f"--gpus {request.gpus}: only {visible} GPU(s) visible")
     return Plan(space=space, home=home, study_name=request.study or space.study.name, storage_url=storage_url,
                 data=None if data is None else Path(data).resolve(),
@@ -197,28 +200,14 @@ def make_plan(request: StudyRequest) -> Plan:
 
 def run_study(request: StudyRequest) -> int:
     """Run ``tuner run-study``; return the exit code (0 also when trials were pruned or failed)."""
-    import optuna
-    from optuna.trial import TrialState
-
-    from tuner.runner import LiveView, TrialRunner
-    from tuner.study import check_storage, describe_pruner, mask_url, open_study
-    from tuner.summary import best_lines, counts_line, trials_table
-
     plan = make_plan(request)
     space = plan.space
     if request.mlflow:
-        from tuner.tracking import check_separate, tracking_uri
-
         check_separate(tracking_uri(plan.home), plan.storage_url)
     check_storage(plan.storage_url)  # last check: for SQLite it makes the storage's folder
     say = (lambda line: None) if request.quiet else (lambda line: print(line, flush=True))
 
     if plan.claim_gpu:
-        import torch
-
-        from tuner.gpuclaim import claim_gpu, lock_folder
-        from tuner.study import worker_id
-
         # Held until this process ends (the kernel drops the lock then, whatever the ending).
         claim = claim_gpu(lock_folder(plan.home.root), [str(i) for i in range(torch.cuda.device_count())],
                           worker_id())
@@ -227,8 +216,6 @@ def run_study(request: StudyRequest) -> int:
 
     data, warm_start = plan.data, plan.warm_start
     if plan.use_demo:
-        from tuner.demo import ensure_demo
-
         assets = ensure_demo(plan.home, request.demo_plan, need_base=space.study.fine_tune, say=say,
                              show_progress=not request.quiet)
         if space.study.fine_tune:
@@ -237,6 +224,7 @@ def run_study(request: StudyRequest) -> int:
                                                                  max_steps=plan.max_steps))
         else:
             data = assets.base_corpus
+    assert data is not None, "make_plan sends a request without --data to the demo"
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the live view reports trials; Optuna's lines repeat them
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -245,8 +233,6 @@ def run_study(request: StudyRequest) -> int:
     view = LiveView(study, quiet=request.quiet)
     tracker = None
     if request.mlflow:
-        from tuner.tracking import StudyTracker
-
         tracker = StudyTracker.open(plan.home, study, space, plan.storage_url,
                                     {"max_steps": plan.max_steps, "n_trials": plan.n_trials,
                                      "data": str(data), "warm_start": str(warm_start) if warm_start else "none"})
@@ -268,7 +254,7 @@ def run_study(request: StudyRequest) -> int:
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
                                                             TrialState.RUNNING)))
 
-    def stop_at_target(study_, trial_) -> None:
+    def stop_at_target(study_: optuna.Study, trial_: FrozenTrial) -> None:
         if taken() >= plan.n_trials:
             study_.stop()
 

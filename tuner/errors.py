@@ -1,9 +1,18 @@
-"""Errors the tuner raises for bad input; each message is one line naming the file, key or URL."""
+"""Errors the tuner raises for bad input; each message is one line naming the file, key or URL.
+
+They derive from ``trainer.errors.UserError``, the one base of every error the user's input
+causes: the ``tuner`` command prints them as one line and exits 2 (``trainer.console``); any
+other exception is a bug.
+"""
 
 from __future__ import annotations
 
+from trainer.errors import UserError
 
-class TunerError(ValueError):
+__all__ = ["TunerError", "SpaceError", "StorageError", "TrialFailed"]
+
+
+class TunerError(UserError):
     """Bad input to the tuner (arguments, files, storage); the CLI prints it as one line and exits 2."""
 
 

@@ -16,9 +16,10 @@ import os
 from pathlib import Path
 from typing import IO
 
+from tuner import env
 from tuner.errors import TunerError
 
-LOCKS_ENV = "SMART_TUNER_GPU_LOCKS"
+LOCKS_ENV = env.GPU_LOCKS
 CLAIM = "claim"  # the value of --gpus that asks for one claimed GPU
 
 

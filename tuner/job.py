@@ -1,7 +1,8 @@
 """What the parent hands a trial's child process (``job.json``) and what the child hands back (``outcome.json``).
 
 The storage URL is not in the job file: it travels in the child's environment
-(``SMART_TUNER_STORAGE_URL``), so a password is never written to disk.
+(``SMART_TUNER_STORAGE``, ``tuner.env.STORAGE``, the same variable ``--storage`` defaults to),
+so a password is never written to disk.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-STORAGE_ENV = "SMART_TUNER_STORAGE_URL"
+from trainer.fileio import atomic_write_text
 
 
 @dataclass
@@ -37,12 +38,10 @@ class TrialJob:
 
     def write(self, path: Path) -> None:
         """Write the job as JSON to ``path``."""
-        from trainer.fileio import atomic_write_text
-
         atomic_write_text(path, json.dumps(asdict(self), indent=1, sort_keys=True))
 
     @classmethod
-    def read(cls, path: Path) -> "TrialJob":
+    def read(cls, path: Path) -> TrialJob:
         """Return the job stored at ``path``."""
         return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
@@ -63,8 +62,6 @@ class Outcome:
 
     def write(self, path: Path) -> None:
         """Write the outcome as JSON to ``path`` atomically (the parent never reads half a file)."""
-        from trainer.fileio import atomic_write_text
-
         # NaN is not JSON: store it as null and let the parent treat it as not finite.
         data = asdict(self)
         if data["values"] is not None:
@@ -72,7 +69,7 @@ class Outcome:
         atomic_write_text(path, json.dumps(data, indent=1))
 
     @classmethod
-    def read(cls, path: Path) -> "Outcome | None":
+    def read(cls, path: Path) -> Outcome | None:
         """Return the outcome at ``path``, or None when the child left none (it crashed or was killed)."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))

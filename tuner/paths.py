@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-HOME_ENV = "SMART_TUNER_HOME"
+from tuner import env
+
+HOME_ENV = env.HOME
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class Home:
     root: Path
 
     @classmethod
-    def resolve(cls, explicit: str | Path | None = None) -> "Home":
+    def resolve(cls, explicit: str | Path | None = None) -> Home:
         """Return the home: ``explicit``, else ``$SMART_TUNER_HOME``, else ``./studies`` (made absolute)."""
         chosen = explicit or os.environ.get(HOME_ENV) or "studies"
         return cls(Path(chosen).expanduser().resolve())

@@ -2,6 +2,8 @@
 
 Runs in the trial's child process; every report and every ``should_prune`` goes through the
 shared study storage, so the parent's pruner settings and the other trials are seen as they are.
+Metrics are read by the names the trainer reports them under (``trainer.metric_registry``);
+the quality score is the trainer's ``quality_score``.
 """
 
 from __future__ import annotations
@@ -9,36 +11,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
-from tuner.space import QUALITY, Gate, Objective
+from trainer import metric_registry
+from tuner.errors import TunerError
+from tuner.space import Gate, Objective
 
-# Fallback quality score when the trainer reports none: the mean of the SPEC's alignment figures
-# that a random attention does not already score well on (monotonicity is ~1 for it).
-QUALITY_TERMS = ("tf_diagonality", "tf_focus", "tf_coverage", "tf_gate_balanced_accuracy")
-
-# Figures kept on the trial (user attribute ``last_metrics``) for the status table and dashboard.
-SUMMARY_KEYS = ("val_mel_postnet_l1", "tf_diagonality", "tf_focus", "tf_monotonicity", "tf_coverage",
-                "tf_gate_balanced_accuracy", QUALITY)
-
-
-def quality_score(metrics: dict[str, float]) -> float:
-    """Return the quality score in [0, 1]: the trainer's ``quality_score`` when it reports one.
-
-    Otherwise (an older trainer) the mean of diagonality, focus, coverage and gate balanced
-    accuracy; NaN when one of them is missing.
-    """
-    if "quality_score" in metrics:
-        return float(metrics["quality_score"])
-    values = [metrics.get(key, math.nan) for key in QUALITY_TERMS]
-    return sum(values) / len(values)
-
-
-def with_quality(metrics: dict[str, float]) -> dict[str, float]:
-    """Return ``metrics`` plus ``quality`` (the name space files use for the quality score)."""
-    out = dict(metrics)
-    out.setdefault(QUALITY, quality_score(metrics))
-    return out
+if TYPE_CHECKING:
+    from optuna import Trial
 
 
 @dataclass
@@ -55,7 +35,7 @@ class Reporter:
     there were. ``replay`` (a resumed run restoring earlier validations) is not counted.
     """
 
-    trial: Any
+    trial: Trial
     objective: Objective
     gates: tuple[Gate, ...]
     max_steps: int
@@ -67,11 +47,11 @@ class Reporter:
     report_calls: int = 0  # number of __call__ (validations reported)
 
     def values(self, metrics: dict[str, float]) -> list[float]:
-        """Return the objective values in ``metrics``; KeyError names a metric the trainer did not report."""
+        """Return the objective values in ``metrics``; TunerError names a metric the trainer did not report."""
         missing = [m for m in self.objective.metrics if m not in metrics]
         if missing:
-            raise KeyError(f"objective metric {missing[0]!r} is not reported by the trainer "
-                           f"(it reports: {', '.join(sorted(metrics))})")
+            raise TunerError(f"objective metric {missing[0]!r} is not reported by the trainer "
+                             f"(it reports: {', '.join(sorted(metrics))})")
         return [float(metrics[m]) for m in self.objective.metrics]
 
     def __call__(self, step: int, metrics: dict[str, float]) -> bool:
@@ -83,18 +63,24 @@ class Reporter:
             self.report_seconds += time.perf_counter() - started
             self.report_calls += 1
 
+    def summary_names(self) -> list[str]:
+        """Return the metrics kept on the trial as ``last_metrics``: the shown ones, the objective's and the gates'."""
+        names = [m.name for m in metric_registry.shown()]
+        for name in (*self.objective.metrics, *(g.metric for g in self.gates)):
+            if name not in names:
+                names.append(name)
+        return names
+
     def _report(self, step: int, metrics: dict[str, float]) -> bool:
         """The body of ``__call__`` (timed there)."""
-        metrics = with_quality(metrics)
         self.history.append((step, metrics))
         values = self.values(metrics)
-        summary = {k: round(float(metrics[k]), 5) for k in SUMMARY_KEYS if k in metrics and math.isfinite(metrics[k])}
         self.trial.set_user_attr("last_step", step)
-        self.trial.set_user_attr("last_metrics", summary)
+        self.trial.set_user_attr("last_metrics", metric_registry.summary(metrics, self.summary_names()))
         if not self.objective.multi:
             self.trial.report(values[0], step)
         reason = next((r for r in (g.violation(step, metrics, self.max_steps) for g in self.gates) if r), None)
-        not_finite = [m for m, v in zip(self.objective.metrics, values) if not math.isfinite(v)]
+        not_finite = [m for m, v in zip(self.objective.metrics, values, strict=True) if not math.isfinite(v)]
         if reason is None and not_finite:
             reason = f"objective {not_finite[0]} is not finite at step {step}"
         if reason is None and not self.objective.multi and self.trial.should_prune():
@@ -112,7 +98,6 @@ class Reporter:
 
         No gate or pruner is asked: the dead trial's run already passed them at that step.
         """
-        metrics = with_quality(metrics)
         self.history.append((step, metrics))
         if not self.objective.multi:
             values = self.values(metrics)
@@ -122,7 +107,7 @@ class Reporter:
     def final_values(self) -> list[float]:
         """Return the trial's objective values: one objective, its best validation; several, the last one."""
         if not self.history:
-            raise RuntimeError("training ended before any validation (is max_steps 0?)")
+            raise TunerError("training ended before any validation (is max_steps 0?)")
         if self.objective.multi:
             return self.values(self.history[-1][1])
         direction = self.objective.directions[0]

@@ -22,10 +22,17 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
+
+from optuna.storages import RDBStorage
+from sqlalchemy import exc
+
+from tuner import env
+from tuner.urls import mask_url, scrub
 
 BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
-RETRY_ENV = "SMART_TUNER_DB_RETRY_SECONDS"
+RETRY_ENV = env.DB_RETRY_SECONDS
 RETRY_SECONDS = 180.0  # how long a storage call keeps retrying while the server is away
 
 # RDBStorage methods that talk to the database; each is retried as a whole.
@@ -44,8 +51,6 @@ _local = threading.local()  # calls nested inside a retried call are not retried
 
 def is_transient(err: BaseException) -> bool:
     """True when ``err`` (or what caused it) is a lost or refused database connection."""
-    from sqlalchemy import exc
-
     seen: BaseException | None = err
     for _ in range(8):  # Optuna wraps SQLAlchemy errors in StorageInternalError: follow the causes
         if seen is None:
@@ -88,8 +93,6 @@ def with_retry(method: Callable[..., Any], name: str) -> Callable[..., Any]:
                     if not is_transient(err) or time.monotonic() - started > retry_seconds():
                         raise
                     if not warned:
-                        from tuner.study import mask_url, scrub
-
                         detail = scrub(str(err.__cause__ or err).strip().splitlines()[0][:200], self.url)
                         _say(f"storage {mask_url(self.url)}: connection lost in {name} ({detail}); "
                              f"retrying for up to {retry_seconds():g} s")
@@ -106,13 +109,13 @@ def with_retry(method: Callable[..., Any], name: str) -> Callable[..., Any]:
     return wrapper
 
 
-@functools.lru_cache(maxsize=1)
-def resilient_storage_class() -> type:
+def _resilient_storage_class() -> type[RDBStorage]:
     """Return RDBStorage with every database call wrapped by ``with_retry``."""
-    from optuna.storages import RDBStorage
-
-    namespace = {name: with_retry(getattr(RDBStorage, name), name) for name in RETRIED_METHODS
-                 if callable(getattr(RDBStorage, name, None))}
+    namespace: dict[str, Any] = {name: with_retry(getattr(RDBStorage, name), name) for name in RETRIED_METHODS
+                                 if callable(getattr(RDBStorage, name, None))}
     namespace["__module__"] = __name__
     namespace["__doc__"] = "Optuna's RDBStorage whose calls retry while the database server is unreachable."
     return type("ResilientRDBStorage", (RDBStorage,), namespace)
+
+
+ResilientRDBStorage = _resilient_storage_class()

@@ -33,11 +33,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from optuna import Study, Trial, TrialPruned
+from optuna.trial import FrozenTrial, TrialState
+
+from trainer import metric_registry
+from trainer.fileio import atomic_write_text
+from tuner import env
 from tuner.errors import TrialFailed
-from tuner.job import STORAGE_ENV, Outcome, TrialJob
+from tuner.job import Outcome, TrialJob
 from tuner.paths import Home
+from tuner.resume import Resumed, prepare_resume, retry_history
 from tuner.space import SearchSpace, suggest
 from tuner.study import worker_id
+from tuner.tracking import StudyTracker, upload_trial_artifacts
+from tuner.yamlfile import is_number
 
 # Files a finished trial shows on the dashboard (Optuna artifacts): the alignment and one sample.
 DASHBOARD_FILES = ("alignment.png", "sample-1.wav")
@@ -76,7 +85,7 @@ class MetricsTail:
 class LiveView:
     """Line-based live view: a line per trial start, validation and end, with the study's counts."""
 
-    def __init__(self, study, stream: TextIO | None = None, quiet: bool = False) -> None:
+    def __init__(self, study: Study, stream: TextIO | None = None, quiet: bool = False) -> None:
         self.study = study
         self.stream = stream or sys.stdout
         self.quiet = quiet
@@ -92,8 +101,6 @@ class LiveView:
 
     def counts(self) -> str:
         """Return ``done N, pruned N, failed N, running N; best #K VALUE`` for the whole study."""
-        from optuna.trial import TrialState
-
         trials = self.study.get_trials(deepcopy=False)
         count = {s: sum(t.state == s for t in trials) for s in TrialState}
         text = (f"done {count[TrialState.COMPLETE]}, pruned {count[TrialState.PRUNED]}, "
@@ -112,10 +119,12 @@ class LiveView:
         self.say(f"trial {number} started on {where}: {shown}")
 
     def validation(self, number: int, step: int, max_steps: int, record: dict[str, Any]) -> None:
-        """Show one validation of a running trial."""
-        keys = (("val_mel_postnet_l1", "mel_l1"), ("tf_diagonality", "diag"), ("tf_focus", "focus"),
-                ("tf_gate_balanced_accuracy", "gate_ba"))
-        figures = "  ".join(f"{short} {record[key]:.3f}" for key, short in keys if key in record)
+        """Show one validation of a running trial: the registry's shown metrics that ``record`` holds.
+
+        Each figure is headed by its metric's label, in registry order (``trainer.metric_registry.shown``).
+        """
+        figures = "  ".join(f"{m.label} {float(record[m.name]):.3f}" for m in metric_registry.shown()
+                            if is_number(record.get(m.name)))
         self.say(f"  trial {number} step {step}/{max_steps}: {figures}")
 
     def finished(self, number: int, state: str, detail: str) -> None:
@@ -123,7 +132,7 @@ class LiveView:
         with self.lock:
             self.endings[number] = f"{state} {detail}"
 
-    def after_trial(self, study, trial) -> None:
+    def after_trial(self, study: Study, trial: FrozenTrial) -> None:
         """Optuna callback: print the trial's ending and the study's counts (now including it)."""
         with self.lock:
             ending = self.endings.pop(trial.number, trial.state.name)
@@ -141,7 +150,7 @@ class TrialRunner:
     """The study's objective: runs each trial in a child process. Thread-safe (one trial per GPU)."""
 
     space: SearchSpace
-    study: Any
+    study: Study
     home: Home
     storage_url: str
     data: Path
@@ -152,10 +161,10 @@ class TrialRunner:
     trial_timeout: float | None
     stall_timeout: float | None
     view: LiveView
-    tracker: Any = None  # tracking.StudyTracker | None
+    tracker: StudyTracker | None = None
     gpus: list[str] | None = None
     poll_seconds: float = 0.5
-    _pool: "queue.Queue[str] | None" = field(default=None, init=False)
+    _pool: queue.Queue[str] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.gpus:
@@ -165,18 +174,16 @@ class TrialRunner:
 
     # ------------------------------------------------------------------ the objective
 
-    def __call__(self, trial) -> float | list[float]:
+    def __call__(self, trial: Trial) -> float | list[float]:
         """Run one trial; return its objective value(s), or raise TrialPruned / TrialFailed.
 
         Whatever goes wrong on the parent's side of one trial fails that trial with its reason;
         only an interrupt (Ctrl-C) ends the study.
         """
-        import optuna
-
         gpu = self._pool.get() if self._pool is not None else None
         try:
             return self._run(trial, gpu)
-        except (TrialFailed, optuna.TrialPruned):
+        except (TrialFailed, TrialPruned):
             raise
         except KeyboardInterrupt:
             _set_attr(trial, "fail_reason", "interrupted (Ctrl-C); the worker was stopped")
@@ -187,10 +194,10 @@ class TrialRunner:
             self.view.finished(trial.number, "FAILED", reason)
             raise TrialFailed(reason) from err
         finally:
-            if gpu is not None:
+            if gpu is not None and self._pool is not None:
                 self._pool.put(gpu)
 
-    def _run(self, trial, gpu: str | None) -> float | list[float]:
+    def _run(self, trial: Trial, gpu: str | None) -> float | list[float]:
         """Sample, start the child, supervise it and turn its outcome into the trial's state."""
         clock = {"started": time.perf_counter()}  # moments of the trial, see trial_timing
         params = suggest(trial, self.space)
@@ -230,10 +237,8 @@ class TrialRunner:
             raise
         return self._conclude(trial, outcome, run_dir, run_id, clock)
 
-    def _resume(self, trial, run_dir: Path):
-        """For a retry of a dead worker's trial: copy its last checkpoint into ``run_dir``; return the Resumed or None."""
-        from tuner.resume import prepare_resume, retry_history
-
+    def _resume(self, trial: Trial, run_dir: Path) -> Resumed | None:
+        """For a retry of a dead worker's trial: copy its last checkpoint into ``run_dir``; return where it resumes."""
         history = retry_history(self.study, trial)
         if not history:
             return None
@@ -275,18 +280,18 @@ class TrialRunner:
         clock = {} if clock is None else clock
         job_path, outcome_path = run_dir / "job.json", run_dir / "outcome.json"
         job.write(job_path)
-        env = dict(os.environ)
-        env[STORAGE_ENV] = self.storage_url
-        env["PYTHONUNBUFFERED"] = "1"
+        child_env = dict(os.environ)
+        child_env[env.STORAGE] = self.storage_url  # not in the job file: a password never reaches the disk
+        child_env["PYTHONUNBUFFERED"] = "1"
         if gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = gpu  # the child sees only its GPU, as cuda:0
+            child_env[env.CUDA_VISIBLE_DEVICES] = gpu  # the child sees only its GPU, as cuda:0
         tail = MetricsTail(run_dir / "metrics.jsonl")
         killed_reason: str | None = None
         with (run_dir / "worker.log").open("ab") as log:
             # A session of its own: a timeout kills the child's whole process group, never ours.
             clock["child_started"] = time.perf_counter()
             process = subprocess.Popen([sys.executable, "-m", "tuner.trial_worker", str(job_path),
-                                        str(outcome_path)], stdout=log, stderr=subprocess.STDOUT, env=env,
+                                        str(outcome_path)], stdout=log, stderr=subprocess.STDOUT, env=child_env,
                                        start_new_session=True)
             started = last_progress = time.monotonic()
             try:
@@ -351,29 +356,22 @@ class TrialRunner:
 
     # ------------------------------------------------------------------ the verdict
 
-    def _conclude(self, trial, outcome: Outcome, run_dir: Path, run_id: str | None,
+    def _conclude(self, trial: Trial, outcome: Outcome, run_dir: Path, run_id: str | None,
                   clock: dict[str, float] | None = None) -> float | list[float]:
         """Upload the trial's media, finish its MLflow run, store ``timing``; return its value(s) or raise.
 
         Raises TrialPruned for a pruned outcome and TrialFailed for a failed one (or a complete
         one without a finite objective).
         """
-        import optuna
-
         media = [Path(p) for p in outcome.media]
         decisions = quality_decisions(run_dir / "metrics.jsonl")
         if decisions:
             # Why the run changed course (the trainer's quality controller), readable in the dashboard.
             _set_attr(trial, "quality_decisions", decisions[-MAX_DECISION_ATTRS:])
-            from trainer.fileio import atomic_write_text
-
             atomic_write_text(run_dir / "quality_decisions.txt", "\n".join(decisions) + "\n")
         if outcome.state in ("complete", "pruned"):
-            files = [p for p in media if p.name in DASHBOARD_FILES]
             try:
-                from tuner.tracking import upload_trial_artifacts
-
-                upload_trial_artifacts(self.home, trial, files)
+                upload_trial_artifacts(self.home, trial, [p for p in media if p.name in DASHBOARD_FILES])
             except Exception as err:
                 self.view.say(f"  artifacts: could not store the plots of trial {trial.number} ({err})")
         state = {"complete": "COMPLETE", "pruned": "PRUNED"}.get(outcome.state, "FAIL")
@@ -400,13 +398,13 @@ class TrialRunner:
                 raise TrialFailed(reason)
             if outcome.best_step is not None:
                 trial.set_user_attr("best_step", outcome.best_step)
-            shown = ", ".join(f"{m} {v:.4f}" for m, v in zip(self.space.study.objective.metrics, values))
+            shown = ", ".join(f"{m} {v:.4f}" for m, v in zip(self.space.study.objective.metrics, values, strict=False))
             self.view.finished(trial.number, "COMPLETE", f"{shown} (step {outcome.step})")
             return values[0] if len(values) == 1 else values
         if outcome.state == "pruned":
             trial.set_user_attr("prune_reason", outcome.reason)
             self.view.finished(trial.number, "PRUNED", f"at step {outcome.step}: {outcome.reason}")
-            raise optuna.TrialPruned(outcome.reason)
+            raise TrialPruned(outcome.reason)
         trial.set_user_attr("fail_reason", outcome.reason)
         self.view.finished(trial.number, "FAILED", outcome.reason or "")
         raise TrialFailed(outcome.reason)
@@ -442,7 +440,7 @@ def quality_decisions(metrics_path: Path) -> list[str]:
     A line reads ``step 150: misalignment -> raise_guided_attention (tf_diagonality 0.66 < 0.7 ...)``.
     Decisions that did nothing (cooldown, deferred) are left out.
     """
-    lines = []
+    lines: list[str] = []
     try:
         text = metrics_path.read_text(encoding="utf-8")
     except OSError:
@@ -453,11 +451,12 @@ def quality_decisions(metrics_path: Path) -> list[str]:
         except ValueError:
             continue
         if record.get("kind") == "quality" and record.get("action") not in ("none_cooldown", "none_deferred"):
-            lines.append(f"step {record['step']}: {record['detection']} -> {record['action']} ({record.get('reason', '')})")
+            lines.append(f"step {record['step']}: {record['detection']} -> {record['action']} "
+                         f"({record.get('reason', '')})")
     return lines
 
 
-def _set_attr(trial, key: str, value: Any) -> None:
+def _set_attr(trial: Trial, key: str, value: Any) -> None:
     """Set a user attribute, ignoring a storage error (used while already handling one)."""
     try:
         trial.set_user_attr(key, value)

@@ -14,30 +14,44 @@ A space file has four top-level keys (see ``search_spaces/README.md`` for the fu
     the keys listed in ``targets`` (``dropout: {targets: [prenet_dropout]}``).
 
 Everything is checked before anything is written: a problem raises ``SpaceError`` with
-``file:line: key.path: problem`` (the line comes from the YAML parser's nodes).
+``file:line: key.path: problem`` (the line comes from the YAML parser's nodes, ``tuner.yamlfile``;
+numbers read as in the trainer's config files, so ``1e-4`` is a float). Objective and gate
+metrics must be declared in ``trainer.metric_registry``, which also gives an objective's
+default direction and the range a gate's bounds must fall in.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
+import json
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+    distribution_to_json,
+)
 
+from trainer import metric_registry
+from trainer.config import CONFIG_KEYS, PRESETS, TrainConfig, preset
+from trainer.errors import ConfigError
+from trainer.metric_registry import Metric, UnknownMetricError
 from tuner.errors import SpaceError
+from tuner.samplers import PRUNERS, SAMPLERS, build_pruner, pruner_class, sampler_class
+from tuner.yamlfile import Located, is_number, load_yaml, mapping, number
+
+if TYPE_CHECKING:
+    from optuna import Trial
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
-
-QUALITY = "quality"  # the tuner's own score, see ``reporting.quality_score``
-_METRIC_NAME = re.compile(r"^(val_[a-z0-9_]+|tf_[a-z0-9_]+|fr_[a-z0-9_]+|train_loss|quality|quality_score)$")
-
-SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "nsgaii")
-PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "threshold", "none")
+DEFAULT_OBJECTIVE = "val_mel_postnet_l1"
 
 _TOP_KEYS = {"study", "preset", "fixed", "params", "description"}
 _STUDY_KEYS = {"name", "objective", "direction", "sampler", "pruner", "n_trials", "max_steps", "gates",
@@ -66,17 +80,21 @@ class ParamSpec:
     default: Any = None
     has_default: bool = False
 
-    def distribution(self):
+    def distribution(self) -> BaseDistribution:
         """Return the Optuna distribution of this parameter."""
-        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
+        if self.kind == "categorical":
+            return CategoricalDistribution(list(self.choices))
+        low, high = self.bounds()
         if self.kind == "float":
-            return FloatDistribution(float(self.low), float(self.high), log=self.log,
+            return FloatDistribution(float(low), float(high), log=self.log,
                                      step=None if self.step is None else float(self.step))
-        if self.kind == "int":
-            return IntDistribution(int(self.low), int(self.high), log=self.log,
-                                   step=1 if self.step is None else int(self.step))
-        return CategoricalDistribution(list(self.choices))
+        return IntDistribution(int(low), int(high), log=self.log, step=1 if self.step is None else int(self.step))
+
+    def bounds(self) -> tuple[float | int, float | int]:
+        """Return (low, high) of a numeric parameter (load_space guarantees both)."""
+        if self.low is None or self.high is None:
+            raise TypeError(f"parameter {self.name!r} ({self.kind}) has no bounds")
+        return self.low, self.high
 
     def describe(self) -> str:
         """Return a short human description, e.g. ``float 1e-06..5e-05 log (default 1e-05)``."""
@@ -86,7 +104,7 @@ class ParamSpec:
             text = f"{self.kind} {self.low:g}..{self.high:g}" + (" log" if self.log else "") + (
                 f" step {self.step:g}" if self.step is not None else "")
         if self.has_default:
-            shown = f"{self.default:g}" if _is_number(self.default) else repr(self.default)
+            shown = f"{self.default:g}" if is_number(self.default) else repr(self.default)
             text += f" (default {shown})"
         if self.targets != (self.name,):
             text += f" -> {', '.join(self.targets)}"
@@ -149,7 +167,7 @@ class Objective:
 
     def describe(self) -> str:
         """Return e.g. ``minimize val_mel_postnet_l1``."""
-        return ", ".join(f"{d} {m}" for m, d in zip(self.metrics, self.directions))
+        return ", ".join(f"{d} {m}" for m, d in zip(self.metrics, self.directions, strict=True))
 
 
 @dataclass(frozen=True)
@@ -182,7 +200,7 @@ class SearchSpace:
     params: tuple[ParamSpec, ...]
     text: str = field(default="", repr=False)  # the file as read (logged to MLflow)
 
-    def distributions(self) -> dict[str, Any]:
+    def distributions(self) -> dict[str, BaseDistribution]:
         """Return ``{param name: Optuna distribution}`` in file order."""
         return {p.name: p.distribution() for p in self.params}
 
@@ -192,12 +210,9 @@ class SearchSpace:
 
     def fingerprint(self) -> str:
         """Return a stable text of the searched distributions and objective (stored on the study)."""
-        import json
-
-        from optuna.distributions import distribution_to_json
-
+        objective = self.study.objective
         spec = {"params": {n: distribution_to_json(d) for n, d in self.distributions().items()},
-                "objective": list(zip(self.study.objective.metrics, self.study.objective.directions))}
+                "objective": list(zip(objective.metrics, objective.directions, strict=True))}
         return json.dumps(spec, sort_keys=True)
 
     def overrides(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -210,10 +225,8 @@ class SearchSpace:
         return out
 
     def build_config(self, params: dict[str, Any], *, preset_name: str | None = None,
-                     max_steps: int | None = None):
+                     max_steps: int | None = None) -> TrainConfig:
         """Return the TrainConfig of one trial: preset, then ``fixed``, then ``params``, then the step budget."""
-        from trainer.config import preset
-
         base = preset(preset_name or self.preset)
         values = {**self.fixed, **self.overrides(params)}
         budget = max_steps or self.study.max_steps
@@ -227,116 +240,15 @@ class SearchSpace:
                 for p in self.params}
 
 
-# --------------------------------------------------------------------------- YAML with line numbers
-
-
-class _Located:
-    """Line numbers of every key and list item of a YAML document, addressed by key path."""
-
-    def __init__(self, path: Path, lines: dict[tuple, int]) -> None:
-        self.path = path
-        self.lines = lines
-
-    def line(self, keys: tuple) -> int | None:
-        """Return the line of ``keys`` or of its nearest located parent."""
-        while keys:
-            if keys in self.lines:
-                return self.lines[keys]
-            keys = keys[:-1]
-        return None
-
-    def error(self, keys: tuple, problem: str) -> SpaceError:
-        """Return a SpaceError reading ``file:line: a.b.c: problem``."""
-        line = self.line(keys)
-        where = f"{self.path}:{line}" if line is not None else f"{self.path}"
-        dotted = ".".join(str(k) for k in keys)
-        return SpaceError(f"{where}: {dotted}: {problem}" if dotted else f"{where}: {problem}")
-
-
-def _load_yaml(path: Path) -> tuple[Any, _Located, str]:
-    """Return (data, line index, text) of a YAML file; SpaceError on unreadable or invalid YAML."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpaceError(f"{path}: search-space file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpaceError(f"{path}: cannot read ({getattr(err, 'strerror', None) or err})") from None
-    try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise SpaceError(f"{where}: invalid YAML ({getattr(err, 'problem', None) or err})") from None
-    located = _Located(path, {})
-    if node is not None:
-        _index(node, (), located)
-    return data, located, text
-
-
-def _index(node: yaml.Node, keys: tuple, located: _Located) -> None:
-    """Record the line of every mapping key and sequence item under ``node``; reject duplicate keys."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
-            child = keys + (key,)
-            if key in seen:
-                located.lines[child] = key_node.start_mark.line + 1
-                raise located.error(child, "duplicate key")
-            seen.add(key)
-            located.lines[child] = key_node.start_mark.line + 1
-            _index(value_node, child, located)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            located.lines[keys + (i,)] = item.start_mark.line + 1
-            _index(item, keys + (i,), located)
-
-
 # --------------------------------------------------------------------------- validation helpers
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _mapping(value: Any, keys: tuple, loc: _Located, allowed: set[str] | None = None) -> dict:
-    if not isinstance(value, dict):
-        raise loc.error(keys, f"expected a mapping, got {type(value).__name__}")
-    if allowed is not None:
-        for key in value:
-            if key not in allowed:
-                raise loc.error(keys + (key,), f"unknown key (allowed: {', '.join(sorted(allowed))})")
-    return value
-
-
-def _number(value: Any, keys: tuple, loc: _Located, *, integer: bool = False, positive: bool = False,
-            minimum: float | None = None) -> float | int:
-    if integer and not (isinstance(value, int) and not isinstance(value, bool)):
-        raise loc.error(keys, f"must be an integer, got {value!r}")
-    if not _is_number(value) or (isinstance(value, float) and not math.isfinite(value)):
-        raise loc.error(keys, f"must be a number, got {value!r}")
-    if positive and value <= 0:
-        raise loc.error(keys, f"must be > 0, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise loc.error(keys, f"must be >= {minimum:g}, got {value!r}")
-    return value
-
-
 def _config_fields() -> set[str]:
-    from trainer.config import CONFIG_KEYS
-
     return set(CONFIG_KEYS)
 
 
-def _check_against_config(overrides: dict[str, Any], base, keys: tuple, loc: _Located) -> None:
+def _check_against_config(overrides: dict[str, Any], base: TrainConfig, keys: tuple, loc: Located) -> None:
     """Raise SpaceError at ``keys`` when ``overrides`` make an invalid TrainConfig."""
-    from trainer.config import ConfigError
-
     try:
         base.replace(**overrides)
     except ConfigError as err:
@@ -344,37 +256,54 @@ def _check_against_config(overrides: dict[str, Any], base, keys: tuple, loc: _Lo
         raise loc.error(keys, detail) from None
 
 
+def _declared(metric: Any, keys: tuple, loc: Located) -> Metric:
+    """Return the registry's declaration of ``metric``; SpaceError at ``keys`` (with close names) when unknown."""
+    try:
+        return metric_registry.lookup(metric)
+    except UnknownMetricError as err:
+        raise loc.error(keys, str(err)) from None
+
+
+def _check_in_range(declared: Metric, bound: float, keys: tuple, loc: Located) -> None:
+    """Refuse a gate bound outside the values ``declared`` can take (such a gate always or never prunes)."""
+    if declared.low is not None and bound < declared.low:
+        raise loc.error(keys, f"{bound:g} is below the lowest value {declared.name} takes ({declared.low:g})")
+    if declared.high is not None and bound > declared.high:
+        raise loc.error(keys, f"{bound:g} is above the highest value {declared.name} takes ({declared.high:g})")
+
+
 # --------------------------------------------------------------------------- sections
 
 
-def _parse_objective(study: dict, loc: _Located) -> Objective:
-    raw = study.get("objective", "val_mel_postnet_l1")
+def _parse_objective(study: dict, loc: Located) -> Objective:
+    raw = study.get("objective", DEFAULT_OBJECTIVE)
     keys = ("study", "objective")
     items = raw if isinstance(raw, list) else [raw]
     if not items:
         raise loc.error(keys, "must name at least one metric")
     if len(items) > 2:
         raise loc.error(keys, "at most two objectives are supported")
-    metrics, directions = [], []
+    metrics: list[str] = []
+    directions: list[str] = []
     for i, item in enumerate(items):
         here = keys + (i,) if isinstance(raw, list) else keys
         direction = None
         if isinstance(item, dict):
-            _mapping(item, here, loc, _OBJECTIVE_KEYS)
+            mapping(item, here, loc, _OBJECTIVE_KEYS)
             metric, direction = item.get("metric"), item.get("direction")
         else:
             metric = item
-        if not isinstance(metric, str) or not _METRIC_NAME.match(metric):
-            raise loc.error(here, f"unknown metric {metric!r} (expected val_*, tf_*, fr_*, train_loss or {QUALITY})")
+        declared = _declared(metric, here, loc)
+        if declared.direction is None:
+            raise loc.error(here, f"{declared.name} is informational ({declared.meaning}), not a quality figure: "
+                                  "it cannot be an objective")
         if direction is None and not isinstance(raw, list):
             direction = study.get("direction")
         if direction is None:
-            lower_is_better = metric.startswith("val_") or metric == "train_loss" or metric in (
-                "fr_stop_error", "fr_hit_max_rate", "fr_early_stop_rate", "fr_run_on_rate")
-            direction = "minimize" if lower_is_better else "maximize"
+            direction = declared.direction
         if direction not in _DIRECTIONS:
             raise loc.error(here, f"direction must be minimize or maximize, got {direction!r}")
-        metrics.append(metric)
+        metrics.append(declared.name)
         directions.append(direction)
     if len(set(metrics)) != len(metrics):
         raise loc.error(keys, "the same metric is listed twice")
@@ -383,12 +312,12 @@ def _parse_objective(study: dict, loc: _Located) -> Objective:
     return Objective(tuple(metrics), tuple(directions))
 
 
-def _named_section(value: Any, default: str, keys: tuple, loc: _Located, names: tuple[str, ...]) -> dict[str, Any]:
+def _named_section(value: Any, default: str, keys: tuple, loc: Located, names: tuple[str, ...]) -> dict[str, Any]:
     if value is None:
         value = {"name": default}
     if isinstance(value, str):
         value = {"name": value}
-    section = dict(_mapping(value, keys, loc))
+    section = dict(mapping(value, keys, loc))
     name = section.get("name", default)
     if name not in names:
         raise loc.error(keys + ("name",), f"unknown {keys[-1]} {name!r} (choose from {', '.join(names)})")
@@ -396,26 +325,7 @@ def _named_section(value: Any, default: str, keys: tuple, loc: _Located, names: 
     return section
 
 
-def sampler_class(name: str):
-    """Return the Optuna sampler class for a space's sampler name."""
-    import optuna
-
-    return {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
-            "cmaes": optuna.samplers.CmaEsSampler, "gp": optuna.samplers.GPSampler,
-            "qmc": optuna.samplers.QMCSampler, "nsgaii": optuna.samplers.NSGAIISampler}[name]
-
-
-def pruner_class(name: str):
-    """Return the Optuna pruner class for a space's pruner name (None for ``none``)."""
-    import optuna
-
-    return {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
-            "hyperband": optuna.pruners.HyperbandPruner,
-            "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-            "threshold": optuna.pruners.ThresholdPruner, "none": None}[name]
-
-
-def _check_kwargs(cls, kwargs: dict[str, Any], keys: tuple, loc: _Located) -> None:
+def _check_kwargs(cls, kwargs: dict[str, Any], keys: tuple, loc: Located) -> None:
     """Reject settings the Optuna class does not take, naming the key."""
     if cls is None:
         if kwargs:
@@ -430,7 +340,7 @@ def _check_kwargs(cls, kwargs: dict[str, Any], keys: tuple, loc: _Located) -> No
             raise loc.error(keys + (key,), "only plain values are supported here")
 
 
-def _parse_sampler(study: dict, loc: _Located) -> dict[str, Any]:
+def _parse_sampler(study: dict, loc: Located) -> dict[str, Any]:
     keys = ("study", "sampler")
     section = _named_section(study.get("sampler"), "tpe", keys, loc, SAMPLERS)
     kwargs = {k: v for k, v in section.items() if k != "name"}
@@ -438,22 +348,22 @@ def _parse_sampler(study: dict, loc: _Located) -> dict[str, Any]:
     return section
 
 
-def _parse_pruner(study: dict, loc: _Located) -> dict[str, Any]:
+def _parse_pruner(study: dict, loc: Located) -> dict[str, Any]:
     keys = ("study", "pruner")
     section = _named_section(study.get("pruner"), "median", keys, loc, PRUNERS)
     if "pruner" not in study:
         # The default: Optuna's median pruner made patient, so one noisy validation never ends a trial.
         section = {"name": "median", "n_startup_trials": 3, "patience": 2}
     if "patience" in section:
-        _number(section["patience"], keys + ("patience",), loc, integer=True, minimum=0)
+        number(section["patience"], keys + ("patience",), loc, integer=True, minimum=0)
     if "min_delta" in section:
-        _number(section["min_delta"], keys + ("min_delta",), loc, minimum=0)
+        number(section["min_delta"], keys + ("min_delta",), loc, minimum=0)
     kwargs = {k: v for k, v in section.items() if k not in ("name", "patience", "min_delta")}
     _check_kwargs(pruner_class(section["name"]), kwargs, keys, loc)
     return section
 
 
-def _parse_gates(study: dict, loc: _Located) -> tuple[Gate, ...]:
+def _parse_gates(study: dict, loc: Located) -> tuple[Gate, ...]:
     raw = study.get("gates", [])
     keys = ("study", "gates")
     if raw is None:
@@ -463,43 +373,48 @@ def _parse_gates(study: dict, loc: _Located) -> tuple[Gate, ...]:
     gates = []
     for i, item in enumerate(raw):
         here = keys + (i,)
-        _mapping(item, here, loc, _GATE_KEYS)
-        metric = item.get("metric")
-        if not isinstance(metric, str) or not _METRIC_NAME.match(metric):
-            raise loc.error(here + ("metric",), f"unknown metric {metric!r} (expected val_*, tf_*, fr_*, "
-                                                f"train_loss or {QUALITY})")
+        mapping(item, here, loc, _GATE_KEYS)
+        if "metric" not in item:
+            raise loc.error(here, "a gate needs 'metric' (`tuner metrics` lists them)")
+        metric = item["metric"]
+        declared = _declared(metric, here + ("metric",), loc)
         if "min" not in item and "max" not in item:
             raise loc.error(here, "a gate needs 'min' or 'max'")
-        low = _number(item["min"], here + ("min",), loc) if "min" in item else None
-        high = _number(item["max"], here + ("max",), loc) if "max" in item else None
+        low = number(item["min"], here + ("min",), loc) if "min" in item else None
+        high = number(item["max"], here + ("max",), loc) if "max" in item else None
+        for key, bound in (("min", low), ("max", high)):
+            if bound is not None:
+                _check_in_range(declared, bound, here + (key,), loc)
         if low is not None and high is not None and low > high:
             raise loc.error(here, f"min ({low}) is above max ({high})")
         if "after_step" in item and "after_fraction" in item:
             raise loc.error(here, "give 'after_step' or 'after_fraction', not both")
-        after_step = _number(item["after_step"], here + ("after_step",), loc, integer=True, minimum=0) \
+        after_step = number(item["after_step"], here + ("after_step",), loc, integer=True, minimum=0) \
             if "after_step" in item else None
         fraction = None
         if "after_fraction" in item:
-            fraction = _number(item["after_fraction"], here + ("after_fraction",), loc)
+            fraction = number(item["after_fraction"], here + ("after_fraction",), loc)
             if not 0 <= fraction <= 1:
                 raise loc.error(here + ("after_fraction",), f"must be in [0, 1], got {fraction}")
-        gates.append(Gate(metric, None if low is None else float(low), None if high is None else float(high),
-                          after_step, None if fraction is None else float(fraction)))
+        gates.append(Gate(declared.name, min=None if low is None else float(low),
+                          max=None if high is None else float(high),
+                          after_step=None if after_step is None else int(after_step),
+                          after_fraction=None if fraction is None else float(fraction)))
     return tuple(gates)
 
 
-def _parse_study(data: dict, loc: _Located, path: Path) -> StudySpec:
-    study = _mapping(data.get("study", {}) or {}, ("study",), loc, _STUDY_KEYS)
+def _parse_study(data: dict, loc: Located, path: Path) -> StudySpec:
+    study = mapping(data.get("study", {}) or {}, ("study",), loc, _STUDY_KEYS)
     name = study.get("name", path.stem)
     if not isinstance(name, str) or not name.strip():
         raise loc.error(("study", "name"), f"must be a non-empty string, got {name!r}")
     objective = _parse_objective(study, loc)
     sampler = _parse_sampler(study, loc)
     pruner = _parse_pruner(study, loc)
-    n_trials = _number(study.get("n_trials", 20), ("study", "n_trials"), loc, integer=True, minimum=1)
+    n_trials = int(number(study.get("n_trials", 20), ("study", "n_trials"), loc, integer=True, minimum=1))
     max_steps = study.get("max_steps")
     if max_steps is not None:
-        _number(max_steps, ("study", "max_steps"), loc, integer=True, minimum=1)
+        number(max_steps, ("study", "max_steps"), loc, integer=True, minimum=1)
     fine_tune = study.get("fine_tune", False)
     if not isinstance(fine_tune, bool):
         raise loc.error(("study", "fine_tune"), f"must be true or false, got {fine_tune!r}")
@@ -515,16 +430,16 @@ def _parse_study(data: dict, loc: _Located, path: Path) -> StudySpec:
     timeouts = {}
     for key, default in (("trial_timeout", None), ("stall_timeout", 1800.0)):
         value = study.get(key, default)
-        timeouts[key] = None if value is None else float(_number(value, ("study", key), loc, positive=True))
-    samples = _number(study.get("samples", 2), ("study", "samples"), loc, integer=True, minimum=0)
+        timeouts[key] = None if value is None else float(number(value, ("study", key), loc, positive=True))
+    samples = int(number(study.get("samples", 2), ("study", "samples"), loc, integer=True, minimum=0))
     return StudySpec(name=name, objective=objective, sampler=sampler, pruner=pruner, n_trials=n_trials,
                      max_steps=max_steps, gates=_parse_gates(study, loc), fine_tune=fine_tune,
                      warm_start=warm_start, enqueue_defaults=enqueue, samples=samples, **timeouts)
 
 
-def _parse_param(name: str, raw: Any, loc: _Located, fields: set[str]) -> ParamSpec:
+def _parse_param(name: str, raw: Any, loc: Located, fields: set[str]) -> ParamSpec:
     keys = ("params", name)
-    item = _mapping(raw, keys, loc, _PARAM_KEYS)
+    item = mapping(raw, keys, loc, _PARAM_KEYS)
     kind = item.get("type")
     if kind is None:
         kind = "categorical" if "choices" in item else ("int" if all(
@@ -565,8 +480,8 @@ def _parse_param(name: str, raw: Any, loc: _Located, fields: set[str]) -> ParamS
         if key not in item:
             raise loc.error(keys, f"missing '{key}'")
     integer = kind == "int"
-    low = _number(item["low"], keys + ("low",), loc, integer=integer)
-    high = _number(item["high"], keys + ("high",), loc, integer=integer)
+    low = number(item["low"], keys + ("low",), loc, integer=integer)
+    high = number(item["high"], keys + ("high",), loc, integer=integer)
     if low >= high:
         raise loc.error(keys + ("high",), f"must be above low ({low!r}), got {high!r}")
     log = item.get("log", False)
@@ -576,13 +491,13 @@ def _parse_param(name: str, raw: Any, loc: _Located, fields: set[str]) -> ParamS
         raise loc.error(keys + ("low",), f"must be > 0 on a log scale, got {low!r}")
     step = item.get("step")
     if step is not None:
-        step = _number(step, keys + ("step",), loc, integer=integer, positive=True)
+        step = number(step, keys + ("step",), loc, integer=integer, positive=True)
         if log:
             raise loc.error(keys + ("step",), "cannot be combined with log: true")
         if step > high - low:
             raise loc.error(keys + ("step",), f"is larger than the range {low!r}..{high!r}")
     if has_default:
-        default = _number(default, keys + ("default",), loc, integer=integer)
+        default = number(default, keys + ("default",), loc, integer=integer)
         if not low <= default <= high:
             raise loc.error(keys + ("default",), f"{default!r} is outside {low!r}..{high!r}")
         if step is not None and abs(round((default - low) / step) * step - (default - low)) > 1e-9 * max(1, abs(high)):
@@ -592,11 +507,11 @@ def _parse_param(name: str, raw: Any, loc: _Located, fields: set[str]) -> ParamS
                      has_default=has_default)
 
 
-def _parse_params(data: dict, loc: _Located, fields: set[str]) -> tuple[ParamSpec, ...]:
+def _parse_params(data: dict, loc: Located, fields: set[str]) -> tuple[ParamSpec, ...]:
     raw = data.get("params")
     if raw is None:
         raise loc.error(("params",), "missing: a search space needs at least one parameter")
-    _mapping(raw, ("params",), loc)
+    mapping(raw, ("params",), loc)
     if not raw:
         raise loc.error(("params",), "a search space needs at least one parameter")
     params = []
@@ -613,7 +528,7 @@ def _parse_params(data: dict, loc: _Located, fields: set[str]) -> tuple[ParamSpe
     return tuple(params)
 
 
-def _check_values(space_params: tuple[ParamSpec, ...], base, fixed: dict, loc: _Located) -> None:
+def _check_values(space_params: tuple[ParamSpec, ...], base: TrainConfig, fixed: dict, loc: Located) -> None:
     """Every bound, default and choice must make a valid TrainConfig (the trainer's own checks)."""
     for spec in space_params:
         values = list(spec.choices) if spec.kind == "categorical" else [spec.low, spec.high]
@@ -623,22 +538,18 @@ def _check_values(space_params: tuple[ParamSpec, ...], base, fixed: dict, loc: _
             _check_against_config({**fixed, **{t: value for t in spec.targets}}, base, ("params", spec.name), loc)
 
 
-def _try_build(study: StudySpec, loc: _Located) -> None:
+def _try_build(study: StudySpec, loc: Located) -> None:
     """Build the sampler and pruner once, so settings Optuna rejects are reported here, not mid-study."""
-    import warnings
-
-    from tuner.study import build_pruner
-
     settings = {k: v for k, v in study.sampler.items() if k != "name"}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sampler_class(study.sampler["name"])(**settings)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError) as err:  # Optuna's own checks of the settings the space gave
         raise loc.error(("study", "sampler"), f"rejected by Optuna ({err})") from None
     try:
         build_pruner(study.pruner, study.objective.multi, study.max_steps or 1000, 10)
-    except (TypeError, ValueError) as err:  # TunerError is a ValueError
+    except (TypeError, ValueError) as err:  # TunerError from build_pruner, or Optuna's own checks
         raise loc.error(("study", "pruner"), str(err)) from None
 
 
@@ -662,18 +573,16 @@ def load_space(name: str | Path) -> SearchSpace:
 
     Raises SpaceError (``file:line: key: problem``) for any malformed part; nothing is written.
     """
-    from trainer.config import PRESETS, ConfigError, preset
-
     path = resolve_space_path(name)
-    data, loc, text = _load_yaml(path)
+    data, loc, text = load_yaml(path, "search-space file", SpaceError)
     if data is None:
         raise loc.error((), "the file is empty")
-    _mapping(data, (), loc, _TOP_KEYS)
+    mapping(data, (), loc, _TOP_KEYS)
     preset_name = data.get("preset", "tiny")
     if preset_name not in PRESETS:
         raise loc.error(("preset",), f"must be one of {', '.join(PRESETS)}, got {preset_name!r}")
     fields = _config_fields()
-    fixed = dict(_mapping(data.get("fixed", {}) or {}, ("fixed",), loc))
+    fixed = dict(mapping(data.get("fixed", {}) or {}, ("fixed",), loc))
     for key in fixed:
         if key not in fields:
             raise loc.error(("fixed", key), "not a TrainConfig key")
@@ -698,20 +607,22 @@ def load_space(name: str | Path) -> SearchSpace:
     return SearchSpace(path=path.resolve(), study=study, preset=preset_name, fixed=fixed, params=params, text=text)
 
 
-def suggest(trial, space: SearchSpace) -> dict[str, Any]:
+def suggest(trial: Trial, space: SearchSpace) -> dict[str, Any]:
     """Return ``{name: value}`` sampled for ``trial`` from ``space`` (Optuna's suggest API)."""
     values: dict[str, Any] = {}
     for spec in space.params:
-        if spec.kind == "float":
-            values[spec.name] = trial.suggest_float(spec.name, float(spec.low), float(spec.high), log=spec.log,
-                                                    step=None if spec.step is None else float(spec.step))
-        elif spec.kind == "int":
-            values[spec.name] = trial.suggest_int(spec.name, int(spec.low), int(spec.high), log=spec.log,
-                                                  step=1 if spec.step is None else int(spec.step))
-        else:
+        if spec.kind == "categorical":
             values[spec.name] = trial.suggest_categorical(spec.name, list(spec.choices))
+            continue
+        low, high = spec.bounds()
+        if spec.kind == "float":
+            values[spec.name] = trial.suggest_float(spec.name, float(low), float(high), log=spec.log,
+                                                    step=None if spec.step is None else float(spec.step))
+        else:
+            values[spec.name] = trial.suggest_int(spec.name, int(low), int(high), log=spec.log,
+                                                  step=1 if spec.step is None else int(spec.step))
     return values
 
 
 __all__ = ["SearchSpace", "StudySpec", "ParamSpec", "Gate", "Objective", "SpaceError", "load_space",
-           "resolve_space_path", "suggest", "sampler_class", "pruner_class", "SPACES_DIR", "QUALITY"]
+           "resolve_space_path", "suggest", "SPACES_DIR", "DEFAULT_OBJECTIVE"]

@@ -1,67 +1,45 @@
-"""Study storage, sampler and pruner, and creating or joining a study: Optuna behind one door.
+"""Study storage and creating or joining a study: Optuna behind one door.
 
 Storage URLs: SQLite by default (``sqlite:///<home>/optuna.db``), PostgreSQL for several
 processes or machines (``postgresql://user:pass@host/db``; the psycopg 3 driver is filled in).
-Every URL the tuner prints goes through ``mask_url`` so a password never reaches the terminal.
+Every URL the tuner prints goes through ``tuner.urls.mask_url`` so a password never reaches the
+terminal. The space's sampler and pruner come from ``tuner.samplers``.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
 import threading
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import optuna
+from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.study import StudyDirection
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from tuner import env
 from tuner.errors import StorageError, TunerError
 from tuner.paths import Home
-from tuner.space import SearchSpace, pruner_class, sampler_class
+from tuner.resilience import ResilientRDBStorage
+from tuner.samplers import make_pruner, make_sampler
+from tuner.urls import mask_url, normalize_url, scrub
+
+if TYPE_CHECKING:
+    from tuner.space import SearchSpace
 
 HEARTBEAT_SECONDS = 30  # how often the parent marks its running trial alive
 GRACE_SECONDS = 120  # a trial whose parent was silent this long is failed (and retried once) by any worker
 # Drills and tests shorten both (whole seconds, as Optuna wants them).
-HEARTBEAT_ENV, GRACE_ENV = "SMART_TUNER_HEARTBEAT_SECONDS", "SMART_TUNER_GRACE_SECONDS"
+HEARTBEAT_ENV, GRACE_ENV = env.HEARTBEAT_SECONDS, env.GRACE_SECONDS
 POOL_RECYCLE_SECONDS = 1800  # reopen pooled connections before firewalls and proxies drop idle ones
-
-
-def normalize_url(url: str) -> str:
-    """Return ``url`` with the psycopg 3 driver for PostgreSQL (``postgresql://`` -> ``postgresql+psycopg://``)."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
-
-
-def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***`` (for terminals, logs and MLflow)."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not an SQLAlchemy URL (an MLflow http:// URI, say): mask user:pass@ by hand
-        if "@" in url and "://" in url:
-            scheme, rest = url.split("://", 1)
-            creds, host = rest.rsplit("@", 1)
-            if ":" in creds:
-                return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-        return url
-
-
-def scrub(text: str, url: str | None) -> str:
-    """Return ``text`` with the password of ``url`` (if any) removed, for error messages from drivers."""
-    if not url:
-        return text
-    from sqlalchemy.engine import make_url
-
-    try:
-        password = make_url(url).password
-    except Exception:
-        return text
-    return text.replace(str(password), "***") if password else text
 
 
 def default_storage(home: Home) -> str:
@@ -90,10 +68,6 @@ def check_storage(url: str, create_sqlite: bool = True) -> None:
     SQLite: the folder is created when ``create_sqlite`` (else the file must exist).
     PostgreSQL: connects once; an unreachable host and a refused login get their own messages.
     """
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError, OperationalError
-
     shown = mask_url(url)
     try:
         parsed = make_url(url)
@@ -136,11 +110,8 @@ def check_storage(url: str, create_sqlite: bool = True) -> None:
         engine.dispose()
 
 
-def _retry_callback():
+def _retry_callback() -> RetryHeartbeatStaleTrialCallback:
     """Return Optuna's retry-once callback for heartbeat-stale trials (an experimental API: warning muted)."""
-    import optuna
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return RetryHeartbeatStaleTrialCallback(max_retry=1)
@@ -149,23 +120,18 @@ def _retry_callback():
 _sqlite_state_lock = threading.Lock()
 
 
-@functools.lru_cache(maxsize=1)
-def _sqlite_storage_class():
-    """Return RDBStorage with trial state changes serialised inside this process (for SQLite).
+class SerializedSQLiteStorage(RDBStorage):
+    """RDBStorage with trial state changes serialised inside this process (for SQLite).
 
     Optuna pops an enqueued trial by reading it as WAITING and writing RUNNING in one
     transaction guarded by ``SELECT ... FOR UPDATE``; SQLite ignores that clause, so two
     threads (``--gpus``: one per GPU) could both pop the same trial and run it twice. SQLite
     serves one process, so a lock in the process makes the check-and-set atomic.
     """
-    from optuna.storages import RDBStorage
 
-    class SerializedSQLiteStorage(RDBStorage):
-        def set_trial_state_values(self, trial_id, state, values=None):  # noqa: D102 (RDBStorage's)
-            with _sqlite_state_lock:
-                return super().set_trial_state_values(trial_id, state, values)
-
-    return SerializedSQLiteStorage
+    def set_trial_state_values(self, trial_id, state, values=None):  # noqa: D102 (RDBStorage's)
+        with _sqlite_state_lock:
+            return super().set_trial_state_values(trial_id, state, values)
 
 
 def heartbeat_settings() -> tuple[int, int]:
@@ -186,15 +152,13 @@ def heartbeat_settings() -> tuple[int, int]:
     return heartbeat, grace
 
 
-def open_storage(url: str, heartbeat: bool = True):
+def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
     """Return an Optuna RDBStorage for ``url``; with ``heartbeat``, stale trials are failed and retried once.
 
     PostgreSQL connections are checked before use (``pool_pre_ping``: a server restart leaves
     dead connections in the pool), recycled, and every storage call retries with back-off
     while the server is unreachable (``resilience.ResilientRDBStorage``).
     """
-    import optuna
-
     kwargs: dict[str, Any] = {}
     if heartbeat:
         interval, grace = heartbeat_settings()
@@ -210,87 +174,23 @@ def open_storage(url: str, heartbeat: bool = True):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            if is_sqlite(url):
-                cls = _sqlite_storage_class()
-            else:
-                from tuner.resilience import resilient_storage_class
-
-                cls = resilient_storage_class()
+            cls = SerializedSQLiteStorage if is_sqlite(url) else ResilientRDBStorage
             return cls(url, engine_kwargs=engine_kwargs, **kwargs)
         except Exception as err:  # sqlalchemy errors carry the URL; show ours, masked
             first = scrub(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, url)
             raise StorageError(f"storage {mask_url(url)}: {first}") from None
 
 
-def make_sampler(space: SearchSpace):
-    """Return the space's Optuna sampler, built from its name and settings."""
-    import optuna
-
-    settings = {k: v for k, v in space.study.sampler.items() if k != "name"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return sampler_class(space.study.sampler["name"])(**settings)
-
-
-def make_pruner(space: SearchSpace, max_steps: int, val_interval: int):
-    """Return the space's Optuna pruner for a budget of ``max_steps`` steps validated every ``val_interval``."""
-    return build_pruner(space.study.pruner, space.study.objective.multi, max_steps, val_interval)
-
-
-def build_pruner(section: dict[str, Any], multi: bool, max_steps: int, val_interval: int):
-    """Return the Optuna pruner of a space's ``pruner`` section (already validated by ``load_space``).
-
-    Several objectives: NopPruner (Optuna cannot prune multi-objective trials; the quality
-    gates still apply). ``patience`` wraps the pruner in a PatientPruner. Hyperband and
-    successive halving count resources in steps: min_resource defaults to ``val_interval``;
-    median and percentile start pruning after a quarter of the budget unless told otherwise.
-    """
-    import optuna
-
-    section = dict(section)
-    name = section.pop("name")
-    patience = section.pop("patience", None)
-    min_delta = section.pop("min_delta", 0.0)
-    cls = pruner_class(name)
-    if cls is None or multi:
-        return optuna.pruners.NopPruner()
-    if name == "hyperband":
-        section.setdefault("min_resource", val_interval)
-        section.setdefault("max_resource", max_steps)
-    if name == "successive_halving":
-        section.setdefault("min_resource", val_interval)
-    if name in ("median", "percentile"):
-        section.setdefault("n_warmup_steps", max_steps // 4)
-    try:
-        pruner = cls(**section)
-    except (TypeError, ValueError) as err:
-        raise TunerError(f"pruner {name}: {err}") from None
-    if patience is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            pruner = optuna.pruners.PatientPruner(pruner, patience=int(patience), min_delta=float(min_delta))
-    return pruner
-
-
-def describe_pruner(space: SearchSpace) -> str:
-    """Return a short text of the configured pruner, e.g. ``median (patience 2)``."""
-    if space.study.objective.multi:
-        return "off (several objectives; quality gates only)"
-    section = space.study.pruner
-    extra = f" (patience {section['patience']})" if section.get("patience") is not None else ""
-    return f"{section['name']}{extra}"
-
-
 @dataclass
 class OpenedStudy:
     """A study ready to optimise, with where it lives."""
 
-    study: Any  # optuna.Study
+    study: optuna.Study
     storage_url: str
     created: bool
 
 
-def list_study_names(storage) -> list[str]:
+def list_study_names(storage: BaseStorage) -> list[str]:
     """Return the names of the studies in ``storage`` (an RDBStorage)."""
     return [s.study_name for s in storage.get_all_studies()]
 
@@ -308,7 +208,7 @@ def open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps:
 
 
 @contextmanager
-def creation_lock(url: str):
+def creation_lock(url: str) -> Iterator[None]:
     """Serialise schema creation, study creation and the defaults' enqueue among processes sharing a server.
 
     Two workers starting together on a fresh PostgreSQL database would otherwise race on
@@ -318,8 +218,6 @@ def creation_lock(url: str):
     if is_sqlite(url):
         yield
         return
-    from sqlalchemy import create_engine, text
-
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
@@ -334,8 +232,6 @@ def creation_lock(url: str):
 
 def _open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps: int, val_interval: int,
                 heartbeat: bool) -> OpenedStudy:
-    import optuna
-
     storage = open_storage(storage_url, heartbeat=heartbeat)
     sampler = make_sampler(space)
     pruner = make_pruner(space, max_steps, val_interval)
@@ -343,7 +239,8 @@ def _open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps
     existing = study_name in list_study_names(storage)
     try:
         study = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner, study_name=study_name,
-                                    directions=directions, load_if_exists=True)
+                                    directions=[StudyDirection[d.upper()] for d in directions],
+                                    load_if_exists=True)
     except ValueError as err:
         raise StorageError(f"study {study_name!r}: {err}") from None
     if [d.name.lower() for d in study.directions] != directions:
@@ -366,10 +263,8 @@ def _open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps
     return OpenedStudy(study, storage_url, created=not existing)
 
 
-def load_existing_study(storage_url: str, study_name: str | None):
+def load_existing_study(storage_url: str, study_name: str | None) -> optuna.Study:
     """Return an existing study (read-only use: status, best, export); the name may be omitted when unique."""
-    import optuna
-
     storage = open_storage(storage_url, heartbeat=False)
     names = list_study_names(storage)
     if study_name is None:

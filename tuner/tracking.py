@@ -7,6 +7,13 @@ client per study process keeps MLflow's slow start-up (seconds) out of every tri
 Tracking URI: ``$MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<home>/mlflow.db`` with
 artifacts under ``<home>/mlartifacts``. MLflow and Optuna must never share one PostgreSQL
 database (both keep an ``alembic_version`` table); ``check_separate`` refuses that.
+
+The study's parent run carries the search-space file (``space/NAME.yaml``) and the declaration
+of every metric the trainer reports (``metric_definitions.json``: name, direction, range,
+meaning, from ``trainer.metric_registry``), so the numbers in the runs can be read later.
+
+MLflow itself is imported inside the functions that use it: it takes over a second to import,
+and only ``run-study`` with tracking on needs it.
 """
 
 from __future__ import annotations
@@ -19,22 +26,37 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tuner.errors import TunerError
+import yaml
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.trial import TrialState
+from sqlalchemy.engine import make_url
+
+from trainer import metric_registry
 from trainer.fileio import file_lock
+from tuner import env
+from tuner.errors import TunerError
 from tuner.paths import Home, safe_name
-from tuner.study import mask_url
+from tuner.urls import mask_url, normalize_url
+
+if TYPE_CHECKING:
+    from mlflow.entities import Param
+    from mlflow.tracking import MlflowClient
+    from optuna import Study, Trial
+
+    from tuner.space import SearchSpace
 
 ROLE_TAG = "smart_tuner.role"
 STUDY_TAG = "smart_tuner.study"
 TRIAL_TAG = "smart_tuner.trial"
 PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests runs by
+METRIC_DEFINITIONS = "metric_definitions.json"  # artifact of the parent run: trainer.metric_registry.definitions()
 
 
 def tracking_uri(home: Home) -> str:
     """Return the MLflow tracking URI: ``$MLFLOW_TRACKING_URI``, else the home's SQLite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home.mlflow_db}"
+    return os.environ.get(env.MLFLOW_TRACKING_URI) or f"sqlite:///{home.mlflow_db}"
 
 
 def uses_default_store(uri: str, home: Home) -> bool:
@@ -44,12 +66,11 @@ def uses_default_store(uri: str, home: Home) -> bool:
 
 def check_separate(uri: str, storage_url: str) -> None:
     """Raise TunerError when MLflow and Optuna would share one database (their schemas collide)."""
-    from sqlalchemy.engine import make_url
 
     def identity(url: str) -> tuple | None:
         try:
-            parsed = make_url(url.replace("postgresql://", "postgresql+psycopg://"))
-        except Exception:
+            parsed = make_url(normalize_url(url))
+        except Exception:  # not a database URL (an http:// tracking server): nothing to share
             return None
         if parsed.drivername.startswith("sqlite"):
             return ("sqlite", str(Path(parsed.database or "").resolve()))
@@ -60,13 +81,11 @@ def check_separate(uri: str, storage_url: str) -> None:
                          "give MLflow its own database (both use an alembic_version table)")
 
 
-
-
 def _quiet_mlflow() -> None:
     # MLflow logs alembic migrations and store notices at INFO; the live view is ours. MLflow
     # configures its logger when imported, so import it first, then lower it.
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    import mlflow  # noqa: F401
+    os.environ.setdefault(env.MLFLOW_LOGGING_LEVEL, "WARNING")
+    import mlflow  # noqa: F401  (lazy: mlflow takes over a second to import)
 
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -85,21 +104,23 @@ def _clean_metrics(values: dict[str, Any]) -> dict[str, float]:
 class StudyTracker:
     """The study's MLflow parent run; makes, feeds and closes one nested run per trial. Thread-safe."""
 
-    client: Any  # mlflow.tracking.MlflowClient
+    client: MlflowClient
     uri: str
     experiment_id: str
     parent_run_id: str
     study_name: str
 
     @classmethod
-    def open(cls, home: Home, study, space, storage_url: str, extra_params: dict[str, Any]) -> "StudyTracker":
+    def open(cls, home: Home, study: Study, space: SearchSpace, storage_url: str,
+             extra_params: dict[str, Any]) -> StudyTracker:
         """Return the tracker of ``study``: its experiment (named after the study) and parent run.
 
         The parent run is found again by its tags (and the id stored on the study), so a resumed
-        or joined study keeps one parent run.
+        or joined study keeps one parent run. A new parent run gets the space file and the metric
+        definitions as artifacts.
         """
         _quiet_mlflow()
-        from mlflow.tracking import MlflowClient
+        from mlflow.tracking import MlflowClient  # lazy: mlflow takes over a second to import
 
         uri = tracking_uri(home)
         check_separate(uri, storage_url)
@@ -136,6 +157,8 @@ class StudyTracker:
                               "preset": space.preset, "storage": mask_url(storage_url), **extra_params}
                     client.log_batch(parent_id, params=_params(params))
                     client.log_text(parent_id, space.text, f"space/{space.path.name}")
+                    client.log_text(parent_id, json.dumps(metric_registry.definitions(), indent=1),
+                                    METRIC_DEFINITIONS)
                 study.set_user_attr("mlflow_parent_run_id", parent_id)
         client.update_run(parent_id, status="RUNNING")
         return cls(client, uri, experiment_id, parent_id, name)
@@ -160,7 +183,7 @@ class StudyTracker:
 
     def log_records(self, run_id: str, records: list[dict[str, Any]]) -> None:
         """Log metrics.jsonl records (train and val) as MLflow metrics at their steps."""
-        from mlflow.entities import Metric
+        from mlflow.entities import Metric  # lazy: mlflow takes over a second to import
 
         now = int(time.time() * 1000)
         metrics = []
@@ -191,10 +214,8 @@ class StudyTracker:
         status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(state, "FAILED")
         self.client.set_terminated(run_id, status)
 
-    def finish_study(self, study) -> None:
+    def finish_study(self, study: Study) -> None:
         """Record the study's counts and best trial on the parent run and mark it finished."""
-        from optuna.trial import TrialState
-
         trials = study.get_trials(deepcopy=False)
         counts = {state.name.lower(): sum(t.state == state for t in trials)
                   for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
@@ -203,20 +224,19 @@ class StudyTracker:
         if len(study.directions) == 1 and counts["complete"]:
             best = study.best_trial
             self.client.set_tag(self.parent_run_id, "best_trial", str(best.number))
-            self.client.log_metric(self.parent_run_id, "best_value", best.value)
+            if best.value is not None:
+                self.client.log_metric(self.parent_run_id, "best_value", best.value)
             self.client.set_tag(self.parent_run_id, "best_params", json.dumps(best.params, sort_keys=True))
         self.client.set_terminated(self.parent_run_id, "FINISHED")
 
 
-def _params(values: dict[str, Any]) -> list:
-    from mlflow.entities import Param
+def _params(values: dict[str, Any]) -> list[Param]:
+    from mlflow.entities import Param  # lazy: mlflow takes over a second to import
 
     return [Param(str(k), str(v)[:6000]) for k, v in values.items()]
 
 
 def _yaml(values: dict[str, Any]) -> str:
-    import yaml
-
     return yaml.safe_dump(values, sort_keys=False)
 
 
@@ -225,13 +245,11 @@ def _yaml(values: dict[str, Any]) -> str:
 _upload_lock = threading.Lock()
 
 
-def upload_trial_artifacts(home: Home, trial, files: list[Path]) -> list[str]:
+def upload_trial_artifacts(home: Home, trial: Trial, files: list[Path]) -> list[str]:
     """Upload ``files`` to the Optuna artifact store of ``home`` for ``trial``; return the artifact ids.
 
     optuna-dashboard (started with ``--artifact-dir`` on the same folder) shows PNGs and plays WAVs.
     """
-    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-
     home.optuna_artifacts.mkdir(parents=True, exist_ok=True)
     store = FileSystemArtifactStore(str(home.optuna_artifacts))
     ids = []

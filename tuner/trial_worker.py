@@ -22,6 +22,11 @@ interpreter start, the first imports), ``worker_start_to_train_s`` (``run`` to t
 ``train_s`` (the ``train`` call, validations and the reports within it included), ``media_s``
 (plots and samples), ``report_s`` and ``report_calls`` (the Reporter's storage work per
 validation, a part of ``train_s``).
+
+Imports: at module level only the standard library and ``tuner.env``/``tuner.errors``/``tuner.job``
+(light), so the process starts fast; optuna, torch, the trainer and the tuner modules that use
+them are imported inside ``run``, after ``process_start_s`` is taken, so their cost shows in
+``worker_start_to_train_s``.
 """
 
 from __future__ import annotations
@@ -31,9 +36,14 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 
-FAULT_ENV = "SMART_TUNER_FAULT"
+from tuner import env
+from tuner.errors import TunerError
+from tuner.job import Outcome, TrialJob
+
+FAULT_ENV = env.FAULT
 CRASH_EXIT_CODE = 86
 ORPHAN_EXIT_CODE = 87
 
@@ -83,6 +93,8 @@ def inject_fault(trial_number: int) -> None:
     """
     for spec in filter(None, (part.strip() for part in os.environ.get(FAULT_ENV, "").split(","))):
         kind, _, target = spec.partition("@")
+        if target and not target.isdigit():
+            raise TunerError(f"{FAULT_ENV}={spec!r}: @TRIAL must be a trial number")
         if target and int(target) != trial_number:
             continue
         if kind == "crash":
@@ -96,12 +108,12 @@ def inject_fault(trial_number: int) -> None:
         if kind in TRAINING_FAULTS:
             TRAINING_FAULTS[kind](spec)
             continue
-        raise ValueError(f"{FAULT_ENV}={spec!r}: unknown fault (crash, hang, raise, nonfinite, oom or dataloader, "
+        raise TunerError(f"{FAULT_ENV}={spec!r}: unknown fault (crash, hang, raise, nonfinite, oom or dataloader, "
                          "optionally @TRIAL)")
 
 
 def _fault_nonfinite(spec: str) -> None:
-    from trainer.losses import TacotronLoss
+    from trainer.losses import TacotronLoss  # lazy: torch; only this drill needs it
 
     original = TacotronLoss.forward
 
@@ -109,22 +121,22 @@ def _fault_nonfinite(spec: str) -> None:
         total, terms = original(self, *args, **kwargs)
         return total * float("nan"), terms
 
-    TacotronLoss.forward = nan_loss
+    setattr(TacotronLoss, "forward", nan_loss)  # noqa: B010 (a drill replaces the method on purpose)
 
 
 def _fault_oom(spec: str) -> None:
-    import torch
+    import torch  # lazy: torch; only this drill needs it here
 
     from trainer.model import Tacotron2
 
     def out_of_memory(self, *args, **kwargs):
         raise torch.cuda.OutOfMemoryError(f"CUDA out of memory. Tried to allocate 20.00 GiB (injected: {spec})")
 
-    Tacotron2.forward = out_of_memory
+    setattr(Tacotron2, "forward", out_of_memory)  # noqa: B010 (a drill replaces the method on purpose)
 
 
 def _fault_dataloader(spec: str) -> None:
-    import trainer.train as loop
+    import trainer.train as loop  # lazy: torch; only this drill needs it
 
     original = loop.collate
     calls = {"n": 0}
@@ -149,29 +161,32 @@ def _reason(err: BaseException) -> str:
     return reason
 
 
-def run(job_path: Path):
+def run(job_path: Path) -> Outcome:
     """Run the trial of ``job_path`` and return its Outcome; exceptions propagate (``main`` records them).
 
     The outcome's ``timings`` are described in the module docstring.
     """
     run_started = time.perf_counter()
     timings: dict[str, float] = {"process_start_s": seconds_since_process_start()}
-    import warnings
-
+    # lazy: these take seconds (optuna, torch, the trainer); imported after process_start_s is taken,
+    # they count in worker_start_to_train_s (see the module docstring)
     import optuna
 
-    from tuner.job import STORAGE_ENV, Outcome, TrialJob
+    from trainer.config import config_from_dict
+    from trainer.train import train
     from tuner.reporting import Reporter
+    from tuner.resume import earlier_validations
+    from tuner.samplers import build_pruner
     from tuner.space import Gate, Objective
-    from tuner.study import build_pruner, open_storage
+    from tuner.study import open_storage
 
     job = TrialJob.read(job_path)
     print(f"worker: trial {job.trial_number}, pid {os.getpid()}, "
-          f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}", flush=True)
+          f"CUDA_VISIBLE_DEVICES={os.environ.get(env.CUDA_VISIBLE_DEVICES, '(unset)')}", flush=True)
     inject_fault(job.trial_number)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    storage = open_storage(os.environ[STORAGE_ENV], heartbeat=False)
+    storage = open_storage(os.environ[env.STORAGE], heartbeat=False)
     objective = Objective(tuple(job.objective_metrics), tuple(job.objective_directions))
     pruner = build_pruner(job.pruner, objective.multi, job.max_steps, job.val_interval)
     # A light sampler: the parent already sampled; the child only reports and asks should_prune.
@@ -181,13 +196,8 @@ def run(job_path: Path):
     reporter = Reporter(trial, objective, tuple(Gate(**g) for g in job.gates), job.max_steps,
                         pruner_name=job.pruner.get("name", "pruner"))
 
-    from trainer.config import config_from_dict
-    from trainer.train import train
-
     config = config_from_dict(job.config, source=f"trial {job.trial_number} config")
     if job.resume:
-        from tuner.resume import earlier_validations
-
         # The dead trial's validations up to its checkpoint: back into the objective and the trial.
         for step, metrics in earlier_validations(Path(job.run_dir)):
             reporter.replay(step, metrics)
@@ -208,6 +218,7 @@ def run(job_path: Path):
                             else "last.pt")
     media_started = time.perf_counter()
     try:
+        # lazy: inside the try, so a broken plotting or audio stack costs the media, never the trained trial
         from tuner.media import make_trial_media
 
         media = make_trial_media(job.run_dir, job.data, chosen, job.samples if outcome.state == "complete" else 0,
@@ -225,8 +236,6 @@ def run(job_path: Path):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the child; returns 0 whenever an outcome was written."""
-    from tuner.job import Outcome
-
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print("usage: python -m tuner.trial_worker JOB.json OUTCOME.json", file=sys.stderr)

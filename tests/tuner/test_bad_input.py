@@ -199,7 +199,7 @@ CASES = [
     space_case("gate-without-bound", "study:\n  gates: [{metric: tf_diagonality, after_step: 10}]\n" + GOOD_PARAMS,
                "needs 'min' or 'max'"),
     space_case("fixed-out-of-range", "fixed:\n  tf_floor: 1.5\n" + GOOD_PARAMS, "fixed.tf_floor"),
-    space_case("duplicate-key", "study:\n  objective: val_loss\n  objective: quality\n" + GOOD_PARAMS,
+    space_case("duplicate-key", "study:\n  objective: val_total\n  objective: quality_score\n" + GOOD_PARAMS,
                "duplicate key"),
     space_case("unknown-preset", "preset: huge\n" + GOOD_PARAMS, "huge"),
     space_case("not-a-mapping", "- learning_rate\n- batch_size\n", "mapping"),

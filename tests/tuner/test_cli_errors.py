@@ -94,7 +94,7 @@ def test_mlflow_and_optuna_may_not_share_a_database() -> None:
 
 
 def test_mask_url_hides_passwords() -> None:
-    from tuner.study import mask_url, normalize_url
+    from tuner.urls import mask_url, normalize_url
 
     assert normalize_url("postgresql://u:pw@h/db") == "postgresql+psycopg://u:pw@h/db"
     assert "pw" not in mask_url("postgresql+psycopg://u:pw@h/db")
@@ -107,3 +107,94 @@ def test_check_space_describes_the_default_space(capsys) -> None:
     assert "learning_rate: float 1e-06..5e-05 log (default 1e-05)" in out
     assert "dropout: float 0.05..0.15 (default 0.08) -> prenet_dropout" in out
     assert "fine-tuning" in out
+
+
+def test_unknown_objective_is_refused_with_file_line_before_anything_is_written(tmp_path: Path, capsys,
+                                                                                  short_corpus: Path) -> None:
+    space = tmp_path / "typo.yaml"
+    space.write_text("preset: tiny\nstudy:\n  name: typo\n  objective: val_mel_l1\n"
+                     "params:\n  learning_rate: {low: 1.0e-4, high: 1.0e-3, log: true}\n", encoding="utf-8")
+    home, db = tmp_path / "home", tmp_path / "store" / "optuna.db"
+    code = main(["run-study", "--space", str(space), "--data", str(short_corpus), "--home", str(home),
+                 "--storage", f"sqlite:///{db}"])
+    assert code == 2
+    line = _one_error_line(capsys)
+    assert line.startswith(f"tuner: error: {space}:4: study.objective: unknown metric 'val_mel_l1'; did you mean ")
+    assert "val_mel_postnet_l1" in line
+    assert not home.exists() and not db.parent.exists()
+
+
+def _boom(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("boom: an internal fault")
+
+
+def test_an_internal_error_is_a_bug_exit_1_with_the_traceback_under_debug(monkeypatch, capsys) -> None:
+    import tuner.space
+
+    monkeypatch.setattr(tuner.space, "load_space", _boom)
+    monkeypatch.delenv("SMART_TUNER_DEBUG", raising=False)
+    assert main(["check-space", "default"]) == 1
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    assert lines[0].startswith("tuner: internal error: RuntimeError: boom: an internal fault")
+    assert "tuner --debug" in lines[0]
+
+    assert main(["--debug", "check-space", "default"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "in _boom" in err and "RuntimeError: boom" in err
+
+    monkeypatch.setenv("SMART_TUNER_DEBUG", "1")
+    assert main(["check-space", "default"]) == 1
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+def test_a_plain_value_error_is_a_bug_not_bad_input(monkeypatch, capsys) -> None:
+    # Only UserError (every TunerError) means bad input; a ValueError from our own code is a bug.
+    import tuner.space
+
+    def value_error(*args: object) -> None:
+        raise ValueError("an internal ValueError")
+
+    monkeypatch.setattr(tuner.space, "load_space", value_error)
+    assert main(["check-space", "default"]) == 1
+    assert "internal error: ValueError: an internal ValueError" in capsys.readouterr().err
+
+
+def test_a_user_error_still_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["--debug", "check-space", str(tmp_path / "nope.yaml")]) == 2
+    line = _one_error_line(capsys)
+    assert line == f"tuner: error: {tmp_path / 'nope.yaml'}: search-space file not found"
+
+
+def test_an_interrupt_says_how_to_continue(monkeypatch, capsys) -> None:
+    import tuner.space
+
+    def interrupt(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tuner.space, "load_space", interrupt)
+    assert main(["check-space", "default"]) == 130
+    assert capsys.readouterr().err.strip() == (
+        "tuner: interrupted (the running trial is failed; run the same command to continue)")
+
+
+def test_metrics_lists_every_registered_metric(capsys) -> None:
+    import json
+
+    from trainer import metric_registry
+
+    assert main(["metrics", "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed == json.loads(json.dumps(metric_registry.definitions()))
+    assert {"quality_score", "val_mel_postnet_l1", "tf_diagonality", "lr"} <= {m["name"] for m in listed}
+    assert "quality" not in {m["name"] for m in listed}
+
+    assert main(["metrics"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["metric", "direction", "range", "label", "meaning"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(rows) == {m.name for m in metric_registry.all_metrics()}
+    assert rows["tf_diagonality"][1:4] == ["maximize", "0..1", "diag"]
+    assert rows["val_mel_postnet_l1"][1:4] == ["minimize", "0..inf", "mel_l1"]
+    assert rows["lr"][1] == "informational"

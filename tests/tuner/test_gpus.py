@@ -65,7 +65,7 @@ def test_threads_never_pop_one_enqueued_trial_twice_on_sqlite(tmp_path: Path) ->
         seen: collections.Counter = collections.Counter()
         lock = threading.Lock()
 
-        def objective(trial) -> float:
+        def objective(trial, seen: collections.Counter = seen, lock: threading.Lock = lock) -> float:
             with lock:
                 seen[trial.number] += 1
             time.sleep(0.03)

@@ -7,17 +7,18 @@ import math
 import optuna
 import pytest
 
-from tuner.reporting import Reporter, quality_score
+from tuner.errors import TunerError
+from tuner.reporting import Reporter
+from tuner.samplers import build_pruner
 from tuner.space import Gate, Objective
-from tuner.study import build_pruner
 
 SINGLE = Objective(("val_mel_postnet_l1",), ("minimize",))
-TWO = Objective(("val_mel_postnet_l1", "quality"), ("minimize", "maximize"))
+TWO = Objective(("val_mel_postnet_l1", "quality_score"), ("minimize", "maximize"))
 
 
 def _metrics(loss: float, diag: float = 0.8) -> dict[str, float]:
     return {"val_mel_postnet_l1": loss, "tf_diagonality": diag, "tf_focus": 0.6, "tf_coverage": 0.9,
-            "tf_gate_balanced_accuracy": 0.7, "tf_monotonicity": 0.99}
+            "tf_gate_balanced_accuracy": 0.7, "tf_monotonicity": 0.99, "quality_score": 0.75, "lr": 1e-3}
 
 
 def _study(pruner=None, directions=("minimize",)):
@@ -33,12 +34,21 @@ def test_reports_each_validation_and_returns_the_best_value() -> None:
     assert reporter(30, _metrics(1.7)) is False
     assert study.trials[0].intermediate_values == {10: 2.0, 20: 1.5, 30: 1.7}
     assert reporter.final_values() == [1.5] and reporter.best_step() == 20
-    assert study.trials[0].user_attrs["last_metrics"]["quality"] == pytest.approx((0.8 + 0.6 + 0.9 + 0.7) / 4)
+    # last_metrics: the registry's shown metrics (plus objective and gates), as reported; nothing informational.
+    last = study.trials[0].user_attrs["last_metrics"]
+    assert last == {"tf_diagonality": 0.8, "tf_focus": 0.6, "tf_gate_balanced_accuracy": 0.7,
+                    "val_mel_postnet_l1": 1.7, "quality_score": 0.75}
 
 
-def test_quality_is_the_trainers_score_when_reported() -> None:
-    assert quality_score({**_metrics(1.0), "quality_score": 0.42}) == 0.42
-    assert quality_score(_metrics(1.0)) == pytest.approx((0.8 + 0.6 + 0.9 + 0.7) / 4)
+def test_the_quality_score_is_the_trainers_and_is_never_invented() -> None:
+    study = _study(directions=("maximize",))
+    reporter = Reporter(study.ask(), Objective(("quality_score",), ("maximize",)), (), max_steps=10)
+    assert reporter(10, _metrics(1.0)) is False
+    assert reporter.final_values() == [0.75]
+    without = {k: v for k, v in _metrics(1.0).items() if k != "quality_score"}
+    with pytest.raises(TunerError, match="objective metric 'quality_score' is not reported"):
+        reporter(20, without)
+    assert "quality" not in study.trials[0].user_attrs["last_metrics"]
 
 
 def test_quality_gate_stops_training_with_its_reason() -> None:
@@ -79,13 +89,13 @@ def test_two_objectives_report_nothing_but_keep_the_gates() -> None:
     assert reporter(10, _metrics(2.0)) is False
     assert reporter(20, _metrics(1.0)) is False
     assert study.trials[0].intermediate_values == {}
-    assert reporter.final_values() == [1.0, pytest.approx(quality_score(_metrics(1.0)))]
+    assert reporter.final_values() == [1.0, 0.75]
     assert reporter(30, _metrics(0.9, diag=0.2)) is True
 
 
 def test_missing_objective_metric_is_named() -> None:
     reporter = Reporter(_study().ask(), Objective(("val_bleu",), ("minimize",)), (), max_steps=10)
-    with pytest.raises(KeyError, match="objective metric 'val_bleu' is not reported"):
+    with pytest.raises(TunerError, match="objective metric 'val_bleu' is not reported"):
         reporter(10, _metrics(1.0))
 
 
@@ -96,13 +106,13 @@ def test_two_objective_study_end_to_end(tmp_path, tuner_home, short_corpus, fast
     from tuner.cli import main
 
     space = fast_space_writer(tmp_path, study="pareto", max_steps=2, samples=0, gates="[]")
-    text = space.read_text().replace("objective: val_mel_postnet_l1", "objective: [val_mel_postnet_l1, quality]")
+    text = space.read_text().replace("objective: val_mel_postnet_l1", "objective: [val_mel_postnet_l1, quality_score]")
     space.write_text(text)
     assert main(["run-study", "--space", str(space), "--data", str(short_corpus), "--trials", "1", "--no-mlflow"]) == 0
     (trial,) = optuna.load_study(study_name="pareto", storage=f"sqlite:///{tuner_home}/optuna.db").trials
     assert trial.state == TrialState.COMPLETE and len(trial.values) == 2, trial.user_attrs
     assert trial.intermediate_values == {}
     assert 0.0 <= trial.values[1] <= 1.0
-    assert "Pareto front (val_mel_postnet_l1, quality):" in capsys.readouterr().out
+    assert "Pareto front (val_mel_postnet_l1, quality_score):" in capsys.readouterr().out
     assert main(["best", "--study", "pareto", "--export", str(tmp_path / "front")]) == 0
     assert (tmp_path / "front" / f"trial-{trial.number}" / "best.pt").is_file()

@@ -36,7 +36,7 @@ def test_default_space_maps_parameters_onto_train_config() -> None:
     assert space.build_config(space.defaults(), max_steps=7).max_steps == 7
 
 
-def test_scratch_space_searches_scratch_learning_rates_and_seed_knobs() -> None:
+def test_scratch_space_searches_scratch_learning_rates_and_alignment_knobs() -> None:
     space = load_space(SPACES_DIR / "scratch.yaml")
     params = {p.name: p for p in space.params}
     assert not space.study.fine_tune
@@ -62,7 +62,8 @@ GOOD_HEAD = "preset: tiny\nstudy:\n  name: s\nparams:\n"
     (GOOD_HEAD + "  learning_rate: {type: float, low: 0.0, high: 1.0e-3, log: true}\n", 5, "log scale"),
     (GOOD_HEAD + "  learning_rate:\n    type: float\n    low: 1.0e-5\n    high: 1.0e-3\n    default: 0.5\n", 9,
      "params.learning_rate.default: 0.5 is outside"),
-    (GOOD_HEAD + "  batch_size: {type: int, low: 8, high: 16, spread: 2}\n", 5, "params.batch_size.spread: unknown key"),
+    (GOOD_HEAD + "  batch_size: {type: int, low: 8, high: 16, spread: 2}\n", 5,
+     "params.batch_size.spread: unknown key"),
     (GOOD_HEAD + "  warp_factor: {type: float, low: 1.0, high: 2.0}\n", 5, "'warp_factor' is not a TrainConfig key"),
     (GOOD_HEAD + "  dropout:\n    low: 0.1\n    high: 0.2\n    targets: [prenet_dropout, no_such_key]\n", 8,
      "params.dropout.targets.1"),
@@ -76,12 +77,27 @@ GOOD_HEAD = "preset: tiny\nstudy:\n  name: s\nparams:\n"
      3, "needs 'min' or 'max'"),
     ("fixed:\n  tf_floor: 1.5\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 2, "fixed.tf_floor"),
     ("fixed:\n  no_such: 1\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 2, "fixed.no_such: not a TrainConfig key"),
-    ("study:\n  objective: val_loss\n  objective: quality\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 3,
+    ("study:\n  objective: val_total\n  objective: quality_score\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 3,
      "duplicate key"),
     ("params:\n  ga_weight: {low: 1.0, high: 2.0\n", 3, "invalid YAML"),
     ("params:\n  ga_weight: {low: 1.0, high: 2.0}\n  dropout: {low: 0.1, high: 0.2, targets: ga_weight}\n", 3,
      "'ga_weight' is already set by parameter 'ga_weight'"),
     ("study:\n  objective: bleu\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 2, "unknown metric 'bleu'"),
+    # Metric names come from trainer.metric_registry: the old alias is gone, with a hint to the one name.
+    ("study:\n  objective: quality\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 2,
+     "study.objective: unknown metric 'quality'; did you mean quality_score"),
+    ("study:\n  objective: [val_total, {metric: tf_diagonalty}]\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 2,
+     "study.objective.1: unknown metric 'tf_diagonalty'; did you mean tf_diagonality"),
+    ("study:\n  objective: lr\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 2,
+     "study.objective: lr is informational"),
+    ("study:\n  gates:\n    - {metric: tf_focus, min: 0.2}\n    - {metric: quality, min: 0.2}\n"
+     "params:\n  ga_weight: {low: 1.0, high: 2.0}\n", 4, "study.gates.1.metric: unknown metric 'quality'"),
+    ("study:\n  gates:\n    - metric: tf_diagonality\n      min: 1.5\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n",
+     4, "study.gates.0.min: 1.5 is above the highest value tf_diagonality takes (1)"),
+    ("study:\n  gates:\n    - {metric: val_total, max: -1}\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n",
+     3, "study.gates.0.max: -1 is below the lowest value val_total takes (0)"),
+    ("study:\n  gates:\n    - {min: 0.5}\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 3,
+     "study.gates.0: a gate needs 'metric'"),
 ])
 def test_malformed_space_names_file_line_and_key(tmp_path: Path, body: str, line: int, needle: str) -> None:
     path = tmp_path / "bad.yaml"
@@ -101,7 +117,8 @@ def test_missing_space_file_is_reported(tmp_path: Path) -> None:
 
 def test_two_objectives_and_quality_directions(tmp_path: Path) -> None:
     path = tmp_path / "two.yaml"
-    path.write_text("study:\n  objective: [val_mel_postnet_l1, quality]\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n")
+    path.write_text("study:\n  objective: [val_mel_postnet_l1, quality_score]\n"
+                    "params:\n  ga_weight: {low: 1.0, high: 2.0}\n")
     space = load_space(path)
     assert space.study.objective.multi
     assert space.study.objective.directions == ("minimize", "maximize")
@@ -126,3 +143,35 @@ def test_settings_optuna_rejects_are_reported_at_load(tmp_path: Path) -> None:
     path.write_text("study:\n  pruner: {name: threshold}\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n")
     with pytest.raises(SpaceError, match=r"p.yaml:2: study.pruner: .*lower or upper"):
         load_space(path)
+
+
+@pytest.mark.parametrize(("objective", "direction"), [
+    ("val_mel_postnet_l1", "minimize"), ("train_loss", "minimize"), ("fr_stop_error", "minimize"),
+    ("fr_run_on_rate", "minimize"), ("tf_focus", "maximize"), ("quality_score", "maximize"),
+    ("fr_quality_score", "maximize"),
+])
+def test_an_objectives_default_direction_is_the_registrys(tmp_path: Path, objective: str, direction: str) -> None:
+    from trainer import metric_registry
+
+    path = tmp_path / "o.yaml"
+    path.write_text(f"study:\n  objective: {objective}\nparams:\n  ga_weight: {{low: 1.0, high: 2.0}}\n")
+    space = load_space(path)
+    assert space.study.objective.directions == (direction,) == (metric_registry.get(objective).direction,)
+
+
+def test_numbers_read_as_in_the_trainers_config_files(tmp_path: Path) -> None:
+    """``1e-4`` (YAML 1.1 would read a string) is a float in a space file, as in a trainer config."""
+    from trainer.config import load_config
+
+    path = tmp_path / "e.yaml"
+    path.write_text("fixed:\n  warmup_steps: 0\nparams:\n"
+                    "  learning_rate: {type: float, low: 1e-4, high: 3E-3, log: true, default: 5e-4}\n"
+                    "  ga_weight: {low: .5, high: 2.0}\n")
+    space = load_space(path)
+    lr, ga = space.params
+    assert (lr.low, lr.high, lr.default) == (1e-4, 3e-3, 5e-4) and isinstance(lr.low, float)
+    assert ga.low == 0.5
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("learning_rate: 1e-4\n")
+    assert load_config(config_file, "tiny").learning_rate == lr.low
+    assert space.build_config({"learning_rate": lr.low, "ga_weight": 1.0}).learning_rate == 1e-4

@@ -67,7 +67,8 @@ def test_study_finishes_with_one_complete_and_one_gated_trial(study_run: StudyRu
 
     assert study_run.code == 0, study_run.output
     trials = _study(study_run).get_trials()
-    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED], [(t.state, t.user_attrs) for t in trials]
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED], [
+        (t.state, t.user_attrs) for t in trials]
     first, gated = trials
     assert first.params == {"learning_rate": 3e-3} and first.user_attrs["origin"] == "space defaults"
     assert gated.params == {"learning_rate": 1e-7}
@@ -79,7 +80,8 @@ def test_study_finishes_with_one_complete_and_one_gated_trial(study_run: StudyRu
     # The prune reason is stored on the trial and names the gate and the figure.
     reason = gated.user_attrs["prune_reason"]
     assert reason.startswith("quality gate: tf_diagonality") and "< 0.2 at step 4" in reason
-    assert gated.user_attrs["last_metrics"]["tf_diagonality"] < 0.2 <= first.user_attrs["last_metrics"]["tf_diagonality"]
+    diagonality = [t.user_attrs["last_metrics"]["tf_diagonality"] for t in (gated, first)]
+    assert diagonality[0] < 0.2 <= diagonality[1]
     assert "prune_reason" not in first.user_attrs
     assert first.user_attrs["best_step"] in (4, 8)
     assert Path(first.user_attrs["run_dir"], "checkpoints", "best.pt").is_file()
@@ -87,7 +89,8 @@ def test_study_finishes_with_one_complete_and_one_gated_trial(study_run: StudyRu
 
 def test_live_view_and_final_table(study_run: StudyRun) -> None:
     out = study_run.output
-    assert "trial 0 started" in out and "trial 0 step 4/8: mel_l1" in out and "diag" in out
+    # The live view shows the registry's labelled metrics, in registry order.
+    assert "trial 0 started" in out and "trial 0 step 4/8: diag" in out and "gate_ba" in out and "mel_l1" in out
     assert "trial 1 PRUNED at step 4: quality gate: tf_diagonality" in out
     assert "done 1, pruned 1, failed 0, running 0; best #0" in out
     assert "2 trials: complete 1, pruned 1" in out
@@ -108,6 +111,11 @@ def test_mlflow_has_a_parent_run_and_a_nested_run_per_trial(study_run: StudyRun)
     parent_id = parents[0].info.run_id
     assert all(r.data.tags["mlflow.parentRunId"] == parent_id for r in children.values())
     assert parents[0].data.params["space"] == study_run.space.name
+    # The parent run declares every metric the runs report (trainer.metric_registry).
+    definitions = json.loads(Path(client.download_artifacts(parent_id, "metric_definitions.json")).read_text())
+    declared = {d["name"]: d for d in definitions}
+    assert declared["quality_score"]["direction"] == "maximize" and declared["tf_diagonality"]["high"] == 1.0
+    assert "quality" not in declared
 
     done, gated = children["0"], children["1"]
     assert done.data.tags["state"] == "COMPLETE" and done.info.status == "FINISHED"
@@ -158,7 +166,8 @@ def test_status_and_best_export(study_run: StudyRun, tmp_path: Path, capsys) -> 
     export = tmp_path / "best"
     assert main(["best", "--home", str(study_run.home), "--study", "e2e", "--export", str(export)]) == 0
     assert "best trial #0" in capsys.readouterr().out
-    assert {"config.yaml", "best.pt", "sample-1.wav", "alignment.png", "best.json"} <= {p.name for p in export.iterdir()}
+    exported = {p.name for p in export.iterdir()}
+    assert {"config.yaml", "best.pt", "sample-1.wav", "alignment.png", "best.json"} <= exported
     summary = json.loads((export / "best.json").read_text())
     assert summary["trial"] == 0 and summary["params"] == {"learning_rate": 3e-3}
 

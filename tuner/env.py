@@ -1,0 +1,24 @@
+"""Every environment variable the tuner reads (or sets for a trial's child), by name, with its meaning.
+
+Each module reads its variable through the constant here, so a name is spelled once and this
+list is the whole story. ``tuner/README.md`` documents the user-facing ones.
+"""
+
+from __future__ import annotations
+
+from trainer.console import DEBUG_ENV
+
+HOME = "SMART_TUNER_HOME"  # the tuner's home folder (default ./studies); --home overrides it
+STORAGE = "SMART_TUNER_STORAGE"  # the study storage URL: --storage's default, and how a trial's child gets the URL
+HEARTBEAT_SECONDS = "SMART_TUNER_HEARTBEAT_SECONDS"  # seconds between a running trial's heartbeats (default 30)
+GRACE_SECONDS = "SMART_TUNER_GRACE_SECONDS"  # seconds without heartbeat before a trial is failed and retried (120)
+DB_RETRY_SECONDS = "SMART_TUNER_DB_RETRY_SECONDS"  # how long a storage call retries while the database is away (180)
+FAULT = "SMART_TUNER_FAULT"  # fault injection for tests and drills, read by the trial worker only
+GPU_LOCKS = "SMART_TUNER_GPU_LOCKS"  # folder of the per-GPU locks of --gpus claim (default <home>/gpu-locks)
+DEBUG = DEBUG_ENV  # SMART_TUNER_DEBUG=1: print the traceback of an internal error (read by trainer.console)
+MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"  # the MLflow tracking server or store (default: the home's SQLite)
+MLFLOW_LOGGING_LEVEL = "MLFLOW_LOGGING_LEVEL"  # MLflow's own log level; the tuner defaults it to WARNING
+CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"  # the GPUs a process sees; the tuner sets it per trial with --gpus
+
+__all__ = ["HOME", "STORAGE", "HEARTBEAT_SECONDS", "GRACE_SECONDS", "DB_RETRY_SECONDS", "FAULT", "GPU_LOCKS",
+           "DEBUG", "MLFLOW_TRACKING_URI", "MLFLOW_LOGGING_LEVEL", "CUDA_VISIBLE_DEVICES"]

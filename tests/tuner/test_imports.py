@@ -1,0 +1,152 @@
+"""How the tuner's modules import each other: no cycles, imports at the top, cheap start-up where it counts.
+
+The graph is read from the source (every ``import`` statement, at module level or inside a
+function), leaving out those under ``if TYPE_CHECKING:``, which never run. A cycle between tuner
+modules is a failure, even one hidden inside a function; an import inside a function must say
+why it is there (a comment with "lazy" on its line or just above it).
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import tuner
+
+PACKAGE = Path(tuner.__file__).resolve().parent
+MODULES = sorted(f"tuner.{path.stem}" for path in PACKAGE.glob("*.py") if path.stem != "__init__")
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and (
+        (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+        or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING"))
+
+
+def _imports(tree: ast.Module) -> list[tuple[ast.Import | ast.ImportFrom, bool]]:
+    """Return (import statement, at module level?) for every import that runs, in source order."""
+    found: list[tuple[ast.Import | ast.ImportFrom, bool]] = []
+
+    def visit(node: ast.AST, top: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if _is_type_checking(child):
+                continue
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                found.append((child, top))
+            inside = top and not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))
+            visit(child, inside)
+
+    visit(tree, True)
+    return found
+
+
+def _targets(node: ast.Import | ast.ImportFrom) -> set[str]:
+    """Return the tuner modules an import statement loads."""
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    elif node.module == "tuner":
+        names = [f"tuner.{alias.name}" for alias in node.names]
+    else:
+        names = [node.module or ""]
+    return {name for name in names if name in MODULES}
+
+
+def _graph() -> dict[str, set[str]]:
+    graph = {}
+    for module in MODULES:
+        tree = ast.parse((PACKAGE / f"{module.split('.')[1]}.py").read_text(encoding="utf-8"))
+        graph[module] = set().union(*(_targets(node) for node, _ in _imports(tree))) - {module}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """Return one cycle of ``graph`` as a path (first node repeated at the end), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state and (found := visit(target)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_no_import_cycle_between_tuner_modules() -> None:
+    graph = _graph()
+    assert graph["tuner.study"] and graph["tuner.cli"], graph  # the reader does see imports
+    cycle = _cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_leaf_modules_import_no_other_tuner_module_but_errors_and_env() -> None:
+    graph = _graph()
+    for leaf in ("tuner.env", "tuner.errors", "tuner.urls"):
+        assert graph[leaf] == set(), (leaf, graph[leaf])
+    assert graph["tuner.samplers"] <= {"tuner.errors"}
+    assert graph["tuner.yamlfile"] == set()
+
+
+def test_every_import_inside_a_function_says_why() -> None:
+    unexplained = []
+    for module in MODULES:
+        path = PACKAGE / f"{module.split('.')[1]}.py"
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for node, top in _imports(ast.parse("\n".join(lines))):
+            if top:
+                continue
+            # The reason is on the import's line, or in a comment just above it (a block of imports may share one).
+            index, explained = node.lineno - 1, False
+            while index >= 0:
+                text = lines[index].strip()
+                if "lazy" in text and ("#" in text):
+                    explained = True
+                    break
+                if index < node.lineno - 1 and text and not (text.startswith(("#", "import ", "from "))):
+                    break
+                index -= 1
+            if not explained:
+                unexplained.append(f"{path.name}:{node.lineno}: {lines[node.lineno - 1].strip()}")
+    assert not unexplained, "imports inside functions without a 'lazy: why' comment:\n" + "\n".join(unexplained)
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys\n{statement}\nprint(' '.join(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+def test_every_tuner_module_imports_in_a_fresh_interpreter() -> None:
+    loaded = _loaded_after("import importlib\n" + "\n".join(f"importlib.import_module({m!r})" for m in MODULES))
+    assert set(MODULES) <= loaded
+
+
+def test_start_up_stays_cheap() -> None:
+    # The trial child (python -m tuner.trial_worker) loads optuna, torch and the trainer inside run(),
+    # after taking its process_start_s; `tuner --help`, status, best and metrics never load torch or MLflow.
+    worker = _loaded_after("import tuner.trial_worker")
+    assert not {"optuna", "torch", "mlflow", "sqlalchemy", "matplotlib"} & worker
+    cli = _loaded_after("import tuner.cli")
+    assert not {"torch", "mlflow", "matplotlib", "optuna_dashboard"} & cli
+    # run-study's parent: MLflow only when tracking starts; matplotlib (which writes a font cache under
+    # $HOME when first imported) only in the trial child and the demo's base build.
+    driver = _loaded_after("import tuner.driver")
+    assert not {"mlflow", "matplotlib", "optuna_dashboard"} & driver

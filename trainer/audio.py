@@ -107,13 +107,17 @@ def griffin_lim(log_mel: torch.Tensor, n_iter: int = 32) -> torch.Tensor:
 
     The linear magnitude is estimated with the filterbank's pseudo-inverse (clamped at 0);
     the phase by ``n_iter`` Griffin-Lim iterations. Good enough to listen to, not a vocoder.
+    The random initial phase comes from a private, fixed-seed generator: the same mel gives
+    the same wav, and the caller's random numbers (a training run's) are left untouched.
     """
     log_mel = log_mel.detach().float().cpu()
     magnitude = torch.clamp(_mel_pseudo_inverse("cpu") @ torch.exp(log_mel), min=0.0)
     transform = torchaudio.transforms.GriffinLim(
         n_fft=N_FFT, n_iter=n_iter, win_length=WIN_LENGTH, hop_length=HOP_LENGTH, power=1.0
     )
-    wav = transform(magnitude)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        wav = transform(magnitude)
     peak = wav.abs().max()
     return wav * (0.95 / peak) if peak > 0 else wav
 

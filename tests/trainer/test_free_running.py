@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from trainer.data import FeatureCache, TTSDataset, read_corpus
-from trainer.evaluate import free_running
+from trainer.evaluate import band_range, free_running
 from trainer.infer import load_model, synthesize
 
 ALIGNED = Path(__file__).resolve().parent.parent / "data" / "tiny-aligned.pt"
@@ -24,11 +24,14 @@ def test_trained_checkpoint_aligns_and_stops_without_teacher_forcing(aligned, de
     dataset = TTSDataset(read_corpus(demo_corpus)[:8], FeatureCache())  # sentences it never saw
     torch.manual_seed(0)
     metrics, first = free_running(model, dataset, list(range(len(dataset))), config, torch.device("cpu"),
-                                  float(model.frames_per_char), progress=1.0)
+                                  float(model.frames_per_char), progress=1.0, band_range=band_range(dataset))
     assert metrics["fr_diagonality"] > 0.8
     assert metrics["fr_monotonicity"] > 0.9
     assert metrics["fr_stop_error"] < 0.25
     assert metrics["fr_hit_max_rate"] == 0.0
+    assert 0.8 < metrics["fr_length_ratio"] < 1.25
+    assert metrics["fr_out_of_range"] < 0.05  # a trained model stays within the corpus's band ranges
+    assert 0.0 < metrics["fr_mcd"] < 200.0
     assert first["attention"].shape[1] == len(dataset[0].text_ids)
 
 
@@ -40,8 +43,9 @@ def test_an_untrained_model_scores_worse_on_the_same_figures(aligned, demo_corpu
     untrained = Tacotron2(config).eval()
     dataset = TTSDataset(read_corpus(demo_corpus)[:4], FeatureCache())
     metrics, _ = free_running(untrained, dataset, list(range(len(dataset))), config.replace(stop_gate="fixed"),
-                              torch.device("cpu"), 4.6, progress=0.0)
+                              torch.device("cpu"), 4.6, progress=0.0, band_range=band_range(dataset))
     assert metrics["fr_diagonality"] < 0.6
+    assert metrics["fr_out_of_range"] > 0.05
     assert metrics["fr_stop_error"] > 0.25 or metrics["fr_hit_max_rate"] > 0
 
 

@@ -60,6 +60,11 @@ def run_guarded(run: Callable[[], int], prog: str, debug: bool = False,
     except KeyboardInterrupt:
         print(f"{prog}: {interrupted}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`tuner status | head`): not an error of ours. Point stdout at
+        # nothing so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as err:
         if debug:
             traceback.print_exc()

@@ -64,8 +64,19 @@ def uses_default_store(uri: str, home: Home) -> bool:
     return uri == f"sqlite:///{home.mlflow_db}"
 
 
+# The tracking URI schemes MLflow's own stores accept (a bare path is a file store).
+TRACKING_SCHEMES = ("", "file", "http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks")
+
+
 def check_separate(uri: str, storage_url: str) -> None:
-    """Raise TunerError when MLflow and Optuna would share one database (their schemas collide)."""
+    """Raise TunerError for a tracking URI MLflow cannot use, or one that is the Optuna database.
+
+    MLflow and Optuna must not share one database: both keep an ``alembic_version`` table.
+    """
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if scheme not in TRACKING_SCHEMES:
+        raise TunerError(f"${env.MLFLOW_TRACKING_URI} {mask_url(uri)}: MLflow cannot track to a {scheme}:// URI "
+                         f"(use one of {', '.join(s for s in TRACKING_SCHEMES if s)}, or a folder path)")
 
     def identity(url: str) -> tuple | None:
         try:

@@ -237,6 +237,7 @@ CASES = [
          "in-memory SQLite"),
     Case("mlflow-shares-optuna-db", lambda e: ("tuner", e.run_study("--storage", f"sqlite:///{e.store}/one.db")),
          "alembic_version"),
+    Case("mlflow-unknown-scheme", lambda e: ("tuner", e.run_study()), "MLflow cannot track to a bogus:// URI"),
     Case("trials-zero", lambda e: ("tuner", e.run_study("--trials", "0")), "--trials must be >= 1"),
     Case("trials-not-a-number", lambda e: ("tuner", e.run_study("--trials", "lots")), "invalid int value"),
     Case("max-steps-negative", lambda e: ("tuner", e.run_study("--max-steps", "-3")), "--max-steps must be >= 1"),
@@ -303,6 +304,8 @@ def env(tmp_path: Path, short_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> 
 def check_rejected(case: Case, env: Env, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     if case.id == "mlflow-shares-optuna-db":
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{env.store}/one.db")
+    elif case.id == "mlflow-unknown-scheme":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", "bogus://user:secret@host/x")
     else:
         monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     program, argv = case.make(env)

@@ -1,4 +1,4 @@
-"""TrainConfig: seed defaults, presets, YAML loading and errors that name the key."""
+"""TrainConfig: defaults, presets, YAML loading and errors that name the key."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from trainer.config import ConfigError, TrainConfig, load_config, preset, save_config
 
 
-def test_seed_defaults() -> None:
+def test_defaults() -> None:
     config = TrainConfig()
     assert (config.batch_size, config.grad_accum_steps) == (12, 3)
     assert (config.prenet_dropout, config.prenet_dropout_inference) == (0.1, 0.02)
@@ -17,7 +17,8 @@ def test_seed_defaults() -> None:
     assert (config.ga_weight, config.ga_decay, config.ga_sigma_start, config.ga_sigma_end) == (2.5, 0.9999, 0.4, 0.2)
     assert (config.warmup_steps, config.min_learning_rate) == (2000, 1e-6)
     assert (config.tf_hold_steps, config.tf_decay_steps, config.tf_floor) == (1000, 10000, 0.7)
-    assert (config.mel_weight, config.perceptual_weight, config.style_weight, config.monotonic_weight) == (1.0, 0.2, 0.1, 0.1)
+    weights = (config.mel_weight, config.perceptual_weight, config.style_weight, config.monotonic_weight)
+    assert weights == (1.0, 0.2, 0.1, 0.1)
 
 
 def test_learning_rate_profiles() -> None:

@@ -42,7 +42,7 @@ def test_lr_cosine_with_fixed_restarts() -> None:
     assert lr_at(2100, BASE, **kw) == pytest.approx(BASE)  # restart
     assert lr_at(2375, BASE, **kw) == pytest.approx(_cosine(0.75))
     values = [lr_at(s, BASE, **kw) for s in range(2000, 2100)]
-    assert all(a > b for a, b in zip(values, values[1:]))
+    assert all(a > b for a, b in zip(values, values[1:], strict=False))
     assert min(values) > MIN
 
 
@@ -128,7 +128,7 @@ def test_stop_threshold_values() -> None:
 def test_stop_threshold_is_harder_before_the_end_than_after() -> None:
     for progress in (0.0, 0.3, 0.7, 1.0):
         values = [stop_threshold(progress, step, 100) for step in range(0, 200, 5)]
-        assert all(a >= b for a, b in zip(values, values[1:]))  # never harder later in the utterance
+        assert all(a >= b for a, b in zip(values, values[1:], strict=False))  # never harder later in the utterance
         assert values[0] > values[-1]
 
 

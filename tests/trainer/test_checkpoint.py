@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.checkpoint import (CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
-                                warm_start)
+from trainer.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state, warm_start
 from trainer.config import preset
 from trainer.fileio import atomic_write
 from trainer.model import Tacotron2

@@ -105,11 +105,18 @@ class Reporter:
                 self.trial.report(values[0], step)
 
     def final_values(self) -> list[float]:
-        """Return the trial's objective values: one objective, its best validation; several, the last one."""
+        """Return the trial's objective values: those of the validation where the first objective was best.
+
+        That validation is the trainer's best.pt (its ``best_metric`` is the first objective),
+        so a trial's value is always the objective of the checkpoint it exports. With several
+        objectives, the others are read at the same validation (NaN values when none was finite).
+        """
         if not self.history:
             raise TunerError("training ended before any validation (is max_steps 0?)")
         if self.objective.multi:
-            return self.values(self.history[-1][1])
+            best = self.best_step()
+            chosen = next((m for s, m in self.history if s == best), None)
+            return self.values(chosen) if chosen is not None else [math.nan] * len(self.objective.metrics)
         direction = self.objective.directions[0]
         finite = [v for v in (self.values(m)[0] for _, m in self.history) if math.isfinite(v)]
         if not finite:

@@ -226,9 +226,13 @@ class SearchSpace:
 
     def build_config(self, params: dict[str, Any], *, preset_name: str | None = None,
                      max_steps: int | None = None) -> TrainConfig:
-        """Return the TrainConfig of one trial: preset, then ``fixed``, then ``params``, then the step budget."""
+        """Return the TrainConfig of one trial: preset, then ``fixed``, then ``params``, then the step budget.
+
+        ``best_metric`` is the (first) objective: the trainer's best.pt is then the checkpoint
+        whose validation gave the trial its value, the one ``tuner best --export`` exports.
+        """
         base = preset(preset_name or self.preset)
-        values = {**self.fixed, **self.overrides(params)}
+        values = {**self.fixed, **self.overrides(params), "best_metric": self.study.objective.metrics[0]}
         budget = max_steps or self.study.max_steps
         if budget is not None:
             values["max_steps"] = budget
@@ -241,6 +245,10 @@ class SearchSpace:
 
 
 # --------------------------------------------------------------------------- validation helpers
+
+
+# TrainConfig keys the tuner sets itself from the space's objective.
+_SET_BY_THE_OBJECTIVE = ("best_metric",)
 
 
 def _config_fields() -> set[str]:
@@ -303,6 +311,11 @@ def _parse_objective(study: dict, loc: Located) -> Objective:
             direction = declared.direction
         if direction not in _DIRECTIONS:
             raise loc.error(here, f"direction must be minimize or maximize, got {direction!r}")
+        if direction != declared.direction:
+            # The trainer keeps best.pt by the metric's declared direction, and a trial's value
+            # must be the objective at the checkpoint it exports.
+            raise loc.error(here, f"{declared.name} is {declared.direction}d ({declared.meaning}); "
+                                  f"it cannot be an objective to {direction}")
         metrics.append(declared.name)
         directions.append(direction)
     if len(set(metrics)) != len(metrics):
@@ -586,6 +599,8 @@ def load_space(name: str | Path) -> SearchSpace:
     for key in fixed:
         if key not in fields:
             raise loc.error(("fixed", key), "not a TrainConfig key")
+        if key in _SET_BY_THE_OBJECTIVE:
+            raise loc.error(("fixed", key), "is set by study.objective (best.pt is the objective's best validation)")
     base = preset(preset_name)
     for key, value in fixed.items():
         try:

@@ -88,8 +88,10 @@ def test_two_objectives_report_nothing_but_keep_the_gates() -> None:
     reporter = Reporter(trial, TWO, (Gate("tf_diagonality", min=0.5, after_step=20),), max_steps=30)
     assert reporter(10, _metrics(2.0)) is False
     assert reporter(20, _metrics(1.0)) is False
+    assert reporter(25, {**_metrics(1.2), "quality_score": 0.9}) is False
     assert study.trials[0].intermediate_values == {}
-    assert reporter.final_values() == [1.0, 0.75]
+    # Both values of the validation where the first objective was best (the trainer's best.pt).
+    assert reporter.final_values() == [1.0, 0.75] and reporter.best_step() == 20
     assert reporter(30, _metrics(0.9, diag=0.2)) is True
 
 

@@ -22,9 +22,12 @@ def test_default_space_is_the_documented_fine_tuning_space() -> None:
     assert (ga.low, ga.high, ga.default) == (1.0, 5.0, 2.5)
     assert space.defaults() == {"learning_rate": 1e-5, "batch_size": 12, "dropout": 0.08, "ga_weight": 2.5}
     assert space.study.fine_tune and space.study.enqueue_defaults
-    assert {g.metric for g in space.study.gates} == {"tf_diagonality", "tf_gate_balanced_accuracy"}
-    assert space.study.objective.metrics == ("val_mel_postnet_l1",)
+    assert {g.metric for g in space.study.gates} == {"tf_diagonality", "fr_hit_max_rate", "fr_stop_error",
+                                                     "tf_gate_balanced_accuracy"}
+    # Ranked by what the model says from text alone, with free-running stop behaviour gated.
+    assert space.study.objective.metrics == ("fr_mcd",)
     assert space.study.objective.directions == ("minimize",)
+    assert load_space("scratch").study.objective.metrics == ("fr_mcd",)
 
 
 def test_default_space_maps_parameters_onto_train_config() -> None:
@@ -33,7 +36,27 @@ def test_default_space_maps_parameters_onto_train_config() -> None:
     assert config.learning_rate == 2e-5 and config.batch_size == 9 and config.ga_weight == 4.0
     assert config.prenet_dropout == 0.12
     assert config.lr_profile == "finetune" and config.max_steps == space.study.max_steps
+    assert config.best_metric == "fr_mcd"  # best.pt is the objective's best validation
     assert space.build_config(space.defaults(), max_steps=7).max_steps == 7
+
+
+def test_a_direction_against_the_metrics_own_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text("study:\n  objective: {metric: fr_mcd, direction: maximize}\nparams:\n"
+                    "  ga_weight: {low: 1.0, high: 2.0}\n")
+    with pytest.raises(SpaceError, match=r"d.yaml:2: study.objective: fr_mcd is minimized .* cannot be an objective "
+                                         "to maximize"):
+        load_space(path)
+
+
+def test_best_metric_is_the_objectives_not_a_fixed_key(tmp_path: Path) -> None:
+    path = tmp_path / "b.yaml"
+    path.write_text("study:\n  objective: tf_diagonality\nfixed:\n  best_metric: val_total\nparams:\n"
+                    "  ga_weight: {low: 1.0, high: 2.0}\n")
+    with pytest.raises(SpaceError, match="b.yaml:4: fixed.best_metric: is set by study.objective"):
+        load_space(path)
+    path.write_text("study:\n  objective: tf_diagonality\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n")
+    assert load_space(path).build_config({"ga_weight": 1.5}).best_metric == "tf_diagonality"
 
 
 def test_scratch_space_searches_scratch_learning_rates_and_alignment_knobs() -> None:

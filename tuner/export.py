@@ -9,12 +9,24 @@ from typing import TYPE_CHECKING
 
 from optuna.trial import TrialState
 
+from trainer import metric_registry
 from trainer.fileio import atomic_write_text
 from tuner.errors import TunerError
 
 if TYPE_CHECKING:
     from optuna import Study
     from optuna.trial import FrozenTrial
+
+
+def _checkpoint_metrics(path: Path) -> dict[str, float]:
+    """Return the registered figures of the validation a checkpoint was saved at (its objective, fr_mcd ...)."""
+    from trainer.checkpoint import CheckpointError, load_checkpoint  # lazy: torch, only when exporting
+
+    try:
+        metrics = load_checkpoint(path).get("metrics") or {}
+    except CheckpointError:
+        return {}
+    return metric_registry.summary(metrics, [name for name in metrics if metric_registry.is_known(name)])
 
 
 def _export_trial(trial: FrozenTrial, out: Path, objective: list[str]) -> list[str]:
@@ -37,6 +49,7 @@ def _export_trial(trial: FrozenTrial, out: Path, objective: list[str]) -> list[s
     summary = {"trial": trial.number, "values": dict(zip(objective, trial.values or [], strict=False)),
                "params": trial.params,
                "best_step": trial.user_attrs.get("best_step"), "last_metrics": trial.user_attrs.get("last_metrics"),
+               "checkpoint_metrics": _checkpoint_metrics(run_dir / "checkpoints" / "best.pt"),
                "mlflow_run": trial.user_attrs.get("mlflow_run"), "run_dir": str(run_dir)}
     atomic_write_text(out / "best.json", json.dumps(summary, indent=1, sort_keys=True) + "\n")
     written.append(str(out / "best.json"))

@@ -50,6 +50,8 @@ from tuner.yamlfile import is_number
 
 # Files a finished trial shows on the dashboard (Optuna artifacts): the alignment and one sample.
 DASHBOARD_FILES = ("alignment.png", "sample-1.wav")
+# ... and, while it runs, each validation's free-running alignment and sample.
+DASHBOARD_VALIDATION_FILES = ("_alignment_fr.png", "_sample.wav")
 
 
 class MetricsTail:
@@ -80,6 +82,40 @@ class MetricsTail:
                 continue
         self.seen_any = self.seen_any or bool(records)
         return records
+
+
+class ValidationMedia:
+    """The pictures and sample the trainer writes at each validation (``RUN/plots/step_NNNNNN_*``), as they appear.
+
+    The trainer appends a validation's record before it draws its files, so a validation
+    is "ready" once its last file, the stop-gate plot, exists; ``flush`` takes whatever
+    is left when the trial ends (``plots: false`` leaves nothing).
+    """
+
+    LAST_FILE = "gate.png"  # trainer.train.write_validation_plots writes it last
+
+    def __init__(self, run_dir: Path) -> None:
+        self.folder = run_dir / "plots"
+        self.pending: list[int] = []
+
+    def add(self, step: int) -> None:
+        """Remember a validation whose record was read."""
+        self.pending.append(step)
+
+    def files(self, step: int) -> list[Path]:
+        """Return the files of the validation at ``step`` that exist, sorted."""
+        return sorted(self.folder.glob(f"step_{step:06d}_*"))
+
+    def ready(self, flush: bool = False) -> list[tuple[int, list[Path]]]:
+        """Return (step, files) of the validations whose files are complete (all of them when ``flush``)."""
+        done, waiting = [], []
+        for step in self.pending:
+            if flush or (self.folder / f"step_{step:06d}_{self.LAST_FILE}").is_file():
+                done.append((step, self.files(step)))
+            else:
+                waiting.append(step)
+        self.pending = waiting
+        return [(step, files) for step, files in done if files]
 
 
 class LiveView:
@@ -230,7 +266,7 @@ class TrialRunner:
                        val_interval=config.val_interval, max_steps=config.max_steps,
                        samples=self.space.study.samples, params=params, resume=resumed is not None)
         try:
-            outcome = self._supervise(job, run_dir, gpu, run_id, clock)
+            outcome = self._supervise(job, run_dir, gpu, run_id, clock, trial)
         except KeyboardInterrupt:
             if self.tracker is not None and run_id is not None:
                 self.tracker.finish_trial(run_id, "FAIL", "interrupted (Ctrl-C)", None, [])
@@ -272,10 +308,12 @@ class TrialRunner:
     # ------------------------------------------------------------------ the child
 
     def _supervise(self, job: TrialJob, run_dir: Path, gpu: str | None, run_id: str | None,
-                   clock: dict[str, float] | None = None) -> Outcome:
+                   clock: dict[str, float] | None = None, trial: Trial | None = None) -> Outcome:
         """Run the child to its end (or kill it) and return its outcome; stream its metrics meanwhile.
 
-        ``clock`` gets ``child_started`` (just before the spawn) and ``child_ended`` (its exit or kill).
+        ``clock`` gets ``child_started`` (just before the spawn) and ``child_ended`` (its exit or
+        kill). Each validation's pictures and sample go to MLflow and, with ``trial``, to the
+        dashboard as soon as the trainer has written them.
         """
         clock = {} if clock is None else clock
         job_path, outcome_path = run_dir / "job.json", run_dir / "outcome.json"
@@ -286,6 +324,7 @@ class TrialRunner:
         if gpu is not None:
             child_env[env.CUDA_VISIBLE_DEVICES] = gpu  # the child sees only its GPU, as cuda:0
         tail = MetricsTail(run_dir / "metrics.jsonl")
+        media = ValidationMedia(run_dir)
         killed_reason: str | None = None
         with (run_dir / "worker.log").open("ab") as log:
             # A session of its own: a timeout kills the child's whole process group, never ours.
@@ -302,7 +341,7 @@ class TrialRunner:
                     except subprocess.TimeoutExpired:
                         pass
                     now = time.monotonic()
-                    if self._stream(tail, job, run_id):
+                    if self._stream(tail, job, run_id, media, trial):
                         last_progress = now
                     if self.trial_timeout is not None and now - started > self.trial_timeout:
                         killed_reason = f"timed out: still running after {self.trial_timeout:g} s (worker killed)"
@@ -318,7 +357,7 @@ class TrialRunner:
                 raise
             clock["child_ended"] = time.perf_counter()
             ended_at = time.time()
-        self._stream(tail, job, run_id)
+        self._stream(tail, job, run_id, media, trial, flush=True)
         if killed_reason:
             return Outcome("failed", reason=killed_reason)
         outcome = Outcome.read(outcome_path)
@@ -336,9 +375,16 @@ class TrialRunner:
             pass
         return outcome
 
-    def _stream(self, tail: MetricsTail, job: TrialJob, run_id: str | None) -> bool:
-        """Forward new metrics records to MLflow and the live view; return True when there were any."""
+    def _stream(self, tail: MetricsTail, job: TrialJob, run_id: str | None, media: ValidationMedia | None = None,
+                trial: Trial | None = None, flush: bool = False) -> bool:
+        """Forward new metrics records to MLflow and the live view, and finished validations' media to MLflow
+        and the dashboard; return True when there were new records."""
         records = tail.read_new()
+        if media is not None:
+            media_steps = [int(r["step"]) for r in records if r.get("kind") == "val"]
+            for step in media_steps:
+                media.add(step)
+            self._publish_media(job, run_id, media.ready(flush), trial)
         if not records:
             return False
         if self.tracker is not None and run_id is not None:
@@ -353,6 +399,26 @@ class TrialRunner:
                 self.view.say(f"  trial {job.trial_number} step {record['step']}: {record['detection']} -> "
                               f"{record['action']}")
         return True
+
+    def _publish_media(self, job: TrialJob, run_id: str | None, ready: list[tuple[int, list[Path]]],
+                       trial: Trial | None) -> None:
+        """Log each validation's files to MLflow (``validation/step_NNNNNN/``) and its free-running
+        alignment and sample to the dashboard (Optuna artifacts), so a running trial can be seen and heard."""
+        for step, files in ready:
+            prefix = f"step_{step:06d}_"
+            if self.tracker is not None and run_id is not None:
+                try:
+                    self.tracker.log_files(run_id, [(p, f"validation/step_{step:06d}", p.name[len(prefix):])
+                                                    for p in files])
+                except Exception as err:  # MLflow trouble must not kill a training trial
+                    self.view.say(f"  mlflow: could not log the step {step} media of trial {job.trial_number} ({err})")
+            if trial is not None:
+                shown = [p for p in files if p.name.endswith(DASHBOARD_VALIDATION_FILES)]
+                try:
+                    upload_trial_artifacts(self.home, trial, shown)
+                except Exception as err:
+                    self.view.say(f"  artifacts: could not store the step {step} media of trial {job.trial_number} "
+                                  f"({err})")
 
     # ------------------------------------------------------------------ the verdict
 
@@ -375,10 +441,14 @@ class TrialRunner:
             except Exception as err:
                 self.view.say(f"  artifacts: could not store the plots of trial {trial.number} ({err})")
         state = {"complete": "COMPLETE", "pruned": "PRUNED"}.get(outcome.state, "FAIL")
+        try:
+            from optuna_dashboard import save_note  # lazy: the dashboard package is only needed here
+
+            save_note(trial, trial_note(trial.number, outcome, self.space, decisions))
+        except Exception as err:  # a note is a courtesy: never fail a trained trial over it
+            self.view.say(f"  dashboard: could not write the note of trial {trial.number} ({err})")
         if self.tracker is not None and run_id is not None:
             files = [(p, "plots" if p.suffix == ".png" else "samples") for p in media]
-            # The trainer's pictures of every validation (attention, mel, gate), when it makes them.
-            files += [(p, "plots/validation") for p in sorted((run_dir / "plots").glob("*.png"))]
             files.append((run_dir / "config.yaml", "config"))
             files.append((run_dir / "metrics.jsonl", "logs"))
             if decisions:
@@ -411,6 +481,28 @@ class TrialRunner:
 
 
 MAX_DECISION_ATTRS = 30  # user attributes are for reading at a glance; the full list is in MLflow
+
+
+def trial_note(number: int, outcome: Outcome, space: SearchSpace, decisions: list[str]) -> str:
+    """Return the dashboard note of a finished trial (Markdown): its verdict, the gates, the controller's actions."""
+    objective = space.study.objective
+    lines = [f"## Trial {number}: {outcome.state}", ""]
+    if outcome.state == "complete" and outcome.values:
+        shown = ", ".join(f"**{m} {v:.4g}**" for m, v in zip(objective.metrics, outcome.values, strict=False))
+        where = (f"the validation at step {outcome.best_step}" if outcome.best_step is not None
+                 else "its best validation")
+        lines.append(f"{shown}, from {where}: the checkpoint `tuner best --export` exports. "
+                     f"Trained {outcome.step} steps.")
+    elif outcome.state == "pruned":
+        lines.append(f"Pruned at step {outcome.step}: {outcome.reason}.")
+    else:
+        lines.append(f"Failed: {outcome.reason}.")
+    lines += ["", "Quality gates: " + ("; ".join(g.describe() for g in space.study.gates) or "none") + ".", ""]
+    if decisions:
+        lines += ["The trainer's quality controller acted:", ""] + [f"- {d}" for d in decisions]
+    else:
+        lines.append("The trainer's quality controller did not need to act.")
+    return "\n".join(lines) + "\n"
 
 
 def trial_timing(clock: dict[str, float], child: dict[str, float], now: float | None = None) -> dict[str, float]:

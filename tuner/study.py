@@ -254,6 +254,11 @@ def _open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps
         study.set_user_attr("space_file", str(space.path))
         study.set_user_attr("objective", list(space.study.objective.metrics))
         study.set_user_attr("max_steps", max_steps)
+    if study.metric_names is None:
+        # The dashboard titles its plots with these ("fr_mcd", not "Objective 0").
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(space.study.objective.metrics))
     elif stored != fingerprint:
         raise StorageError(f"study {study_name!r} was made from another search space "
                            f"({study.user_attrs.get('space_file', '?')}): its parameters or objective differ "

@@ -22,6 +22,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -206,6 +208,16 @@ class StudyTracker:
                 metrics.append(Metric(key, value if math.isfinite(value) else float("nan"), now, step))
         for start in range(0, len(metrics), 900):  # MLflow caps one batch at 1000 metrics
             self.client.log_batch(run_id, metrics=metrics[start:start + 900])
+
+    def log_files(self, run_id: str, files: list[tuple[Path, str, str]]) -> None:
+        """Log each (local file, artifact folder, artifact name) to the run; missing files are skipped."""
+        with tempfile.TemporaryDirectory() as staging:
+            for path, folder, name in files:
+                if path.is_file():
+                    renamed = Path(staging) / name
+                    shutil.copyfile(path, renamed)
+                    self.client.log_artifact(run_id, str(renamed), folder)
+                    renamed.unlink()
 
     def finish_trial(self, run_id: str, state: str, reason: str | None, value: list[float] | None,
                      files: list[tuple[Path, str]]) -> None:

@@ -137,12 +137,17 @@ def test_mlflow_has_a_parent_run_and_a_nested_run_per_trial(study_run: StudyRun)
     assert {"plots/alignment.png", "plots/mel.png", "samples/sample-1.wav", "config/config.yaml"} <= files(
         done.info.run_id)
     assert {"plots/alignment.png", "config/config.yaml"} <= files(gated.info.run_id)
-    # The trainer's pictures of every validation, when it makes them (TrainConfig.plots).
-    if any(Path(_study(study_run).trials[0].user_attrs["run_dir"], "plots").glob("*.png")):
-        assert {"plots/validation/step_000004_alignment_tf.png", "plots/validation/step_000008_alignment_tf.png"} \
-            <= files(done.info.run_id)
+    # Every validation's pictures and free-running sample, streamed while the trial ran.
+    for step in ("step_000004", "step_000008"):
+        assert {f"validation/{step}/{name}" for name in ("alignment_tf.png", "alignment_fr.png", "mel.png", "gate.png",
+                                                          "sample.wav")} <= files(done.info.run_id)
+    assert {"validation/step_000004/sample.wav"} <= files(gated.info.run_id)  # a pruned trial's too
     local = Path(client.download_artifacts(done.info.run_id, "samples/sample-1.wav"))
     assert local.read_bytes()[:4] == b"RIFF"
+    # Streamed, not copied at the end: step 4's sample reached MLflow before the trainer wrote step 8's.
+    stored = Path(done.info.artifact_uri.removeprefix("file://")) / "validation" / "step_000004" / "sample.wav"
+    run_dir = Path(_study(study_run).trials[0].user_attrs["run_dir"])
+    assert stored.stat().st_mtime < (run_dir / "plots" / "step_000008_sample.wav").stat().st_mtime
 
 
 def test_trials_link_to_mlflow_and_carry_dashboard_artifacts(study_run: StudyRun) -> None:
@@ -153,6 +158,10 @@ def test_trials_link_to_mlflow_and_carry_dashboard_artifacts(study_run: StudyRun
     assert first.user_attrs["mlflow_run_id"] and "run" in first.user_attrs["mlflow_run"]
     names = {meta.filename: meta for meta in get_all_artifact_meta(first, storage=study._storage)}
     assert {"alignment.png", "sample-1.wav"} <= set(names)
+    # Each validation's free-running alignment and sample, uploaded while the trial ran.
+    assert {"step_000004_alignment_fr.png", "step_000004_sample.wav", "step_000008_sample.wav"} <= set(names)
+    # The dashboard names the objective instead of "Objective 0".
+    assert study.metric_names == ["val_mel_postnet_l1"]
     assert names["sample-1.wav"].mimetype.startswith("audio/")
     stored = study_run.home / "artifacts" / names["alignment.png"].artifact_id
     assert stored.read_bytes()[:4] == b"\x89PNG"
@@ -170,6 +179,13 @@ def test_status_and_best_export(study_run: StudyRun, tmp_path: Path, capsys) -> 
     assert {"config.yaml", "best.pt", "sample-1.wav", "alignment.png", "best.json"} <= exported
     summary = json.loads((export / "best.json").read_text())
     assert summary["trial"] == 0 and summary["params"] == {"learning_rate": 3e-3}
+    # The trial's value is the objective of the checkpoint it exports, and that checkpoint's fr_mcd comes along.
+    from trainer.checkpoint import load_checkpoint
+
+    trial = _study(study_run).trials[0]
+    assert load_checkpoint(export / "best.pt")["metrics"]["val_mel_postnet_l1"] == trial.value
+    assert summary["checkpoint_metrics"]["val_mel_postnet_l1"] == pytest.approx(trial.value, abs=1e-5)
+    assert summary["checkpoint_metrics"]["fr_mcd"] > 0
 
 
 def _free_port() -> int:
@@ -197,6 +213,10 @@ def test_dashboard_serves_the_study_over_http(study_run: StudyRun) -> None:
             detail = json.loads(response.read())
         trials = detail["trials"]
         assert [t["state"] for t in trials] == ["Complete", "Pruned"]
+        # Each trial's note says in words what decided it.
+        assert trials[0]["note"]["body"].startswith("## Trial 0: complete")
+        assert "**val_mel_postnet_l1" in trials[0]["note"]["body"]
+        assert "Pruned at step 4: quality gate: tf_diagonality" in trials[1]["note"]["body"]
         assert any(a["filename"] == "sample-1.wav" for a in trials[0]["artifacts"])
         artifact = next(a for a in trials[0]["artifacts"] if a["filename"] == "alignment.png")
         url = f"http://127.0.0.1:{port}/artifacts/{entry['study_id']}/{trials[0]['trial_id']}/{artifact['artifact_id']}"

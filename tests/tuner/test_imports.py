@@ -1,4 +1,4 @@
-"""How the tuner's modules import each other: no cycles, imports at the top, cheap start-up where it counts.
+"""How the modules import each other: no cycles (tuner and trainer), imports at the top, cheap start-up.
 
 The graph is read from the source (every ``import`` statement, at module level or inside a
 function), leaving out those under ``if TYPE_CHECKING:``, which never run. A cycle between tuner
@@ -13,10 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import trainer
 import tuner
 
 PACKAGE = Path(tuner.__file__).resolve().parent
 MODULES = sorted(f"tuner.{path.stem}" for path in PACKAGE.glob("*.py") if path.stem != "__init__")
+TRAINER = Path(trainer.__file__).resolve().parent
+TRAINER_MODULES = sorted(f"trainer.{path.stem}" for path in TRAINER.glob("*.py") if path.stem != "__init__")
 
 
 def _is_type_checking(node: ast.AST) -> bool:
@@ -42,22 +45,23 @@ def _imports(tree: ast.Module) -> list[tuple[ast.Import | ast.ImportFrom, bool]]
     return found
 
 
-def _targets(node: ast.Import | ast.ImportFrom) -> set[str]:
-    """Return the tuner modules an import statement loads."""
+def _targets(node: ast.Import | ast.ImportFrom, modules: list[str]) -> set[str]:
+    """Return the modules of ``modules`` (one package's) an import statement loads."""
+    package = modules[0].split(".")[0]
     if isinstance(node, ast.Import):
         names = [alias.name for alias in node.names]
-    elif node.module == "tuner":
-        names = [f"tuner.{alias.name}" for alias in node.names]
+    elif node.module == package:
+        names = [f"{package}.{alias.name}" for alias in node.names]
     else:
         names = [node.module or ""]
-    return {name for name in names if name in MODULES}
+    return {name for name in names if name in modules}
 
 
-def _graph() -> dict[str, set[str]]:
+def _graph(folder: Path = PACKAGE, modules: list[str] = MODULES) -> dict[str, set[str]]:
     graph = {}
-    for module in MODULES:
-        tree = ast.parse((PACKAGE / f"{module.split('.')[1]}.py").read_text(encoding="utf-8"))
-        graph[module] = set().union(*(_targets(node) for node, _ in _imports(tree))) - {module}
+    for module in modules:
+        tree = ast.parse((folder / f"{module.split('.')[1]}.py").read_text(encoding="utf-8"))
+        graph[module] = set().union(*(_targets(node, modules) for node, _ in _imports(tree))) - {module}
     return graph
 
 
@@ -94,6 +98,17 @@ def test_no_import_cycle_between_tuner_modules() -> None:
     assert graph["tuner.study"] and graph["tuner.cli"], graph  # the reader does see imports
     cycle = _cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_no_import_cycle_between_trainer_modules() -> None:
+    graph = _graph(TRAINER, TRAINER_MODULES)
+    assert graph["trainer.train"], graph
+    cycle = _cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+    # The leaves everything may depend on depend on nothing of the trainer's but the error base.
+    for leaf in ("trainer.errors", "trainer.masks", "trainer.audio_format", "trainer.architectures"):
+        assert graph[leaf] == set(), (leaf, graph[leaf])
+    assert graph["trainer.metric_registry"] <= {"trainer.errors"}
 
 
 def test_the_leaf_modules_import_no_other_tuner_module_but_errors_and_env() -> None:

@@ -123,7 +123,7 @@ def test_mlflow_has_a_parent_run_and_a_nested_run_per_trial(study_run: StudyRun)
     assert gated.data.tags["prune_reason"].startswith("quality gate: tf_diagonality")
     assert float(done.data.params["learning_rate"]) == 3e-3
     for key in ("val_mel_postnet_l1", "val_total", "val_gate", "tf_diagonality", "tf_focus", "tf_monotonicity",
-                "tf_coverage", "tf_gate_balanced_accuracy"):
+                "tf_coverage", "tf_gate_balanced_accuracy", "fr_mcd", "fr_length_ratio", "fr_out_of_range"):
         assert [m.step for m in client.get_metric_history(done.info.run_id, key)] == [4, 8], key
     assert client.get_metric_history(done.info.run_id, "train_total")  # the training losses too
     assert [m.step for m in client.get_metric_history(gated.info.run_id, "tf_diagonality")] == [4]

@@ -25,3 +25,15 @@ def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo-corpus") / "en"
     make_corpus(out, lang="en", utterances=24, seed=7)
     return out
+
+
+@pytest.fixture(scope="session")
+def flite_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return a 12-utterance English corpus spoken by flite's rms voice (read-only); skip without flite."""
+    import shutil
+
+    if shutil.which("flite") is None:
+        pytest.skip("flite is not installed (Debian/Ubuntu package 'flite')")
+    out = tmp_path_factory.mktemp("flite-corpus") / "en"
+    make_corpus(out, lang="en", utterances=12, seed=5, engine="flite")
+    return out

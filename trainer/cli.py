@@ -19,15 +19,22 @@ EXIT_DATA_REPORT = EXIT_FAILED
 
 
 def _add_make_corpus(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("make-corpus", help="write an eSpeak NG demo corpus in LJSpeech layout",
-                       description="Synthesise a deterministic demo corpus (metadata.csv + wavs/) with eSpeak NG.")
+    p = sub.add_parser("make-corpus", help="write a synthetic corpus (eSpeak NG or flite) in LJSpeech layout",
+                       description="Synthesise a deterministic corpus (metadata.csv + wavs/) with eSpeak NG "
+                                   "(bundled) or flite (the Debian/Ubuntu package flite; English).")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--lang", default="en", choices=["en", "ru"], help="language (default en)")
     p.add_argument("--utterances", type=int, default=100, help="number of utterances (default 100)")
     p.add_argument("--seed", type=int, default=0, help="sentence generator seed (default 0)")
     p.add_argument("--text", type=Path, default=None, help="text file, one sentence a line, instead of the generator")
-    p.add_argument("--voice", default=None, help="eSpeak voice name, e.g. en-us+f3 (default: the language's)")
-    p.add_argument("--vary-prosody", action="store_true", help="vary rate and pitch per utterance")
+    p.add_argument("--engine", default="espeak", choices=["espeak", "flite"],
+                   help="speech engine (default espeak; flite's voices are the ones an English recogniser "
+                        "understands, for intelligibility runs)")
+    p.add_argument("--voice", default=None,
+                   help="voice: eSpeak's, e.g. en-us+f3 (default: the language's), or flite's: rms (default), "
+                        "kal16, awb, slt")
+    p.add_argument("--vary-prosody", action="store_true",
+                   help="vary rate and pitch per utterance (flite: the rate only)")
     p.set_defaults(run=_run_make_corpus)
 
 
@@ -37,7 +44,8 @@ def _run_make_corpus(args: argparse.Namespace) -> int:
     if args.utterances < 1:
         raise UserError(f"--utterances must be >= 1, got {args.utterances}")
     summary = make_corpus(args.out, lang=args.lang, utterances=args.utterances, seed=args.seed,
-                          text_file=args.text, voice=args.voice, vary_prosody=args.vary_prosody)
+                          text_file=args.text, voice=args.voice, vary_prosody=args.vary_prosody,
+                          engine=args.engine)
     print(f"wrote {summary}")
     return 0
 

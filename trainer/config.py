@@ -133,6 +133,7 @@ class TrainConfig:
     stop_gate: str = "adaptive"  # "adaptive" (trainer.schedules.stop_threshold) | "fixed" (stop_threshold)
     fr_utterances: int = 8  # held-out sentences synthesised without teacher forcing at each validation; 0: off
     fr_max_factor: float = 2.0  # free-running limit per utterance, as a multiple of its reference length
+    fr_asr: str = "auto"  # fr_wer/fr_cer by an English recogniser: "auto" (when installed and English) | "on" | "off"
 
     # --- training phases: pre-alignment -> alignment -> quality -> fine-tuning ---
     phases: bool = False  # on: GA weight 10/3/1/0.5 and LR x 1/0.8/0.5/0.3 over 500:1500:1000:500 of max_steps
@@ -193,6 +194,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "mel_loss": ("spectral", "l1", "mse"),
     "device": ("auto", "cpu", "cuda"),
     "stop_gate": ("adaptive", "fixed"),
+    "fr_asr": ("auto", "on", "off"),
     "lang": ("en", "ru"),
 }
 

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 import torch
 
 from trainer import schedules
+from trainer.asr import AsrScorer
 from trainer.config import TrainConfig
 from trainer.contract import AcousticModel, ModelOutputs, StopThreshold
 from trainer.data import Batch, TTSDataset, collate
 from trainer.losses import LossWeights, TacotronLoss, masked_l1
 from trainer.metrics import alignment_metrics, gate_balanced_accuracy, mel_cepstral_distortion, stop_metrics
+from trainer.text import ids_to_text
 
 EARLY_STOP_SHARE = 0.8  # stopped before 80% of the reference length
 RUN_ON_SHARE = 1.2  # still going past 120% of it (or never stopped)
@@ -82,13 +84,14 @@ def stop_threshold_fn(config: TrainConfig, text_lens: torch.Tensor, frames_per_c
 @torch.no_grad()
 def validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
              device: torch.device, weights: LossWeights, frames_per_char: float,
-             progress: float, band_range: torch.Tensor | None = None) -> tuple[dict[str, float], Sample | None]:
+             progress: float, band_range: torch.Tensor | None = None,
+             asr: AsrScorer | None = None) -> tuple[dict[str, float], Sample | None]:
     """Return (metrics, sample): teacher-forced ``val_*``/``tf_*`` and free-running ``fr_*`` figures.
 
     ``weights`` are the current step's loss weights (so ``val_total`` is comparable with the
     training loss); ``progress`` in [0, 1] moves the adaptive stop threshold; ``band_range``
     (2, 80), the training corpus's lowest and highest value of each mel band
-    (``band_range``), gives ``fr_out_of_range``.
+    (``band_range``), gives ``fr_out_of_range``; ``asr`` gives ``fr_wer`` and ``fr_cer``.
 
     ``val_mel_postnet_l1`` (masked L1 of the postnet mel) is computed whatever the training
     loss is, so studies comparing loss settings share one objective. Free-running runs on
@@ -102,12 +105,14 @@ def validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset,
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
-        return _validate(model, criterion, dataset, config, device, weights, frames_per_char, progress, band_range)
+        return _validate(model, criterion, dataset, config, device, weights, frames_per_char, progress, band_range,
+                         asr)
 
 
 def _validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
               device: torch.device, weights: LossWeights, frames_per_char: float,
-              progress: float, band_range: torch.Tensor | None) -> tuple[dict[str, float], Sample | None]:
+              progress: float, band_range: torch.Tensor | None,
+              asr: AsrScorer | None) -> tuple[dict[str, float], Sample | None]:
     model.eval()
     sums: dict[str, float] = {}
     count = 0
@@ -140,7 +145,7 @@ def _validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset
     sample = None
     if config.fr_utterances > 0:
         fr_metrics, fr_first = free_running(model, dataset, order[: config.fr_utterances], config, device,
-                                            frames_per_char, progress, band_range)
+                                            frames_per_char, progress, band_range, asr)
         metrics.update(fr_metrics)
         if first and fr_first is not None:
             sample = Sample(first_id, first["tf_attention"], fr_first["attention"], first["target_mel"],
@@ -152,7 +157,8 @@ def _validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset
 @torch.no_grad()
 def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], config: TrainConfig,
                  device: torch.device, frames_per_char: float, progress: float,
-                 band_range: torch.Tensor | None = None) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
+                 band_range: torch.Tensor | None = None,
+                 asr: AsrScorer | None = None) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
     """Return (fr_* metrics, first utterance's attention/mel/gate) from synthesis without teacher forcing.
 
     Metrics: the alignment metrics on the inference attention (restricted to the
@@ -163,7 +169,10 @@ def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], 
     utterance that never stopped is scored on what it produced up to its limit), and
     ``fr_length_ratio``, the mean predicted / reference length (1 is right); with
     ``band_range``, ``fr_out_of_range``: the share of predicted mel values (within each
-    utterance's predicted length) outside the training corpus's range of their band.
+    utterance's predicted length) outside the training corpus's range of their band; with
+    ``asr``, ``fr_wer``/``fr_cer``, what an English recogniser hears of the synthesised
+    sentences, and ``fr_wer_ceiling``/``fr_cer_ceiling``, the same for the recordings' mels
+    vocoded alike (``trainer.asr``).
     """
     if not indices:
         return {}, None
@@ -192,6 +201,11 @@ def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], 
         outside = [((m < low) | (m > high)).float().mean() for m in
                    (mel_post[b, :, : max(int(pred[b]), 1) * r] for b in range(len(indices)))]
         metrics["fr_out_of_range"] = float(torch.stack(outside).mean())
+    if asr is not None:
+        texts = [ids_to_text(dataset[i].text_ids) for i in indices]
+        predicted = [mel_post[b, :, : int(pred[b]) * r] for b in range(len(indices))]
+        references = [batch.mels[b, :, : int(batch.mel_lens[b])].cpu() for b in range(len(indices))]
+        metrics.update(asr.score(batch.ids, texts, predicted, references))
     steps, tokens = int(pred[0]), int(batch.text_lens[0])
     first = {"attention": att[0, :steps, :tokens].cpu(), "mel": mel_post[0, :, : steps * r],
              "gate": out.gate[0, :steps].float().cpu()}

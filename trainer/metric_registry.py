@@ -202,6 +202,13 @@ register(Metric("fr_length_ratio", None,
 register(Metric("fr_out_of_range", MINIMIZE,
                 "share of free-running mel values outside the training corpus's range of their band (0 is sane)",
                 low=0.0, high=1.0, best=0.0, worst=1.0))
+register(Metric("fr_wer", MINIMIZE,
+                "word error rate of an English recogniser on the free-running sentences (asr extra; 0 is perfect)",
+                low=0.0, label="wer"))
+register(Metric("fr_cer", MINIMIZE, "character error rate of the same transcripts", low=0.0))
+register(Metric("fr_wer_ceiling", None,
+                "the word error rate of the recordings' own mels vocoded alike: the best fr_wer can reach", low=0.0))
+register(Metric("fr_cer_ceiling", None, "the character error rate of the same", low=0.0))
 register(Metric("val_mel_postnet_l1", MINIMIZE,
                 "teacher-forced mean |postnet mel - target| over valid frames (log-mel units), whatever the loss",
                 low=0.0, label="mel_l1"))

@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from trainer import metric_registry, schedules
 from trainer.architectures import build_model
-from trainer.audio import griffin_lim, write_wav
+from trainer.asr import AsrScorer, unavailable_reason
+from trainer.audio import SAMPLE_RATE, griffin_lim, write_wav
 from trainer.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from trainer.checkpoint import warm_start as load_warm_start
 from trainer.config import TrainConfig, config_from_dict, save_config
@@ -44,7 +45,7 @@ from trainer.data import (
     collate,
     split_train_val,
 )
-from trainer.errors import DataError, NonFiniteLossError
+from trainer.errors import ConfigError, DataError, NonFiniteLossError
 from trainer.evaluate import Sample, autocast, band_range, compute_loss, validate
 from trainer.fileio import atomic_write_text
 from trainer.losses import LossWeights, TacotronLoss
@@ -198,6 +199,7 @@ class Session:
     val_set: TTSDataset
     controller: QualityController | None
     band_range: torch.Tensor  # (2, 80) lowest and highest value of each mel band in the training corpus
+    asr: AsrScorer | None = None  # scores free-running intelligibility (fr_wer) when it can
 
     def save(self, path: Path, metrics: dict[str, float] | None = None) -> None:
         """Write a checkpoint of the whole run (model, optimiser, state, controller, RNG) to ``path``."""
@@ -274,7 +276,7 @@ def on_validation(session: Session, hp: StepHParams, train_loss: float) -> tuple
     config, state, folder = session.config, session.state, session.folder
     metrics, sample = validate(session.model, session.criterion, session.val_set, config, session.device,
                                hp.loss_weights, state.frames_per_char, state.step / config.max_steps,
-                               session.band_range)
+                               session.band_range, session.asr)
     metrics.update(train_loss=train_loss, lr=hp.lr, tf_ratio=hp.tf_ratio, ga_weight=hp.loss_weights.ga_weight,
                    quality_score=quality_score(metrics, "tf_"))
     if "fr_diagonality" in metrics:
@@ -366,6 +368,22 @@ def load_data(config: TrainConfig, data: str | Path,
     return make(train_items), make(val_items), report
 
 
+def asr_scorer(config: TrainConfig) -> tuple[AsrScorer | None, str | None]:
+    """Return (the intelligibility scorer, or None; the one line saying why it is off, or None).
+
+    ``fr_asr: auto`` scores when the recogniser is installed and the language is one it
+    understands; ``on`` makes a missing one a ConfigError; ``off`` never scores.
+    """
+    if config.fr_asr == "off" or config.fr_utterances == 0:
+        return None, None
+    reason = unavailable_reason(config.lang)
+    if reason is not None:
+        if config.fr_asr == "on":
+            raise ConfigError(f"fr_asr: on, but {reason}")
+        return None, f"intelligibility (fr_wer) is off: {reason}"
+    return AsrScorer(vocode=griffin_lim, sample_rate=SAMPLE_RATE), None
+
+
 def quality_config(config: TrainConfig) -> ControllerConfig:
     """Return the quality controller's settings for this run (judging windows scale with max_steps)."""
     return ControllerConfig.for_budget(config.max_steps, patience=config.early_stop_patience,
@@ -389,6 +407,7 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
         torch.set_num_threads(config.torch_threads)
     seed_everything(config.seed)
     train_set, val_set, report = load_data(config, data, show_progress)
+    asr, asr_off = asr_scorer(config)
     folder.root.mkdir(parents=True, exist_ok=True)
     save_config(config, folder.config)
     if report.problems:
@@ -404,7 +423,7 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
     session = Session(config, folder, device, model, TacotronLoss.from_config(config), optimizer, scaler,
                       TrainState(base_lr=base_lr, frames_per_char=train_set.frames_per_character()),
                       train_set, val_set, QualityController(quality_config(config)) if config.controller else None,
-                      band_range(train_set))
+                      band_range(train_set), asr)
     state = session.state
 
     # --- resume exactly, or warm-start the weights ---
@@ -442,6 +461,10 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
                            "frames_per_char": train_set.frames_per_character()})
     progress = tqdm(total=config.max_steps, initial=state.step, desc="train", unit="step",
                     disable=not show_progress, file=sys.stderr, dynamic_ncols=True)
+    if asr_off is not None:
+        folder.append_metrics({"kind": "event", "step": state.step, "event": "asr_off", "reason": asr_off})
+        if show_progress:
+            progress.write(asr_off, file=sys.stderr)
     nonfinite_in_row = skipped_total = 0
     current_phase = ""
     window_losses: list[float] = []  # training losses since the last validation (the controller's trend)

@@ -67,7 +67,7 @@ def toy() -> Iterator[None]:
 
 def toy_config(**overrides) -> TrainConfig:
     base = dict(architecture="toy", batch_size=4, val_size=4, max_steps=3, val_interval=3, checkpoint_interval=3,
-                log_interval=1, warmup_steps=1, fr_utterances=2, torch_threads=2, learning_rate=1e-2)
+                log_interval=1, warmup_steps=1, fr_utterances=2, torch_threads=2, learning_rate=1e-2, fr_asr="off")
     return preset("tiny").replace(**{**base, **overrides})
 
 

@@ -346,3 +346,27 @@ def test_corpus_files_get_ordinary_permissions(tmp_path):
 def test_variants_include_the_documented_second_voices():
     variants = list_voice_variants()
     assert {"f3", "m3"} <= set(variants)
+
+
+def test_flite_corpus_is_deterministic_in_layout(flite_corpus: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    make_corpus(again, lang="en", utterances=12, seed=5, engine="flite")
+    assert (again / "metadata.csv").read_bytes() == (flite_corpus / "metadata.csv").read_bytes()
+    for wav in sorted((flite_corpus / "wavs").glob("*.wav")):
+        assert (again / "wavs" / wav.name).read_bytes() == wav.read_bytes(), wav.name
+        assert sf.info(str(wav)).samplerate == 22050
+
+
+def test_flite_without_the_program_is_one_line_naming_the_package(tmp_path: Path, capsys,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    code = trainer_main(["make-corpus", "--engine", "flite", "--out", str(tmp_path / "c"), "--utterances", "2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "install the Debian/Ubuntu package 'flite'" in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_flite_speaks_english_only(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="flite engine speaks English only"):
+        make_corpus(tmp_path / "c", lang="ru", utterances=2, engine="flite")

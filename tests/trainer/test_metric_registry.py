@@ -20,8 +20,8 @@ def test_the_trainers_metrics_are_declared_with_directions_and_ranges() -> None:
     assert metric_registry.get("val_mel_postnet_l1").direction == MINIMIZE
     assert metric_registry.get("fr_stop_error").direction == MINIMIZE
     assert metric_registry.get("lr").direction is None  # informational, never an objective
-    assert [m.name for m in metric_registry.shown()][:5] == ["tf_diagonality", "tf_focus",
-                                                             "tf_gate_balanced_accuracy", "fr_mcd",
+    assert [m.name for m in metric_registry.shown()][:6] == ["tf_diagonality", "tf_focus",
+                                                             "tf_gate_balanced_accuracy", "fr_mcd", "fr_wer",
                                                              "val_mel_postnet_l1"]
 
 

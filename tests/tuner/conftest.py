@@ -36,6 +36,7 @@ fixed:
   warmup_steps: 0
   ga_weight: 30.0
   torch_threads: 1
+  fr_asr: "off"
 """
 
 

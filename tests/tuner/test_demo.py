@@ -17,7 +17,7 @@ def _mini_plan(text_file: Path) -> DemoPlan:
     # A miniature of the README's demo: same steps, sizes cut so the test runs in seconds.
     return DemoPlan(base_utterances=14, voice_utterances=12, base_steps=4, text_file=str(text_file),
                     base_overrides={"val_size": 4, "batch_size": 6, "val_interval": 4, "warmup_steps": 0,
-                                    "torch_threads": 1})
+                                    "torch_threads": 1, "fr_asr": "off"})
 
 
 def test_demo_study_fine_tunes_the_cached_base_on_a_second_voice(tuner_home: Path, short_text: Path) -> None:

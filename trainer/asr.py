@@ -32,6 +32,9 @@ __all__ = ["ASR_LANGUAGES", "RECOGNISER_RATE", "AsrScorer", "error_rates", "norm
 
 ASR_LANGUAGES = ("en",)  # the bundled recogniser's model is English
 RECOGNISER_RATE = 16000  # Hz: the rate pocketsphinx's bundled model was trained at
+# A voice whose own recordings, vocoded, come back with more word errors than this is one the
+# recogniser cannot hear (eSpeak NG scores about 0.85): its fr_wer would measure the recogniser.
+CEILING_LIMIT = 0.5
 
 
 def unavailable_reason(lang: str) -> str | None:
@@ -110,19 +113,32 @@ class AsrScorer:
     ``vocode`` turns a log-mel (80, frames) into a waveform at ``sample_rate`` (Griffin-Lim
     unless a vocoder is configured). The ceiling is the same figure for the *reference*
     mels vocoded the same way: what a perfect acoustic model would score with this vocoder.
+    When the ceiling's WER exceeds ``CEILING_LIMIT`` the recogniser cannot hear this voice:
+    scoring stops for the run and ``off_reason`` says why in one line.
     """
 
     vocode: Callable[[torch.Tensor], torch.Tensor]
     sample_rate: int
+    off_reason: str | None = None
     _ceiling: dict[str, str] = field(default_factory=dict)  # utterance id -> what the recogniser heard
 
     def score(self, ids: Sequence[str], texts: Sequence[str], predicted: Sequence[torch.Tensor],
               references: Sequence[torch.Tensor]) -> dict[str, float]:
-        """Return {fr_wer, fr_cer, fr_wer_ceiling, fr_cer_ceiling} for the predicted and reference mels of ``ids``."""
-        heard = [transcribe(self.vocode(mel), self.sample_rate) if mel.shape[-1] else "" for mel in predicted]
+        """Return {fr_wer, fr_cer, fr_wer_ceiling, fr_cer_ceiling} for the predicted and reference mels of ``ids``.
+
+        Empty when scoring is off (``off_reason``).
+        """
+        if self.off_reason is not None:
+            return {}
         for utterance, mel in zip(ids, references, strict=True):
             if utterance not in self._ceiling:
                 self._ceiling[utterance] = transcribe(self.vocode(mel), self.sample_rate)
-        wer, cer = error_rates(texts, heard)
         wer_ceiling, cer_ceiling = error_rates(texts, [self._ceiling[u] for u in ids])
+        if wer_ceiling > CEILING_LIMIT:
+            self.off_reason = (f"intelligibility (fr_wer) is off: the recogniser hears only {1 - wer_ceiling:.0%} "
+                               f"of the words of this voice's own recordings (resynthesis WER {wer_ceiling:.2f} > "
+                               f"{CEILING_LIMIT}); it needs a voice it understands, e.g. a flite corpus")
+            return {}
+        heard = [transcribe(self.vocode(mel), self.sample_rate) if mel.shape[-1] else "" for mel in predicted]
+        wer, cer = error_rates(texts, heard)
         return {"fr_wer": wer, "fr_cer": cer, "fr_wer_ceiling": wer_ceiling, "fr_cer_ceiling": cer_ceiling}

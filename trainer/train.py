@@ -282,6 +282,11 @@ def on_validation(session: Session, hp: StepHParams, train_loss: float) -> tuple
     if "fr_diagonality" in metrics:
         metrics["fr_quality_score"] = quality_score(metrics, "fr_")
     folder.append_metrics({"kind": "val", "step": state.step, **metrics})
+    if session.asr is not None and session.asr.off_reason is not None:
+        folder.append_metrics({"kind": "event", "step": state.step, "event": "asr_off",
+                               "reason": session.asr.off_reason})
+        print(session.asr.off_reason, file=sys.stderr)
+        session.asr = None  # said once; no more scoring in this run
     if config.plots and sample is not None:
         write_validation_plots(folder.plots, state.step, sample, config.stop_threshold)
     stop = False

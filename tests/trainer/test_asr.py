@@ -87,3 +87,16 @@ def test_a_russian_run_or_a_missing_extra_says_so_in_one_line(demo_corpus: Path,
     assert "intelligibility (fr_wer) is off: pocketsphinx not installed" in capsys.readouterr().err
     val = [r for r in _records(tmp_path / "run") if r["kind"] == "val"][-1]
     assert "fr_wer" not in val and "fr_mcd" in val
+
+
+def test_a_voice_the_recogniser_cannot_hear_turns_scoring_off_once(demo_corpus: Path, tmp_path: Path,
+                                                                   capsys) -> None:
+    # eSpeak NG: the recogniser misses most words of the recordings themselves, so fr_wer would measure it.
+    config = preset("tiny").replace(**{**MICRO, "max_steps": 4}, fr_asr="on")
+    train(config, demo_corpus, tmp_path / "run", show_progress=False)
+    records = _records(tmp_path / "run")
+    events = [r for r in records if r.get("event") == "asr_off"]
+    assert len(events) == 1 and events[0]["step"] == 2
+    assert "recogniser hears only" in events[0]["reason"] and "flite" in events[0]["reason"]
+    assert all("fr_wer" not in r for r in records if r["kind"] == "val")
+    assert capsys.readouterr().err.count("intelligibility (fr_wer) is off") == 1

@@ -117,6 +117,7 @@ class TrainState:
     the quality controller's (1.0 until it intervenes). ``frames_per_char`` is the training
     corpus's mel frames per text token (the adaptive stop gate's length estimate).
     ``best_metric`` is the best value so far of ``config.best_metric`` (the one of best.pt).
+    ``warm_started``: the weights came from a trained checkpoint (see ``gate_progress``).
     """
 
     base_lr: float
@@ -128,6 +129,17 @@ class TrainState:
     ga_boost: float = 1.0
     gate_boost: float = 1.0
     best_metric: float = math.nan  # nothing validated yet
+    warm_started: bool = False
+
+    def gate_progress(self, max_steps: int) -> float:
+        """Return how trained the stop gate is, in [0, 1], for the adaptive inference threshold.
+
+        From scratch: the share of the budget done, since a young gate is timid and needs a low
+        bar to stop at all. Warm-started: 1, since the gate comes trained; scoring a fine-tuning
+        run's first validation with a low bar and its last with a high one would make its
+        free-running figures drift with the schedule rather than with the model.
+        """
+        return 1.0 if self.warm_started else self.step / max(max_steps, 1)
 
     def position(self) -> dict[str, int]:
         """Return the checkpoint's ``position`` entry: step, epoch, batch."""
@@ -136,7 +148,8 @@ class TrainState:
     def schedule(self) -> dict[str, float]:
         """Return the checkpoint's ``schedule`` entry: the multipliers, best metric and corpus rate."""
         return {"lr_scale": self.lr_scale, "ga_boost": self.ga_boost, "gate_boost": self.gate_boost,
-                "best_metric": self.best_metric, "frames_per_char": self.frames_per_char, "base_lr": self.base_lr}
+                "best_metric": self.best_metric, "frames_per_char": self.frames_per_char, "base_lr": self.base_lr,
+                "warm_started": self.warm_started}
 
     def restore(self, payload: dict[str, Any]) -> None:
         """Take position and schedule from a checkpoint's payload (a missing schedule key keeps its value)."""
@@ -275,7 +288,7 @@ def on_validation(session: Session, hp: StepHParams, train_loss: float) -> tuple
     """
     config, state, folder = session.config, session.state, session.folder
     metrics, sample = validate(session.model, session.criterion, session.val_set, config, session.device,
-                               hp.loss_weights, state.frames_per_char, state.step / config.max_steps,
+                               hp.loss_weights, state.frames_per_char, state.gate_progress(config.max_steps),
                                session.band_range, session.asr)
     metrics.update(train_loss=train_loss, lr=hp.lr, tf_ratio=hp.tf_ratio, ga_weight=hp.loss_weights.ga_weight,
                    quality_score=quality_score(metrics, "tf_"))
@@ -441,6 +454,7 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
             session.controller.load_state_dict(payload["quality"])
         set_rng_state(payload["rng"])
     elif warm_start is not None:
+        state.warm_started = True
         report_line = load_warm_start(model, warm_start).line()
         folder.append_metrics({"kind": "event", "step": 0, "event": "warm_start", "detail": report_line})
     model.set_frames_per_char(state.frames_per_char)

@@ -311,3 +311,23 @@ def test_best_metric_must_be_a_registered_metric_with_a_direction() -> None:
     for bad in ("fr_mcdd", "lr"):
         with pytest.raises(ConfigError, match="key 'best_metric' must name a metric with a direction"):
             micro_config(best_metric=bad)
+
+
+def test_a_warm_started_run_scores_free_running_with_a_trained_gate(demo_corpus: Path, tmp_path: Path) -> None:
+    from trainer.train import TrainState
+
+    state = TrainState(base_lr=1e-3, frames_per_char=5.0, step=30)
+    assert state.gate_progress(120) == 0.25  # from scratch: the share of the budget done
+    state.warm_started = True
+    assert state.gate_progress(120) == 1.0  # the base's gate comes trained
+    config = micro_config(max_steps=2, val_interval=2, fr_utterances=0)
+    train(config, demo_corpus, tmp_path / "base", show_progress=False)
+    train(config, demo_corpus, tmp_path / "tuned", warm_start=tmp_path / "base" / "checkpoints" / "last.pt",
+          show_progress=False)
+    assert load_checkpoint(tmp_path / "base" / "checkpoints" / "last.pt")["schedule"]["warm_started"] is False
+    tuned = load_checkpoint(tmp_path / "tuned" / "checkpoints" / "last.pt")
+    assert tuned["schedule"]["warm_started"] is True
+    # A resumed fine-tuning run stays warm-started.
+    train(config.replace(max_steps=4, val_interval=4), demo_corpus, tmp_path / "tuned", resume=True,
+          show_progress=False)
+    assert load_checkpoint(tmp_path / "tuned" / "checkpoints" / "last.pt")["schedule"]["warm_started"] is True

@@ -143,7 +143,10 @@ def main() -> int:
     parser.add_argument("--voice", default="rms", help="flite voice (default rms)")
     parser.add_argument("--variants", default="default", help=f"comma-separated: {', '.join(VARIANTS)}")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--jobs", type=int, default=2, help="variants trained at once, one thread each (default 2)")
+    parser.add_argument("--jobs", type=int, default=2, help="variants trained at once (default 2)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per variant (default 1: the tiny decoder is overhead-bound, so "
+                             "two one-thread runs on two cores beat one two-thread run)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
@@ -168,7 +171,7 @@ def main() -> int:
     started = time.perf_counter()
     references = reference_rates(heldout)
     jobs = [{"variant": v, "steps": args.steps, "every": args.every, "seed": args.seed, "device": args.device,
-             "threads": 1 if args.jobs > 1 else 2, "corpus": str(corpus), "heldout": str(heldout),
+             "threads": args.threads, "corpus": str(corpus), "heldout": str(heldout),
              "workdir": str(args.workdir)} for v in variants]
     with ProcessPoolExecutor(max_workers=max(1, min(args.jobs, len(jobs))), mp_context=get_context("spawn")) as pool:
         runs = list(pool.map(run_variant, jobs))

@@ -98,6 +98,45 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
+RESUMABLE_KEYS = ("model", "optimizer", "position", "schedule", "rng")  # what an exact resume needs
+
+
+def resume_candidates(checkpoints: Path) -> list[Path]:
+    """Return the checkpoints a resume may use from the folder ``checkpoints``, newest state first.
+
+    last.pt, then the step checkpoints newest first (``keep_step_checkpoints``), then good.pt
+    (the last validation the quality controller found healthy), then best.pt. Each of them
+    holds the whole training state, so any can be resumed from exactly.
+    """
+    steps = sorted(checkpoints.glob("step_*.pt"), key=lambda p: p.stem, reverse=True)
+    named = [checkpoints / "last.pt", *steps, checkpoints / "good.pt", checkpoints / "best.pt"]
+    return [path for path in named if path.is_file()]
+
+
+def load_resumable(checkpoints: Path, map_location: str | torch.device = "cpu",
+                   ) -> tuple[Path, dict[str, Any], list[str]]:
+    """Return (the checkpoint used, its payload, one line per unreadable one skipped) for a resume.
+
+    Tries ``resume_candidates`` in order; a file that cannot be read (cut by a crash, damaged
+    on disk, or missing the training state) is skipped with its reason. CheckpointError when
+    none is usable.
+    """
+    skipped: list[str] = []
+    for path in resume_candidates(checkpoints):
+        try:
+            payload = load_checkpoint(path, map_location=map_location)
+        except CheckpointError as err:
+            skipped.append(str(err))
+            continue
+        missing = [key for key in RESUMABLE_KEYS if payload.get(key) is None]
+        if missing:
+            skipped.append(f"{path}: not a training state (no {', '.join(missing)})")
+            continue
+        return path, payload, skipped
+    detail = f" ({'; '.join(skipped)})" if skipped else ""
+    raise CheckpointError(f"{checkpoints}: no checkpoint to resume from{detail}")
+
+
 @dataclass
 class WarmStartReport:
     """What a warm start loaded and what it skipped, with reasons."""

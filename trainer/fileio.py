@@ -38,6 +38,20 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     _fsync_folder(path.parent)
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temp files ``atomic_write`` left under ``folder`` when its process was killed mid-write.
+
+    Call it where no other process writes into ``folder`` (a run folder at the start of its
+    run); returns what was removed. A checkpoint's temp file is as large as the checkpoint.
+    """
+    removed = []
+    for path in folder.rglob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
 def _umask() -> int:
     """Return the process's umask without changing it (Linux reports it in /proc; elsewhere set and restore)."""
     try:

@@ -31,7 +31,7 @@ from trainer import metric_registry, schedules
 from trainer.architectures import build_model
 from trainer.asr import AsrScorer, unavailable_reason
 from trainer.audio import SAMPLE_RATE, griffin_lim, write_wav
-from trainer.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from trainer.checkpoint import load_checkpoint, load_resumable, save_checkpoint, set_rng_state
 from trainer.checkpoint import warm_start as load_warm_start
 from trainer.config import TrainConfig, config_from_dict, save_config
 from trainer.contract import AcousticModel, count_parameters
@@ -47,7 +47,7 @@ from trainer.data import (
 )
 from trainer.errors import ConfigError, DataError, NonFiniteLossError
 from trainer.evaluate import Sample, autocast, band_range, compute_loss, validate
-from trainer.fileio import atomic_write_text
+from trainer.fileio import atomic_write_text, remove_stale_temporaries
 from trainer.losses import LossWeights, TacotronLoss
 from trainer.metric_registry import MINIMIZE
 from trainer.plots import plot_alignment, plot_gate, plot_mels
@@ -427,6 +427,7 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
     train_set, val_set, report = load_data(config, data, show_progress)
     asr, asr_off = asr_scorer(config)
     folder.root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder.root)
     save_config(config, folder.config)
     if report.problems:
         atomic_write_text(folder.root / "data_report.txt", "\n".join(report.summary_lines()) + "\n")
@@ -446,7 +447,12 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
 
     # --- resume exactly, or warm-start the weights ---
     if resume:
-        payload = load_checkpoint(folder.last, map_location=device)
+        used, payload, skipped = load_resumable(folder.checkpoints, map_location=device)
+        if used != folder.last:
+            line = f"resuming from {used.name} (step {payload['position']['step']}): " + "; ".join(skipped)
+            folder.append_metrics({"kind": "event", "step": int(payload["position"]["step"]),
+                                   "event": "resume_fallback", "checkpoint": used.name, "skipped": skipped})
+            print(line, file=sys.stderr)
         model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
         state.restore(payload)

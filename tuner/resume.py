@@ -4,9 +4,11 @@ When a worker dies (SIGKILL, a lost machine), its trial stops sending heartbeats
 period any worker fails it and Optuna's ``RetryHeartbeatStaleTrialCallback`` enqueues a copy
 (same parameters) whose system attributes name the trials it retries (``retry_history``). The
 worker that picks the copy calls ``prepare_resume``: it finds the latest of those trials whose run
-folder (in the shared home) holds ``checkpoints/last.pt``, copies the checkpoints and the metrics
-up to that checkpoint's step into the new trial's run folder, and the child trains with
-``resume=True``: same model, optimiser, data position and RNG, the next step after the checkpoint.
+folder (in the shared home) holds a readable checkpoint (``trainer.checkpoint.resume_candidates``:
+last.pt, else the newest step checkpoint, else good.pt, else best.pt, whichever reads whole),
+copies it and the metrics up to its step into the new trial's run folder, and the child trains
+with ``resume=True``: same model, optimiser, data position and RNG, the next step after the
+checkpoint.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainer.checkpoint import load_checkpoint
+from trainer.checkpoint import CheckpointError, load_resumable
 from trainer.fileio import atomic_write_text
 
 if TYPE_CHECKING:
@@ -34,10 +36,13 @@ class Resumed:
     run_dir: Path  # its run folder
     step: int  # the checkpoint's step: training continues with the next one
     mlflow_run_id: str | None  # the dead trial's MLflow run (left RUNNING by the dead worker)
+    checkpoint: str = "last.pt"  # which of its checkpoints: another one when last.pt could not be read
+    skipped: tuple[str, ...] = ()  # the unreadable ones passed over, with their reasons
 
     def as_attr(self) -> dict[str, Any]:
         """Return the ``resumed_from`` user attribute of the new trial."""
-        return {"trial": self.trial, "step": self.step, "run_dir": str(self.run_dir)}
+        return {"trial": self.trial, "step": self.step, "run_dir": str(self.run_dir), "checkpoint": self.checkpoint,
+                "skipped": list(self.skipped)}
 
 
 def retry_history(study: Study, trial: Trial) -> list[int]:
@@ -46,16 +51,12 @@ def retry_history(study: Study, trial: Trial) -> list[int]:
     return [int(n) for n in attrs.get("retry_history", [])]
 
 
-def checkpoint_step(path: Path) -> int:
-    """Return the optimiser step a trainer checkpoint was saved at."""
-    return int(load_checkpoint(path)["position"]["step"])
-
-
 def prepare_resume(study: Study, trial: Trial, run_dir: Path) -> Resumed | None:
     """Fill ``run_dir`` from the latest retried trial with a readable checkpoint; None when there is none.
 
-    A checkpoint that cannot be read (the folder is on another machine, the file is damaged) is
-    skipped: the retry then trains from the start, as it would without this.
+    A checkpoint that cannot be read (the file is damaged, or was cut by the kill) is passed over
+    for the next one; a trial none of whose checkpoints reads (or whose folder is on another
+    machine) is passed over for an older attempt; with none at all the retry trains from the start.
     """
     history = retry_history(study, trial)
     if not history:
@@ -66,28 +67,32 @@ def prepare_resume(study: Study, trial: Trial, run_dir: Path) -> Resumed | None:
         if old is None:
             continue
         source = old.user_attrs.get("run_dir")
-        if not source or not (Path(source) / "checkpoints" / "last.pt").is_file():
+        if not source or not (Path(source) / "checkpoints").is_dir():
             continue
         source = Path(source)
         try:
-            step = checkpoint_step(source / "checkpoints" / "last.pt")
-        except Exception:  # trainer.checkpoint.CheckpointError or a half-copied file: try an older attempt
+            used, payload, skipped = load_resumable(source / "checkpoints")
+        except CheckpointError:
             continue
-        copy_run(source, run_dir, step)
-        return Resumed(number, source, step, old.user_attrs.get("mlflow_run_id"))
+        step = int(payload["position"]["step"])
+        copy_run(source, run_dir, step, used)
+        return Resumed(number, source, step, old.user_attrs.get("mlflow_run_id"), used.name, tuple(skipped))
     return None
 
 
-def copy_run(source: Path, target: Path, step: int) -> None:
+def copy_run(source: Path, target: Path, step: int, resume_from: Path | None = None) -> None:
     """Copy the checkpoints of ``source`` and its metrics up to ``step`` into ``target`` (a fresh run folder).
 
-    Metrics after the checkpoint are dropped: training repeats those steps, and the records would
-    otherwise appear twice.
+    ``resume_from`` (default: ``source``'s last.pt) becomes the target's last.pt, which the
+    child resumes from. Metrics after the checkpoint are dropped: training repeats those steps,
+    and the records would otherwise appear twice.
     """
     (target / "checkpoints").mkdir(parents=True, exist_ok=True)
     for name in CHECKPOINTS:
         if (source / "checkpoints" / name).is_file():
             shutil.copy2(source / "checkpoints" / name, target / "checkpoints" / name)
+    if resume_from is not None and resume_from != source / "checkpoints" / "last.pt":
+        shutil.copy2(resume_from, target / "checkpoints" / "last.pt")
     kept = []
     try:
         lines = (source / "metrics.jsonl").read_text(encoding="utf-8").splitlines()

@@ -285,8 +285,9 @@ class TrialRunner:
             self.view.say(f"trial {trial.number} retries trial {history[-1]} from step 0 (no checkpoint reachable)")
             return None
         trial.set_user_attr("resumed_from", resumed.as_attr())
-        self.view.say(f"trial {trial.number} retries trial {resumed.trial}: resuming from its checkpoint at step "
-                      f"{resumed.step}")
+        self.view.say(f"trial {trial.number} retries trial {resumed.trial}: resuming from its {resumed.checkpoint} "
+                      f"at step {resumed.step}" + (f" ({len(resumed.skipped)} unreadable checkpoint(s) passed over)"
+                                                   if resumed.skipped else ""))
         if self.tracker is not None and resumed.mlflow_run_id:
             try:  # the dead worker left its MLflow run RUNNING
                 self.tracker.finish_trial(resumed.mlflow_run_id, "FAIL",

@@ -331,3 +331,31 @@ def test_a_warm_started_run_scores_free_running_with_a_trained_gate(demo_corpus:
     train(config.replace(max_steps=4, val_interval=4), demo_corpus, tmp_path / "tuned", resume=True,
           show_progress=False)
     assert load_checkpoint(tmp_path / "tuned" / "checkpoints" / "last.pt")["schedule"]["warm_started"] is True
+
+
+def test_resume_falls_back_past_an_unreadable_last_checkpoint(demo_corpus: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    config = micro_config(max_steps=4, val_interval=4, checkpoint_interval=2, keep_step_checkpoints=True,
+                          fr_utterances=0)
+    train(config, demo_corpus, run, show_progress=False)
+    (run / "checkpoints" / "last.pt").write_bytes(b"cut short by a crash")
+    (run / "checkpoints" / ".last.pt.x1y2.tmp").write_bytes(b"a killed writer's leftovers")
+    train(config.replace(max_steps=6, val_interval=6), demo_corpus, run, resume=True, show_progress=False)
+    fallback = [r for r in records(run, "event") if r["event"] == "resume_fallback"]
+    assert len(fallback) == 1 and fallback[0]["checkpoint"] == "step_000004.pt" and fallback[0]["step"] == 4
+    assert "last.pt: not a readable checkpoint" in fallback[0]["skipped"][0]
+    assert "resuming from step_000004.pt (step 4)" in capsys.readouterr().err
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["position"]["step"] == 6
+    assert not list((run / "checkpoints").glob(".*.tmp"))  # cleaned at the start
+
+
+def test_resume_with_no_readable_checkpoint_is_one_line(demo_corpus: Path, tmp_path: Path, capsys) -> None:
+    from trainer.cli import main
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"garbage")
+    (run / "config.yaml").write_text("max_steps: 4\n")
+    code = main(["train", "--data", str(demo_corpus), "--out", str(run), "--resume", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "no checkpoint to resume from" in err

@@ -17,10 +17,15 @@ import time
 from pathlib import Path
 
 
+def checkpoint_step(path: Path) -> int:
+    """Return the optimiser step a trainer checkpoint was saved at."""
+    from trainer.checkpoint import load_checkpoint
+
+    return int(load_checkpoint(path)["position"]["step"])
+
+
 def _checkpoint_step(run_dir: Path) -> int:
     """Return the step of the run's last.pt (0 while there is none; the trainer renames it into place whole)."""
-    from tuner.resume import checkpoint_step
-
     path = run_dir / "checkpoints" / "last.pt"
     return checkpoint_step(path) if path.is_file() else 0
 
@@ -44,8 +49,6 @@ def test_killed_worker_trial_resumes_from_its_checkpoint(tmp_path: Path, tuner_h
                                                          fast_space_writer) -> None:
     import optuna
     from optuna.trial import TrialState
-
-    from tuner.resume import checkpoint_step
 
     space = fast_space_writer(tmp_path, study="dead", max_steps=8, samples=0, gates="[]")
     # A checkpoint every 2 steps, so the kill lands after one.

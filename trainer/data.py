@@ -79,6 +79,9 @@ def _read_ljspeech(metadata: Path) -> list[Utterance]:
             raise CorpusError(f"{metadata}:{number}: empty id")
         normalized = fields[2] if len(fields) > 2 and fields[2].strip() else fields[1]
         wav = metadata.parent / "wavs" / f"{utt_id}.wav"
+        if Path(utt_id).is_absolute() or ".." in Path(utt_id).parts or "\\" in utt_id:
+            # An id names a file inside wavs/; one that climbs out would read (and cache) any file.
+            raise CorpusError(f"{metadata}:{number}: id {utt_id!r} leaves the corpus's wavs/ folder")
         items.append(Utterance(utt_id, normalized.strip(), wav, metadata, number))
     return items
 

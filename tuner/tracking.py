@@ -179,7 +179,8 @@ class StudyTracker:
     def run_link(self, run_id: str) -> str:
         """Return a link to a run: an URL for an MLflow server, else ``mlflow ui`` coordinates."""
         if self.uri.startswith(("http://", "https://")):
-            return f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
+            # Stored on the trial, shown by the dashboard and exported: never with a password in it.
+            return f"{mask_url(self.uri).rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
         return f"mlflow ui --backend-store-uri {mask_url(self.uri)} -> experiment {self.experiment_id}, run {run_id}"
 
     def start_trial(self, trial_number: int, params: dict[str, Any], config: dict[str, Any],

@@ -6,9 +6,13 @@ may quote a URL goes through ``scrub``.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from sqlalchemy.engine import make_url
 
-__all__ = ["mask_url", "normalize_url", "scrub"]
+__all__ = ["DATABASE_SCHEMES", "mask_url", "normalize_url", "scrub"]
+
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mssql", "oracle")
 
 
 def normalize_url(url: str) -> str:
@@ -21,15 +25,22 @@ def normalize_url(url: str) -> str:
 
 def mask_url(url: str) -> str:
     """Return ``url`` with its password replaced by ``***`` (for terminals, logs and MLflow)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not an SQLAlchemy URL (an MLflow http:// URI, say): mask user:pass@ by hand
-        if "@" in url and "://" in url:
-            scheme, rest = url.split("://", 1)
-            creds, host = rest.rsplit("@", 1)
-            if ":" in creds:
-                return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
+    if scheme in DATABASE_SCHEMES:
+        try:
+            return make_url(url).render_as_string(hide_password=True)
+        except Exception:  # malformed: mask it by hand below
+            pass
+    try:  # an MLflow http(s):// URI, say: mask its user information by hand
+        parts = urlsplit(url)
+    except ValueError:
         return url
+    if "@" not in parts.netloc:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    # user:password keeps the user; a lone user part is often a token (https://TOKEN@host), so it goes too.
+    shown = f"{userinfo.split(':', 1)[0]}:***" if ":" in userinfo else "***"
+    return urlunsplit(parts._replace(netloc=f"{shown}@{host}"))
 
 
 def scrub(text: str, url: str | None) -> str:

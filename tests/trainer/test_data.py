@@ -111,6 +111,15 @@ def test_empty_id_names_file_and_line(tmp_path: Path):
         read_corpus(tmp_path)
 
 
+@pytest.mark.parametrize("bad_id", ["../../etc/passwd", "/abs/path", "sub/../../x", "..\\x"])
+def test_an_id_that_leaves_the_wavs_folder_is_refused_with_its_line(tmp_path: Path, bad_id: str):
+    (tmp_path / "metadata.csv").write_text(f"A1|ok|ok\nA2|fine|fine\n{bad_id}|out|out\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"metadata\.csv:3: id .* leaves the corpus's wavs/ folder"):
+        read_corpus(tmp_path)
+    (tmp_path / "metadata.csv").write_text("spk1/001|a folder inside wavs/ is fine|ok\n", encoding="utf-8")
+    assert read_corpus(tmp_path)[0].wav_path == tmp_path / "wavs" / "spk1" / "001.wav"
+
+
 @pytest.mark.parametrize("content", ["", "\n\n   \n"])
 def test_empty_metadata_is_an_error_naming_the_file(tmp_path: Path, content: str):
     (tmp_path / "metadata.csv").write_text(content, encoding="utf-8")

@@ -99,6 +99,17 @@ def test_mask_url_hides_passwords() -> None:
     assert normalize_url("postgresql://u:pw@h/db") == "postgresql+psycopg://u:pw@h/db"
     assert "pw" not in mask_url("postgresql+psycopg://u:pw@h/db")
     assert mask_url("http://u:pw@mlflow:5000") == "http://u:***@mlflow:5000"
+    assert mask_url("https://TOKEN@mlflow.example/a@b") == "https://***@mlflow.example/a@b"  # a lone token too
+    assert mask_url("http://mlflow:5000") == "http://mlflow:5000"
+
+
+def test_a_trials_mlflow_link_never_carries_the_trackers_password() -> None:
+    from tuner.tracking import StudyTracker
+
+    tracker = StudyTracker(client=None, uri="http://user:s3cret@mlflow.example:5000", experiment_id="7",
+                           parent_run_id="p", study_name="s")
+    link = tracker.run_link("abc")  # stored on the trial (mlflow_run) and exported to best.json
+    assert "s3cret" not in link and link == "http://user:***@mlflow.example:5000/#/experiments/7/runs/abc"
 
 
 def test_check_space_describes_the_default_space(capsys) -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "UnknownCharacterError",
     "TrainingFailed",
     "NonFiniteLossError",
+    "TrainingInterrupted",
 ]
 
 
@@ -80,3 +81,11 @@ class TrainingFailed(RuntimeError):
 
 class NonFiniteLossError(TrainingFailed):
     """The loss or gradient was non-finite for too many steps in a row."""
+
+
+class TrainingInterrupted(TrainingFailed):
+    """Training was asked to stop (a signal); ``step`` is where it saved its checkpoint and stopped."""
+
+    def __init__(self, message: str, step: int) -> None:
+        super().__init__(message)
+        self.step = step

@@ -17,6 +17,7 @@ import json
 import math
 import random
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -45,7 +46,7 @@ from trainer.data import (
     collate,
     split_train_val,
 )
-from trainer.errors import ConfigError, DataError, NonFiniteLossError
+from trainer.errors import ConfigError, DataError, NonFiniteLossError, TrainingInterrupted
 from trainer.evaluate import Sample, autocast, band_range, compute_loss, validate
 from trainer.fileio import atomic_write_text, remove_stale_temporaries
 from trainer.losses import LossWeights, TacotronLoss
@@ -411,12 +412,15 @@ def quality_config(config: TrainConfig) -> ControllerConfig:
 
 
 def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: Callback | None = None,
-          resume: bool = False, warm_start: str | Path | None = None, show_progress: bool = True) -> TrainResult:
+          resume: bool = False, warm_start: str | Path | None = None, show_progress: bool = True,
+          stop: threading.Event | None = None) -> TrainResult:
     """Train the configured acoustic model on the corpus ``data`` into ``run_dir`` and return the result.
 
     ``resume`` continues from ``run_dir/checkpoints/last.pt`` exactly (model, optimiser,
     position, schedules, RNG); ``warm_start`` initialises the weights from another run's
-    checkpoint (the text embedding is skipped when the symbol set differs).
+    checkpoint (the text embedding is skipped when the symbol set differs). When ``stop`` is
+    set (a signal handler does it), the run saves last.pt at the end of the current step and
+    raises TrainingInterrupted: no step is lost, and ``resume`` continues from there.
     """
     # --- setup: device, data, run folder ---
     folder = RunFolder(run_dir)
@@ -537,18 +541,24 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
         # --- validation, the controller, the callback ---
         at_end = state.step >= config.max_steps
         if state.step % config.val_interval == 0 or at_end:
-            last_metrics, stop = on_validation(session, hp, sum(window_losses) / len(window_losses))
+            last_metrics, controller_stop = on_validation(session, hp, sum(window_losses) / len(window_losses))
             window_losses.clear()
             if show_progress:
                 progress.write(_val_line(state.step, last_metrics))
             asked = callback is not None and bool(callback(state.step, dict(last_metrics)))  # called even on a stop
-            stopped_early = stop or asked
+            stopped_early = controller_stop or asked
 
-        # --- checkpoints ---
-        if state.step % config.checkpoint_interval == 0 or at_end or stopped_early:
+        # --- checkpoints; a stop request (SIGTERM to a worker) ends the run here, its state saved ---
+        interrupted = stop is not None and stop.is_set() and not at_end
+        if state.step % config.checkpoint_interval == 0 or at_end or stopped_early or interrupted:
             session.save(folder.last, last_metrics)
             if config.keep_step_checkpoints and state.step % config.checkpoint_interval == 0:
                 session.save(folder.checkpoints / f"step_{state.step:06d}.pt", last_metrics)
+        if interrupted:
+            folder.append_metrics({"kind": "event", "step": state.step, "event": "interrupted"})
+            progress.close()
+            raise TrainingInterrupted(f"interrupted at step {state.step}; checkpoint saved in {folder.last}",
+                                      step=state.step)
         if stopped_early:
             break
     progress.close()

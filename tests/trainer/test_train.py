@@ -359,3 +359,31 @@ def test_resume_with_no_readable_checkpoint_is_one_line(demo_corpus: Path, tmp_p
     code = main(["train", "--data", str(demo_corpus), "--out", str(run), "--resume", "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "no checkpoint to resume from" in err
+
+
+def test_a_stop_request_saves_the_step_and_resume_goes_on_from_it(demo_corpus: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import trainer.train as loop
+    from trainer.errors import TrainingInterrupted
+
+    stop = threading.Event()
+    real_collate, drawn = loop.collate, []
+
+    def collate_then_signal(*args, **kwargs):  # a signal arrives while step 3 trains
+        drawn.append(1)
+        if len(drawn) == 3:
+            stop.set()
+        return real_collate(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "collate", collate_then_signal)
+    config = micro_config(max_steps=8, val_interval=8, checkpoint_interval=8, fr_utterances=0)
+    with pytest.raises(TrainingInterrupted) as info:
+        train(config, demo_corpus, tmp_path / "run", show_progress=False, stop=stop)
+    assert info.value.step == 3  # the step in progress finished and was saved; none was lost
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["position"]["step"] == 3
+    assert [r["step"] for r in records(tmp_path / "run", "event") if r["event"] == "interrupted"] == [3]
+    monkeypatch.setattr(loop, "collate", real_collate)
+    train(config, demo_corpus, tmp_path / "run", resume=True, show_progress=False)
+    assert [r["step"] for r in records(tmp_path / "run", "train")] == list(range(1, 9))

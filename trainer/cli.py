@@ -11,11 +11,76 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from trainer.console import EXIT_FAILED, Parser, add_debug_flag, main_with
+from trainer.console import EXIT_FAILED, Parser, add_debug_flag, add_version_flag, main_with
 from trainer.errors import DataError, UserError
 
 EXIT_DATA_REPORT = EXIT_FAILED
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    """Add the corpus argument, positional (``trainer CMD DATA``) or as ``--data DATA``: both spellings work."""
+    p.add_argument("data", nargs="?", type=Path, default=None, metavar="DATA",
+                   help="corpus: an LJSpeech folder (metadata.csv + wavs/) or a path|text filelist")
+    p.add_argument("--data", dest="data_option", type=Path, default=None, metavar="DATA",
+                   help="the corpus, as an option (the same as the positional DATA)")
+
+
+def _data(args: argparse.Namespace) -> Path:
+    """Return the corpus given positionally or as --data; UserError when neither or two different ones."""
+    if args.data is not None and args.data_option is not None and args.data != args.data_option:
+        raise UserError(f"two corpora given: {args.data} and --data {args.data_option}; give one")
+    data = args.data if args.data is not None else args.data_option
+    if data is None:
+        raise UserError(f"a corpus is required: trainer {args.command} DATA (or --data DATA)")
+    return Path(data)
+
+
+def _add_device(p: argparse.ArgumentParser, default: str | None, what: str) -> None:
+    p.add_argument("--device", choices=DEVICES, default=default,
+                   help=f"{what}: auto (CUDA when present, else the CPU), cpu or cuda (default "
+                        f"{default or 'the config key device, auto'})")
+
+
+def _device(name: str) -> str:
+    """Return the torch device name for ``auto``/``cpu``/``cuda``; UserError for cuda without a CUDA device."""
+    import torch  # lazy: --help and argument errors stay fast
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is visible (use --device auto or cpu)")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _overrides(items: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Return ``(item, {key: value})`` of each ``--set KEY=VALUE``; the value is read as YAML (``1e-4`` a float).
+
+    A key ``model.NAME`` is the model key NAME, as nested under ``model:`` in a config file; a
+    config file's flat spelling (``attention_dim``) works too.
+    """
+    import yaml
+
+    from trainer.yamlio import safe_load
+
+    parsed = []
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set learning_rate=1e-4")
+        if key == "preset":
+            raise UserError(f"--set {item}: the preset is chosen with --preset (or the key preset in --config)")
+        try:
+            value = safe_load(text)
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or type(err).__name__  # the full message spans lines
+            raise UserError(f"--set {item}: the value is not valid YAML ({problem})") from None
+        name = key.removeprefix("model.")
+        parsed.append((item, {"model": {name: value}} if name != key else {key: value}))
+    return parsed
 
 
 def _add_make_corpus(sub: argparse._SubParsersAction) -> None:
@@ -54,10 +119,10 @@ def _add_check_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check-data", help="validate a corpus and print a summary and every problem",
                        description="Check a corpus (LJSpeech folder or path|text filelist). Exit 1 when a "
                                    "problem blocks training.")
-    p.add_argument("data", type=Path, help="corpus folder or filelist")
-    p.add_argument("--lang", default="en", choices=["en", "ru"])
-    p.add_argument("--min-seconds", type=float, default=0.3)
-    p.add_argument("--max-seconds", type=float, default=12.0)
+    _add_data(p)
+    p.add_argument("--lang", default="en", choices=["en", "ru"], help="the text's language (default en)")
+    p.add_argument("--min-seconds", type=float, default=0.3, help="shortest usable clip in seconds (default 0.3)")
+    p.add_argument("--max-seconds", type=float, default=12.0, help="longest usable clip in seconds (default 12)")
     p.add_argument("--drop-unknown-chars", action="store_true", help="treat unknown characters as droppable notes")
     p.set_defaults(run=_run_check_data)
 
@@ -65,7 +130,7 @@ def _add_check_data(sub: argparse._SubParsersAction) -> None:
 def _run_check_data(args: argparse.Namespace) -> int:
     from trainer.data import check_corpus
 
-    report = check_corpus(args.data, lang=args.lang, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+    report = check_corpus(_data(args), lang=args.lang, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
                           drop_unknown_chars=args.drop_unknown_chars)
     print("\n".join(report.summary_lines()))
     return EXIT_DATA_REPORT if report.blocking else 0
@@ -73,39 +138,50 @@ def _run_check_data(args: argparse.Namespace) -> int:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train Tacotron2 on a corpus", description="Train Tacotron2 on a corpus.")
-    p.add_argument("--data", required=True, type=Path, help="corpus folder or filelist")
+    _add_data(p)
     p.add_argument("--out", required=True, type=Path, help="run folder (config, metrics.jsonl, checkpoints/)")
     p.add_argument("--config", type=Path, default=None, help="YAML of TrainConfig keys (default: the preset's)")
     p.add_argument("--preset", default="tiny", choices=["tiny", "base"], help="model preset (default tiny)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="set one TrainConfig key over the preset and --config, typed and checked like a config "
+                        "file's (e.g. learning_rate=1e-4, ga_kind=kl); repeatable")
     p.add_argument("--max-steps", type=int, default=None, help="optimiser steps to train")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--warm-start", type=Path, default=None, help="initialise weights from this checkpoint")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    _add_device(p, None, "where to train")
     p.add_argument("--skip-bad-items", action="store_true", help="train without the utterances check-data rejects")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from trainer.config import load_config, preset
+    from trainer.config import load_config, preset, with_overrides
     from trainer.train import config_for_resume, train
 
+    data = _data(args)
+    overrides = _overrides(args.overrides)
     if args.resume:
+        if overrides:
+            # A resumed run continues exactly (same config, same next step); --max-steps may extend it.
+            raise UserError("--set cannot change a resumed run's config (--max-steps may extend it)")
         if not (args.out / "checkpoints" / "last.pt").is_file():
             raise UserError(f"{args.out}: nothing to resume (no checkpoints/last.pt)")
         config = config_for_resume(args.out, args.max_steps)
     else:
         config = load_config(args.config, args.preset) if args.config else preset(args.preset)
+        for item, change in overrides:  # one at a time, so an error names its --set
+            config = with_overrides(config, change, f"--set {item}")
         if args.max_steps is not None:
             config = config.replace(max_steps=args.max_steps)
     if args.device:
+        _device(args.device)  # cuda without a CUDA device is bad input, before anything is written
         config = config.replace(device=args.device)
     if args.skip_bad_items:
         config = config.replace(skip_bad_items=True)
     if args.warm_start is not None and not args.warm_start.is_file():
         raise UserError(f"{args.warm_start}: warm-start checkpoint not found")
     try:
-        result = train(config, args.data, args.out, resume=args.resume, warm_start=args.warm_start,
+        result = train(config, data, args.out, resume=args.resume, warm_start=args.warm_start,
                        show_progress=not args.quiet)
     except DataError as err:
         print("\n".join(err.report.summary_lines()), file=sys.stderr)
@@ -120,10 +196,10 @@ def _run_train(args: argparse.Namespace) -> int:
 def _add_synth(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="synthesise a wav from text with a checkpoint (Griffin-Lim)",
                        description="Free-running synthesis with a checkpoint; audio through Griffin-Lim.")
-    p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--text", required=True)
+    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file (a run's checkpoints/best.pt)")
+    p.add_argument("--text", required=True, help="the sentence to speak")
     p.add_argument("--out", required=True, type=Path, help="output .wav")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    _add_device(p, "auto", "where to synthesise")
     p.add_argument("--no-enhance", action="store_true",
                    help="skip the mel enhancer (ceiling, spectral smoothing, noise gate -60 dB below the speech level, "
                         "loudness, boundary fades)")
@@ -135,7 +211,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     from trainer.enhance import EnhancerConfig
     from trainer.infer import load_model, synthesize
 
-    model, config = load_model(args.checkpoint, args.device)
+    model, config = load_model(args.checkpoint, _device(args.device))
     result = synthesize(model, config, args.text, enhancer=None if args.no_enhance else EnhancerConfig())
     write_wav(args.out, result.wav)
     note = " (stop gate never fired: hit max decoder steps)" if result.hit_max else ""
@@ -146,10 +222,10 @@ def _run_synth(args: argparse.Namespace) -> int:
 def _add_plan(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="plan epochs and steps from the corpus's size and voice complexity",
                        description="Epoch planner: dataset size class x voice complexity (pitch, energy, rate).")
-    p.add_argument("data", type=Path, help="corpus folder or filelist")
-    p.add_argument("--batch-size", type=int, default=12)
+    _add_data(p)
+    p.add_argument("--batch-size", type=int, default=12, help="utterances per batch (default 12)")
     p.add_argument("--grad-accum", type=int, default=3, help="gradient accumulation steps (default 3)")
-    p.add_argument("--lang", default="en", choices=["en", "ru"])
+    p.add_argument("--lang", default="en", choices=["en", "ru"], help="the text's language (default en)")
     p.set_defaults(run=_run_plan)
 
 
@@ -158,7 +234,7 @@ def _run_plan(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1 or args.grad_accum < 1:
         raise UserError("--batch-size and --grad-accum must be >= 1")
-    plan = plan_training(args.data, args.batch_size, args.grad_accum, lang=args.lang)
+    plan = plan_training(_data(args), args.batch_size, args.grad_accum, lang=args.lang)
     print("\n".join(plan.explain()))
     return 0
 
@@ -167,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `trainer` command."""
     parser = Parser(prog="trainer", description="Tacotron2 trainer of Smart Tuner.")
     add_debug_flag(parser)
+    add_version_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for add in (_add_make_corpus, _add_check_data, _add_plan, _add_train, _add_synth):
         add(sub)

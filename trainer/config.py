@@ -72,7 +72,7 @@ class TrainConfig:
     max_seconds: float = 12.0
     val_size: int = 8  # held-out utterances (taken deterministically from the corpus)
     skip_bad_items: bool = False
-    cache_dir: str | None = None  # None: $SMART_TUNER_CACHE or ~/.cache/smart-tuner
+    cache_dir: str | None = None  # None: trainer.data.default_cache_root() ($SMART_TUNER_CACHE, $XDG_CACHE_HOME)
 
     # --- model: the network's shape (ModelConfig); dropout rates and the inference limit follow ---
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -171,7 +171,7 @@ class TrainConfig:
 
         Model keys may be given flat (``attention_dim=64``) or as ``model={...}``.
         """
-        return config_from_dict(_merged(self.to_dict(), overrides, "overrides"), source="overrides")
+        return with_overrides(self, overrides, "overrides")
 
     def resolved_learning_rate(self, warm_start: bool) -> float:
         """Return the base learning rate: the explicit one, else the profile's (1e-5 finetune, 1e-3 scratch)."""
@@ -370,6 +370,14 @@ def _validate(config: TrainConfig, source: str) -> None:
         raise ConfigError(f"{source}: key 'stop_threshold' must be in (0, 1), got {config.stop_threshold}")
 
 
+def with_overrides(config: TrainConfig, overrides: dict[str, Any], source: str) -> TrainConfig:
+    """Return ``config`` with ``overrides`` applied and validated like a config file's keys.
+
+    Model keys may be flat or under ``model``; ConfigError names ``source`` (a file, ``--set KEY=VALUE``).
+    """
+    return config_from_dict(_merged(config.to_dict(), overrides, source), source=source)
+
+
 def load_config(path: str | Path, preset_name: str = "base") -> TrainConfig:
     """Return the preset's config overridden by the YAML mapping in ``path``.
 
@@ -403,4 +411,4 @@ def save_config(config: TrainConfig, path: str | Path) -> None:
 
 
 __all__ = ["TrainConfig", "ModelConfig", "MODEL_KEYS", "CONFIG_KEYS", "ConfigError", "PRESETS", "LR_PROFILES",
-           "preset", "load_config", "save_config", "config_from_dict"]
+           "preset", "load_config", "save_config", "config_from_dict", "with_overrides"]

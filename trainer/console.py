@@ -15,6 +15,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from importlib import metadata
 from typing import NoReturn
 
 from trainer.errors import TrainingFailed, UserError
@@ -24,6 +25,7 @@ EXIT_FAILED = 1  # training failed, a corpus report with blocking problems, or a
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 DEBUG_ENV = "SMART_TUNER_DEBUG"
+DISTRIBUTION = "smart-tuner"  # the distribution both commands come from (pyproject.toml's project.name)
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,6 +39,22 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
     """Add ``--debug`` (print the traceback of an internal error) to a top-level parser."""
     parser.add_argument("--debug", action="store_true",
                         help=f"on an internal error, print its traceback (also ${DEBUG_ENV}=1)")
+
+
+def distribution_version() -> str:
+    """Return the installed distribution's version, or the package's own when it runs uninstalled."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # a source checkout on PYTHONPATH
+        from trainer import __version__
+
+        return f"{__version__} (not installed)"
+
+
+def add_version_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--version`` (print ``PROG VERSION`` of the installed distribution and exit) to a top-level parser."""
+    parser.add_argument("--version", action="version", version=f"%(prog)s {distribution_version()}",
+                        help=f"print the installed version of {DISTRIBUTION} and exit")
 
 
 def first_line(err: BaseException) -> str:

@@ -235,10 +235,22 @@ def _audio_seconds(item: Utterance, problem: Callable[..., None]) -> float | Non
 # --------------------------------------------------------------------------- feature cache
 
 
+CACHE_ENV = "SMART_TUNER_CACHE"  # the feature cache root, first choice
+XDG_CACHE_ENV = "XDG_CACHE_HOME"  # the XDG base directory of user caches; the cache goes to its smart-tuner/
+
+
 def default_cache_root() -> Path:
-    """Return the feature cache root: $SMART_TUNER_CACHE, else ~/.cache/smart-tuner."""
-    env = os.environ.get("SMART_TUNER_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "smart-tuner"
+    """Return the feature cache root: $SMART_TUNER_CACHE, else $XDG_CACHE_HOME/smart-tuner, else ~/.cache/smart-tuner.
+
+    An empty variable counts as unset, and so does a relative $XDG_CACHE_HOME: the XDG Base
+    Directory specification says to ignore one.
+    """
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get(XDG_CACHE_ENV)
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "smart-tuner"
 
 
 class FeatureCache:

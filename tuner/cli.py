@@ -14,22 +14,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from optuna.artifacts import FileSystemArtifactStore
 
 from trainer import metric_registry
-from trainer.console import Parser, add_debug_flag, main_with
+from trainer.console import Parser, add_debug_flag, add_version_flag, main_with
 from trainer.metric_registry import Metric
 from tuner import env
+from tuner.errors import NothingFound
 from tuner.export import export_best
-from tuner.paths import Home
-from tuner.study import check_storage, creation_lock, load_existing_study, open_storage, resolve_storage
-from tuner.summary import best_lines, counts_line, trials_table
+from tuner.paths import Home, home_origin
+from tuner.study import (
+    check_storage,
+    creation_lock,
+    list_study_names,
+    load_existing_study,
+    open_storage,
+    resolve_storage,
+    storage_setting,
+)
+from tuner.summary import best_lines, counts_line, trial_records, trials_csv, trials_table
 from tuner.urls import mask_url
 
 if TYPE_CHECKING:
@@ -42,11 +51,47 @@ INTERRUPTED = "interrupted (the running trial is failed; run the same command to
 
 def _add_common(p: argparse.ArgumentParser,
                 storage_help: str = "study storage URL (default: SQLite in the home)") -> None:
-    p.add_argument("--storage", default=os.environ.get(STORAGE_ENV) or None, metavar="URL",
-                   help=f"{storage_help}; default ${STORAGE_ENV} when set")
+    # Resolved when the command runs (tuner.study.storage_setting), not here: the "looked in"
+    # messages say which of --storage, $SMART_TUNER_STORAGE and $OPTUNA_STORAGE chose it.
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help=f"{storage_help}; else ${STORAGE_ENV}, else ${env.OPTUNA_STORAGE}, when set")
     p.add_argument("--home", type=Path, default=None, metavar="DIR",
                    help=f"tuner home: default storage, MLflow store, runs, demo (default ${env.HOME} or "
                         "./studies)")
+
+
+def _add_study_name(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--study", "--study-name", dest="study", default=None, metavar="NAME",
+                   help=f"{what} (--study-name: the same, as Optuna's CLI spells it)")
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """Where a command that reads a study looks: the home and the storage, and what chose each."""
+
+    home: Home
+    home_origin: str
+    url: str
+    storage_origin: str
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> _Lookup:
+        home = Home.resolve(args.home)
+        raw, origin = storage_setting(args.storage)
+        return cls(home, home_origin(args.home), resolve_storage(raw, home), origin)
+
+    def where(self) -> str:
+        """Return "looked in ...; point elsewhere with ..." (one line, password masked)."""
+        return (f"looked in home {self.home.root} ({self.home_origin}) and storage {mask_url(self.url)} "
+                f"({self.storage_origin}); point elsewhere with --home DIR or ${env.HOME}, or --storage URL, "
+                f"${STORAGE_ENV} or ${env.OPTUNA_STORAGE}")
+
+    def check(self) -> None:
+        """Raise StorageError unless the storage can be read; NothingFound says where it looked."""
+        try:
+            check_storage(self.url, create_sqlite=False)
+        except NothingFound as err:
+            raise NothingFound(f"{err}; {self.where()}") from None
 
 
 def _add_run_study(sub: argparse._SubParsersAction) -> None:
@@ -54,8 +99,9 @@ def _add_run_study(sub: argparse._SubParsersAction) -> None:
                        description="Create (or continue, or join) an Optuna study over a search space and run "
                                    "trials, each training in a child process. With no --data and no base "
                                    "checkpoint, runs the embedded demo (built once under the home).")
-    p.add_argument("--space", required=True, help="search-space YAML (a bare name resolves in search_spaces/)")
-    p.add_argument("--study", default=None, metavar="NAME", help="study name (default: the space's study.name)")
+    p.add_argument("--space", required=True,
+                   help="search-space YAML file, or the name of a shipped space (default, scratch)")
+    _add_study_name(p, "study name (default: the space's study.name)")
     _add_common(p, "study storage URL: sqlite:///PATH or postgresql://USER:PASS@HOST/DB "
                    "(default: SQLite in the home; PostgreSQL for several processes)")
     p.add_argument("--data", type=Path, default=None, help="corpus (LJSpeech folder or path|text filelist)")
@@ -80,27 +126,41 @@ def _add_run_study(sub: argparse._SubParsersAction) -> None:
 def _run_run_study(args: argparse.Namespace) -> int:
     from tuner.driver import StudyRequest, run_study  # lazy: imports torch (see the module docstring)
 
-    return run_study(StudyRequest(space=args.space, study=args.study, storage=args.storage, data=args.data,
+    storage, _ = storage_setting(args.storage)
+    return run_study(StudyRequest(space=args.space, study=args.study, storage=storage, data=args.data,
                                   warm_start=args.warm_start, trials=args.trials, timeout=args.timeout,
                                   max_steps=args.max_steps, gpus=args.gpus, preset=args.preset, home=args.home,
                                   trial_timeout=args.trial_timeout, mlflow=not args.no_mlflow, quiet=args.quiet))
 
 
 def _existing_study(args: argparse.Namespace) -> Study:
-    url = resolve_storage(args.storage, Home.resolve(args.home))
-    check_storage(url, create_sqlite=False)
-    return load_existing_study(url, args.study)
+    lookup = _Lookup.of(args)
+    lookup.check()
+    try:
+        return load_existing_study(lookup.url, args.study)
+    except NothingFound as err:
+        raise NothingFound(f"{err}; {lookup.where()}") from None
 
 
 def _add_status(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="print a table of a study's trials")
-    p.add_argument("--study", default=None, metavar="NAME", help="study name (optional when the storage has one)")
+    _add_study_name(p, "study name (optional when the storage has one)")
     _add_common(p)
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table",
+                   help="table: for people, with the counts and the best trial (default); json: a list with "
+                        "one object per trial (number, state, values, params, times, user_attrs); csv: one row "
+                        "per trial under a header")
     p.set_defaults(run=_run_status)
 
 
 def _run_status(args: argparse.Namespace) -> int:
     study = _existing_study(args)
+    if args.format == "json":
+        print(json.dumps(trial_records(study), indent=1))
+        return 0
+    if args.format == "csv":
+        sys.stdout.write(trials_csv(study))
+        return 0
     print(f"study {study.study_name!r}")
     print(trials_table(study))
     print(counts_line(study))
@@ -110,7 +170,7 @@ def _run_status(args: argparse.Namespace) -> int:
 
 def _add_best(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("best", help="show the best trial and export its config, checkpoint and samples")
-    p.add_argument("--study", default=None, metavar="NAME")
+    _add_study_name(p, "study name (optional when the storage has one)")
     _add_common(p)
     p.add_argument("--export", type=Path, default=None, metavar="DIR",
                    help="copy config.yaml, best.pt, samples and plots of the best trial(s) into DIR")
@@ -130,18 +190,22 @@ def _add_dashboard(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboard", help="serve optuna-dashboard for the study storage (plots and audio included)")
     _add_common(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=int, default=8080, help="port to serve on (default 8080)")
     p.set_defaults(run=_run_dashboard)
 
 
 def _run_dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server  # lazy: optuna-dashboard takes over a second to import
 
-    home = Home.resolve(args.home)
-    url = resolve_storage(args.storage, home)
-    check_storage(url, create_sqlite=False)
+    lookup = _Lookup.of(args)
+    home, url = lookup.home, lookup.url
+    lookup.check()
     with creation_lock(url):  # a fresh PostgreSQL database: workers may be creating Optuna's tables now
         storage = open_storage(url, heartbeat=False)  # an object, so the dashboard never prints the URL
+    if not list_study_names(storage):
+        # Not an error: workers may create the study after the dashboard starts (docker-compose.yml).
+        print(f"no study yet in {mask_url(url)}: the dashboard shows studies as workers create them; "
+              f"{lookup.where()}", flush=True)
     home.optuna_artifacts.mkdir(parents=True, exist_ok=True)
     print(f"optuna-dashboard for {mask_url(url)} on http://{args.host}:{args.port}/ "
           f"(artifacts {home.optuna_artifacts}); Ctrl-C stops it", flush=True)
@@ -152,7 +216,7 @@ def _run_dashboard(args: argparse.Namespace) -> int:
 
 def _add_check_space(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check-space", help="validate a search-space file and describe it")
-    p.add_argument("space", help="search-space YAML (a bare name resolves in search_spaces/)")
+    p.add_argument("space", help="search-space YAML file, or the name of a shipped space (default, scratch)")
     p.set_defaults(run=_run_check_space)
 
 
@@ -211,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the `tuner` command."""
     parser = Parser(prog=PROG, description="Optuna studies around the Smart Tuner trainer.")
     add_debug_flag(parser)
+    add_version_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for add in (_add_run_study, _add_status, _add_best, _add_dashboard, _add_check_space, _add_metrics):
         add(sub)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import sys
 import warnings
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from tuner import env
 from tuner.demo import DemoPlan, ensure_demo
 from tuner.errors import TrialFailed, TunerError
 from tuner.gpuclaim import CLAIM, claim_gpu, lock_folder
-from tuner.paths import Home
+from tuner.paths import Home, safe_name
 from tuner.runner import LiveView, TrialRunner
 from tuner.samplers import describe_pruner
 from tuner.space import SearchSpace, load_space
@@ -198,6 +199,29 @@ def make_plan(request: StudyRequest) -> Plan:
                 trial_timeout=request.trial_timeout or space.study.trial_timeout, claim_gpu=claim)
 
 
+def next_steps(home: Home, storage_url: str, study_name: str, mlflow_uri: str | None) -> list[str]:
+    """Return the commands that look at this study: its dashboard, its MLflow runs, the export of its best trial.
+
+    Each is a shell line (paths quoted; ``#`` comments say what it opens). Passwords are masked,
+    so a masked URL is followed by a line saying how to give the real one.
+    """
+    shown = mask_url(storage_url)
+    where = f"--home {shlex.quote(str(home.root))} --storage {shlex.quote(shown)}"
+    lines = ["look at this study:",
+             f"  tuner dashboard {where}  # optuna-dashboard on http://127.0.0.1:8080/"]
+    if mlflow_uri is not None:
+        if mlflow_uri.startswith(("http://", "https://")):
+            lines.append(f"  # MLflow UI: {mask_url(mlflow_uri)} (the tracking server it logged to)")
+        else:
+            lines.append(f"  mlflow ui --backend-store-uri {shlex.quote(mask_url(mlflow_uri))}"
+                         "  # MLflow UI on http://127.0.0.1:5000/")
+    lines.append(f"  tuner best {where} --study {shlex.quote(study_name)} "
+                 f"--export {shlex.quote('best-' + safe_name(study_name))}  # config, checkpoint, samples of the best")
+    if "***" in shown and "***" not in storage_url:
+        lines.append(f"  # the storage's password is masked: give the URL in ${env.STORAGE} instead of --storage")
+    return lines
+
+
 def run_study(request: StudyRequest) -> int:
     """Run ``tuner run-study``; return the exit code (0 also when trials were pruned or failed)."""
     plan = make_plan(request)
@@ -282,4 +306,7 @@ def run_study(request: StudyRequest) -> int:
         print(trials_table(study))
         print(counts_line(study))
         print("\n".join(best_lines(study)))
+        print()
+        print("\n".join(next_steps(plan.home, plan.storage_url, plan.study_name,
+                                   tracking_uri(plan.home) if request.mlflow else None)))
     return 0

@@ -10,6 +10,7 @@ from trainer.console import DEBUG_ENV
 
 HOME = "SMART_TUNER_HOME"  # the tuner's home folder (default ./studies); --home overrides it
 STORAGE = "SMART_TUNER_STORAGE"  # the study storage URL: --storage's default, and how a trial's child gets the URL
+OPTUNA_STORAGE = "OPTUNA_STORAGE"  # Optuna CLI's storage URL variable: used after --storage and $SMART_TUNER_STORAGE
 HEARTBEAT_SECONDS = "SMART_TUNER_HEARTBEAT_SECONDS"  # seconds between a running trial's heartbeats (default 30)
 GRACE_SECONDS = "SMART_TUNER_GRACE_SECONDS"  # seconds without heartbeat before a trial is failed and retried (120)
 DB_RETRY_SECONDS = "SMART_TUNER_DB_RETRY_SECONDS"  # how long a storage call retries while the database is away (180)
@@ -20,5 +21,5 @@ MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"  # the MLflow tracking server or sto
 MLFLOW_LOGGING_LEVEL = "MLFLOW_LOGGING_LEVEL"  # MLflow's own log level; the tuner defaults it to WARNING
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"  # the GPUs a process sees; the tuner sets it per trial with --gpus
 
-__all__ = ["HOME", "STORAGE", "HEARTBEAT_SECONDS", "GRACE_SECONDS", "DB_RETRY_SECONDS", "FAULT", "GPU_LOCKS",
-           "DEBUG", "MLFLOW_TRACKING_URI", "MLFLOW_LOGGING_LEVEL", "CUDA_VISIBLE_DEVICES"]
+__all__ = ["HOME", "STORAGE", "OPTUNA_STORAGE", "HEARTBEAT_SECONDS", "GRACE_SECONDS", "DB_RETRY_SECONDS", "FAULT",
+           "GPU_LOCKS", "DEBUG", "MLFLOW_TRACKING_URI", "MLFLOW_LOGGING_LEVEL", "CUDA_VISIBLE_DEVICES"]

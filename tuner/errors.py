@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from trainer.errors import UserError
 
-__all__ = ["TunerError", "SpaceError", "StorageError", "TrialFailed"]
+__all__ = ["TunerError", "SpaceError", "StorageError", "NothingFound", "TrialFailed"]
 
 
 class TunerError(UserError):
@@ -22,6 +22,10 @@ class SpaceError(TunerError):
 
 class StorageError(TunerError):
     """A study storage cannot be used (unreachable, wrong password, unknown study); no password is shown."""
+
+
+class NothingFound(StorageError):
+    """The storage holds no such study (or no study, or no database file): the CLI adds where it looked."""
 
 
 class TrialFailed(Exception):

@@ -59,6 +59,15 @@ class Home:
         return self.root / "runs" / safe_name(study_name) / f"trial-{trial_number:04d}"
 
 
+def home_origin(explicit: str | Path | None) -> str:
+    """Return where ``Home.resolve(explicit)`` takes the home from, in words (for "looked in" messages)."""
+    if explicit:
+        return "--home"
+    if os.environ.get(HOME_ENV):
+        return f"${HOME_ENV}"
+    return "the default: ./studies of the current folder"
+
+
 def safe_name(name: str) -> str:
     """Return ``name`` with every character outside ``[A-Za-z0-9._-]`` replaced by ``_`` (for folder names)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"

@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from tuner import env
-from tuner.errors import StorageError, TunerError
+from tuner.errors import NothingFound, StorageError, TunerError
 from tuner.paths import Home
 from tuner.resilience import ResilientRDBStorage
 from tuner.samplers import make_pruner, make_sampler
@@ -45,6 +45,20 @@ POOL_RECYCLE_SECONDS = 1800  # reopen pooled connections before firewalls and pr
 def default_storage(home: Home) -> str:
     """Return the default storage URL: SQLite in the home folder."""
     return f"sqlite:///{home.optuna_db}"
+
+
+def storage_setting(explicit: str | None) -> tuple[str | None, str]:
+    """Return the storage URL the user chose (None: the home's default) and where it came from.
+
+    The order: ``--storage``, then ``$SMART_TUNER_STORAGE``, then Optuna's ``$OPTUNA_STORAGE``
+    (the variables keep a password out of the process list); an empty variable counts as unset.
+    """
+    if explicit is not None:
+        return explicit, "--storage"
+    for name in (env.STORAGE, env.OPTUNA_STORAGE):
+        if os.environ.get(name):
+            return os.environ[name], f"${name}"
+    return None, "the home's default"
 
 
 def resolve_storage(url: str | None, home: Home) -> str:
@@ -80,7 +94,7 @@ def check_storage(url: str, create_sqlite: bool = True) -> None:
         if create_sqlite:
             path.parent.mkdir(parents=True, exist_ok=True)
         elif not path.is_file():
-            raise StorageError(f"storage {shown}: no such database file")
+            raise NothingFound(f"storage {shown}: no such database file")
         return
     try:
         engine = create_engine(url, connect_args={"connect_timeout": 10} if parsed.drivername.startswith(
@@ -276,12 +290,12 @@ def load_existing_study(storage_url: str, study_name: str | None) -> optuna.Stud
         if len(names) == 1:
             study_name = names[0]
         elif not names:
-            raise StorageError(f"storage {mask_url(storage_url)} holds no study yet")
+            raise NothingFound(f"storage {mask_url(storage_url)} holds no study yet")
         else:
             raise StorageError(f"storage {mask_url(storage_url)} holds several studies "
                                f"({', '.join(sorted(names))}); pick one with --study")
     if study_name not in names:
-        raise StorageError(f"no study {study_name!r} in {mask_url(storage_url)} "
+        raise NothingFound(f"no study {study_name!r} in {mask_url(storage_url)} "
                            f"(studies: {', '.join(sorted(names)) or 'none'})")
     return optuna.load_study(study_name=study_name, storage=storage)
 

@@ -1,7 +1,10 @@
-"""Text tables of a study: its trials (``tuner status``, end of ``run-study``) and its best trial."""
+"""A study's trials for people (tables: ``tuner status``, end of ``run-study``; the best trial) and for
+machines (``tuner status --format json|csv``)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -84,3 +87,84 @@ def best_lines(study: Study) -> list[str]:
         params = " ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
         lines.append(f"  #{trial.number}: {shown}  ({params})")
     return lines
+
+
+# The trial user attributes `tuner status --format json|csv` carries: what decided the trial and
+# where its files and runs are. Left out: MLflow's internal ids (mlflow_run links the run) and
+# `timing` (bench/tuner_overhead.py reads it from the study).
+STATUS_ATTRS = ("last_step", "best_step", "last_metrics", "prune_reason", "fail_reason", "run_dir", "mlflow_run",
+                "worker", "gpu", "retry_of", "resumed_from")
+
+
+def _plain(value: Any) -> Any:
+    """Return ``value`` with every non-finite float as None, recursively (JSON has no NaN or Infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def trial_records(study: Study) -> list[dict[str, Any]]:
+    """Return one JSON-ready dict per trial, in trial order.
+
+    Keys: ``number``; ``state`` (COMPLETE, PRUNED, FAIL, RUNNING, WAITING); ``values`` (the
+    objective values in the space's order, None until complete); ``params``; ``datetime_start``
+    and ``datetime_complete`` (ISO 8601, local time, None when not yet); ``duration_s`` (seconds);
+    ``user_attrs`` (those of ``STATUS_ATTRS`` the trial has). Non-finite numbers are None.
+    """
+    records = []
+    for trial in study.get_trials(deepcopy=False):
+        start, end = trial.datetime_start, trial.datetime_complete
+        records.append(_plain({
+            "number": trial.number,
+            "state": trial.state.name,
+            "values": list(trial.values) if trial.values is not None else None,
+            "params": dict(trial.params),
+            "datetime_start": start.isoformat() if start else None,
+            "datetime_complete": end.isoformat() if end else None,
+            "duration_s": round((end - start).total_seconds(), 3) if start and end else None,
+            "user_attrs": {k: trial.user_attrs[k] for k in STATUS_ATTRS if k in trial.user_attrs},
+        }))
+    return records
+
+
+def trials_csv(study: Study) -> str:
+    """Return the trials as CSV text with a header row, one row per trial.
+
+    Columns: number, state, the objective values (``value``, or ``values_0``, ``values_1``, ... with
+    two objectives, as Optuna's data frames name them), datetime_start, datetime_complete,
+    duration_s, last_step, best_step, ``params_NAME`` per parameter, then the last validation's
+    figures (``last_metrics``) under their registry names, then prune_reason, fail_reason,
+    run_dir and mlflow_run. An absent value is an empty cell.
+    """
+    records = trial_records(study)
+    n_values = len(study.directions)
+    value_columns = ["value"] if n_values == 1 else [f"values_{i}" for i in range(n_values)]
+    params: list[str] = []
+    seen: set[str] = set()
+    for record in records:
+        for name in record["params"]:
+            if name not in params:
+                params.append(name)
+        seen.update(record["user_attrs"].get("last_metrics") or {})
+    order = [m.name for m in metric_registry.all_metrics()]
+    metrics = [n for n in order if n in seen] + sorted(seen - set(order))
+    trailing = ["prune_reason", "fail_reason", "run_dir", "mlflow_run"]
+    header = ["number", "state", *value_columns, "datetime_start", "datetime_complete", "duration_s", "last_step",
+              "best_step", *(f"params_{n}" for n in params), *metrics, *trailing]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for record in records:
+        attrs = record["user_attrs"]
+        last = attrs.get("last_metrics") or {}
+        values = record["values"] or [None] * n_values
+        row = [record["number"], record["state"], *values, record["datetime_start"], record["datetime_complete"],
+               record["duration_s"], attrs.get("last_step"), attrs.get("best_step"),
+               *(record["params"].get(n) for n in params), *(last.get(n) for n in metrics),
+               *(attrs.get(n) for n in trailing)]
+        writer.writerow(["" if cell is None else cell for cell in row])
+    return out.getvalue()

@@ -258,6 +258,15 @@ CASES = [
                                                           str(e.corpus), "--home", str(e.home)]),
          "fine-tuning space"),
     Case("status-without-storage", lambda e: ("tuner", ["status", "--home", str(e.home)]), "no such database file"),
+    Case("best-without-storage", lambda e: ("tuner", ["best", "--home", str(e.home), "--export", str(e.home / "x")]),
+         "point elsewhere with --home DIR"),
+    Case("train-set-unknown-key", lambda e: ("trainer", ["train", str(e.corpus), "--out", str(e.home / "run"),
+                                                         "--set", "warp_factor=9"]), "unknown key 'warp_factor'"),
+    Case("train-set-wrong-type", lambda e: ("trainer", ["train", "--data", str(e.corpus), "--out",
+                                                        str(e.home / "run"), "--set", "batch_size=big"]),
+         "key 'batch_size' must be int"),
+    Case("train-two-corpora", lambda e: ("trainer", ["train", str(e.corpus), "--data", str(e.root / "other"),
+                                                     "--out", str(e.home / "run")]), "two corpora given"),
 ]
 
 POSTGRES_CASES = [
@@ -296,6 +305,7 @@ def env(tmp_path: Path, short_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SMART_TUNER_CACHE", str(made.cache))
     monkeypatch.delenv("SMART_TUNER_HOME", raising=False)
     monkeypatch.delenv("SMART_TUNER_STORAGE", raising=False)
+    monkeypatch.delenv("OPTUNA_STORAGE", raising=False)
     monkeypatch.delenv("SMART_TUNER_FAULT", raising=False)
     monkeypatch.chdir(tmp_path)  # the default home ./studies would land here
     return made

@@ -97,6 +97,32 @@ def test_live_view_and_final_table(study_run: StudyRun) -> None:
     assert "best trial #0: val_mel_postnet_l1" in out
 
 
+def test_run_study_ends_with_the_commands_that_look_at_this_study(study_run: StudyRun) -> None:
+    tail = study_run.output[study_run.output.index("look at this study:"):].splitlines()
+    where = f"--home {study_run.home} --storage sqlite:///{study_run.home}/optuna.db"
+    assert tail[1].startswith(f"  tuner dashboard {where}  #")
+    assert tail[2].startswith(f"  mlflow ui --backend-store-uri sqlite:///{study_run.home}/mlflow.db  #")
+    assert tail[3].startswith(f"  tuner best {where} --study e2e --export best-e2e  #")
+
+
+def test_status_for_machines_matches_the_study(study_run: StudyRun, capsys) -> None:
+    import csv
+
+    assert main(["status", "--home", str(study_run.home), "--format", "json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    trials = _study(study_run).trials
+    assert [(r["number"], r["state"], r["values"], r["params"]) for r in records] == [
+        (t.number, t.state.name, t.values, t.params) for t in trials]
+    assert records[1]["user_attrs"]["prune_reason"] == trials[1].user_attrs["prune_reason"]
+    assert records[0]["user_attrs"]["best_step"] == trials[0].user_attrs["best_step"]
+    assert records[0]["user_attrs"]["mlflow_run"] == trials[0].user_attrs["mlflow_run"]
+    assert main(["status", "--home", str(study_run.home), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [float(r["value"]) for r in rows] == [t.value for t in trials]  # a pruned trial's: its last report
+    assert float(rows[0]["params_learning_rate"]) == 3e-3 and rows[1]["prune_reason"].startswith("quality gate")
+    assert float(rows[0]["tf_diagonality"]) == pytest.approx(trials[0].user_attrs["last_metrics"]["tf_diagonality"])
+
+
 def test_mlflow_has_a_parent_run_and_a_nested_run_per_trial(study_run: StudyRun) -> None:
     from mlflow.tracking import MlflowClient
 

@@ -19,12 +19,15 @@ RUN useradd --create-home --uid 1000 tuner \
 WORKDIR /app
 # Dependencies first (a layer reused while only the code changes), then the code.
 COPY --chown=tuner:tuner pyproject.toml README.md ./
-RUN mkdir -p trainer tuner && touch trainer/__init__.py tuner/__init__.py \
+# (pyproject.toml maps the package tuner.search_spaces onto search_spaces/, so that folder must exist too.)
+RUN mkdir -p trainer tuner search_spaces \
+    && touch trainer/__init__.py tuner/__init__.py search_spaces/__init__.py \
     && pip install . && pip uninstall -y smart-tuner
 COPY --chown=tuner:tuner trainer ./trainer
 COPY --chown=tuner:tuner tuner ./tuner
 COPY --chown=tuner:tuner search_spaces ./search_spaces
-# Editable: bare space names resolve in /app/search_spaces next to the package.
+# Editable: the code runs from /app; the search spaces are package data (tuner.search_spaces, mapped
+# onto /app/search_spaces), so bare space names resolve from any folder.
 RUN pip install --no-deps -e .
 
 USER tuner

@@ -28,6 +28,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +51,27 @@ from tuner.yamlfile import Located, is_number, load_yaml, mapping, number
 if TYPE_CHECKING:
     from optuna import Trial
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+SPACES_PACKAGE = "tuner.search_spaces"  # the shipped spaces: package data mapped onto search_spaces/
+# A source checkout run without installing it (PYTHONPATH=.), or an editable install made before
+# the spaces became package data, has no tuner.search_spaces; the files sit beside the package.
+_CHECKOUT_SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
+
+
+def spaces_dir() -> Path:
+    """Return the folder of the shipped search spaces (``default.yaml``, ``scratch.yaml``, their README).
+
+    Found through ``importlib.resources`` in the installed package (wheel or editable), so a
+    bare space name resolves from any working directory; pip unpacks wheels, so the package
+    data is always a real folder.
+    """
+    try:
+        folder = resources.files(SPACES_PACKAGE)
+    except ModuleNotFoundError:
+        return _CHECKOUT_SPACES
+    return Path(str(folder))
+
+
+SPACES_DIR = spaces_dir()
 DEFAULT_OBJECTIVE = "val_mel_postnet_l1"
 
 _TOP_KEYS = {"study", "preset", "fixed", "params", "description"}
@@ -569,8 +590,17 @@ def _try_build(study: StudySpec, loc: Located) -> None:
 # --------------------------------------------------------------------------- entry points
 
 
+def shipped_spaces() -> list[str]:
+    """Return the names of the shipped search spaces (file stems, sorted)."""
+    return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+
+
 def resolve_space_path(name: str | Path) -> Path:
-    """Return the space file for ``name``: an existing path, else ``search_spaces/NAME`` (``.yaml`` optional)."""
+    """Return the space file for ``name``: an existing path, else the shipped ``NAME`` (``.yaml`` optional).
+
+    An existing file always wins over a shipped space of the same name; the shipped ones live in
+    ``spaces_dir()``, whatever the working directory.
+    """
     path = Path(name)
     if path.is_file():
         return path
@@ -582,11 +612,14 @@ def resolve_space_path(name: str | Path) -> Path:
 
 
 def load_space(name: str | Path) -> SearchSpace:
-    """Return the validated search space of file ``name`` (a bare name resolves in ``search_spaces/``).
+    """Return the validated search space of file ``name`` (a bare name: a shipped space, ``spaces_dir()``).
 
     Raises SpaceError (``file:line: key: problem``) for any malformed part; nothing is written.
     """
     path = resolve_space_path(name)
+    if len(path.parts) == 1 and not path.exists():
+        raise SpaceError(f"{path}: search-space file not found (neither a file here nor a shipped space: "
+                         f"{', '.join(shipped_spaces())})")
     data, loc, text = load_yaml(path, "search-space file", SpaceError)
     if data is None:
         raise loc.error((), "the file is empty")
@@ -640,4 +673,5 @@ def suggest(trial: Trial, space: SearchSpace) -> dict[str, Any]:
 
 
 __all__ = ["SearchSpace", "StudySpec", "ParamSpec", "Gate", "Objective", "SpaceError", "load_space",
-           "resolve_space_path", "suggest", "SPACES_DIR", "DEFAULT_OBJECTIVE"]
+           "resolve_space_path", "suggest", "SPACES_DIR", "SPACES_PACKAGE", "spaces_dir", "shipped_spaces",
+           "DEFAULT_OBJECTIVE"]

@@ -202,7 +202,7 @@ def load_trials(space: Path) -> list:
 
     from tuner.study import open_storage
 
-    storage = open_storage(f"sqlite:///{space.parent / 'home' / 'optuna.db'}", heartbeat=False)
+    storage = open_storage(f"sqlite:///{space.parent / 'home' / 'optuna.db'}")
     study = optuna.load_study(study_name=STUDY, storage=storage)
     return sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
 

@@ -451,7 +451,7 @@ def load_arm_trials(space: Path, arm: str, max_steps: int) -> list[dict[str, Any
     database = space.parent / "home" / "optuna.db"
     if not database.is_file():
         return []
-    storage = open_storage(f"sqlite:///{database}", heartbeat=False)
+    storage = open_storage(f"sqlite:///{database}")
     try:
         study = optuna.load_study(study_name=f"study_value-{arm}", storage=storage)
     except KeyError:  # the study process died before creating it

@@ -183,7 +183,7 @@ def create_study(space_path: Path, storage_url: str) -> None:
     from tuner.study import check_storage, open_study
 
     check_storage(storage_url)
-    opened = open_study(load_space(space_path), STUDY, storage_url, MAX_STEPS, VAL_INTERVAL, heartbeat=False)
+    opened = open_study(load_space(space_path), STUDY, storage_url, MAX_STEPS, VAL_INTERVAL)
     close_storage(opened.study)
 
 
@@ -251,7 +251,7 @@ def summarise(storage_url: str) -> dict[str, Any]:
 
     from tuner.study import open_storage
 
-    study = optuna.load_study(study_name=STUDY, storage=open_storage(storage_url, heartbeat=False))
+    study = optuna.load_study(study_name=STUDY, storage=open_storage(storage_url))
     try:
         trials = study.get_trials(deepcopy=False)
     finally:

@@ -100,10 +100,14 @@ class RunFolder:
         self.plots = self.root / "plots"
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        """Append one JSON line; a line is written whole in one call so readers never see half a record."""
+        """Append one JSON line stamped with its wall-clock ``time`` (unix seconds).
+
+        A line is written whole in one call, so readers never see half a record; the time lets a
+        reader order the records of different runs (a trial's and its retry's, say).
+        """
         self.root.mkdir(parents=True, exist_ok=True)
         with self.metrics.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
+            handle.write(json.dumps({**record, "time": round(time.time(), 3)}, sort_keys=True) + "\n")
 
 
 # --------------------------------------------------------------------------- state and schedules

@@ -201,7 +201,7 @@ def _run_dashboard(args: argparse.Namespace) -> int:
     home, url = lookup.home, lookup.url
     lookup.check()
     with creation_lock(url):  # a fresh PostgreSQL database: workers may be creating Optuna's tables now
-        storage = open_storage(url, heartbeat=False)  # an object, so the dashboard never prints the URL
+        storage = open_storage(url)  # an object, so the dashboard never prints the URL
     if not list_study_names(storage):
         # Not an error: workers may create the study after the dashboard starts (docker-compose.yml).
         print(f"no study yet in {mask_url(url)}: the dashboard shows studies as workers create them; "

@@ -10,14 +10,17 @@ from __future__ import annotations
 import math
 import os
 import shlex
+import signal
 import sys
+import threading
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial, TrialState
 
 from trainer.checkpoint import load_checkpoint
 from trainer.config import TrainConfig, config_from_dict
@@ -26,16 +29,18 @@ from trainer.errors import CheckpointError, ConfigError, CorpusError
 from trainer.plan import plan_training
 from tuner import env
 from tuner.demo import DemoPlan, ensure_demo
-from tuner.errors import TrialFailed, TunerError
+from tuner.errors import TunerError
 from tuner.gpuclaim import CLAIM, claim_gpu, lock_folder
 from tuner.paths import Home, safe_name
 from tuner.runner import LiveView, TrialRunner
 from tuner.samplers import describe_pruner
 from tuner.space import SearchSpace, load_space
-from tuner.study import check_storage, open_study, resolve_storage, worker_id
+from tuner.study import check_storage, open_study, resolve_storage, sqlite_single_process, worker_id
 from tuner.summary import best_lines, counts_line, trials_table
+from tuner.timeouts import Timeouts, timeouts
 from tuner.tracking import StudyTracker, check_separate, tracking_uri
 from tuner.urls import mask_url
+from tuner.worker import FINISHED, Worker
 
 
 @dataclass
@@ -76,6 +81,7 @@ class Plan:
     n_trials: int
     gpus: list[str] | None
     trial_timeout: float | None
+    timeouts: Timeouts  # the trial lease's heartbeat, grace and storage retry (tuner.timeouts)
     claim_gpu: bool = False  # --gpus claim: take one free GPU of this machine (see tuner.gpuclaim)
 
 
@@ -196,7 +202,8 @@ def make_plan(request: StudyRequest) -> Plan:
                 warm_start=None if warm_start is None else Path(warm_start).resolve(), use_demo=use_demo,
                 preset=preset, max_steps=sample_config.max_steps, val_interval=sample_config.val_interval,
                 n_trials=trials or space.study.n_trials, gpus=gpus,
-                trial_timeout=request.trial_timeout or space.study.trial_timeout, claim_gpu=claim)
+                trial_timeout=request.trial_timeout or space.study.trial_timeout, timeouts=timeouts(),
+                claim_gpu=claim)
 
 
 def next_steps(home: Home, storage_url: str, study_name: str, mlflow_uri: str | None) -> list[str]:
@@ -225,12 +232,19 @@ def next_steps(home: Home, storage_url: str, study_name: str, mlflow_uri: str | 
 def run_study(request: StudyRequest) -> int:
     """Run ``tuner run-study``; return the exit code (0 also when trials were pruned or failed)."""
     plan = make_plan(request)
-    space = plan.space
     if request.mlflow:
         check_separate(tracking_uri(plan.home), plan.storage_url)
     check_storage(plan.storage_url)  # last check: for SQLite it makes the storage's folder
     say = (lambda line: None) if request.quiet else (lambda line: print(line, flush=True))
 
+    # SQLite serves one process: a second run-study on the same file is refused (tuner.study).
+    with sqlite_single_process(plan.storage_url):
+        return _run_locked(request, plan, say)
+
+
+def _run_locked(request: StudyRequest, plan: Plan, say: Callable[[str], None]) -> int:
+    """Claim a GPU, build the demo when asked, open (or join) the study and run the worker loop."""
+    space = plan.space
     if plan.claim_gpu:
         # Held until this process ends (the kernel drops the lock then, whatever the ending).
         claim = claim_gpu(lock_folder(plan.home.root), [str(i) for i in range(torch.cuda.device_count())],
@@ -271,36 +285,30 @@ def run_study(request: StudyRequest) -> int:
                          warm_start=warm_start, preset=plan.preset, max_steps=plan.max_steps,
                          val_interval=plan.val_interval, trial_timeout=plan.trial_timeout,
                          stall_timeout=space.study.stall_timeout, view=view, tracker=tracker, gpus=plan.gpus)
-    def taken() -> int:
-        # Trials that count toward the target: complete and pruned ones, and those running anywhere.
-        # Failed trials do not count, so re-running the command replaces them; each run still makes
-        # at most `remaining` attempts, so a broken setup cannot loop.
-        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                            TrialState.RUNNING)))
-
-    def stop_at_target(study_: optuna.Study, trial_: FrozenTrial) -> None:
-        if taken() >= plan.n_trials:
-            study_.stop()
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # a dead worker's trials: failed now, retried once
-    remaining = plan.n_trials - taken()
-    if remaining <= 0:
-        say(f"the study already has {taken()} trials (target {plan.n_trials}); raise --trials to run more")
+    worker = Worker(study, runner, target=plan.n_trials, timeouts=plan.timeouts,
+                    max_retries=space.study.max_retries, max_consecutive_failures=space.study.max_consecutive_failures,
+                    jobs=len(plan.gpus) if plan.gpus else 1, timeout=request.timeout, stopping=runner.stopping,
+                    say=lambda line: print(f"tuner: {line}", file=sys.stderr, flush=True),
+                    after_trial=lambda study_, number: view.after_trial(study_, study_.trials[number]))
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    if finished >= plan.n_trials:
+        say(f"the study already has {finished} finished trials (target {plan.n_trials}); raise --trials to run more")
     else:
-        say(f"running up to {remaining} trial(s) (target {plan.n_trials} in the study)"
-            + (f" on GPUs {','.join(plan.gpus)}" if plan.gpus else ""))
+        say(f"running trials until the study holds {plan.n_trials} finished ones (it has {finished})"
+            + (f", on GPUs {','.join(plan.gpus)}" if plan.gpus else ""))
+    with stop_on_signals(runner.stopping, say):
         try:
-            study.optimize(runner, n_trials=remaining, timeout=request.timeout,
-                           n_jobs=len(plan.gpus) if plan.gpus else 1, catch=(TrialFailed,),
-                           callbacks=[view.after_trial, stop_at_target])
+            result = worker.run()
         finally:
             if tracker is not None:
                 try:
                     tracker.finish_study(study)
                 except Exception as err:  # the study's results are safe in Optuna; say and go on
                     print(f"tuner: mlflow: could not close the study run ({err})", file=sys.stderr)
+    if result.exit_code != 0:
+        print(f"tuner: {result.reason}", file=sys.stderr)
+    elif runner.stopping.is_set():
+        say(result.reason)
     if not request.quiet:
         print()
         print(trials_table(study))
@@ -309,4 +317,32 @@ def run_study(request: StudyRequest) -> int:
         print()
         print("\n".join(next_steps(plan.home, plan.storage_url, plan.study_name,
                                    tracking_uri(plan.home) if request.mlflow else None)))
-    return 0
+    return result.exit_code
+
+
+@contextmanager
+def stop_on_signals(stopping: threading.Event, say: Callable[[str], None]) -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into a graceful stop for the ``with`` block; a second signal stops at once.
+
+    Graceful: ``stopping`` is set; each running trial's child saves its checkpoint at the end of
+    its current step and the trial is failed as interrupted and queued to resume; no new trial
+    starts. Only the main thread can install signal handlers; elsewhere the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stopping.is_set():  # the second signal: the user means it
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        stopping.set()
+        say(f"{signal.Signals(signum).name}: stopping; the running trials save their checkpoints and are queued "
+            "to resume (a second signal stops at once)")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

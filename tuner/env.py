@@ -13,7 +13,8 @@ STORAGE = "SMART_TUNER_STORAGE"  # the study storage URL: --storage's default, a
 OPTUNA_STORAGE = "OPTUNA_STORAGE"  # Optuna CLI's storage URL variable: used after --storage and $SMART_TUNER_STORAGE
 HEARTBEAT_SECONDS = "SMART_TUNER_HEARTBEAT_SECONDS"  # seconds between a running trial's heartbeats (default 30)
 GRACE_SECONDS = "SMART_TUNER_GRACE_SECONDS"  # seconds without heartbeat before a trial is failed and retried (120)
-DB_RETRY_SECONDS = "SMART_TUNER_DB_RETRY_SECONDS"  # how long a storage call retries while the database is away (180)
+DB_RETRY_SECONDS = "SMART_TUNER_DB_RETRY_SECONDS"  # how long a storage call retries (default grace - 2 x heartbeat)
+PARENT_PID = "SMART_TUNER_PARENT_PID"  # set by a worker for its trial's child: the child dies with that process
 FAULT = "SMART_TUNER_FAULT"  # fault injection for tests and drills, read by the trial worker only
 GPU_LOCKS = "SMART_TUNER_GPU_LOCKS"  # folder of the per-GPU locks of --gpus claim (default <home>/gpu-locks)
 DEBUG = DEBUG_ENV  # SMART_TUNER_DEBUG=1: print the traceback of an internal error (read by trainer.console)
@@ -22,4 +23,4 @@ MLFLOW_LOGGING_LEVEL = "MLFLOW_LOGGING_LEVEL"  # MLflow's own log level; the tun
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"  # the GPUs a process sees; the tuner sets it per trial with --gpus
 
 __all__ = ["HOME", "STORAGE", "OPTUNA_STORAGE", "HEARTBEAT_SECONDS", "GRACE_SECONDS", "DB_RETRY_SECONDS", "FAULT",
-           "GPU_LOCKS", "DEBUG", "MLFLOW_TRACKING_URI", "MLFLOW_LOGGING_LEVEL", "CUDA_VISIBLE_DEVICES"]
+           "PARENT_PID", "GPU_LOCKS", "DEBUG", "MLFLOW_TRACKING_URI", "MLFLOW_LOGGING_LEVEL", "CUDA_VISIBLE_DEVICES"]

@@ -14,6 +14,11 @@ from typing import Any
 
 from trainer.fileio import atomic_write_text
 
+# How a child that wrote no outcome says why (its exit status; tuner.trial_worker).
+CRASH_EXIT_CODE = 86  # an injected crash (tests and drills)
+ORPHAN_EXIT_CODE = 87  # its worker died, so it stopped
+LEASE_LOST_EXIT_CODE = 88  # its trial is no longer its worker's (tuner.lease): it stopped and wrote nothing
+
 
 @dataclass
 class TrialJob:
@@ -35,6 +40,7 @@ class TrialJob:
     samples: int
     params: dict[str, Any] = field(default_factory=dict)
     resume: bool = False  # run_dir holds a dead predecessor's checkpoints (tuner.resume): continue from them
+    owner: str = ""  # the parent's lease owner token: the child trains only while it holds the trial (tuner.lease)
 
     def write(self, path: Path) -> None:
         """Write the job as JSON to ``path``."""

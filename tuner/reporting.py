@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from trainer import metric_registry
 from tuner.errors import TunerError
+from tuner.lease import LostLease, holds
 from tuner.space import Gate, Objective
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class Reporter:
     prune_step: int | None = None
     report_seconds: float = 0.0  # wall time spent in __call__ (storage round trips), summed over calls
     report_calls: int = 0  # number of __call__ (validations reported)
+    owner: str = ""  # the lease this trial runs under (tuner.lease); "" for none: nothing is checked
 
     def values(self, metrics: dict[str, float]) -> list[float]:
         """Return the objective values in ``metrics``; TunerError names a metric the trainer did not report."""
@@ -55,9 +57,15 @@ class Reporter:
         return [float(metrics[m]) for m in self.objective.metrics]
 
     def __call__(self, step: int, metrics: dict[str, float]) -> bool:
-        """Report one validation; return True to stop training (the trial is then pruned)."""
+        """Report one validation; return True to stop training (the trial is then pruned).
+
+        Fencing: when the trial is no longer held by ``owner`` (another worker failed it and
+        retries it), LostLease is raised before anything is reported, ending the training.
+        """
         started = time.perf_counter()
         try:
+            if self.owner and not holds(self.trial.storage, self.trial._trial_id, self.owner):
+                raise LostLease(f"lease lost at step {step}: the trial is no longer this worker's")
             return self._report(step, metrics)
         finally:
             self.report_seconds += time.perf_counter() - started

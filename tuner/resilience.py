@@ -5,9 +5,11 @@ connection dies and new ones are refused for a few seconds. Without help, the ne
 report or state change of every worker raises and ends a trial or the whole study.
 ``ResilientRDBStorage`` retries each storage call on *transient* errors (connection refused,
 dropped or invalidated: SQLAlchemy's OperationalError, InterfaceError, DisconnectionError),
-sleeping 0.5 s, 1 s, 2 s ... (at most 10 s) for up to ``$SMART_TUNER_DB_RETRY_SECONDS``
-(180 s); ``pool_pre_ping`` (set in ``study.open_storage``) throws away the pool's dead
-connections. Other errors (constraint violations, a finished trial) are never retried.
+sleeping 0.5 s, 1 s, 2 s ... (at most 10 s) for up to the lease's storage retry window
+(``tuner.timeouts``: shorter than the grace period less one heartbeat, 60 s by default, so a
+worker cut off from the database gives its trial up before another may retry it);
+``pool_pre_ping`` (set in ``study.open_storage``) throws away the pool's dead connections.
+Other errors (constraint violations, a finished trial) are never retried.
 
 A retried call repeats a transaction that failed, which is safe: PostgreSQL rolled it back. The
 one ambiguous case is a commit whose acknowledgement was lost with the connection; its retry
@@ -18,7 +20,6 @@ caller sees as it would without the retry).
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import threading
 import time
@@ -28,12 +29,10 @@ from typing import Any
 from optuna.storages import RDBStorage
 from sqlalchemy import exc
 
-from tuner import env
+from tuner.timeouts import timeouts
 from tuner.urls import mask_url, scrub
 
 BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
-RETRY_ENV = env.DB_RETRY_SECONDS
-RETRY_SECONDS = 180.0  # how long a storage call keeps retrying while the server is away
 
 # RDBStorage methods that talk to the database; each is retried as a whole.
 RETRIED_METHODS = (
@@ -64,11 +63,8 @@ def is_transient(err: BaseException) -> bool:
 
 
 def retry_seconds() -> float:
-    """Return how long a storage call retries: ``$SMART_TUNER_DB_RETRY_SECONDS`` or 180 s."""
-    try:
-        return max(0.0, float(os.environ.get(RETRY_ENV, "")))
-    except ValueError:  # unset or not a number
-        return RETRY_SECONDS
+    """Return how long a storage call retries: the lease's retry window (``tuner.timeouts``)."""
+    return timeouts().retry
 
 
 def _say(line: str) -> None:

@@ -123,6 +123,6 @@ def earlier_validations(run_dir: Path) -> list[tuple[int, dict[str, float]]]:
             continue
         if record.get("kind") == "val":
             metrics = {k: v for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                       and k != "step"}
+                       and k not in ("step", "time")}
             found.append((int(record["step"]), metrics))
     return found

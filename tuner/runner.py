@@ -40,7 +40,8 @@ from trainer import metric_registry
 from trainer.fileio import atomic_write_text
 from tuner import env
 from tuner.errors import TrialFailed
-from tuner.job import Outcome, TrialJob
+from tuner.job import LEASE_LOST_EXIT_CODE, Outcome, TrialJob
+from tuner.lease import LeaseKeeper, LostLease
 from tuner.paths import Home
 from tuner.resume import Resumed, prepare_resume, retry_history
 from tuner.space import SearchSpace, suggest
@@ -200,6 +201,8 @@ class TrialRunner:
     tracker: StudyTracker | None = None
     gpus: list[str] | None = None
     poll_seconds: float = 0.5
+    stopping: threading.Event = field(default_factory=threading.Event)  # set by SIGTERM/SIGINT (tuner.driver)
+    stop_grace: float = 25.0  # seconds a child gets to save and stop after a stop request, before it is killed
     _pool: queue.Queue[str] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -210,16 +213,17 @@ class TrialRunner:
 
     # ------------------------------------------------------------------ the objective
 
-    def __call__(self, trial: Trial) -> float | list[float]:
-        """Run one trial; return its objective value(s), or raise TrialPruned / TrialFailed.
+    def __call__(self, trial: Trial, lease: LeaseKeeper | None = None) -> float | list[float]:
+        """Run one trial; return its objective value(s), or raise TrialPruned / TrialFailed / LostLease.
 
         Whatever goes wrong on the parent's side of one trial fails that trial with its reason;
-        only an interrupt (Ctrl-C) ends the study.
+        only an interrupt (Ctrl-C) ends the study. ``lease`` (``tuner.lease``): when it is lost,
+        the child is killed at once and LostLease says why.
         """
         gpu = self._pool.get() if self._pool is not None else None
         try:
-            return self._run(trial, gpu)
-        except (TrialFailed, TrialPruned):
+            return self._run(trial, gpu, lease)
+        except (TrialFailed, TrialPruned, LostLease):
             raise
         except KeyboardInterrupt:
             _set_attr(trial, "fail_reason", "interrupted (Ctrl-C); the worker was stopped")
@@ -233,7 +237,7 @@ class TrialRunner:
             if gpu is not None and self._pool is not None:
                 self._pool.put(gpu)
 
-    def _run(self, trial: Trial, gpu: str | None) -> float | list[float]:
+    def _run(self, trial: Trial, gpu: str | None, lease: LeaseKeeper | None = None) -> float | list[float]:
         """Sample, start the child, supervise it and turn its outcome into the trial's state."""
         clock = {"started": time.perf_counter()}  # moments of the trial, see trial_timing
         params = suggest(trial, self.space)
@@ -241,7 +245,7 @@ class TrialRunner:
         run_dir = self._run_dir(trial.number)
         resumed = self._resume(trial, run_dir)
         where = f"GPU {gpu}" if gpu is not None else "this machine"
-        trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr("worker", lease.owner if lease is not None else worker_id())
         trial.set_user_attr("run_dir", str(run_dir))
         if gpu is not None:
             trial.set_user_attr("gpu", gpu)
@@ -264,9 +268,17 @@ class TrialRunner:
                        objective_directions=list(self.space.study.objective.directions),
                        gates=[vars(g) for g in self.space.study.gates], pruner=dict(self.space.study.pruner),
                        val_interval=config.val_interval, max_steps=config.max_steps,
-                       samples=self.space.study.samples, params=params, resume=resumed is not None)
+                       samples=self.space.study.samples, params=params, resume=resumed is not None,
+                       owner=lease.owner if lease is not None else "")
         try:
-            outcome = self._supervise(job, run_dir, gpu, run_id, clock, trial)
+            outcome = self._supervise(job, run_dir, gpu, run_id, clock, trial, lease)
+        except LostLease as lost:
+            if self.tracker is not None and run_id is not None:
+                try:  # another worker retries it: this run ends here
+                    self.tracker.finish_trial(run_id, "FAIL", str(lost), None, [])
+                except Exception as err:
+                    self.view.say(f"  mlflow: could not close the run of trial {trial.number} ({err})")
+            raise
         except KeyboardInterrupt:
             if self.tracker is not None and run_id is not None:
                 self.tracker.finish_trial(run_id, "FAIL", "interrupted (Ctrl-C)", None, [])
@@ -309,7 +321,8 @@ class TrialRunner:
     # ------------------------------------------------------------------ the child
 
     def _supervise(self, job: TrialJob, run_dir: Path, gpu: str | None, run_id: str | None,
-                   clock: dict[str, float] | None = None, trial: Trial | None = None) -> Outcome:
+                   clock: dict[str, float] | None = None, trial: Trial | None = None,
+                   lease: LeaseKeeper | None = None) -> Outcome:
         """Run the child to its end (or kill it) and return its outcome; stream its metrics meanwhile.
 
         ``clock`` gets ``child_started`` (just before the spawn) and ``child_ended`` (its exit or
@@ -322,11 +335,14 @@ class TrialRunner:
         child_env = dict(os.environ)
         child_env[env.STORAGE] = self.storage_url  # not in the job file: a password never reaches the disk
         child_env["PYTHONUNBUFFERED"] = "1"
+        child_env[env.PARENT_PID] = str(os.getpid())  # the child dies with this process (tuner.trial_worker)
         if gpu is not None:
             child_env[env.CUDA_VISIBLE_DEVICES] = gpu  # the child sees only its GPU, as cuda:0
         tail = MetricsTail(run_dir / "metrics.jsonl")
         media = ValidationMedia(run_dir)
         killed_reason: str | None = None
+        lost: str | None = None
+        asked_to_stop: float | None = None  # when the child was sent SIGTERM
         with (run_dir / "worker.log").open("ab") as log:
             # A session of its own: a timeout kills the child's whole process group, never ours.
             clock["child_started"] = time.perf_counter()
@@ -342,6 +358,18 @@ class TrialRunner:
                     except subprocess.TimeoutExpired:
                         pass
                     now = time.monotonic()
+                    if lease is not None and lease.lost.is_set():
+                        lost = lease.reason  # not ours any more: stop at once, write nothing more
+                        _kill(process)
+                        break
+                    if self.stopping.is_set() and asked_to_stop is None:
+                        asked_to_stop = now  # the child saves at the end of its step, then ends
+                        _signal(process, signal.SIGTERM)
+                    elif asked_to_stop is not None and now - asked_to_stop > self.stop_grace:
+                        killed_reason = (f"interrupted: the trainer did not stop within {self.stop_grace:g} s "
+                                         "(worker killed)")
+                        _kill(process)
+                        break
                     if self._stream(tail, job, run_id, media, trial):
                         last_progress = now
                     if self.trial_timeout is not None and now - started > self.trial_timeout:
@@ -358,6 +386,10 @@ class TrialRunner:
                 raise
             clock["child_ended"] = time.perf_counter()
             ended_at = time.time()
+        if lost is None and process.returncode == LEASE_LOST_EXIT_CODE:
+            lost = "lease lost: the trainer found its trial taken by another worker and stopped"
+        if lost is not None:
+            raise LostLease(lost)
         self._stream(tail, job, run_id, media, trial, flush=True)
         if killed_reason:
             return Outcome("failed", reason=killed_reason)
@@ -368,8 +400,9 @@ class TrialRunner:
                    else f"exited with status {code}")
             hint = " (out of memory?)" if code == -signal.SIGKILL else ""
             last = _last_line(run_dir / "worker.log")
-            return Outcome("failed", reason=f"worker {how}{hint} without an outcome" + (f"; last output: {last}"
-                                                                                        if last else ""))
+            # "crashed": transient (tuner.lease.TRANSIENT): an out-of-memory kill may well pass on a retry.
+            return Outcome("failed", reason=f"crashed: worker {how}{hint} without an outcome"
+                                            + (f"; last output: {last}" if last else ""))
         try:  # the child's exit after its outcome (interpreter shutdown), from the file's modification time
             outcome.timings["child_exit_s"] = max(0.0, ended_at - outcome_path.stat().st_mtime)
         except OSError:
@@ -554,6 +587,14 @@ def _set_attr(trial: Trial, key: str, value: Any) -> None:
     try:
         trial.set_user_attr(key, value)
     except Exception:
+        pass
+
+
+def _signal(process: subprocess.Popen, signum: int) -> None:
+    """Send ``signum`` to the child's process group (it runs in a session of its own)."""
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
         pass
 
 

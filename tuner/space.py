@@ -4,7 +4,8 @@ A space file has four top-level keys (see ``search_spaces/README.md`` for the fu
 
 ``study``
     name, objective, sampler, pruner, n_trials, max_steps (per-trial step budget),
-    quality gates, fine_tune / warm_start, trial_timeout, stall_timeout, samples.
+    quality gates, fine_tune / warm_start, trial_timeout, stall_timeout, samples, max_retries,
+    max_consecutive_failures.
 ``preset``
     the trainer preset the trials start from (``tiny`` or ``base``).
 ``fixed``
@@ -76,7 +77,8 @@ DEFAULT_OBJECTIVE = "val_mel_postnet_l1"
 
 _TOP_KEYS = {"study", "preset", "fixed", "params", "description"}
 _STUDY_KEYS = {"name", "objective", "direction", "sampler", "pruner", "n_trials", "max_steps", "gates",
-               "fine_tune", "warm_start", "enqueue_defaults", "trial_timeout", "stall_timeout", "samples"}
+               "fine_tune", "warm_start", "enqueue_defaults", "trial_timeout", "stall_timeout", "samples",
+               "max_retries", "max_consecutive_failures"}
 _PARAM_KEYS = {"type", "low", "high", "log", "step", "choices", "default", "targets"}
 _GATE_KEYS = {"metric", "min", "max", "after_step", "after_fraction"}
 _OBJECTIVE_KEYS = {"metric", "direction"}
@@ -208,6 +210,8 @@ class StudySpec:
     trial_timeout: float | None = None  # seconds of wall time per trial; None: no limit
     stall_timeout: float | None = 1800.0  # seconds without a new metrics line once training runs
     samples: int = 2  # synthesised wav samples per finished trial
+    max_retries: int = 2  # a trial that failed for a transient reason resumes from its checkpoint this often
+    max_consecutive_failures: int = 3  # a worker whose trials fail this many times in a row stops
 
 
 @dataclass(frozen=True)
@@ -466,9 +470,13 @@ def _parse_study(data: dict, loc: Located, path: Path) -> StudySpec:
         value = study.get(key, default)
         timeouts[key] = None if value is None else float(number(value, ("study", key), loc, positive=True))
     samples = int(number(study.get("samples", 2), ("study", "samples"), loc, integer=True, minimum=0))
+    max_retries = int(number(study.get("max_retries", 2), ("study", "max_retries"), loc, integer=True, minimum=0))
+    max_failures = int(number(study.get("max_consecutive_failures", 3), ("study", "max_consecutive_failures"), loc,
+                              integer=True, minimum=1))
     return StudySpec(name=name, objective=objective, sampler=sampler, pruner=pruner, n_trials=n_trials,
                      max_steps=max_steps, gates=_parse_gates(study, loc), fine_tune=fine_tune,
-                     warm_start=warm_start, enqueue_defaults=enqueue, samples=samples, **timeouts)
+                     warm_start=warm_start, enqueue_defaults=enqueue, samples=samples, max_retries=max_retries,
+                     max_consecutive_failures=max_failures, **timeouts)
 
 
 def _parse_param(name: str, raw: Any, loc: Located, fields: set[str]) -> ParamSpec:

@@ -8,6 +8,7 @@ terminal. The space's sampler and pruner come from ``tuner.samplers``.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import threading
@@ -19,14 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.storages import BaseStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.study import StudyDirection
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from tuner import env
-from tuner.errors import NothingFound, StorageError, TunerError
+from tuner.errors import NothingFound, StorageError
 from tuner.paths import Home
 from tuner.resilience import ResilientRDBStorage
 from tuner.samplers import make_pruner, make_sampler
@@ -35,10 +36,6 @@ from tuner.urls import mask_url, normalize_url, scrub
 if TYPE_CHECKING:
     from tuner.space import SearchSpace
 
-HEARTBEAT_SECONDS = 30  # how often the parent marks its running trial alive
-GRACE_SECONDS = 120  # a trial whose parent was silent this long is failed (and retried once) by any worker
-# Drills and tests shorten both (whole seconds, as Optuna wants them).
-HEARTBEAT_ENV, GRACE_ENV = env.HEARTBEAT_SECONDS, env.GRACE_SECONDS
 POOL_RECYCLE_SECONDS = 1800  # reopen pooled connections before firewalls and proxies drop idle ones
 
 
@@ -124,13 +121,6 @@ def check_storage(url: str, create_sqlite: bool = True) -> None:
         engine.dispose()
 
 
-def _retry_callback() -> RetryHeartbeatStaleTrialCallback:
-    """Return Optuna's retry-once callback for heartbeat-stale trials (an experimental API: warning muted)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RetryHeartbeatStaleTrialCallback(max_retry=1)
-
-
 _sqlite_state_lock = threading.Lock()
 
 
@@ -148,36 +138,15 @@ class SerializedSQLiteStorage(RDBStorage):
             return super().set_trial_state_values(trial_id, state, values)
 
 
-def heartbeat_settings() -> tuple[int, int]:
-    """Return (heartbeat interval, grace period) in seconds: the defaults or ``$SMART_TUNER_HEARTBEAT_SECONDS``
-    and ``$SMART_TUNER_GRACE_SECONDS``."""
-    def read(name: str, default: int) -> int:
-        text = os.environ.get(name)
-        if not text:
-            return default
-        if not text.isdigit() or int(text) < 1:
-            raise TunerError(f"${name}={text!r}: expected a whole number of seconds >= 1")
-        return int(text)
-
-    heartbeat, grace = read(HEARTBEAT_ENV, HEARTBEAT_SECONDS), read(GRACE_ENV, GRACE_SECONDS)
-    if grace <= heartbeat:
-        raise TunerError(f"${GRACE_ENV} ({grace}) must exceed the heartbeat interval ({heartbeat}): "
-                         "live trials would be failed")
-    return heartbeat, grace
-
-
-def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
-    """Return an Optuna RDBStorage for ``url``; with ``heartbeat``, stale trials are failed and retried once.
+def open_storage(url: str) -> RDBStorage:
+    """Return an Optuna RDBStorage for ``url``.
 
     PostgreSQL connections are checked before use (``pool_pre_ping``: a server restart leaves
     dead connections in the pool), recycled, and every storage call retries with back-off
-    while the server is unreachable (``resilience.ResilientRDBStorage``).
+    while the server is unreachable (``resilience.ResilientRDBStorage``). Optuna's own
+    heartbeat is not used: a trial's liveness is the tuner's lease (``tuner.lease``), which
+    also works where Optuna has no heartbeat and tells a worker when its trial was taken.
     """
-    kwargs: dict[str, Any] = {}
-    if heartbeat:
-        interval, grace = heartbeat_settings()
-        kwargs = {"heartbeat_interval": interval, "grace_period": grace,
-                  "heartbeat_stale_trial_callback": _retry_callback()}
     engine_kwargs: dict[str, Any] = {}
     if is_sqlite(url):
         # The parent's heartbeat and its child's reports write to one file: wait for the lock, do not fail.
@@ -189,7 +158,7 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
             cls = SerializedSQLiteStorage if is_sqlite(url) else ResilientRDBStorage
-            return cls(url, engine_kwargs=engine_kwargs, **kwargs)
+            return cls(url, engine_kwargs=engine_kwargs)
         except Exception as err:  # sqlalchemy errors carry the URL; show ours, masked
             first = scrub(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, url)
             raise StorageError(f"storage {mask_url(url)}: {first}") from None
@@ -209,8 +178,8 @@ def list_study_names(storage: BaseStorage) -> list[str]:
     return [s.study_name for s in storage.get_all_studies()]
 
 
-def open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps: int, val_interval: int,
-               heartbeat: bool = True) -> OpenedStudy:
+def open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps: int,
+               val_interval: int) -> OpenedStudy:
     """Create the study ``study_name`` or join it when it exists; return it.
 
     A new study stores the space's fingerprint and gets the space's defaults enqueued as its
@@ -218,7 +187,41 @@ def open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps:
     raises StorageError instead of mixing incompatible trials.
     """
     with creation_lock(storage_url):
-        return _open_study(space, study_name, storage_url, max_steps, val_interval, heartbeat)
+        return _open_study(space, study_name, storage_url, max_steps, val_interval)
+
+
+@contextmanager
+def sqlite_single_process(url: str) -> Iterator[None]:
+    """Hold this process's claim on an SQLite study file for the ``with`` block; refuse a second process.
+
+    SQLite serves one process: two processes on one file race on the same WAITING trial (its
+    ``SELECT ... FOR UPDATE`` is ignored) and can enqueue a study's defaults twice. The claim
+    is an exclusive lock on ``FILE.lock`` beside the database, which the kernel drops when the
+    process ends, however it ends. Other storages pass through.
+    """
+    if not is_sqlite(url):
+        yield
+        return
+    database = Path(make_url(url).database or "")
+    lock_path = database.with_name(database.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise StorageError(f"storage {mask_url(url)}: {holder} is running a study on this SQLite file, and SQLite "
+                               "serves one process; for several workers use PostgreSQL "
+                               "(--storage postgresql://USER@HOST/DB, see tuner/README.md)") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -244,9 +247,9 @@ def creation_lock(url: str) -> Iterator[None]:
         engine.dispose()
 
 
-def _open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps: int, val_interval: int,
-                heartbeat: bool) -> OpenedStudy:
-    storage = open_storage(storage_url, heartbeat=heartbeat)
+def _open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps: int,
+                val_interval: int) -> OpenedStudy:
+    storage = open_storage(storage_url)
     sampler = make_sampler(space)
     pruner = make_pruner(space, max_steps, val_interval)
     directions = list(space.study.objective.directions)
@@ -284,7 +287,7 @@ def _open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps
 
 def load_existing_study(storage_url: str, study_name: str | None) -> optuna.Study:
     """Return an existing study (read-only use: status, best, export); the name may be omitted when unique."""
-    storage = open_storage(storage_url, heartbeat=False)
+    storage = open_storage(storage_url)
     names = list_study_names(storage)
     if study_name is None:
         if len(names) == 1:

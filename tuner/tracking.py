@@ -107,7 +107,7 @@ def _quiet_mlflow() -> None:
 def _clean_metrics(values: dict[str, Any]) -> dict[str, float]:
     out = {}
     for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or key in ("step",):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or key in ("step", "time"):
             continue
         out[key] = float(value)
     return out
@@ -236,6 +236,8 @@ class StudyTracker:
                 if math.isfinite(v):
                     self.client.log_metric(run_id, "objective" if len(value) == 1 else f"objective_{i}", v)
         status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(state, "FAILED")
+        if state == "FAIL" and (reason or "").startswith(("interrupted", "lease lost")):
+            status = "KILLED"  # stopped from outside; the trial goes on as a retry
         self.client.set_terminated(run_id, status)
 
     def finish_study(self, study: Study) -> None:

@@ -32,6 +32,7 @@ them are imported inside ``run``, after ``process_start_s`` is taken, so their c
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -41,11 +42,11 @@ from pathlib import Path
 
 from tuner import env
 from tuner.errors import TunerError
-from tuner.job import Outcome, TrialJob
+from tuner.job import CRASH_EXIT_CODE, LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE, Outcome, TrialJob
 
 FAULT_ENV = env.FAULT
-CRASH_EXIT_CODE = 86
-ORPHAN_EXIT_CODE = 87
+STOP = threading.Event()  # set by SIGTERM/SIGINT: the trainer saves at the end of its step and stops
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 IMPORTED_AT = time.time()  # fallback origin of process_start_s where /proc is not available
 
@@ -67,13 +68,46 @@ def seconds_since_process_start() -> float:
         return max(0.0, time.time() - IMPORTED_AT)
 
 
-def watch_parent(poll_seconds: float = 0.5) -> None:
-    """End this process soon after its parent dies.
+def die_with_parent() -> None:
+    """Make the kernel kill this process when its parent (the worker) dies, and check it has not already.
 
     The child runs in a session of its own (so the parent can kill its whole group), which also
     means a SIGKILLed parent takes nobody with it: an orphaned trainer would go on writing to the
-    dead trial's run folder while its retry resumes from there. When the parent is gone the child
-    is re-parented, so a changed parent pid is the signal.
+    dead trial's run folder while its retry (on this machine, started within seconds: tuner.lease)
+    resumes from there. PR_SET_PDEATHSIG has the kernel do it; the parent's pid, given at spawn
+    (``$SMART_TUNER_PARENT_PID``), closes the gap before the call: a parent that died already
+    has re-parented us. Where prctl is not available, a thread watches the parent instead.
+    """
+    expected = os.environ.get(env.PARENT_PID, "")
+    try:
+        import ctypes  # lazy: Linux only; the fallback below covers the rest
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        armed = False
+    if expected.isdigit() and os.getppid() != int(expected):
+        print(f"worker: parent {expected} is gone before this trial started; stopping", file=sys.stderr, flush=True)
+        os._exit(ORPHAN_EXIT_CODE)
+    if not armed:
+        watch_parent()
+
+
+def stop_on_signals() -> None:
+    """SIGTERM or SIGINT: finish the current step, save the checkpoint, end as interrupted (no step lost)."""
+    def handler(signum: int, frame: object) -> None:
+        STOP.set()
+        print(f"worker: {signal.Signals(signum).name}: saving at the end of this step, then stopping",
+              file=sys.stderr, flush=True)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
+def watch_parent(poll_seconds: float = 0.5) -> None:
+    """End this process soon after its parent dies (where the kernel cannot be asked to).
+
+    When the parent is gone the child is re-parented, so a changed parent pid is the signal.
     """
     parent = os.getppid()
 
@@ -173,6 +207,7 @@ def run(job_path: Path) -> Outcome:
     import optuna
 
     from trainer.config import config_from_dict
+    from trainer.errors import TrainingInterrupted
     from trainer.train import train
     from tuner.reporting import Reporter
     from tuner.resume import earlier_validations
@@ -186,7 +221,7 @@ def run(job_path: Path) -> Outcome:
     inject_fault(job.trial_number)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    storage = open_storage(os.environ[env.STORAGE], heartbeat=False)
+    storage = open_storage(os.environ[env.STORAGE])
     objective = Objective(tuple(job.objective_metrics), tuple(job.objective_directions))
     pruner = build_pruner(job.pruner, objective.multi, job.max_steps, job.val_interval)
     # A light sampler: the parent already sampled; the child only reports and asks should_prune.
@@ -194,7 +229,7 @@ def run(job_path: Path) -> Outcome:
                               sampler=optuna.samplers.RandomSampler())
     trial = optuna.trial.Trial(study, job.trial_id)
     reporter = Reporter(trial, objective, tuple(Gate(**g) for g in job.gates), job.max_steps,
-                        pruner_name=job.pruner.get("name", "pruner"))
+                        pruner_name=job.pruner.get("name", "pruner"), owner=job.owner)
 
     config = config_from_dict(job.config, source=f"trial {job.trial_number} config")
     if job.resume:
@@ -204,8 +239,12 @@ def run(job_path: Path) -> Outcome:
     # warm_start also on resume: it picks the learning-rate profile (the weights come from last.pt).
     train_started = time.perf_counter()
     timings["worker_start_to_train_s"] = train_started - run_started
-    result = train(config, job.data, job.run_dir, callback=reporter, resume=job.resume, warm_start=job.warm_start,
-                   show_progress=False)
+    try:
+        result = train(config, job.data, job.run_dir, callback=reporter, resume=job.resume,
+                       warm_start=job.warm_start, show_progress=False, stop=STOP)
+    except TrainingInterrupted as stopped:  # transient (tuner.lease.TRANSIENT): queued to resume from here
+        return Outcome("failed", reason=f"interrupted at step {stopped.step} (checkpoint saved)", step=stopped.step,
+                       timings={**timings, "train_s": time.perf_counter() - train_started})
     timings["train_s"] = time.perf_counter() - train_started
     if reporter.prune_reason is not None:
         outcome = Outcome("pruned", reason=reporter.prune_reason, step=reporter.prune_step)
@@ -241,12 +280,22 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m tuner.trial_worker JOB.json OUTCOME.json", file=sys.stderr)
         return 2
     job_path, outcome_path = Path(args[0]), Path(args[1])
-    watch_parent()
+    die_with_parent()
+    stop_on_signals()
     try:
         outcome = run(job_path)
     except Exception as err:
+        from tuner.lease import LostLease  # lazy: loaded by run() already; not at start-up (optuna)
+
+        if isinstance(err, LostLease):  # fencing: the trial is another worker's now; write nothing more
+            print(f"worker: {err}; stopping without an outcome", file=sys.stderr, flush=True)
+            return LEASE_LOST_EXIT_CODE
         traceback.print_exc()
         outcome = Outcome("failed", reason=_reason(err))
+        from tuner.resilience import is_transient  # lazy: as above
+
+        if is_transient(err):  # the database, not the trial: transient, so the trial resumes (tuner.lease)
+            outcome.reason = f"lease lost: the study storage was unreachable ({outcome.reason})"[:500]
     outcome.write(outcome_path)
     return 0
 

@@ -32,31 +32,41 @@ def test_crashing_and_raising_trials_fail_alone(tmp_path: Path, tuner_home: Path
         code = main(["run-study", "--space", str(space), "--data", str(short_corpus), "--trials", "3", "--no-mlflow"])
     assert code == 0, out.getvalue()
     trials = _trials(tuner_home, "faults")
-    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE], [
+    # The study ends holding the 3 finished trials asked for: the failures were replaced.
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL] + [TrialState.COMPLETE] * 3, [
         (t.state, t.user_attrs) for t in trials]
-    crashed, raised, fine = trials
-    assert "worker exited with status 86 without an outcome" in crashed.user_attrs["fail_reason"]
+    crashed, raised, *fine = trials
+    # A crash is transient (an out-of-memory kill looks the same): it is retried, as trial 1...
+    assert crashed.user_attrs["fail_reason"].startswith("crashed: worker exited with status 86 without an outcome")
+    assert raised.system_attrs["retry_history"] == [0] and raised.user_attrs["origin"].startswith("retry of trial 0")
+    # ...whose injected exception is not transient: no retry of it.
     assert raised.user_attrs["fail_reason"].startswith("RuntimeError: injected fault")
-    assert fine.value is not None and "fail_reason" not in fine.user_attrs
-    assert "trial 0 FAILED worker exited with status 86" in out.getvalue()
-    assert "done 1, pruned 0, failed 2" in out.getvalue()
+    assert all("retry_history" not in t.system_attrs for t in fine)
+    assert all(t.value is not None and "fail_reason" not in t.user_attrs for t in fine)
+    assert "trial 0 FAILED crashed: worker exited with status 86" in out.getvalue()
+    assert "done 3, pruned 0, failed 2" in out.getvalue()
 
 
-def test_hung_trial_is_killed_at_its_time_limit(tmp_path: Path, tuner_home: Path, short_corpus: Path,
-                                                fast_space_writer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hung_trial_is_killed_at_its_time_limit_retried_then_the_worker_stops(
+        tmp_path: Path, tuner_home: Path, short_corpus: Path, fast_space_writer, monkeypatch: pytest.MonkeyPatch,
+        capsys) -> None:
     from optuna.trial import TrialState
 
     space = fast_space_writer(tmp_path, study="hang", max_steps=2, samples=0, gates="[]")
-    monkeypatch.setenv("SMART_TUNER_FAULT", "hang")
+    monkeypatch.setenv("SMART_TUNER_FAULT", "hang")  # every trial hangs: a fault outside the trials
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = main(["run-study", "--space", str(space), "--data", str(short_corpus), "--trials", "1", "--no-mlflow",
                      "--trial-timeout", "6"])
-    assert code == 0
-    (trial,) = _trials(tuner_home, "hang")
-    assert trial.state == TrialState.FAIL, trial.user_attrs
-    assert trial.user_attrs["fail_reason"].startswith("timed out: still running after 6 s")
-    assert (trial.datetime_complete - trial.datetime_start).total_seconds() < 60
+    # A timeout is transient: the trial is retried twice (max_retries 2); three failures in a row stop the worker.
+    assert code == 1
+    trials = _trials(tuner_home, "hang")
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3, [(t.state, t.user_attrs) for t in trials]
+    assert all(t.user_attrs["fail_reason"].startswith("timed out: still running after 6 s") for t in trials)
+    assert [t.system_attrs.get("retry_history") for t in trials] == [None, [0], [0, 1]]
+    assert all((t.datetime_complete - t.datetime_start).total_seconds() < 60 for t in trials)
+    err = capsys.readouterr().err
+    assert "tuner: 3 trials failed in a row (the last: timed out: still running after 6 s" in err
 
 
 def test_training_faults_each_end_in_their_own_state(tmp_path: Path, tuner_home: Path, short_corpus: Path,
@@ -64,11 +74,12 @@ def test_training_faults_each_end_in_their_own_state(tmp_path: Path, tuner_home:
     """A non-finite loss, an out-of-memory error and a data-loader crash: each fails its trial with its reason."""
     from optuna.trial import TrialState
 
-    space = fast_space_writer(tmp_path, study="training-faults", max_steps=2, samples=0, gates="[]")
+    space = fast_space_writer(tmp_path, study="training-faults", max_steps=2, samples=0, gates="[]",
+                              extra_study="  max_consecutive_failures: 4\n")
     monkeypatch.setenv("SMART_TUNER_FAULT", "nonfinite@0,oom@1,dataloader@2")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["run-study", "--space", str(space), "--data", str(short_corpus), "--trials", "4", "--no-mlflow"])
+        code = main(["run-study", "--space", str(space), "--data", str(short_corpus), "--trials", "1", "--no-mlflow"])
     assert code == 0, out.getvalue()
     trials = _trials(tuner_home, "training-faults")
     assert [t.state for t in trials] == [TrialState.FAIL] * 3 + [TrialState.COMPLETE], [
@@ -79,3 +90,6 @@ def test_training_faults_each_end_in_their_own_state(tmp_path: Path, tuner_home:
                                                     "OutOfMemoryError: CUDA out of memory")
     assert loader.user_attrs["fail_reason"].startswith("OSError: data loader: could not read the next batch")
     assert fine.value is not None
+    # Out of memory is transient (retried: trial 2 is its retry); a non-finite loss and a broken loader are not.
+    assert loader.system_attrs.get("retry_history") == [1]
+    assert "retry_history" not in fine.system_attrs

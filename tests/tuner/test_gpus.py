@@ -59,7 +59,7 @@ def test_threads_never_pop_one_enqueued_trial_twice_on_sqlite(tmp_path: Path) ->
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     for round_ in range(2):
-        study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/race{round_}.db", heartbeat=False))
+        study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/race{round_}.db"))
         for i in range(16):
             study.enqueue_trial({"x": float(i)})
         seen: collections.Counter = collections.Counter()

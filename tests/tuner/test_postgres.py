@@ -225,7 +225,7 @@ def test_workers_ride_out_a_postgres_restart(database: str, tmp_path: Path, shor
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "SMART_TUNER_FAULT")}
     # Heartbeats every second: storage calls are sure to meet the downtime.
-    env.update(SMART_TUNER_DB_RETRY_SECONDS="120", SMART_TUNER_HEARTBEAT_SECONDS="1", SMART_TUNER_GRACE_SECONDS="60")
+    env.update(SMART_TUNER_DB_RETRY_SECONDS="30", SMART_TUNER_HEARTBEAT_SECONDS="1", SMART_TUNER_GRACE_SECONDS="60")
     command = [sys.executable, "-m", "tuner.cli", "run-study", "--space", str(space), "--data", str(short_corpus),
                "--storage", database, "--home", str(home), "--trials", "2", "--no-mlflow"]
     workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

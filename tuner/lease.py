@@ -1,0 +1,223 @@
+"""A trial is a lease held by one worker process: who holds it, whether it still does, and when it is lost.
+
+Each worker process has an owner token, ``host:pid:start`` (``start``: the process's start time,
+so a recycled pid is never taken for the old owner). When a worker begins a trial it stores its
+token on the trial (system attribute ``lease_owner``; the user attribute ``worker`` shows it)
+and then, every ``heartbeat`` seconds, the time (``lease_heartbeat``). Only the holder may
+train the trial, report it or tell its end; each of them checks first (``holds``).
+
+A lease is lost when (``lost_trials``):
+
+* its trial is RUNNING and no heartbeat came for ``grace`` seconds (the worker, or its
+  machine, or its network, is gone); or
+* its owner ran on this machine and that process no longer exists: found at once, so a
+  worker restarted by its supervisor takes over its predecessor's trial within seconds.
+
+Any worker that finds a lost lease fails the trial and, when the failure is transient (worker
+lost, interrupted, out of memory, timed out) and the trial has retries left, adds a WAITING
+copy whose ``retry_history`` names it: the next worker to ask for a trial resumes it from its
+checkpoint (``tuner.resume``). Failing a trial is a compare-and-set in the storage, so of two
+workers finding the same lost lease one retries it, exactly once.
+
+``LeaseKeeper`` is the heartbeat of one running trial: a thread that keeps the lease and
+notices when it is gone (another worker failed the trial, or the storage stayed unreachable
+for the retry window; ``tuner.timeouts`` says why that window is shorter than the grace).
+It never dies silently: whatever ends it sets ``lost`` with a reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from optuna.distributions import BaseDistribution
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import TrialState, create_trial
+
+from tuner.resilience import is_transient
+
+if TYPE_CHECKING:
+    from optuna import Study
+    from optuna.storages import BaseStorage
+    from optuna.trial import FrozenTrial
+
+__all__ = ["Failed", "LeaseKeeper", "LostLease", "OWNER_ATTR", "HEARTBEAT_ATTR", "RETRY_HISTORY_ATTR", "TRANSIENT",
+           "claim", "fail_trial", "holds", "is_transient_failure", "lost_trials", "owner_alive", "owner_token"]
+
+OWNER_ATTR = "lease_owner"  # system attribute: the holder's owner token
+HEARTBEAT_ATTR = "lease_heartbeat"  # system attribute: unix time of the holder's last heartbeat
+RETRY_HISTORY_ATTR = "retry_history"  # system attribute: numbers of the trials this one retries, oldest first
+RETRIES_LEFT_ATTR = "retries_left"  # user attribute shown on a retry: how many more it may get
+
+# Reasons of failures that say nothing about the configuration: the trial is retried from its checkpoint.
+TRANSIENT = ("worker lost", "interrupted", "out of memory", "timed out", "stalled", "crashed", "lease lost")
+
+
+def is_transient_failure(reason: str | None) -> bool:
+    """True when a trial that failed for ``reason`` may succeed if run again (see ``TRANSIENT``)."""
+    return bool(reason) and str(reason).lower().startswith(TRANSIENT)
+
+
+def _start_ticks(pid: int) -> int | None:
+    """Return process ``pid``'s start time in clock ticks after boot (/proc), or None when it does not exist."""
+    try:
+        text = open(f"/proc/{pid}/stat", encoding="ascii", errors="replace").read()
+    except OSError:
+        return None
+    try:
+        return int(text[text.rindex(")") + 2:].split()[19])  # field 22; the name may hold spaces
+    except (ValueError, IndexError):
+        return None
+
+
+def owner_token(pid: int | None = None) -> str:
+    """Return ``host:pid:start`` of this process (or of ``pid`` on this machine)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or 0}"
+
+
+def owner_alive(token: str) -> bool | None:
+    """Return whether the owner of ``token`` still runs: True/False on this machine, None elsewhere (unknowable)."""
+    try:
+        host, pid_text, start_text = token.rsplit(":", 2)
+        pid, start = int(pid_text), int(start_text)
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    ticks = _start_ticks(pid)
+    return ticks is not None and (start == 0 or ticks == start)
+
+
+def claim(storage: BaseStorage, trial_id: int, owner: str) -> None:
+    """Make ``owner`` the holder of the RUNNING trial ``trial_id`` and record its first heartbeat."""
+    storage.set_trial_system_attr(trial_id, OWNER_ATTR, owner)
+    storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
+
+def holds(storage: BaseStorage, trial_id: int, owner: str) -> bool:
+    """True when trial ``trial_id`` is RUNNING and ``owner`` holds its lease."""
+    trial = storage.get_trial(trial_id)
+    return trial.state == TrialState.RUNNING and trial.system_attrs.get(OWNER_ATTR) == owner
+
+
+class LostLease(Exception):
+    """This process no longer holds its trial's lease: it must stop, write nothing more and tell nothing."""
+
+
+def lost_trials(study: Study, grace: float, now: float | None = None) -> list[tuple[FrozenTrial, str]]:
+    """Return the RUNNING trials whose lease is lost, with the reason (see the module docstring)."""
+    now = time.time() if now is None else now
+    found = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = trial.system_attrs.get(OWNER_ATTR)
+        beat = trial.system_attrs.get(HEARTBEAT_ATTR)
+        if beat is None and trial.datetime_start is not None:
+            beat = trial.datetime_start.timestamp()  # claimed by nobody yet: the start counts
+        alive = owner_alive(owner) if isinstance(owner, str) else None
+        if alive is False:
+            found.append((trial, f"worker lost: its process ({owner}) on this machine is gone"))
+        elif beat is not None and now - float(beat) > grace:
+            found.append((trial, f"worker lost: no heartbeat for {now - float(beat):.0f} s (grace {grace:g} s)"))
+    return found
+
+
+@dataclass(frozen=True)
+class Failed:
+    """What ``fail_trial`` did: ``by_us`` False when another worker had already ended the trial;
+    ``retry`` the attempt number of the queued retry (2 for the first retry), None when none was queued."""
+
+    by_us: bool
+    retry: int | None = None
+
+
+def fail_trial(study: Study, trial: FrozenTrial, reason: str, max_retries: int) -> Failed:
+    """Fail the RUNNING ``trial`` for ``reason``; queue its retry when transient with retries left.
+
+    The state change is a compare-and-set in the storage: of two workers failing the same
+    trial, one does it (and queues the one retry), the other learns it was too late.
+    """
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            return Failed(False)
+    except UpdateFinishedTrialError:
+        return Failed(False)  # someone finished it first
+    history = [int(n) for n in trial.system_attrs.get(RETRY_HISTORY_ATTR, [])] + [trial.number]
+    if not is_transient_failure(reason) or len(history) > max_retries:
+        return Failed(True)
+    distributions: dict[str, BaseDistribution] = dict(trial.distributions)
+    copy = create_trial(state=TrialState.WAITING, params=dict(trial.params), distributions=distributions,
+                        user_attrs={"origin": f"retry of trial {trial.number} ({reason[:80]})",
+                                    RETRIES_LEFT_ATTR: max_retries - len(history)},
+                        system_attrs={RETRY_HISTORY_ATTR: history})
+    study.add_trial(copy)
+    return Failed(True, len(history) + 1)
+
+
+@dataclass
+class LeaseState:
+    """What a LeaseKeeper found: ``lost`` is set with ``reason`` once the lease is gone."""
+
+    lost: threading.Event
+    reason: str = ""
+
+
+class LeaseKeeper:
+    """The heartbeat of one running trial (see the module docstring); use as a context manager."""
+
+    def __init__(self, storage: BaseStorage, trial_id: int, owner: str, heartbeat: float, retry: float) -> None:
+        self.storage, self.trial_id, self.owner = storage, trial_id, owner
+        self.heartbeat, self.retry = heartbeat, retry
+        self.state = LeaseState(threading.Event())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{trial_id}", daemon=True)
+
+    @property
+    def lost(self) -> threading.Event:
+        """Set once the lease is gone (``reason`` says why)."""
+        return self.state.lost
+
+    @property
+    def reason(self) -> str:
+        """Why the lease was lost ('' while held)."""
+        return self.state.reason
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.heartbeat + 5)
+
+    def _lose(self, reason: str) -> None:
+        self.state.reason = reason
+        self.state.lost.set()
+
+    def _run(self) -> None:
+        last_ok = time.monotonic()
+        while not self._stop.wait(self.heartbeat):
+            try:
+                if not holds(self.storage, self.trial_id, self.owner):
+                    self._lose("lease lost: another worker failed this trial (it was silent for too long) "
+                               "or took it over")
+                    return
+                self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT_ATTR, time.time())
+                last_ok = time.monotonic()
+            except UpdateFinishedTrialError:
+                self._lose("lease lost: the trial was finished by another worker")
+                return
+            except Exception as err:  # the heartbeat must never die silently: every end is a reason
+                if not is_transient(err):
+                    self._lose(f"lease lost: heartbeat failed ({type(err).__name__}: {str(err)[:200]})")
+                    return
+                if time.monotonic() - last_ok > self.retry:
+                    self._lose(f"lease lost: the study storage was unreachable for {time.monotonic() - last_ok:.0f} s "
+                               f"(retry window {self.retry:g} s)")
+                    return

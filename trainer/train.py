@@ -73,7 +73,7 @@ class TrainResult:
 def pick_device(name: str) -> torch.device:
     """Return the torch device for "auto" | "cpu" | "cuda" (auto: CUDA when present)."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but no CUDA device is available")
+        raise ConfigError("device: 'cuda' asked for, but this machine has no CUDA device (use 'auto' or 'cpu')")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)

@@ -124,6 +124,14 @@ def test_device_cuda_without_cuda_is_bad_input(demo_corpus: Path, tmp_path: Path
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_device_cuda_from_the_config_without_cuda_is_bad_input(demo_corpus: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(["train", str(demo_corpus), "--out", str(run), "--quiet", "--set", "device=cuda"]) == 2
+    assert "device: 'cuda' asked for, but this machine has no CUDA device" in _one_error_line(capsys)
+    assert not run.exists()
+
+
 def test_the_feature_cache_root_follows_smart_tuner_cache_then_xdg(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMART_TUNER_CACHE", str(tmp_path / "mine"))

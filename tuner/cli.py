@@ -102,8 +102,9 @@ def _add_run_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space", required=True,
                    help="search-space YAML file, or the name of a shipped space (default, scratch)")
     _add_study_name(p, "study name (default: the space's study.name)")
-    _add_common(p, "study storage URL: sqlite:///PATH or postgresql://USER:PASS@HOST/DB "
-                   "(default: SQLite in the home; PostgreSQL for several processes)")
+    _add_common(p, "study storage URL: sqlite:///PATH, postgresql://USER:PASS@HOST/DB or journal:///PATH "
+                   "(default: SQLite in the home, one process; PostgreSQL, or a journal file on one machine, "
+                   "for several)")
     p.add_argument("--data", type=Path, default=None, help="corpus (LJSpeech folder or path|text filelist)")
     p.add_argument("--warm-start", type=Path, default=None, metavar="CKPT",
                    help="base checkpoint every trial starts from (needed by fine-tuning spaces)")

@@ -35,7 +35,7 @@ from tuner.paths import Home, safe_name
 from tuner.runner import LiveView, TrialRunner
 from tuner.samplers import describe_pruner
 from tuner.space import SearchSpace, load_space
-from tuner.study import check_storage, open_study, resolve_storage, sqlite_single_process, worker_id
+from tuner.study import check_storage, creation_lock, open_study, resolve_storage, sqlite_single_process, worker_id
 from tuner.summary import best_lines, counts_line, trials_table
 from tuner.timeouts import Timeouts, timeouts
 from tuner.tracking import StudyTracker, check_separate, tracking_uri
@@ -289,6 +289,7 @@ def _run_locked(request: StudyRequest, plan: Plan, say: Callable[[str], None]) -
                     max_retries=space.study.max_retries, max_consecutive_failures=space.study.max_consecutive_failures,
                     jobs=len(plan.gpus) if plan.gpus else 1, timeout=request.timeout, stopping=runner.stopping,
                     say=lambda line: print(f"tuner: {line}", file=sys.stderr, flush=True),
+                    serialize=lambda: creation_lock(plan.storage_url, "ask"),
                     after_trial=lambda study_, number: view.after_trial(study_, study_.trials[number]))
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     if finished >= plan.n_trials:

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 __all__ = ["Failed", "LeaseKeeper", "LostLease", "OWNER_ATTR", "HEARTBEAT_ATTR", "RETRY_HISTORY_ATTR", "TRANSIENT",
-           "claim", "fail_trial", "holds", "is_transient_failure", "lost_trials", "owner_alive", "owner_token"]
+           "claim", "fail_trial", "holds", "is_transient_failure", "lost_trials", "owner_alive", "owner_token",
+           "silent_trials"]
 
 OWNER_ATTR = "lease_owner"  # system attribute: the holder's owner token
 HEARTBEAT_ATTR = "lease_heartbeat"  # system attribute: unix time of the holder's last heartbeat
@@ -126,6 +127,22 @@ def lost_trials(study: Study, grace: float, now: float | None = None) -> list[tu
     return found
 
 
+def silent_trials(study: Study, heartbeat: float, now: float | None = None) -> list[FrozenTrial]:
+    """Return the RUNNING trials that missed two heartbeats: maybe lost, not yet past the grace.
+
+    A worker about to stop waits while there are any: once lost, they must be retried by someone.
+    """
+    now = time.time() if now is None else now
+    silent = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        beat = trial.system_attrs.get(HEARTBEAT_ATTR)
+        if beat is None and trial.datetime_start is not None:
+            beat = trial.datetime_start.timestamp()
+        if beat is not None and now - float(beat) > 2 * heartbeat + 1:
+            silent.append(trial)
+    return silent
+
+
 @dataclass(frozen=True)
 class Failed:
     """What ``fail_trial`` did: ``by_us`` False when another worker had already ended the trial;
@@ -177,6 +194,7 @@ class LeaseKeeper:
         self.state = LeaseState(threading.Event())
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{trial_id}", daemon=True)
+        self._last_ok = time.monotonic()  # claim() wrote the first heartbeat just before
 
     @property
     def lost(self) -> threading.Event:
@@ -200,8 +218,13 @@ class LeaseKeeper:
         self.state.reason = reason
         self.state.lost.set()
 
+    def expired(self) -> bool:
+        """True once the lease must be taken as lost by the clock alone: no heartbeat succeeded for
+        ``heartbeat + retry`` seconds, even while a storage call still hangs (a half-open connection
+        can block longer than any retry window)."""
+        return time.monotonic() - self._last_ok > self.heartbeat + self.retry
+
     def _run(self) -> None:
-        last_ok = time.monotonic()
         while not self._stop.wait(self.heartbeat):
             try:
                 if not holds(self.storage, self.trial_id, self.owner):
@@ -209,7 +232,7 @@ class LeaseKeeper:
                                "or took it over")
                     return
                 self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT_ATTR, time.time())
-                last_ok = time.monotonic()
+                self._last_ok = time.monotonic()
             except UpdateFinishedTrialError:
                 self._lose("lease lost: the trial was finished by another worker")
                 return
@@ -217,7 +240,8 @@ class LeaseKeeper:
                 if not is_transient(err):
                     self._lose(f"lease lost: heartbeat failed ({type(err).__name__}: {str(err)[:200]})")
                     return
-                if time.monotonic() - last_ok > self.retry:
-                    self._lose(f"lease lost: the study storage was unreachable for {time.monotonic() - last_ok:.0f} s "
+                if time.monotonic() - self._last_ok > self.retry:
+                    self._lose(f"lease lost: the study storage was unreachable for "
+                               f"{time.monotonic() - self._last_ok:.0f} s "
                                f"(retry window {self.retry:g} s)")
                     return

@@ -86,14 +86,16 @@ def with_retry(method: Callable[..., Any], name: str) -> Callable[..., Any]:
                 try:
                     result = method(self, *args, **kwargs)
                 except Exception as err:
-                    if not is_transient(err) or time.monotonic() - started > retry_seconds():
+                    left = retry_seconds() - (time.monotonic() - started)
+                    if not is_transient(err) or left <= 0:
                         raise
                     if not warned:
                         detail = scrub(str(err.__cause__ or err).strip().splitlines()[0][:200], self.url)
                         _say(f"storage {mask_url(self.url)}: connection lost in {name} ({detail}); "
                              f"retrying for up to {retry_seconds():g} s")
                         warned = True
-                    time.sleep(delay)
+                    # Never sleep past the window: the lease's timing (tuner.timeouts) counts on it.
+                    time.sleep(min(delay, left))
                     delay = min(delay * 2, BACKOFF_MAX)
                     continue
                 if warned:

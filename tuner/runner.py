@@ -182,6 +182,8 @@ def _short(value: Any) -> str:
     return str(value)
 
 
+STOP_GRACE_SECONDS = 25.0  # a child's time to save and stop after a stop request, before it is killed
+
 @dataclass
 class TrialRunner:
     """The study's objective: runs each trial in a child process. Thread-safe (one trial per GPU)."""
@@ -202,7 +204,7 @@ class TrialRunner:
     gpus: list[str] | None = None
     poll_seconds: float = 0.5
     stopping: threading.Event = field(default_factory=threading.Event)  # set by SIGTERM/SIGINT (tuner.driver)
-    stop_grace: float = 25.0  # seconds a child gets to save and stop after a stop request, before it is killed
+    stop_grace: float = STOP_GRACE_SECONDS
     _pool: queue.Queue[str] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -358,8 +360,10 @@ class TrialRunner:
                     except subprocess.TimeoutExpired:
                         pass
                     now = time.monotonic()
-                    if lease is not None and lease.lost.is_set():
-                        lost = lease.reason  # not ours any more: stop at once, write nothing more
+                    if lease is not None and (lease.lost.is_set() or lease.expired()):
+                        # Not ours any more: stop at once, write nothing more.
+                        lost = lease.reason or (f"lease lost: no heartbeat stored for over "
+                                                f"{lease.heartbeat + lease.retry:g} s (the study storage hangs)")
                         _kill(process)
                         break
                     if self.stopping.is_set() and asked_to_stop is None:

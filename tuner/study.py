@@ -1,7 +1,9 @@
 """Study storage and creating or joining a study: Optuna behind one door.
 
-Storage URLs: SQLite by default (``sqlite:///<home>/optuna.db``), PostgreSQL for several
-processes or machines (``postgresql://user:pass@host/db``; the psycopg 3 driver is filled in).
+Storage URLs: SQLite by default (``sqlite:///<home>/optuna.db``, one process), PostgreSQL for several
+processes or machines (``postgresql://user:pass@host/db``; the psycopg 3 driver is filled in), and
+Optuna's journal file (``journal:///path/study.log``) for several processes on one machine
+without a database server.
 Every URL the tuner prints goes through ``tuner.urls.mask_url`` so a password never reaches the
 terminal. The space's sampler and pruner come from ``tuner.samplers``.
 """
@@ -59,18 +61,36 @@ def storage_setting(explicit: str | None) -> tuple[str | None, str]:
 
 
 def resolve_storage(url: str | None, home: Home) -> str:
-    """Return the storage URL to use: ``url`` (normalised) or the home's SQLite file."""
+    """Return the storage URL to use: ``url`` (normalised; a journal path made absolute) or the home's SQLite file."""
     if url is None:
         return default_storage(home)
     url = normalize_url(url.strip())
+    if is_journal(url):
+        if not url.removeprefix(JOURNAL_PREFIX):
+            raise StorageError(f"storage {url!r}: expected journal:///PATH/TO/FILE.log")
+        return JOURNAL_PREFIX + str(journal_path(url).resolve())
     if not (url.startswith("sqlite:///") or url.startswith("postgresql+")):
-        raise StorageError(f"storage {mask_url(url)!r}: expected sqlite:///PATH or postgresql://USER@HOST/DB")
+        raise StorageError(f"storage {mask_url(url)!r}: expected sqlite:///PATH, postgresql://USER@HOST/DB "
+                           "or journal:///PATH")
     return url
 
 
 def is_sqlite(url: str) -> bool:
     """True for an SQLite storage URL (one process only, see README)."""
     return url.startswith("sqlite:")
+
+
+JOURNAL_PREFIX = "journal://"
+
+
+def is_journal(url: str) -> bool:
+    """True for a journal-file storage URL (``journal:///path/study.log``)."""
+    return url.startswith(JOURNAL_PREFIX)
+
+
+def journal_path(url: str) -> Path:
+    """Return the file of a journal URL: ``journal:///abs/f.log`` -> /abs/f.log, ``journal://f.log`` -> ./f.log."""
+    return Path(url.removeprefix(JOURNAL_PREFIX))
 
 
 def check_storage(url: str, create_sqlite: bool = True) -> None:
@@ -84,6 +104,13 @@ def check_storage(url: str, create_sqlite: bool = True) -> None:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as err:  # ValueError: a port that is not a number
         raise StorageError(f"storage {shown!r} is not a valid database URL ({err})") from None
+    if is_journal(url):
+        path = journal_path(url)
+        if create_sqlite:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.is_file():
+            raise NothingFound(f"storage {shown}: no such journal file")
+        return
     if is_sqlite(url):
         path = Path(parsed.database or "")
         if not parsed.database or parsed.database == ":memory:":
@@ -138,8 +165,11 @@ class SerializedSQLiteStorage(RDBStorage):
             return super().set_trial_state_values(trial_id, state, values)
 
 
-def open_storage(url: str) -> RDBStorage:
-    """Return an Optuna RDBStorage for ``url``.
+def open_storage(url: str) -> BaseStorage:
+    """Return an Optuna storage for ``url``: RDBStorage, or JournalStorage on a file for ``journal://``.
+
+    The journal file serves several processes on one machine (an append-only log under a lock
+    file; a lock left by a killed process is broken after 30 s); it has no connection to lose.
 
     PostgreSQL connections are checked before use (``pool_pre_ping``: a server restart leaves
     dead connections in the pool), recycled, and every storage call retries with back-off
@@ -147,6 +177,14 @@ def open_storage(url: str) -> RDBStorage:
     heartbeat is not used: a trial's liveness is the tuner's lease (``tuner.lease``), which
     also works where Optuna has no heartbeat and tells a worker when its trial was taken.
     """
+    if is_journal(url):
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        try:
+            return JournalStorage(JournalFileBackend(str(journal_path(url))))
+        except OSError as err:
+            raise StorageError(f"storage {url}: {err.strerror or err}") from None
     engine_kwargs: dict[str, Any] = {}
     if is_sqlite(url):
         # The parent's heartbeat and its child's reports write to one file: wait for the lock, do not fail.
@@ -225,24 +263,38 @@ def sqlite_single_process(url: str) -> Iterator[None]:
 
 
 @contextmanager
-def creation_lock(url: str) -> Iterator[None]:
-    """Serialise schema creation, study creation and the defaults' enqueue among processes sharing a server.
+def creation_lock(url: str, purpose: str = "open-study") -> Iterator[None]:
+    """Serialise one ``purpose`` among processes sharing a server: by default schema creation, study
+    creation and the defaults' enqueue; ``"ask"``: a worker's decision to start another trial.
 
     Two workers starting together on a fresh PostgreSQL database would otherwise race on
-    Optuna's CREATE TABLEs (a unique violation) or both enqueue the defaults. SQLite holds one
-    process only, so it needs no lock.
+    Optuna's CREATE TABLEs (a unique violation) or both enqueue the defaults; two workers
+    deciding together that one trial is missing would both start it. PostgreSQL takes an
+    advisory lock (released by the server when the holder's connection ends, however it
+    ends); a journal file gets a file lock beside it; SQLite holds one process only.
     """
     if is_sqlite(url):
         yield
         return
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(hashtext('smart-tuner:open-study'))"))
+    if is_journal(url):
+        path = journal_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(f"{path.name}.{purpose}.lock"), "a", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                connection.execute(text("SELECT pg_advisory_unlock(hashtext('smart-tuner:open-study'))"))
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    engine = create_engine(url, connect_args={"connect_timeout": 10})
+    try:
+        with engine.connect() as connection:
+            key = {"key": f"smart-tuner:{purpose}"}
+            connection.execute(text("SELECT pg_advisory_lock(hashtext(:key))"), key)
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(hashtext(:key))"), key)
     finally:
         engine.dispose()
 

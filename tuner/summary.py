@@ -93,7 +93,7 @@ def best_lines(study: Study) -> list[str]:
 # where its files and runs are. Left out: MLflow's internal ids (mlflow_run links the run) and
 # `timing` (bench/tuner_overhead.py reads it from the study).
 STATUS_ATTRS = ("last_step", "best_step", "last_metrics", "prune_reason", "fail_reason", "run_dir", "mlflow_run",
-                "worker", "gpu", "retry_of", "resumed_from")
+                "worker", "gpu", "retry_of", "retries_left", "resumed_from")
 
 
 def _plain(value: Any) -> Any:

@@ -10,7 +10,8 @@ their retries. It stops when:
 
 * the study holds the target number of finished (complete or pruned) trials;
 * or the finished trials and those running live elsewhere reach the target, and no retry is
-  waiting (the other workers finish theirs; a lost one is taken over by whoever comes next);
+  waiting (the other workers finish theirs); while a running trial has gone silent (missed two
+  heartbeats) the worker waits instead, until it beats again or is lost and retried here;
 * or a stop was requested (SIGTERM/SIGINT): the running trials save their checkpoints at the
   end of their current step, are failed as "interrupted" and queued to resume;
 * or ``max_consecutive_failures`` trials failed in a row (a systemic fault: disk full, a
@@ -26,6 +27,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -33,7 +35,17 @@ from optuna import TrialPruned
 from optuna.trial import TrialState
 
 from tuner.errors import TrialFailed
-from tuner.lease import LeaseKeeper, LostLease, claim, fail_trial, holds, lost_trials, owner_token
+from tuner.lease import (
+    OWNER_ATTR,
+    LeaseKeeper,
+    LostLease,
+    claim,
+    fail_trial,
+    holds,
+    lost_trials,
+    owner_token,
+    silent_trials,
+)
 from tuner.resilience import is_transient
 from tuner.timeouts import Timeouts
 
@@ -45,6 +57,7 @@ __all__ = ["OUTAGE_LIMIT", "Worker", "WorkerResult"]
 _T = TypeVar("_T")
 OUTAGE_LIMIT = 1800.0  # seconds a worker waits for an unreachable study storage before it gives up
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+WAIT = "wait"  # _decide_and_ask: nothing to start now, but a silent trial may need this worker soon
 
 # runner(trial, lease) -> the objective value(s); raises TrialPruned, TrialFailed or LostLease.
 TrialFunction = Callable[["Trial", LeaseKeeper], "float | list[float]"]
@@ -75,6 +88,7 @@ class Worker:
     after_trial: Callable[[Study, int], None] | None = None  # (study, trial number) once its end is stored
     stopping: threading.Event = field(default_factory=threading.Event)
     owner: str = field(default_factory=owner_token)
+    serialize: Callable[[], AbstractContextManager[object]] = nullcontext  # a lock shared by the study's workers
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _in_a_row: int = field(default=0, init=False)
     _trials_run: int = field(default=0, init=False)
@@ -106,14 +120,22 @@ class Worker:
             trial = self._next_trial()
             if trial is None:
                 return
+            if trial == WAIT:
+                self.stopping.wait(self.timeouts.heartbeat)
+                continue
+            assert not isinstance(trial, str)
             self._run_one(trial)
 
-    def _next_trial(self) -> Trial | None:
+    def _next_trial(self) -> Trial | str | None:
         """Take over lost trials, decide whether to go on, and ask for the next trial (a retry first)."""
-        with self._lock:
-            return self._with_storage(self._decide_and_ask)
+        def decide_and_ask() -> Trial | str | None:
+            with self.serialize():  # among processes: two deciding at once would both start the last trial
+                return self._decide_and_ask()
 
-    def _decide_and_ask(self) -> Trial | None:
+        with self._lock:
+            return self._with_storage(decide_and_ask)
+
+    def _decide_and_ask(self) -> Trial | str | None:
         self.recover()
         trials = self.study.get_trials(deepcopy=False)
         finished = sum(t.state in FINISHED for t in trials)
@@ -122,7 +144,9 @@ class Worker:
         if finished >= self.target:
             return None
         if waiting == 0 and finished + running >= self.target:
-            return None  # the others are running what is left; a lost one goes to whoever comes next
+            # The others are running what is left; but one that went silent may be lost, and its
+            # retry would then have nobody to run it.
+            return WAIT if silent_trials(self.study, self.timeouts.heartbeat) else None
         if self.stopping.is_set() or self._failed_out is not None:
             return None
         trial = self.study.ask()
@@ -162,12 +186,25 @@ class Worker:
         self._trials_run += 1
         kind, detail = verdict
         if kind == "lost":
-            self.say(f"trial {trial.number}: {detail}; this worker goes on with the next trial")
+            with self._lock:
+                self._with_storage(lambda: self._give_up(trial, str(detail)))
             return
         with self._lock:
             told = self._with_storage(lambda: self._tell(trial, kind, detail))
         if told and self.after_trial is not None:
             self.after_trial(self.study, trial.number)
+
+    def _give_up(self, trial: Trial, reason: str) -> None:
+        """After a lost lease: if the storage still names this worker (its heartbeats failed, nobody
+        took the trial over), fail the trial and queue its resume now rather than after the grace."""
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        if frozen.state == TrialState.RUNNING and frozen.system_attrs.get(OWNER_ATTR) == self.owner:
+            failed = fail_trial(self.study, frozen, reason, self.max_retries)
+            if failed.by_us and failed.retry is not None:
+                self.say(f"trial {trial.number}: {reason}; queued to resume from its checkpoint "
+                         f"(attempt {failed.retry} of {self.max_retries + 1})")
+                return
+        self.say(f"trial {trial.number}: {reason}; this worker goes on with the next trial")
 
     def _tell(self, trial: Trial, kind: str, detail: object) -> bool:
         """Store the trial's end if this worker still holds it; count failures in a row; return whether stored."""

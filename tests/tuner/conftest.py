@@ -1,12 +1,18 @@
 """Fixtures of the tuner tests: a corpus of short sentences (fast steps, quick to align), an isolated
-tuner home, small space files, and helpers to run the `tuner` command."""
+tuner home, small space files, helpers to run the `tuner` command, and scratch databases on the
+local PostgreSQL server (127.0.0.1:5432, trust auth) with a way to take it down for a while."""
 
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -110,3 +116,83 @@ def fast_space_writer():
 def cli():
     """Return ``run_cli(args, env=None, timeout=300)`` running `tuner` in a fresh process."""
     return run_cli
+
+
+# ---------------------------------------------------------------------- PostgreSQL
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _server_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture()
+def postgres_server() -> str:
+    """The administrative URL of the local PostgreSQL server; skips the test when none listens."""
+    if not _server_up():
+        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
+    return ADMIN_URL
+
+
+@contextmanager
+def _scratch_database(prefix: str):
+    """Create a database of a random name; yield its URL (plain postgresql://, as users write it); drop it."""
+    if not _server_up():
+        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
+    psycopg = pytest.importorskip("psycopg")
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.fixture()
+def database() -> str:
+    """The Optuna database of a test."""
+    with _scratch_database("tuner_test") as url:
+        yield url
+
+
+@pytest.fixture()
+def mlflow_database() -> str:
+    """MLflow's own database on the same server (as in docker-compose.yml)."""
+    with _scratch_database("tuner_mlflow") as url:
+        yield url
+
+
+def _cluster_control() -> list[str] | None:
+    clusters = sorted(p.name for p in Path("/etc/postgresql").iterdir()) if Path("/etc/postgresql").is_dir() else []
+    if not clusters or shutil.which("pg_ctlcluster") is None or os.geteuid() != 0:
+        return None
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1], "main"]
+
+
+@pytest.fixture()
+def restart_postgres():
+    """Return ``restart(down_seconds)``: stop the local cluster, wait, start it again.
+
+    A plain restart is over in a blink, between two storage calls; a real one, or a failover,
+    leaves workers facing a refused connection for a while. Skips without pg_ctlcluster and root.
+    """
+    ctl = _cluster_control()
+    if ctl is None:
+        pytest.skip("cannot restart the local PostgreSQL cluster here (needs pg_ctlcluster and root)")
+
+    def restart(down_seconds: float) -> None:
+        subprocess.run([*ctl, "stop", "--mode", "fast"], check=True, capture_output=True, timeout=120)
+        try:
+            time.sleep(down_seconds)
+        finally:
+            subprocess.run([*ctl, "start"], check=True, capture_output=True, timeout=120)
+
+    return restart

@@ -15,7 +15,6 @@ import contextlib
 import io
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -26,14 +25,6 @@ import pytest
 
 BIN = Path(sys.executable).parent
 GOOD_PARAMS = "params:\n  learning_rate: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}\n"
-
-
-def _pg_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -232,7 +223,9 @@ CASES = [
     Case("storage-bad-port", lambda e: ("tuner", e.run_study()[:-2] + ["--storage", "postgresql://u@db:port/x"]),
          "not a valid database URL"),
     Case("storage-unknown-scheme", lambda e: ("tuner", e.run_study()[:-2] + ["--storage", "redis://localhost"]),
-         "expected sqlite:///PATH or postgresql://"),
+         "expected sqlite:///PATH, postgresql://USER@HOST/DB or journal:///PATH"),
+    Case("storage-journal-without-path", lambda e: ("tuner", e.run_study()[:-2] + ["--storage", "journal://"]),
+         "expected journal:///PATH/TO/FILE.log"),
     Case("storage-in-memory", lambda e: ("tuner", e.run_study()[:-2] + ["--storage", "sqlite:///:memory:"]),
          "in-memory SQLite"),
     Case("mlflow-shares-optuna-db", lambda e: ("tuner", e.run_study("--storage", f"sqlite:///{e.store}/one.db")),
@@ -346,9 +339,8 @@ def test_bad_input(case: Case, env: Env, capsys, monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("case", POSTGRES_CASES, ids=[c.id for c in POSTGRES_CASES])
-def test_bad_postgres_login(case: Case, env: Env, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
-    if not _pg_up():
-        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
+def test_bad_postgres_login(case: Case, env: Env, capsys, monkeypatch: pytest.MonkeyPatch,
+                            postgres_server: str) -> None:
     check_rejected(case, env, capsys, monkeypatch)
     assert "pw-9911" not in capsys.readouterr().err
 

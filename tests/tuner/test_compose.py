@@ -140,6 +140,16 @@ def test_worker_scales_with_one_gpu_each(compose: dict[str, Any]) -> None:
     assert f"gpu-locks:{env['SMART_TUNER_GPU_LOCKS']}" in worker["volumes"]
 
 
+def test_worker_stop_grace_covers_a_checkpoint_save(compose: dict[str, Any]) -> None:
+    # Docker kills a container stop_grace_period after SIGTERM; the worker needs the child's save
+    # time plus a few storage writes (failing the trials, queueing their resumes) inside it.
+    from tuner.runner import STOP_GRACE_SECONDS
+
+    text = str(compose["services"]["worker"]["stop_grace_period"])
+    seconds = float(text.removesuffix("s")) * (60 if text.endswith("m") else 1)
+    assert seconds >= STOP_GRACE_SECONDS + 20
+
+
 def test_ports_only_on_loopback_and_utc_everywhere(compose: dict[str, Any]) -> None:
     published = []
     for name, service in compose["services"].items():

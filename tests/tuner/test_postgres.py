@@ -9,61 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.postgres
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 PASSWORD = "pw-never-shown-4711"
-
-
-def _server_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def _scratch_database(prefix: str):
-    """Create a database of a random name; yield its URL (plain postgresql://, as users write it); drop it."""
-    if not _server_up():
-        pytest.skip("no PostgreSQL server on 127.0.0.1:5432")
-    psycopg = pytest.importorskip("psycopg")
-    name = f"{prefix}_{secrets.token_hex(6)}"
-    with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-
-
-@pytest.fixture()
-def database() -> str:
-    """The Optuna database of a test."""
-    with _scratch_database("tuner_test") as url:
-        yield url
-
-
-@pytest.fixture()
-def mlflow_database() -> str:
-    """MLflow's own database on the same server (as in docker-compose.yml)."""
-    with _scratch_database("tuner_mlflow") as url:
-        yield url
 
 
 def _free_port() -> int:
@@ -193,20 +150,6 @@ def test_two_workers_through_mlflow_server_and_dashboard(database: str, mlflow_d
     assert PASSWORD not in repr(study.user_attrs)
 
 
-def _restart_postgres(down_seconds: float) -> None:
-    """Restart the local cluster with ``down_seconds`` of downtime (a plain restart is over in a blink,
-    between two storage calls; a real one, or a failover, leaves workers facing a refused connection)."""
-    clusters = sorted(p.name for p in Path("/etc/postgresql").iterdir()) if Path("/etc/postgresql").is_dir() else []
-    if not clusters or shutil.which("pg_ctlcluster") is None or os.geteuid() != 0:
-        pytest.skip("cannot restart the local PostgreSQL cluster here (needs pg_ctlcluster and root)")
-    ctl = ["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1], "main"]
-    subprocess.run([*ctl, "stop", "--mode", "fast"], check=True, capture_output=True, timeout=120)
-    try:
-        time.sleep(down_seconds)
-    finally:
-        subprocess.run([*ctl, "start"], check=True, capture_output=True, timeout=120)
-
-
 def _validations(run_dir: Path) -> int:
     try:
         return sum('"kind": "val"' in line for line in (run_dir / "metrics.jsonl").read_text().splitlines())
@@ -215,12 +158,10 @@ def _validations(run_dir: Path) -> int:
 
 
 def test_workers_ride_out_a_postgres_restart(database: str, tmp_path: Path, short_corpus: Path,
-                                             fast_space_writer) -> None:
+                                             fast_space_writer, restart_postgres) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    if not shutil.which("pg_ctlcluster") or os.geteuid() != 0:
-        pytest.skip("cannot restart the local PostgreSQL cluster here (needs pg_ctlcluster and root)")
     space = fast_space_writer(tmp_path, study="restart", max_steps=16, samples=0, gates="[]")
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "SMART_TUNER_FAULT")}
@@ -239,7 +180,7 @@ def test_workers_ride_out_a_postgres_restart(database: str, tmp_path: Path, shor
             assert time.monotonic() < deadline, "the trials never reached their first validation"
             time.sleep(0.3)
         assert all(_validations(d) < 4 for d in runs.iterdir())  # still training: the restart hits them mid-trial
-        _restart_postgres(down_seconds=4)
+        restart_postgres(down_seconds=4)
         results = [w.communicate(timeout=400) for w in workers]
     finally:
         for worker in workers:

@@ -10,7 +10,7 @@ a time: the reduction factor, the model size, the mel loss, prenet dropout at in
 Prints JSON and appends it to bench/results.jsonl. Needs the asr extra and flite.
 
     python bench/intelligibility.py [--steps 3000] [--every 500] [--utterances 160] [--heldout 10]
-                                    [--variants default,r1,...] [--jobs 2] [--device cpu]
+                                    [--variants default,r1,...] [--jobs 2] [--device cpu] [--score RUN_DIR]
 """
 
 from __future__ import annotations
@@ -106,6 +106,17 @@ def score_checkpoint(checkpoint: Path, heldout: Path, overrides: dict[str, Any])
             "hit_max": hit_max, "heard": plain}
 
 
+def score_run(run_dir: Path, variant: str, heldout: Path) -> list[dict[str, Any]]:
+    """Return the curve of one run: each step checkpoint's scores (and the inference variants' for default)."""
+    curve = []
+    for checkpoint in sorted((run_dir / "checkpoints").glob("step_*.pt")):
+        step = int(checkpoint.stem.split("_")[1])
+        curve.append({"step": step, **score_checkpoint(checkpoint, heldout, {})})
+        for name, inference in INFERENCE_VARIANTS.items() if variant == "default" else ():
+            curve[-1][name] = score_checkpoint(checkpoint, heldout, inference)
+    return sorted(curve, key=lambda point: point["step"])
+
+
 def run_variant(job: dict[str, Any]) -> dict[str, Any]:
     """Train one variant and score its step checkpoints (runs in a worker process, one thread)."""
     import torch
@@ -115,6 +126,10 @@ def run_variant(job: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(job["threads"])
     overrides = VARIANTS[job["variant"]]
+    if job.get("score"):  # an earlier run (perhaps stopped early): score the checkpoints it has
+        run_dir = Path(job["score"])
+        return {"variant": job["variant"], "overrides": overrides, "train_wall_s": None, "run_dir": str(run_dir),
+                "curve": score_run(run_dir, job["variant"], Path(job["heldout"]))}
     config = preset("tiny").replace(max_steps=job["steps"], val_interval=job["every"],
                                     checkpoint_interval=job["every"], keep_step_checkpoints=True, seed=job["seed"],
                                     device=job["device"], torch_threads=job["threads"], early_stop=False,
@@ -123,15 +138,8 @@ def run_variant(job: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     train(config, job["corpus"], run_dir, show_progress=False)
     wall = time.perf_counter() - started
-    checkpoints = sorted((run_dir / "checkpoints").glob("step_*.pt"))
-    curve = []
-    for checkpoint in checkpoints:
-        step = int(checkpoint.stem.split("_")[1])
-        curve.append({"step": step, **score_checkpoint(checkpoint, Path(job["heldout"]), {})})
-        for name, inference in INFERENCE_VARIANTS.items() if job["variant"] == "default" else ():
-            curve[-1][name] = score_checkpoint(checkpoint, Path(job["heldout"]), inference)
     return {"variant": job["variant"], "overrides": overrides, "train_wall_s": round(wall, 1), "run_dir": str(run_dir),
-            "curve": curve}
+            "curve": score_run(run_dir, job["variant"], Path(job["heldout"]))}
 
 
 def main() -> int:
@@ -148,9 +156,16 @@ def main() -> int:
                         help="torch threads per variant (default 1: the tiny decoder is overhead-bound, so "
                              "two one-thread runs on two cores beat one two-thread run)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--score", type=Path, default=None, metavar="RUN_DIR",
+                        help="train nothing: score the step checkpoints of an earlier run of this bench "
+                             "(one that was stopped early, say); its variant is read from the folder name")
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
     args = parser.parse_args()
+    if args.score is not None:
+        if not (args.score / "checkpoints").is_dir():
+            parser.error(f"--score {args.score}: no checkpoints folder")
+        args.variants = args.score.name.split("-")[1] if args.score.name.count("-") >= 2 else "default"
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -172,15 +187,18 @@ def main() -> int:
     references = reference_rates(heldout)
     jobs = [{"variant": v, "steps": args.steps, "every": args.every, "seed": args.seed, "device": args.device,
              "threads": args.threads, "corpus": str(corpus), "heldout": str(heldout),
-             "workdir": str(args.workdir)} for v in variants]
+             "workdir": str(args.workdir), "score": str(args.score) if args.score else None} for v in variants]
     with ProcessPoolExecutor(max_workers=max(1, min(args.jobs, len(jobs))), mp_context=get_context("spawn")) as pool:
         runs = list(pool.map(run_variant, jobs))
     goal = GOAL * references["ceiling_wer"]
     for run in runs:
         reached = next((point["step"] for point in run["curve"] if point["wer"] <= goal), None)
         run["first_step_wer_within_goal"] = reached
+    if args.score is not None:  # the steps the run reached, not the ones asked for
+        args.steps = max((point["step"] for run in runs for point in run["curve"]), default=0)
     result = {
         "bench": "intelligibility", "preset": "tiny", "device": args.device, "steps": args.steps, "every": args.every,
+        "scored_earlier_run": args.score is not None,
         "voice": args.voice, "utterances": args.utterances, "corpus_minutes": round(minutes, 1),
         "heldout": args.heldout, "seed": args.seed, "references": {k: round(v, 4) for k, v in references.items()},
         "goal_wer": round(goal, 4), "runs": runs, "wall_s": round(time.perf_counter() - started, 1),

@@ -283,23 +283,47 @@ def ablation_section(entry: dict[str, Any], baseline: dict[str, Any] | None) -> 
 # ------------------------------------------------------------------ throughput, study, overhead
 
 
-def throughput_section(entry: dict[str, Any]) -> list[str]:
-    """Return the report lines of bench/throughput.py's latest entry."""
+def newest_per_preset(entries: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Return (preset row, its entry) for each preset bench/throughput.py measured, each from the newest
+    entry that measured it (a run of one preset does not hide the others), in first-measured order."""
+    newest: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for entry in entries:
+        if entry.get("bench") == "throughput":
+            for row in entry["presets"]:
+                newest.pop(row["preset"], None)
+                newest[row["preset"]] = (row, entry)
+    order = []
+    for entry in entries:
+        for row in entry.get("presets", []) if entry.get("bench") == "throughput" else []:
+            if row["preset"] not in order:
+                order.append(row["preset"])
+    return [newest[name] for name in order]
+
+
+def throughput_section(entries: list[dict[str, Any]]) -> list[str]:
+    """Return the report lines of bench/throughput.py: each preset's newest figures, the newest cache figures."""
+    chosen = newest_per_preset(entries)
     rows = [[p["preset"], f"{p['batch_size']} × {p['grad_accum_steps']}", str(p["reduction_factor"]),
              num(p["median_sec_per_step"]), num(p["mel_frames_per_s"], 0), pct(p["data_wait_share"]),
-             "on" if p["amp"] else "off"] for p in entry["presets"]]
-    cache = entry["cache"]
-    tiny = next((p for p in entry["presets"] if p["preset"] == "tiny"), entry["presets"][0])
+             "on" if p["amp"] else "off", e.get("machine", {}).get("revision") or "–"] for p, e in chosen]
+    newest = [e for e in entries if e.get("bench") == "throughput"][-1]
+    cache = newest["cache"]
+    tiny = next((p for p, _ in chosen if p["preset"] == "tiny"), chosen[0][0])
     lines = table(["Preset", "Batch × accumulation", "r", "s/step (median)", "Mel frames/s", "Data wait",
-                   "AMP"], rows)
+                   "AMP", "Revision"], rows)
     lines += ["", f"Feature cache ({cache['utterances']} utterances): loading the corpus took "
                   f"{num(cache['load_s_cold_cache'], 2)} s with an empty cache and "
                   f"{num(cache['load_s_warm_cache'], 2)} s with a filled one. The trainer holds every mel in "
                   "memory, so steps wait the same with or without it; a loader without a cache would compute "
                   f"each batch's mels, {num(cache['batch_mel_compute_s'])} s for {cache['batch_size']} utterances "
                   f"({pct(cache['batch_mel_compute_s'] / tiny['median_sec_per_step'])} of a {tiny['preset']} step).",
-              "", machine_line(entry)]
-    return lines
+              ""]
+    used: list[dict[str, Any]] = []
+    for _, entry in [*chosen, (None, newest)]:
+        if entry not in used:
+            used.append(entry)
+            lines += [machine_line(entry), ""]
+    return lines[:-1]
 
 
 def study_section(entry: dict[str, Any]) -> list[str]:
@@ -506,6 +530,57 @@ def stop_gate_section(entries: list[dict[str, Any]]) -> list[str]:
     return lines + ["", machine_line(entries[-1]), "", "All commands: " + "; ".join(f"`{c}`" for c in commands)]
 
 
+def intelligibility_section(entry: dict[str, Any]) -> list[str]:
+    """Return the report lines of bench/intelligibility.py's latest entry."""
+    ref = entry["references"]
+    lines = [f"The tiny preset trained on {entry['utterances']} flite `{entry['voice']}` utterances "
+             f"({num(entry['corpus_minutes'], 1)} minutes), scored every {entry['every']} steps on {entry['heldout']} "
+             "sentences no step saw: free-running synthesis, Griffin-Lim, pocketsphinx. The recogniser's word "
+             f"error rate on the recordings themselves is {pct(ref['natural_wer'])}, on their Griffin-Lim "
+             f"resynthesis (the ceiling of this vocoder) {pct(ref['ceiling_wer'])}; the goal is a WER within "
+             f"twice the ceiling, {pct(entry['goal_wer'])}."
+             + (" The checkpoints were scored after the run was stopped early (`--score`): the curve ends at "
+                f"step {entry['steps']}." if entry.get("scored_earlier_run") else ""), ""]
+    rows = []
+    for run in entry["runs"]:
+        for point in run["curve"]:
+            extra = point.get("no_prenet_dropout_at_inference", {})
+            rows.append([run["variant"], str(point["step"]), pct(point["wer"]), pct(point["cer"]),
+                         pct(point["wer_enhanced"]), pct(point["cer_enhanced"]), pct(extra.get("wer")),
+                         num(point["length_ratio"], 2), str(point["hit_max"])])
+    lines += table(["Variant", "Step", "WER", "CER", "WER (enhanced)", "CER (enhanced)",
+                    "WER (no prenet dropout)", "Length ratio", "Hit max"], rows)
+    lines.append("")
+    for run in entry["runs"]:
+        reached = run.get("first_step_wer_within_goal")
+        lines.append(f"- {run['variant']}: " + (f"goal reached at step {reached}." if reached is not None else
+                                                 f"goal not reached within {entry['steps']} steps."))
+        if run["curve"]:
+            last = run["curve"][-1]
+            heard = "; ".join(f"“{h}”" for h in last["heard"][:3])
+            lines.append(f"  Heard at step {last['step']}: {heard}")
+    return lines + ["", machine_line(entry)]
+
+
+def chaos_section(entry: dict[str, Any]) -> list[str]:
+    """Return the report lines of bench/chaos.py's latest entry."""
+    rows = [[str(entry["workers"]), str(entry["kills"]), str(entry["outage"]),
+             f"{entry['finished']} / {entry['trials_target']}", str(entry["trials_lost"]),
+             str(entry["trials_trained_twice"]), str(entry["wrong_resumes"]), str(entry["retries"]),
+             str(entry["steps_resumed"]), str(entry["steps_repeated"]), num(entry["wall_s"], 0)]]
+    lines = [f"{entry['workers']} workers on one PostgreSQL study of {entry['trials_target']} trials × "
+             f"{entry['max_steps']} steps (a checkpoint every 2), a random worker SIGKILLed every 1.5–5 s and "
+             "replaced at once, the database stopped half-way for longer than the grace period "
+             f"(heartbeat {num(entry['heartbeat_s'])} s, grace {num(entry['grace_s'])} s); audited by "
+             "`tuner.audit` from the runs' timed records. Goal: nothing lost, nothing trained twice, every "
+             "retry from the newest checkpoint: " + ("met." if entry["goal_met"] else "**not met**."), ""]
+    lines += table(["Workers", "Kills", "Outage", "Finished / target", "Trials lost", "Trained twice",
+                    "Wrong resumes", "Retries", "Steps resumed", "Steps repeated", "Wall s"], rows)
+    if entry.get("findings"):
+        lines += ["", "Findings: " + "; ".join(entry["findings"])]
+    return lines + ["", machine_line(entry)]
+
+
 # ------------------------------------------------------------------ assembly
 
 
@@ -516,6 +591,8 @@ SECTIONS = [
     ("study_efficiency", "4. Study efficiency: pruning on and off"),
     ("tuner_overhead", "5. Tuner overhead"),
     ("study_value", "6. Study value: the tuned winner against the defaults, and the pruners"),
+    ("intelligibility", "7. Intelligibility: what a recogniser hears"),
+    ("chaos", "8. Chaos: killed workers and a database outage"),
     ("alignment", "Alignment over a longer run"),
     ("stop_gate", "Stop gate: adaptive against fixed threshold"),
 ]
@@ -550,8 +627,8 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
         elif bench == "ablation":
             out += ablation_section(entry, baseline)
         elif bench == "throughput":
-            out += throughput_section(entry)
-            tiny = entry["presets"][0]
+            out += throughput_section(entries)
+            tiny = newest_per_preset(entries)[0][0]
             headline.append(f"- Throughput ({tiny['preset']} preset, {entry['device']}): "
                             f"{num(tiny['median_sec_per_step'])} s/step, {num(tiny['mel_frames_per_s'], 0)} mel "
                             f"frames/s, {pct(tiny['data_wait_share'])} of step time waiting for data.")
@@ -571,6 +648,19 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
         elif bench == "study_value":
             out += study_value_section(entry)
             headline.append(study_value_headline(entry))
+        elif bench == "intelligibility":
+            out += intelligibility_section(entry)
+            default = next((r for r in entry["runs"] if r["variant"] == "default"), entry["runs"][0])
+            if default["curve"]:
+                last = default["curve"][-1]
+                headline.append(f"- Intelligibility (tiny preset, flite voice, step {last['step']}): WER "
+                                f"{pct(last['wer'])} free-running against {pct(entry['references']['ceiling_wer'])} "
+                                f"for Griffin-Lim resynthesis of the recordings (goal {pct(entry['goal_wer'])}).")
+        elif bench == "chaos":
+            out += chaos_section(entry)
+            headline.append(f"- Chaos: {entry['kills']} random worker kills and a {entry['outage']} database "
+                            f"outage: {entry['trials_lost']} trials lost, {entry['trials_trained_twice']} trained "
+                            f"twice, {entry['steps_repeated']} steps repeated after resumes.")
         elif bench == "alignment":
             out += alignment_section(entry)
         out.append("")

@@ -96,7 +96,12 @@ def machine_line(entry: dict[str, Any]) -> str:
     """Return where and how an entry was measured, for the line under its table."""
     m = entry.get("machine", {})
     where = m.get("gpu") or ("CPU only" + (f", {m['cpu_count']} cores" if m.get("cpu_count") else ""))
-    return (f"Machine: {where}; {m.get('platform', '?')}; torch {m.get('torch', '?')}. "
+    load = ""
+    if m.get("load_at_start"):
+        load = (f" Load average (1 min) {num(m['load_at_start'][0], 1)} at the start, "
+                f"{num(m['load_at_end'][0], 1)} at the end" + (" (other work shared the cores)." if max(
+                    m["load_at_start"][0], m["load_at_end"][0]) > (m.get("cpu_count") or 1) + 0.5 else "."))
+    return (f"Machine: {where}; {m.get('platform', '?')}; torch {m.get('torch', '?')}.{load} "
             f"Command: `{entry.get('command', '?')}`")
 
 

@@ -35,12 +35,15 @@ def revision() -> str | None:
 
 
 REVISION_AT_START = revision()  # bench/report.py is imported as a bench starts
+LOAD_AT_START = os.getloadavg()  # 1, 5, 15-minute load: were other processes sharing the cores?
 
 
 def machine(device: str) -> dict[str, Any]:
-    """Return where a bench ran: platform, CPU count, torch version, the GPU's name (None on CPU), git revision."""
+    """Return where a bench ran: platform, CPU count, torch version, the GPU's name (None on CPU), git revision,
+    and the load average when it started and ended (above the core count: other work shared the machine)."""
     import torch
 
     return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "gpu": torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else None,
-            "revision": REVISION_AT_START}
+            "revision": REVISION_AT_START, "load_at_start": [round(x, 2) for x in LOAD_AT_START],
+            "load_at_end": [round(x, 2) for x in os.getloadavg()]}

@@ -204,3 +204,85 @@ def test_a_worker_whose_trial_was_taken_stops_training_it_and_goes_on(tmp_path: 
     last = max(r["time"] for r in _records(run0))
     assert last < taken_at + 5, (last - taken_at)
     assert not any(r["kind"] == "train" and r["step"] >= 40 for r in _records(run0))
+
+
+# Two trial slots in one worker, as `--gpus 0,1` makes (the CLI refuses --gpus without CUDA, so the
+# script wires the same parts as tuner.driver; on this CPU machine each child trains on the CPU).
+TWO_SLOTS = """
+import sys
+from pathlib import Path
+from tuner.driver import stop_on_signals
+from tuner.paths import Home
+from tuner.runner import LiveView, TrialRunner
+from tuner.space import load_space
+from tuner.study import check_storage, open_study
+from tuner.timeouts import timeouts
+from tuner.worker import Worker
+
+def say(line):
+    print(line, file=sys.stderr, flush=True)
+
+space, home = load_space(Path(sys.argv[1])), Home(Path(sys.argv[3]))
+url = f"sqlite:///{home.root}/optuna.db"
+check_storage(url)
+study = open_study(space, "slots", url, max_steps=400, val_interval=4).study
+runner = TrialRunner(space=space, study=study, home=home, storage_url=url, data=Path(sys.argv[2]), warm_start=None,
+                     preset="tiny", max_steps=400, val_interval=4, trial_timeout=None, stall_timeout=None,
+                     view=LiveView(study, quiet=True), gpus=["0", "1"])
+worker = Worker(study, runner, target=2, timeouts=timeouts(), jobs=2, stopping=runner.stopping, say=say)
+with stop_on_signals(runner.stopping, say):
+    result = worker.run()
+say(result.reason)
+sys.exit(result.exit_code)
+"""
+
+
+def _trial_processes(home: Path) -> list[int]:
+    """Return the pids of live trial processes whose job lies under ``home``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if "tuner.trial_worker" in command and str(home) in command and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_ctrl_c_with_two_trial_slots_saves_both_and_leaves_no_child(tmp_path: Path, short_corpus: Path,
+                                                                    fast_space_writer) -> None:
+    space = fast_space_writer(tmp_path, study="slots", max_steps=400, samples=0, gates="[]")
+    space.write_text(space.read_text().replace("fixed:\n", "fixed:\n  checkpoint_interval: 1000\n"))
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in ("SMART_TUNER_FAULT",)}
+    env.update(SMART_TUNER_HEARTBEAT_SECONDS="1", SMART_TUNER_GRACE_SECONDS="600")
+    worker = subprocess.Popen([sys.executable, "-c", TWO_SLOTS, str(space), str(short_corpus), str(home)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    runs = [home / "runs" / "slots" / f"trial-{n:04d}" for n in (0, 1)]
+    try:
+        _wait(lambda: all(any(r["kind"] == "train" for r in _records(run)) for run in runs)
+              or worker.poll() is not None, 300, "the two trials never trained side by side")
+        assert worker.poll() is None, worker.communicate()
+        assert len(_trial_processes(home)) == 2
+        signalled = time.monotonic()
+        worker.send_signal(signal.SIGINT)  # Ctrl-C: the worker's main thread gets it, not the slot threads
+        out, err = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert time.monotonic() - signalled < 30 and worker.returncode == 0, err
+    assert "SIGINT: stopping" in err and "stopped on request" in err, err
+    assert _trial_processes(home) == []  # no child survived its worker's stop
+    from trainer.checkpoint import load_checkpoint
+
+    trials = optuna.load_study(study_name="slots", storage=f"sqlite:///{home}/optuna.db").trials
+    stopped = [t for t in trials if t.state == TrialState.FAIL]
+    assert sorted(t.number for t in stopped) == [0, 1], [(t.number, t.state) for t in trials]
+    for trial in stopped:  # each saved the step it was stopped at, and is queued to resume from it
+        step = int(trial.user_attrs["fail_reason"].split()[3])
+        run = Path(trial.user_attrs["run_dir"])
+        assert load_checkpoint(run / "checkpoints" / "last.pt")["position"]["step"] == step >= 1
+    queued = [t for t in trials if t.state == TrialState.WAITING]
+    assert sorted(t.system_attrs["retry_history"] for t in queued) == [[0], [1]]

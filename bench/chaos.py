@@ -90,6 +90,7 @@ def outage(seconds: float) -> str:
 
 def run(args: argparse.Namespace, url: str, folder: Path, corpus: Path) -> dict[str, Any]:
     """Run the workers under kills and the outage; return the counts of what was done to them."""
+    folder.mkdir(parents=True, exist_ok=True)
     space = folder / "space.yaml"
     space.write_text(SPACE.format(max_steps=args.max_steps), encoding="utf-8")
     home, logs = folder / "home", folder / "logs"

@@ -5,10 +5,12 @@ PostgreSQL study. Prints JSON; appends it to bench/results.jsonl.
 ``--postgres-url`` and dropped afterwards). Once a trial has a checkpoint, a loop SIGKILLs a
 random live worker every 1.5-5 s (its trial's child dies with it) and starts a replacement at
 once, ``--kills`` times; half-way, the local PostgreSQL cluster is stopped for ``--outage``
-seconds and started again (needs root and pg_ctlcluster; otherwise the outage is reported as
-skipped). The lease's timeouts are shortened (``--heartbeat``, ``--grace``; the storage retry
-window derived from them) so that the outage outlasts all three. The trials are few-step
-from-scratch runs of the tiny preset on a 24-utterance eSpeak corpus, a checkpoint every 2 steps.
+seconds and started again while the kills go on (needs root and pg_ctlcluster; otherwise the
+outage is reported as skipped). Like Compose's restart policy, the bench restarts a worker that
+exits with an error (one started while the database was down says so and exits 2). The lease's
+timeouts are shortened (``--heartbeat``, ``--grace``; the storage retry window derived from
+them) so that the outage outlasts all three. The trials are few-step from-scratch runs of the
+tiny preset on a 24-utterance eSpeak corpus, a checkpoint every 2 steps.
 
 When the last worker is done, ``tuner.audit`` reads the study and the runs' records: trials
 lost (failed for a transient reason without a retry, or left RUNNING/WAITING), trials trained
@@ -31,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -111,13 +114,27 @@ def run(args: argparse.Namespace, url: str, folder: Path, corpus: Path) -> dict[
     rng = random.Random(args.seed)
     started = time.monotonic()
     workers = [spawn() for _ in range(args.workers)]
-    kills, outage_done = 0, None
+    kills, restarts = 0, 0
+    down: dict[str, str] = {}
+    outage_thread: threading.Thread | None = None
+
+    def supervise() -> None:
+        """Restart workers that exited with an error, as Compose's restart policy does (e.g. one that
+        started while the database was down and said so); a worker that exits 0 is done."""
+        nonlocal restarts
+        for worker in list(workers):
+            if worker.poll() not in (None, 0, -signal.SIGKILL) and not getattr(worker, "replaced", False):
+                worker.replaced = True  # type: ignore[attr-defined]
+                restarts += 1
+                workers.append(spawn())
+
     try:
         runs = home / "runs" / "chaos"
         while not (runs.is_dir() and any((d / "checkpoints" / "last.pt").is_file() for d in runs.iterdir())):
             time.sleep(0.2)
         while kills < args.kills:
             time.sleep(rng.uniform(1.5, 5.0))
+            supervise()
             alive = [w for w in workers if w.poll() is None]
             if not alive:
                 break
@@ -126,20 +143,29 @@ def run(args: argparse.Namespace, url: str, folder: Path, corpus: Path) -> dict[
             victim.wait(timeout=30)
             kills += 1
             workers.append(spawn())
-            if outage_done is None and kills >= args.kills // 2 and args.outage > 0:
+            if outage_thread is None and kills >= args.kills // 2 and args.outage > 0:
                 print(f"chaos: {kills} kills; database down for {args.outage:g} s", file=sys.stderr, flush=True)
-                outage_done = outage(args.outage)
+                outage_thread = threading.Thread(target=lambda: down.update(done=outage(args.outage)))
+                outage_thread.start()
         print(f"chaos: {kills} kills done; waiting for the workers to finish", file=sys.stderr, flush=True)
-        for worker in workers:
-            worker.wait(timeout=3600)
+        deadline = time.monotonic() + 3600
+        while any(w.poll() is None for w in workers) or any(
+                w.returncode not in (0, -signal.SIGKILL) and not getattr(w, "replaced", False) for w in workers):
+            if time.monotonic() > deadline:
+                break
+            supervise()
+            time.sleep(1)
     finally:
+        if outage_thread is not None:
+            outage_thread.join()
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
                 worker.wait(timeout=30)
-    codes = [w.returncode for w in workers if w.returncode != -signal.SIGKILL]
-    return {"kills": kills, "outage": outage_done or "not reached", "workers_started": spawned,
-            "survivor_exit_codes": sorted(set(codes)), "wall_s": round(time.monotonic() - started, 1)}
+    failed_exits = sorted({w.returncode for w in workers if w.returncode not in (0, -signal.SIGKILL)})
+    return {"kills": kills, "outage": down.get("done", "not reached"), "workers_started": spawned,
+            "restarts_after_error_exit": restarts, "error_exit_codes": failed_exits,
+            "wall_s": round(time.monotonic() - started, 1)}
 
 
 def main() -> int:

@@ -5,6 +5,7 @@ Prints JSON; appends it to bench/results.jsonl; draws best value against trial-s
     python bench/study_value.py [--trials 12] [--max-steps 150] [--seeds 3]
         [--pruners none,median,successive_halving,hyperband] [--jobs 2] [--sampler-seed 1]
         [--device cpu] [--workdir studies/bench] [--results bench/results.jsonl] [--plot docs/study_value.png]
+        [--reuse studies/bench/study_value/STAMP]
 
 The task is the one ``search_spaces/default.yaml`` is written for: a base checkpoint trained on
 one eSpeak voice (the shipped ``tests/data/tiny-aligned.pt``: the tiny preset trained 400 steps
@@ -63,12 +64,16 @@ on 2 otherwise idle cores (the unpruned study is the longest single job); other 
 machine stretches it (smoke trials ran up to 2.5x slower beside another busy process). Smoke
 runs: ``--trials 3 --max-steps 50 --seeds 2 --pruners none,median,successive_halving
 --utterances 40 --heldout 8`` about 10 minutes, ``--trials 3 --max-steps 20 --seeds 1
---pruners hyperband,none --utterances 40 --heldout 8`` about 2.
+--pruners hyperband,none --utterances 40 --heldout 8`` about 2. ``--reuse`` continues an
+interrupted run in its work folder: studies already holding their trials are read, not rerun.
+Run a long bench from a checkout nobody edits meanwhile (a ``git worktree``): its processes
+import the package lazily, and a module changed half-way mixes two versions in one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
@@ -424,7 +429,19 @@ def run_study(arm: str, space: Path, corpus: Path, trials: int) -> dict[str, Any
     if rc != 0:
         print(f"study_value: the {arm} study ended with {rc}; see {space.parent / 'run-study.log'}", file=sys.stderr)
     say(f"study {arm} done in {time.perf_counter() - started:.0f} s")
-    return {"arm": arm, "wall_s": round(time.perf_counter() - started, 1), "rc": rc}
+    wall = {"arm": arm, "wall_s": round(time.perf_counter() - started, 1), "rc": rc}
+    (space.parent / "wall.json").write_text(json.dumps(wall), encoding="utf-8")  # for --reuse
+    return wall
+
+
+def finished_study(space: Path, arm: str, trials: int, max_steps: int) -> dict[str, Any] | None:
+    """Return the wall record of an arm whose study already holds ``trials`` finished trials (--reuse), else None."""
+    if len(load_arm_trials(space, arm, max_steps)) < trials:
+        return None
+    try:
+        return json.loads((space.parent / "wall.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"arm": arm, "wall_s": None, "rc": 0}
 
 
 def trial_record(trial: Any, max_steps: int) -> dict[str, Any]:
@@ -552,6 +569,9 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "study_value.png")
+    parser.add_argument("--reuse", type=Path, default=None, metavar="FOLDER",
+                        help="an earlier run's work folder: studies that already hold --trials finished trials are "
+                             "not run again (same arguments), the rest runs as usual")
     args = parser.parse_args()
     args.workdir = args.workdir.resolve()
     if args.device == "cuda":
@@ -581,7 +601,7 @@ def main() -> int:
     if not indices:
         parser.error("every held-out sentence is also in the fine-tuning corpus")
 
-    folder = args.workdir / "study_value" / time.strftime("%Y%m%d-%H%M%S")
+    folder = args.reuse.resolve() if args.reuse else args.workdir / "study_value" / time.strftime("%Y%m%d-%H%M%S")
     raw = safe_load(DEFAULT_SPACE.read_text(encoding="utf-8"))
     default_arm = raw["study"]["pruner"]["name"]
     spaces: dict[str, Path] = {}
@@ -629,8 +649,30 @@ def main() -> int:
             return result
 
         pending: dict[Future, tuple[str, str]] = {}
+
+        def study_done(name: str, result: dict[str, Any]) -> None:
+            nonlocal winner
+            walls[name] = result
+            if name != winner_arm:
+                return
+            trials = load_arm_trials(spaces[name], name, args.max_steps)
+            complete = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None]
+            if complete:
+                best = min(complete, key=lambda t: t["value"])
+                winner = {"arm": name, "trial": best["number"], "params": best["params"],
+                          "study_value": best["value"],
+                          "is_defaults": best["number"] == 0 or best["params"] == defaults}
+                if not winner["is_defaults"]:  # the defaults' runs already are its retrainings
+                    for seed in seeds:
+                        pending[threads.submit(train_task, "winner", best["params"], seed)] = ("winner", str(seed))
+
         for arm, path in spaces.items():
-            pending[threads.submit(run_study, arm, path, corpus, args.trials)] = ("study", arm)
+            earlier = finished_study(path, arm, args.trials, args.max_steps) if args.reuse else None
+            if earlier is not None:
+                say(f"study {arm}: reusing its {args.trials} finished trials")
+                study_done(arm, earlier)
+            else:
+                pending[threads.submit(run_study, arm, path, corpus, args.trials)] = ("study", arm)
         for seed in seeds:
             pending[threads.submit(train_task, "defaults", defaults, seed)] = ("defaults", str(seed))
         while pending:
@@ -639,19 +681,7 @@ def main() -> int:
                 kind, name = pending.pop(future)
                 result = future.result()
                 if kind == "study":
-                    walls[name] = result
-                    if name == winner_arm:
-                        trials = load_arm_trials(spaces[name], name, args.max_steps)
-                        complete = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None]
-                        if complete:
-                            best = min(complete, key=lambda t: t["value"])
-                            winner = {"arm": name, "trial": best["number"], "params": best["params"],
-                                      "study_value": best["value"],
-                                      "is_defaults": best["number"] == 0 or best["params"] == defaults}
-                            if not winner["is_defaults"]:  # the defaults' runs already are its retrainings
-                                for seed in seeds:
-                                    pending[threads.submit(train_task, "winner", best["params"], seed)] = \
-                                        ("winner", str(seed))
+                    study_done(name, result)
                 else:
                     runs[kind].append(result)
 

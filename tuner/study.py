@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
 from optuna.study import StudyDirection
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -178,9 +179,6 @@ def open_storage(url: str) -> BaseStorage:
     also works where Optuna has no heartbeat and tells a worker when its trial was taken.
     """
     if is_journal(url):
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
         try:
             return JournalStorage(JournalFileBackend(str(journal_path(url))))
         except OSError as err:

@@ -69,7 +69,7 @@ def test_unreachable_postgres_is_named_without_its_password(tmp_path: Path, caps
     (["--gpus", "a,b"], "--gpus"),
     (["--trials", "0"], "--trials must be >= 1"),
     (["--max-steps", "-3"], "--max-steps must be >= 1"),
-    (["--storage", "redis://localhost"], "expected sqlite:///PATH or postgresql://"),
+    (["--storage", "redis://localhost"], "expected sqlite:///PATH, postgresql://USER@HOST/DB or journal:///PATH"),
 ])
 def test_bad_arguments(tmp_path: Path, capsys, short_corpus: Path, args: list[str], needle: str) -> None:
     code = main(["run-study", "--space", "scratch", "--data", str(short_corpus), "--home", str(tmp_path / "h"), *args])

@@ -1,4 +1,4 @@
-"""`trainer` commands: make-corpus, check-data, plan, train, synth.
+"""`trainer` commands: make-corpus, check-data, plan, train, synth, export-mels.
 
 Bad input ends with one line on stderr naming the file, line or key, and exit code 2;
 a corpus with blocking problems prints its report and exits 1; an internal error exits 1
@@ -8,6 +8,7 @@ and ``--debug`` shows its traceback (``trainer.console``).
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -194,8 +195,9 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("synth", help="synthesise a wav from text with a checkpoint (Griffin-Lim)",
-                       description="Free-running synthesis with a checkpoint; audio through Griffin-Lim.")
+    p = sub.add_parser("synth", help="synthesise a wav from text with a checkpoint (Griffin-Lim or HiFi-GAN)",
+                       description="Free-running synthesis with a checkpoint; audio through Griffin-Lim, or a "
+                                   "HiFi-GAN generator in the public checkpoint layout.")
     p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file (a run's checkpoints/best.pt)")
     p.add_argument("--text", required=True, help="the sentence to speak")
     p.add_argument("--out", required=True, type=Path, help="output .wav")
@@ -203,19 +205,68 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-enhance", action="store_true",
                    help="skip the mel enhancer (ceiling, spectral smoothing, noise gate -60 dB below the speech level, "
                         "loudness, boundary fades)")
+    p.add_argument("--vocoder", default="griffin-lim", metavar="griffin-lim|hifigan:GENERATOR",
+                   help="how the mel becomes audio: griffin-lim (default) or hifigan:PATH, a HiFi-GAN generator "
+                        "checkpoint in the public layout (a dict with the 'generator' state dict)")
+    p.add_argument("--vocoder-config", type=Path, default=None, metavar="CONFIG.json",
+                   help="the HiFi-GAN generator's config.json (its V1/V2/V3 config, or a fine-tuned one's)")
+    p.add_argument("--save-mel", type=Path, default=None, metavar="MEL.npy",
+                   help="also write the mel the vocoder got, float32 (80, frames), natural-log magnitudes")
     p.set_defaults(run=_run_synth)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from trainer.audio import SAMPLE_RATE, write_wav
     from trainer.enhance import EnhancerConfig
+    from trainer.fileio import atomic_write_bytes
     from trainer.infer import load_model, synthesize
+    from trainer.vocoder import make_vocoder
 
-    model, config = load_model(args.checkpoint, _device(args.device))
-    result = synthesize(model, config, args.text, enhancer=None if args.no_enhance else EnhancerConfig())
+    device = _device(args.device)
+    vocoder = make_vocoder(args.vocoder, args.vocoder_config, device)  # a bad vocoder fails before any work
+    model, config = load_model(args.checkpoint, device)
+    result = synthesize(model, config, args.text, enhancer=None if args.no_enhance else EnhancerConfig(),
+                        vocoder=vocoder)
+    if args.save_mel is not None:
+        buffer = io.BytesIO()
+        np.save(buffer, result.mel.numpy(), allow_pickle=False)
+        atomic_write_bytes(args.save_mel, buffer.getvalue())
     write_wav(args.out, result.wav)
     note = " (stop gate never fired: hit max decoder steps)" if result.hit_max else ""
     print(f"wrote {args.out}: {result.wav.shape[0] / SAMPLE_RATE:.2f} s{note}")
+    return 0
+
+
+def _add_export_mels(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export-mels", help="write teacher-forced mels of a corpus, to fine-tune a vocoder on",
+                       description="Predict every usable utterance's mel with teacher forcing (aligned frame for "
+                                   "frame with its wav) and write OUT/<id>.npy, float32 (80, frames): what "
+                                   "HiFi-GAN's fine-tuning reads as input mels.")
+    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file (a run's checkpoints/best.pt)")
+    _add_data(p)
+    p.add_argument("--out", required=True, type=Path, help="output folder for the .npy files")
+    p.add_argument("--batch-size", type=int, default=16, help="utterances per forward pass (default 16)")
+    _add_device(p, "auto", "where to run the model")
+    p.set_defaults(run=_run_export_mels)
+
+
+def _run_export_mels(args: argparse.Namespace) -> int:
+    from trainer.export_mels import export_mels
+
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    data = _data(args)
+    if not args.checkpoint.is_file():
+        raise UserError(f"{args.checkpoint}: checkpoint not found")
+    try:
+        summary = export_mels(args.checkpoint, data, args.out, _device(args.device), args.batch_size)
+    except DataError as err:
+        print("\n".join(err.report.summary_lines()), file=sys.stderr)
+        print(f"error: {err.report.source}: no usable utterance (see above)", file=sys.stderr)
+        return EXIT_DATA_REPORT
+    print(f"wrote {summary}")
     return 0
 
 
@@ -245,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_debug_flag(parser)
     add_version_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    for add in (_add_make_corpus, _add_check_data, _add_plan, _add_train, _add_synth):
+    for add in (_add_make_corpus, _add_check_data, _add_plan, _add_train, _add_synth, _add_export_mels):
         add(sub)
     return parser
 

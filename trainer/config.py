@@ -134,6 +134,8 @@ class TrainConfig:
     fr_utterances: int = 8  # held-out sentences synthesised without teacher forcing at each validation; 0: off
     fr_max_factor: float = 2.0  # free-running limit per utterance, as a multiple of its reference length
     fr_asr: str = "auto"  # fr_wer/fr_cer by an English recogniser: "auto" (when installed and English) | "on" | "off"
+    vocoder: str = "griffin-lim"  # audio of validation samples and fr_wer: "griffin-lim" | "hifigan:GENERATOR.pt"
+    vocoder_config: str | None = None  # the HiFi-GAN generator's config.json
 
     # --- training phases: pre-alignment -> alignment -> quality -> fine-tuning ---
     phases: bool = False  # on: GA weight 10/3/1/0.5 and LR x 1/0.8/0.5/0.3 over 500:1500:1000:500 of max_steps
@@ -360,6 +362,11 @@ def _validate(config: TrainConfig, source: str) -> None:
         raise ConfigError(f"{source}: keys 'fr_utterances' must be >= 0 and 'fr_max_factor' >= 1")
     if config.val_size < 0:
         raise ConfigError(f"{source}: key 'val_size' must be >= 0, got {config.val_size}")
+    if config.vocoder != "griffin-lim" and not (config.vocoder.startswith("hifigan:") and config.vocoder[8:]):
+        raise ConfigError(f"{source}: key 'vocoder' must be griffin-lim or hifigan:GENERATOR, got {config.vocoder!r}")
+    if config.vocoder != "griffin-lim" and not config.vocoder_config:
+        raise ConfigError(f"{source}: key 'vocoder' names a HiFi-GAN generator; key 'vocoder_config' must give its "
+                          "config.json")
     if config.max_steps < 0 or config.warmup_steps < 0:
         raise ConfigError(f"{source}: keys 'max_steps' and 'warmup_steps' must be >= 0")
     if not 0.0 < config.ga_decay <= 1.0:

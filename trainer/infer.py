@@ -1,4 +1,4 @@
-"""Free-running synthesis from a checkpoint: text -> log-mel -> Griffin-Lim waveform."""
+"""Free-running synthesis from a checkpoint: text -> log-mel -> waveform (Griffin-Lim or a vocoder)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from trainer.enhance import EnhancerConfig, enhance
 from trainer.errors import UserError
 from trainer.evaluate import stop_threshold_fn
 from trainer.text import text_to_ids
+from trainer.vocoder import Vocoder
 
 
 @dataclass
@@ -40,14 +41,15 @@ def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tu
 
 def synthesize(model: AcousticModel, config: TrainConfig, text: str, stop_threshold: float | None = None,
                max_decoder_steps: int | None = None, griffin_lim_iters: int = 32,
-               enhancer: EnhancerConfig | None = None) -> Synthesis:
+               enhancer: EnhancerConfig | None = None, vocoder: Vocoder | None = None) -> Synthesis:
     """Return the free-running synthesis of ``text`` (cleaned with the config's language).
 
     The stop threshold is ``stop_threshold`` when given; else the adaptive one (at full
     training progress, with the corpus's frames per character saved in the model) when the
     config asks for it; else the config's fixed threshold. ``enhancer`` post-processes the
-    mel before Griffin-Lim (noise gate, loudness, smoothing; None: no enhancement); the
-    returned ``mel`` is the enhanced one.
+    mel before it is vocoded (noise gate, loudness, smoothing; None: no enhancement); the
+    returned ``mel`` is the enhanced one. ``vocoder`` turns the mel into audio (default:
+    Griffin-Lim with ``griffin_lim_iters`` iterations).
     """
     device = next(model.parameters()).device
     ids = torch.tensor([text_to_ids(text, lang=config.lang, utterance_id="input", on_unknown=config.on_unknown_char)],
@@ -68,5 +70,5 @@ def synthesize(model: AcousticModel, config: TrainConfig, text: str, stop_thresh
     mel = out.mel_post[0, :, : steps * config.model.reduction_factor].float().cpu()
     if enhancer is not None:
         mel = enhance(mel, enhancer)
-    return Synthesis(mel, out.att[0, :steps].float().cpu(), audio.griffin_lim(mel, griffin_lim_iters),
-                     bool(out.hit_max[0]))
+    wav = vocoder(mel) if vocoder is not None else audio.griffin_lim(mel, griffin_lim_iters)
+    return Synthesis(mel, out.att[0, :steps].float().cpu(), wav, bool(out.hit_max[0]))

@@ -53,6 +53,7 @@ from trainer.losses import LossWeights, TacotronLoss
 from trainer.metric_registry import MINIMIZE
 from trainer.plots import plot_alignment, plot_gate, plot_mels
 from trainer.quality import ControllerConfig, QualityController, quality_score
+from trainer.vocoder import Vocoder, make_vocoder
 from trainer.yamlio import safe_load
 
 Callback = Callable[[int, dict[str, float]], bool]
@@ -218,6 +219,7 @@ class Session:
     controller: QualityController | None
     band_range: torch.Tensor  # (2, 80) lowest and highest value of each mel band in the training corpus
     asr: AsrScorer | None = None  # scores free-running intelligibility (fr_wer) when it can
+    vocode: Vocoder = griffin_lim  # the config's vocoder: validation samples and fr_wer hear its audio
 
     def save(self, path: Path, metrics: dict[str, float] | None = None) -> None:
         """Write a checkpoint of the whole run (model, optimiser, state, controller, RNG) to ``path``."""
@@ -306,7 +308,7 @@ def on_validation(session: Session, hp: StepHParams, train_loss: float) -> tuple
         print(session.asr.off_reason, file=sys.stderr)
         session.asr = None  # said once; no more scoring in this run
     if config.plots and sample is not None:
-        write_validation_plots(folder.plots, state.step, sample, config.stop_threshold)
+        write_validation_plots(folder.plots, state.step, sample, config.stop_threshold, session.vocode)
     stop = False
     if session.controller is not None:
         stop = apply_quality_control(session, metrics)
@@ -352,16 +354,18 @@ def apply_quality_control(session: Session, metrics: dict[str, float]) -> bool:
     return bool(controller.stop_requested)
 
 
-def write_validation_plots(folder: Path, step: int, sample: Sample, gate_threshold: float) -> None:
+def write_validation_plots(folder: Path, step: int, sample: Sample, gate_threshold: float,
+                           vocode: Vocoder = griffin_lim) -> None:
     """Write the validation pictures and sound of one utterance into ``folder`` as ``step_NNNNNN_<what>``.
 
     PNGs of the attention (teacher-forced and free-running), the target and free-running
     mels and the stop gate, and ``step_NNNNNN_sample.wav``: the free-running synthesis
-    through Griffin-Lim (32 iterations, about 40 ms for two seconds of speech), so a run
-    can be listened to as it trains, not only once it ends.
+    through ``vocode`` (Griffin-Lim unless the config names a vocoder; 32 iterations, about
+    40 ms for two seconds of speech), so a run can be listened to as it trains, not only once
+    it ends.
     """
     stem = folder / f"step_{step:06d}"
-    write_wav(f"{stem}_sample.wav", griffin_lim(sample.fr_mel))
+    write_wav(f"{stem}_sample.wav", vocode(sample.fr_mel))
     plot_alignment(sample.tf_attention, f"{stem}_alignment_tf.png", f"teacher-forced attention, step {step}")
     plot_alignment(sample.fr_attention, f"{stem}_alignment_fr.png", f"free-running attention, step {step}")
     plot_mels(sample.target_mel, sample.fr_mel, f"{stem}_mel.png", f"target vs free-running mel, step {step}")
@@ -391,7 +395,7 @@ def load_data(config: TrainConfig, data: str | Path,
     return make(train_items), make(val_items), report
 
 
-def asr_scorer(config: TrainConfig) -> tuple[AsrScorer | None, str | None]:
+def asr_scorer(config: TrainConfig, vocode: Vocoder = griffin_lim) -> tuple[AsrScorer | None, str | None]:
     """Return (the intelligibility scorer, or None; the one line saying why it is off, or None).
 
     ``fr_asr: auto`` scores when the recogniser is installed and the language is one it
@@ -404,7 +408,7 @@ def asr_scorer(config: TrainConfig) -> tuple[AsrScorer | None, str | None]:
         if config.fr_asr == "on":
             raise ConfigError(f"fr_asr: on, but {reason}")
         return None, f"intelligibility (fr_wer) is off: {reason}"
-    return AsrScorer(vocode=griffin_lim, sample_rate=SAMPLE_RATE), None
+    return AsrScorer(vocode=vocode, sample_rate=SAMPLE_RATE), None
 
 
 def quality_config(config: TrainConfig) -> ControllerConfig:
@@ -433,7 +437,8 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
         torch.set_num_threads(config.torch_threads)
     seed_everything(config.seed)
     train_set, val_set, report = load_data(config, data, show_progress)
-    asr, asr_off = asr_scorer(config)
+    vocode = make_vocoder(config.vocoder, config.vocoder_config, device)  # a bad vocoder fails before writing
+    asr, asr_off = asr_scorer(config, vocode)
     folder.root.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(folder.root)
     save_config(config, folder.config)
@@ -450,7 +455,7 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
     session = Session(config, folder, device, model, TacotronLoss.from_config(config), optimizer, scaler,
                       TrainState(base_lr=base_lr, frames_per_char=train_set.frames_per_character()),
                       train_set, val_set, QualityController(quality_config(config)) if config.controller else None,
-                      band_range(train_set), asr)
+                      band_range(train_set), asr, vocode)
     state = session.state
 
     # --- resume exactly, or warm-start the weights ---

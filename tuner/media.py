@@ -18,6 +18,7 @@ from trainer.data import Example, FeatureCache, TTSDataset, Utterance, check_cor
 from trainer.infer import load_model, synthesize
 from trainer.metrics import alignment_metrics
 from trainer.plots import plot_alignment, plot_mels
+from trainer.vocoder import make_vocoder
 
 
 @dataclass
@@ -55,6 +56,7 @@ def make_trial_media(run_dir: str | Path, data: str | Path, checkpoint: str | Pa
     out = Path(run_dir) / "media"
     out.mkdir(parents=True, exist_ok=True)
     model, config = load_model(checkpoint, "cpu")
+    vocoder = make_vocoder(config.vocoder, config.vocoder_config)  # the one the trial's validations used
     held_out = _held_out(config, data, max(1, samples))
     item, example = held_out[0]
     batch = collate([example], config.model.reduction_factor)
@@ -71,7 +73,7 @@ def make_trial_media(run_dir: str | Path, data: str | Path, checkpoint: str | Pa
     wavs: list[Path] = []
     for k, (item, example) in enumerate(held_out[:samples], start=1):
         limit = 2 * (example.mel.shape[-1] // config.model.reduction_factor + 1) + 10
-        synthesis = synthesize(model, config, item.text, max_decoder_steps=limit)
+        synthesis = synthesize(model, config, item.text, max_decoder_steps=limit, vocoder=vocoder)
         wav_path = out / f"sample-{k}.wav"
         write_wav(wav_path, synthesis.wav)
         wavs.append(wav_path)

@@ -75,6 +75,7 @@ def spaces_dir() -> Path:
 SPACES_DIR = spaces_dir()
 DEFAULT_OBJECTIVE = "val_mel_postnet_l1"
 
+_PATH_KEYS = ("vocoder", "vocoder_config")  # fixed keys naming files, resolved relative to the space file
 _TOP_KEYS = {"study", "preset", "fixed", "params", "description"}
 _STUDY_KEYS = {"name", "objective", "direction", "sampler", "pruner", "n_trials", "max_steps", "gates",
                "fine_tune", "warm_start", "enqueue_defaults", "trial_timeout", "stall_timeout", "samples",
@@ -570,6 +571,21 @@ def _parse_params(data: dict, loc: Located, fields: set[str]) -> tuple[ParamSpec
     return tuple(params)
 
 
+def _resolved_file(value: str, space_file: Path, loc: Located, where: tuple[str, ...]) -> str:
+    """Return the file ``value`` names (``hifigan:`` kept), made absolute relative to the space file.
+
+    A trial runs in its own folder, maybe on another worker: a path relative to the space
+    file is the only spelling that means the same file everywhere the space is read.
+    """
+    prefix = "hifigan:" if value.startswith("hifigan:") else ""
+    if value == "griffin-lim" or (not prefix and where[-1] == "vocoder"):
+        return value  # not a file (a bad vocoder name is the trainer's check to report)
+    file = (space_file.parent / value[len(prefix):]).resolve()
+    if not file.is_file():
+        raise loc.error(where, f"file not found: {file}")
+    return prefix + str(file)
+
+
 def _check_values(space_params: tuple[ParamSpec, ...], base: TrainConfig, fixed: dict, loc: Located) -> None:
     """Every bound, default and choice must make a valid TrainConfig (the trainer's own checks)."""
     for spec in space_params:
@@ -642,10 +658,15 @@ def load_space(name: str | Path) -> SearchSpace:
             raise loc.error(("fixed", key), "not a TrainConfig key")
         if key in _SET_BY_THE_OBJECTIVE:
             raise loc.error(("fixed", key), "is set by study.objective (best.pt is the objective's best validation)")
+    for key in _PATH_KEYS:
+        if isinstance(fixed.get(key), str):
+            fixed[key] = _resolved_file(fixed[key], path, loc, ("fixed", key))
     base = preset(preset_name)
     for key, value in fixed.items():
+        # The vocoder and its config are only valid together.
+        together = {k: fixed[k] for k in _PATH_KEYS if k in fixed} if key in _PATH_KEYS else {key: value}
         try:
-            base.replace(**{key: value})
+            base.replace(**together)
         except ConfigError as err:
             raise loc.error(("fixed", key), str(err).split(": ", 1)[-1]) from None
     study = _parse_study(data, loc, path)

@@ -198,3 +198,22 @@ def test_numbers_read_as_in_the_trainers_config_files(tmp_path: Path) -> None:
     config_file.write_text("learning_rate: 1e-4\n")
     assert load_config(config_file, "tiny").learning_rate == lr.low
     assert space.build_config({"learning_rate": lr.low, "ga_weight": 1.0}).learning_rate == 1e-4
+
+
+def test_a_vocoder_in_fixed_is_a_file_relative_to_the_space(tmp_path: Path) -> None:
+    (tmp_path / "voc").mkdir()
+    (tmp_path / "voc" / "g_02500000").write_bytes(b"weights")
+    (tmp_path / "voc" / "config.json").write_text("{}")
+    path = tmp_path / "v.yaml"
+    path.write_text("fixed:\n  vocoder: hifigan:voc/g_02500000\n  vocoder_config: voc/config.json\nparams:\n"
+                    "  ga_weight: {low: 1.0, high: 2.0}\n")
+    config = load_space(path).build_config({"ga_weight": 1.5})
+    assert config.vocoder == f"hifigan:{tmp_path / 'voc' / 'g_02500000'}"
+    assert config.vocoder_config == str(tmp_path / "voc" / "config.json")
+    path.write_text("fixed:\n  vocoder: hifigan:voc/missing\n  vocoder_config: voc/config.json\nparams:\n"
+                    "  ga_weight: {low: 1.0, high: 2.0}\n")
+    with pytest.raises(SpaceError, match=r"v.yaml:2: fixed.vocoder: file not found: .*voc/missing"):
+        load_space(path)
+    path.write_text("fixed:\n  vocoder: hifigan:voc/g_02500000\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n")
+    with pytest.raises(SpaceError, match=r"v.yaml:2: fixed.vocoder: .*'vocoder_config' must give its config.json"):
+        load_space(path)

@@ -26,7 +26,7 @@ from trainer import metric_registry
 from trainer.console import Parser, add_debug_flag, add_version_flag, main_with
 from trainer.metric_registry import Metric
 from tuner import env
-from tuner.errors import NothingFound
+from tuner.errors import NothingFound, TunerError
 from tuner.export import export_best
 from tuner.paths import Home, home_origin
 from tuner.study import (
@@ -187,6 +187,48 @@ def _run_best(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train_best(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-best", help="train the best trial's configuration to full length from its checkpoint",
+                       description="Continue the best trial (or --trial N) from its last checkpoint, in a copy of "
+                                   "its run folder, to the epoch planner's length for its corpus (or --steps N); "
+                                   "tracked in MLflow as a child of the study's run. Ctrl-C saves at the end of "
+                                   "the step; the same command continues.")
+    _add_study_name(p, "study name (optional when the storage has one)")
+    _add_common(p)
+    p.add_argument("--trial", type=int, default=None, metavar="N",
+                   help="a complete trial to train instead of the best (needed with several objectives)")
+    p.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="train to this many optimiser steps in all (default: the epoch planner's length)")
+    p.add_argument("--data", type=Path, default=None, metavar="DIR",
+                   help="the corpus (default: the one the trial trained on)")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="run folder (default HOME/runs/STUDY/best-trial-NNNN; an existing one is continued)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                   help="where to train (default: the trial's config)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_train_best)
+
+
+def _run_train_best(args: argparse.Namespace) -> int:
+    from tuner.train_best import TrainBestRequest, train_best  # lazy: imports torch
+
+    if args.steps is not None and args.steps < 1:
+        raise TunerError(f"--steps must be >= 1, got {args.steps}")
+    study = _existing_study(args)
+    lookup = _Lookup.of(args)
+    tracker = None
+    if not args.no_mlflow:
+        from tuner.tracking import StudyTracker  # lazy: mlflow takes over a second to import
+
+        tracker = StudyTracker.open(lookup.home, study, None, lookup.url, {}, mark_running=False)
+    request = TrainBestRequest(trial=args.trial, steps=args.steps, data=args.data, out=args.out,
+                               device=args.device, mlflow=not args.no_mlflow, quiet=args.quiet)
+    for line in train_best(study, lookup.home, request, tracker):
+        print(line)
+    return 0
+
+
 def _add_dashboard(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dashboard", help="serve optuna-dashboard for the study storage (plots and audio included)")
     _add_common(p)
@@ -278,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_debug_flag(parser)
     add_version_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    for add in (_add_run_study, _add_status, _add_best, _add_dashboard, _add_check_space, _add_metrics):
+    for add in (_add_run_study, _add_status, _add_best, _add_train_best, _add_dashboard, _add_check_space,
+                _add_metrics):
         add(sub)
     return parser
 

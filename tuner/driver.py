@@ -207,7 +207,7 @@ def make_plan(request: StudyRequest) -> Plan:
 
 
 def next_steps(home: Home, storage_url: str, study_name: str, mlflow_uri: str | None) -> list[str]:
-    """Return the commands that look at this study: its dashboard, its MLflow runs, the export of its best trial.
+    """Return the commands that look at this study: dashboard, MLflow runs, export and long run of its best trial.
 
     Each is a shell line (paths quoted; ``#`` comments say what it opens). Passwords are masked,
     so a masked URL is followed by a line saying how to give the real one.
@@ -224,6 +224,8 @@ def next_steps(home: Home, storage_url: str, study_name: str, mlflow_uri: str | 
                          "  # MLflow UI on http://127.0.0.1:5000/")
     lines.append(f"  tuner best {where} --study {shlex.quote(study_name)} "
                  f"--export {shlex.quote('best-' + safe_name(study_name))}  # config, checkpoint, samples of the best")
+    lines.append(f"  tuner train-best {where} --study {shlex.quote(study_name)}"
+                 "  # train the winner to the corpus's planned length")
     if "***" in shown and "***" not in storage_url:
         lines.append(f"  # the storage's password is masked: give the URL in ${env.STORAGE} instead of --storage")
     return lines

@@ -124,13 +124,15 @@ class StudyTracker:
     study_name: str
 
     @classmethod
-    def open(cls, home: Home, study: Study, space: SearchSpace, storage_url: str,
-             extra_params: dict[str, Any]) -> StudyTracker:
+    def open(cls, home: Home, study: Study, space: SearchSpace | None, storage_url: str,
+             extra_params: dict[str, Any], mark_running: bool = True) -> StudyTracker:
         """Return the tracker of ``study``: its experiment (named after the study) and parent run.
 
         The parent run is found again by its tags (and the id stored on the study), so a resumed
-        or joined study keeps one parent run. A new parent run gets the space file and the metric
-        definitions as artifacts.
+        or joined study keeps one parent run. A new parent run gets the space file (when
+        ``space`` is given) and the metric definitions as artifacts. ``mark_running`` marks the
+        parent run RUNNING (trials are coming); a run added later (``tuner train-best``) leaves
+        its state alone.
         """
         _quiet_mlflow()
         from mlflow.tracking import MlflowClient  # lazy: mlflow takes over a second to import
@@ -165,15 +167,18 @@ class StudyTracker:
                     run = client.create_run(experiment_id, run_name=f"study {name}",
                                             tags={ROLE_TAG: "study", STUDY_TAG: name})
                     parent_id = run.info.run_id
-                    params = {"space": space.path.name, "objective": space.study.objective.describe(),
-                              "sampler": space.study.sampler["name"], "pruner": space.study.pruner["name"],
-                              "preset": space.preset, "storage": mask_url(storage_url), **extra_params}
+                    params = {"storage": mask_url(storage_url), **extra_params}
+                    if space is not None:
+                        params.update(space=space.path.name, objective=space.study.objective.describe(),
+                                      sampler=space.study.sampler["name"], pruner=space.study.pruner["name"],
+                                      preset=space.preset)
+                        client.log_text(parent_id, space.text, f"space/{space.path.name}")
                     client.log_batch(parent_id, params=_params(params))
-                    client.log_text(parent_id, space.text, f"space/{space.path.name}")
                     client.log_text(parent_id, json.dumps(metric_registry.definitions(), indent=1),
                                     METRIC_DEFINITIONS)
                 study.set_user_attr("mlflow_parent_run_id", parent_id)
-        client.update_run(parent_id, status="RUNNING")
+        if mark_running:
+            client.update_run(parent_id, status="RUNNING")
         return cls(client, uri, experiment_id, parent_id, name)
 
     def run_link(self, run_id: str) -> str:
@@ -184,9 +189,9 @@ class StudyTracker:
         return f"mlflow ui --backend-store-uri {mask_url(self.uri)} -> experiment {self.experiment_id}, run {run_id}"
 
     def start_trial(self, trial_number: int, params: dict[str, Any], config: dict[str, Any],
-                    extra_tags: dict[str, str]) -> str:
+                    extra_tags: dict[str, str], run_name: str | None = None) -> str:
         """Create the nested run of trial ``trial_number``; return its id. Params are the sampled ones."""
-        run = self.client.create_run(self.experiment_id, run_name=f"trial {trial_number}",
+        run = self.client.create_run(self.experiment_id, run_name=run_name or f"trial {trial_number}",
                                      tags={PARENT_TAG: self.parent_run_id, ROLE_TAG: "trial",
                                            STUDY_TAG: self.study_name, TRIAL_TAG: str(trial_number),
                                            "state": "RUNNING", **extra_tags})

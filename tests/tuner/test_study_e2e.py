@@ -103,6 +103,7 @@ def test_run_study_ends_with_the_commands_that_look_at_this_study(study_run: Stu
     assert tail[1].startswith(f"  tuner dashboard {where}  #")
     assert tail[2].startswith(f"  mlflow ui --backend-store-uri sqlite:///{study_run.home}/mlflow.db  #")
     assert tail[3].startswith(f"  tuner best {where} --study e2e --export best-e2e  #")
+    assert tail[4].startswith(f"  tuner train-best {where} --study e2e  #")
 
 
 def test_status_for_machines_matches_the_study(study_run: StudyRun, capsys) -> None:
@@ -255,6 +256,39 @@ def test_dashboard_serves_the_study_over_http(study_run: StudyRun) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def test_train_best_continues_the_winner_in_a_copy_tracked_under_the_study(study_run: StudyRun, capsys) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from trainer.checkpoint import load_checkpoint
+
+    trial_dir = Path(_study(study_run).best_trial.user_attrs["run_dir"])
+    trial_last = (trial_dir / "checkpoints" / "last.pt").read_bytes()
+    args = ["train-best", "--home", str(study_run.home), "--quiet"]
+    assert main([*args, "--trial", "1"]) == 2  # pruned: not a complete trial
+    assert "--trial 1: not a complete trial of study 'e2e' (complete: 0)" in capsys.readouterr().err
+    assert main([*args, "--steps", "12"]) == 0
+    out = study_run.home / "runs" / "e2e" / "best-trial-0000"
+    assert f"trained trial 0's configuration from step 8 to 12 in {out}" in capsys.readouterr().out
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["position"]["step"] == 12
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "val"] == [4, 8, 12]  # the trial's history, then more
+    assert (trial_dir / "checkpoints" / "last.pt").read_bytes() == trial_last  # the study's evidence untouched
+    assert not (out / "job.json").exists()
+
+    client = MlflowClient(f"sqlite:///{study_run.home}/mlflow.db")
+    experiment = client.get_experiment_by_name("e2e")
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("smart_tuner.role") == "study")
+    long_run = next(r for r in runs if r.data.tags.get("smart_tuner.role") == "train-best")
+    assert long_run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert long_run.data.tags["smart_tuner.trial"] == "0" and long_run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(long_run.info.run_id, "fr_mcd")] == [12]
+    assert {a.path for a in client.list_artifacts(long_run.info.run_id, "checkpoints")} == {"checkpoints/best.pt"}
+
+    assert main([*args, "--steps", "12"]) == 2  # nothing left to train: said, not silently redone
+    assert f"{out} is at step 12 already; ask for more with --steps N (N > 12)" in capsys.readouterr().err
 
 
 def test_resume_adds_trials_without_repeating_finished_ones(study_run: StudyRun, short_corpus: Path, capsys) -> None:

@@ -98,6 +98,22 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
+def save_inference_checkpoint(source: str | Path, target: str | Path) -> Path:
+    """Write ``source`` without what only resuming needs (optimiser, RNG, controller state) to ``target``.
+
+    What synthesis, warm starts and export need stays: weights, config, position, metrics,
+    symbol set. A third of the size with Adam's two moment buffers gone; what a tracking
+    server stores per trial.
+    """
+    payload = load_checkpoint(source)
+    slim = {key: value for key, value in payload.items() if key not in ("rng", "quality")}
+    slim["optimizer"] = None
+    buffer = io.BytesIO()
+    torch.save(slim, buffer)
+    atomic_write_bytes(Path(target), buffer.getvalue())
+    return Path(target)
+
+
 RESUMABLE_KEYS = ("model", "optimizer", "position", "schedule", "rng")  # what an exact resume needs
 
 

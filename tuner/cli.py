@@ -27,7 +27,7 @@ from trainer.console import Parser, add_debug_flag, add_version_flag, main_with
 from trainer.metric_registry import Metric
 from tuner import env
 from tuner.errors import NothingFound, TunerError
-from tuner.export import export_best
+from tuner.export import export_best, register_best
 from tuner.paths import Home, home_origin
 from tuner.study import (
     check_storage,
@@ -43,6 +43,8 @@ from tuner.urls import mask_url
 
 if TYPE_CHECKING:
     from optuna import Study
+
+    from tuner.tracking import StudyTracker
 
 PROG = "tuner"
 STORAGE_ENV = env.STORAGE  # the storage URL from the environment: keeps a password out of `ps`
@@ -174,16 +176,37 @@ def _add_best(sub: argparse._SubParsersAction) -> None:
     _add_study_name(p, "study name (optional when the storage has one)")
     _add_common(p)
     p.add_argument("--export", type=Path, default=None, metavar="DIR",
-                   help="copy config.yaml, best.pt, samples and plots of the best trial(s) into DIR")
+                   help="copy config.yaml, best.pt, samples and plots of the best trial(s) into DIR (from MLflow "
+                        "when the run folder is on another machine)")
+    p.add_argument("--register", default=None, metavar="NAME",
+                   help="register the best trial's checkpoint and config as a new version of MLflow model NAME")
+    p.add_argument("--no-mlflow", action="store_true", help="do not read from MLflow (export from run folders only)")
     p.set_defaults(run=_run_best)
 
 
 def _run_best(args: argparse.Namespace) -> int:
     study = _existing_study(args)
     print("\n".join(best_lines(study)))
+    if args.export is None and args.register is None:
+        return 0
+    opened: list[StudyTracker] = []
+
+    def tracker() -> StudyTracker:
+        """Open the study's MLflow tracking once, when first needed (mlflow takes seconds to import)."""
+        if not opened:
+            from tuner.tracking import StudyTracker  # lazy: see above
+
+            lookup = _Lookup.of(args)
+            opened.append(StudyTracker.open(lookup.home, study, None, lookup.url, {}, mark_running=False))
+        return opened[0]
+
     if args.export is not None:
-        for line in export_best(study, args.export):
+        for line in export_best(study, args.export, None if args.no_mlflow else tracker):
             print(line)
+    if args.register is not None:
+        if args.no_mlflow:
+            raise TunerError("--register needs MLflow (drop --no-mlflow)")
+        print(register_best(study, tracker(), args.register))
     return 0
 
 

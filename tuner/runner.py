@@ -492,6 +492,8 @@ class TrialRunner:
             if decisions:
                 files.append((run_dir / "quality_decisions.txt", "logs"))
             try:
+                if outcome.state == "complete":  # its checkpoint, for export elsewhere and the model registry
+                    self.tracker.log_checkpoint(run_id, run_dir / "checkpoints" / "best.pt", run_dir / "config.yaml")
                 self.tracker.finish_trial(run_id, state, outcome.reason, outcome.values, files)
             except Exception as err:
                 self.view.say(f"  mlflow: could not finish the run of trial {trial.number} ({err})")

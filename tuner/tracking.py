@@ -53,6 +53,9 @@ ROLE_TAG = "smart_tuner.role"
 STUDY_TAG = "smart_tuner.study"
 TRIAL_TAG = "smart_tuner.trial"
 PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests runs by
+# MLflow 3's UI opens an experiment without this tag on its GenAI overview ("Traces 0"); with it, on the runs table.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+CHECKPOINT_FOLDER = "checkpoints"  # a complete trial's inference checkpoint and config: what a model version holds
 METRIC_DEFINITIONS = "metric_definitions.json"  # artifact of the parent run: trainer.metric_registry.definitions()
 
 
@@ -146,11 +149,13 @@ class StudyTracker:
             if experiment is None:
                 location = (home.mlflow_artifacts / safe_name(name)).as_uri() if uses_default_store(uri, home) else None
                 experiment_id = client.create_experiment(name, artifact_location=location,
-                                                         tags={STUDY_TAG: name})
+                                                         tags={STUDY_TAG: name, EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
             else:
                 experiment_id = experiment.experiment_id
                 if experiment.lifecycle_stage == "deleted":
                     client.restore_experiment(experiment_id)
+                if EXPERIMENT_KIND_TAG not in experiment.tags:  # made by an earlier version
+                    client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             parent_id = study.user_attrs.get("mlflow_parent_run_id")
             if parent_id is not None:
                 try:
@@ -224,6 +229,57 @@ class StudyTracker:
                     shutil.copyfile(path, renamed)
                     self.client.log_artifact(run_id, str(renamed), folder)
                     renamed.unlink()
+
+    def log_checkpoint(self, run_id: str, checkpoint: Path, config: Path) -> None:
+        """Log ``checkpoint`` without its resume-only state, and ``config``, under ``checkpoints/``.
+
+        What ``tuner best --export`` fetches when the run folder is on another machine, and
+        what ``tuner best --register`` makes a model version of.
+        """
+        from trainer.checkpoint import save_inference_checkpoint  # lazy: torch
+
+        with tempfile.TemporaryDirectory() as staging:
+            slim = save_inference_checkpoint(checkpoint, Path(staging) / "best.pt")
+            self.log_files(run_id, [(slim, CHECKPOINT_FOLDER, "best.pt"), (config, CHECKPOINT_FOLDER, "config.yaml")])
+
+    def register(self, model_name: str, run_id: str, trial_number: int, value: float | None) -> tuple[str, str]:
+        """Register run ``run_id``'s ``checkpoints/`` as a new version of ``model_name``; return (version, source)."""
+        from mlflow.exceptions import MlflowException  # lazy: mlflow takes over a second to import
+
+        if not any(a.path == f"{CHECKPOINT_FOLDER}/best.pt" for a in self.client.list_artifacts(run_id,
+                                                                                               CHECKPOINT_FOLDER)):
+            raise TunerError(f"trial {trial_number}: its MLflow run {run_id} holds no {CHECKPOINT_FOLDER}/best.pt "
+                             "(it finished before checkpoints were logged); nothing to register")
+        try:
+            self.client.create_registered_model(model_name, tags={STUDY_TAG: self.study_name},
+                                                description="Tacotron2 checkpoints chosen by Smart Tuner studies")
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        source = f"{self.client.get_run(run_id).info.artifact_uri.rstrip('/')}/{CHECKPOINT_FOLDER}"
+        tags = {STUDY_TAG: self.study_name, TRIAL_TAG: str(trial_number)}
+        if value is not None:
+            tags["objective"] = repr(value)
+        version = self.client.create_model_version(model_name, source, run_id=run_id, tags=tags,
+                                                   description=f"study {self.study_name}, trial {trial_number}")
+        return str(version.version), source
+
+    def download(self, run_id: str, out: Path) -> list[Path]:
+        """Fetch a trial run's checkpoint, config, samples and plots into ``out`` (flat); return the files."""
+        written = []
+        for folder in (CHECKPOINT_FOLDER, "samples", "plots"):
+            for item in self.client.list_artifacts(run_id, folder):
+                if item.is_dir:
+                    continue
+                local = Path(self.client.download_artifacts(run_id, item.path, str(out)))
+                target = out / Path(item.path).name
+                if local != target:
+                    local.replace(target)
+                written.append(target)
+        for folder in (CHECKPOINT_FOLDER, "samples", "plots"):
+            if (out / folder).is_dir() and not any((out / folder).iterdir()):
+                (out / folder).rmdir()
+        return written
 
     def finish_trial(self, run_id: str, state: str, reason: str | None, value: list[float] | None,
                      files: list[tuple[Path, str]]) -> None:

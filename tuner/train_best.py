@@ -167,8 +167,8 @@ def train_best(study: Study, home: Home, request: TrainBestRequest,
         raise
     best = RunFolder(out).best
     if tracker is not None and run_id is not None:
-        tracker.finish_trial(run_id, "COMPLETE", None, [result.best_metric],
-                             [(best, "checkpoints"), (RunFolder(out).config, "config")])
+        tracker.log_checkpoint(run_id, best, RunFolder(out).config)
+        tracker.finish_trial(run_id, "COMPLETE", None, [result.best_metric], [(RunFolder(out).config, "config")])
     verb = "continued" if continuing else "trained"
     return [f"{verb} trial {trial.number}'s configuration from step {start} to {result.step} in {out}",
             f"best {config.best_metric} {result.best_metric:.4f}: {best}",

@@ -215,6 +215,50 @@ def test_status_and_best_export(study_run: StudyRun, tmp_path: Path, capsys) -> 
     assert summary["checkpoint_metrics"]["fr_mcd"] > 0
 
 
+def test_a_complete_trials_checkpoint_is_in_mlflow_exported_and_registered_from_there(
+        study_run: StudyRun, tmp_path: Path, capsys) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from trainer.checkpoint import load_checkpoint
+    from trainer.infer import load_model
+
+    client = MlflowClient(f"sqlite:///{study_run.home}/mlflow.db")
+    experiment = client.get_experiment_by_name("e2e")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # opens on the runs table
+    done, gated = _study(study_run).trials[:2]
+    assert {a.path for a in client.list_artifacts(done.user_attrs["mlflow_run_id"], "checkpoints")} == {
+        "checkpoints/best.pt", "checkpoints/config.yaml"}
+    assert not client.list_artifacts(gated.user_attrs["mlflow_run_id"], "checkpoints")  # pruned: no model
+
+    # The run folder on another machine: the export comes from MLflow, the inference checkpoint without Adam.
+    run_dir = Path(done.user_attrs["run_dir"])
+    away = run_dir.with_name(run_dir.name + ".elsewhere")
+    run_dir.rename(away)
+    try:
+        args = ["best", "--home", str(study_run.home), "--export"]
+        assert main([*args, str(tmp_path / "local-only"), "--no-mlflow"]) == 2
+        assert "is not on this machine and MLflow is off (--no-mlflow)" in capsys.readouterr().err
+        export = tmp_path / "from-mlflow"
+        assert main([*args, str(export)]) == 0
+        assert {"best.pt", "config.yaml", "sample-1.wav", "alignment.png", "best.json"} <= {
+            p.name for p in export.iterdir()}
+        payload = load_checkpoint(export / "best.pt")
+        assert payload["optimizer"] is None and "rng" not in payload
+        assert payload["metrics"]["val_mel_postnet_l1"] == done.value
+        load_model(export / "best.pt")  # synthesis takes it as it is
+        assert json.loads((export / "best.json").read_text())["from"] == "mlflow"
+    finally:
+        away.rename(run_dir)
+
+    assert main(["best", "--home", str(study_run.home), "--register", "e2e-voice"]) == 0
+    assert "registered trial 0 as model 'e2e-voice' version 1" in capsys.readouterr().out
+    assert main(["best", "--home", str(study_run.home), "--register", "e2e-voice"]) == 0
+    assert "version 2" in capsys.readouterr().out
+    version = client.get_model_version("e2e-voice", "1")
+    assert version.run_id == done.user_attrs["mlflow_run_id"] and version.source.endswith("/checkpoints")
+    assert version.tags["smart_tuner.trial"] == "0"
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -285,7 +329,8 @@ def test_train_best_continues_the_winner_in_a_copy_tracked_under_the_study(study
     assert long_run.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert long_run.data.tags["smart_tuner.trial"] == "0" and long_run.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(long_run.info.run_id, "fr_mcd")] == [12]
-    assert {a.path for a in client.list_artifacts(long_run.info.run_id, "checkpoints")} == {"checkpoints/best.pt"}
+    assert {a.path for a in client.list_artifacts(long_run.info.run_id, "checkpoints")} == {
+        "checkpoints/best.pt", "checkpoints/config.yaml"}
 
     assert main([*args, "--steps", "12"]) == 2  # nothing left to train: said, not silently redone
     assert f"{out} is at step 12 already; ask for more with --steps N (N > 12)" in capsys.readouterr().err

@@ -273,6 +273,8 @@ def _coerce(key: str, value: Any, annotation: Any, source: str) -> Any:
             return float(value)
         if kind is str and isinstance(value, str):
             return value
+        if kind is str and isinstance(value, bool) and {"on", "off"} <= set(_CHOICES.get(key, ())):
+            return "on" if value else "off"  # YAML 1.1 reads a bare on/off as a boolean: `fr_asr: off` means "off"
     names = " or ".join(getattr(k, "__name__", str(k)) for k in allowed)
     raise ConfigError(f"{source}: key '{key}' must be {names}, got {type(value).__name__} {value!r}")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.config import ConfigError, TrainConfig, load_config, preset, save_config
+from trainer.config import ConfigError, TrainConfig, config_from_dict, load_config, preset, save_config
 
 
 def test_defaults() -> None:
@@ -79,3 +79,14 @@ def test_int_accepted_for_float_but_bool_is_not_an_int() -> None:
     assert TrainConfig().replace(ga_weight=3).ga_weight == 3.0
     with pytest.raises(ConfigError, match="batch_size"):
         TrainConfig().replace(batch_size=True)
+
+
+def test_a_bare_on_or_off_reads_as_the_choice_it_spells() -> None:
+    from trainer.yamlio import safe_load
+
+    values = safe_load("fr_asr: off\n")
+    assert values == {"fr_asr": False}  # what YAML 1.1 makes of it...
+    assert config_from_dict(values).fr_asr == "off"  # ...and what the user meant
+    assert config_from_dict(safe_load("fr_asr: on\n")).fr_asr == "on"
+    with pytest.raises(ConfigError, match="key 'stop_gate' must be str, got bool"):
+        config_from_dict({"stop_gate": True})  # no on/off among its choices: still refused

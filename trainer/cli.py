@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trainer.console import EXIT_FAILED, Parser, add_debug_flag, add_version_flag, main_with
 from trainer.errors import DataError, UserError
+from trainer.tracking import TRACKING_URI_ENV
+
+if TYPE_CHECKING:
+    from trainer.tracking import RunTracker
 
 EXIT_DATA_REPORT = EXIT_FAILED
 DEVICES = ("auto", "cpu", "cuda")
@@ -152,6 +157,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _add_device(p, None, "where to train")
     p.add_argument("--skip-bad-items", action="store_true", help="train without the utterances check-data rejects")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--mlflow", action="store_true",
+                   help="track the run in MLflow (metrics, validation pictures and audio, the best checkpoint) at "
+                        "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this folder; on whenever "
+                        "$MLFLOW_TRACKING_URI is set")
+    p.add_argument("--no-mlflow", action="store_true", help="do not track, even with $MLFLOW_TRACKING_URI set")
+    p.add_argument("--experiment", default="trainer", metavar="NAME",
+                   help="MLflow experiment of the run (default trainer); the run is named after --out")
     p.set_defaults(run=_run_train)
 
 
@@ -181,17 +193,48 @@ def _run_train(args: argparse.Namespace) -> int:
         config = config.replace(skip_bad_items=True)
     if args.warm_start is not None and not args.warm_start.is_file():
         raise UserError(f"{args.warm_start}: warm-start checkpoint not found")
+    tracker = None
+    if not args.no_mlflow and (args.mlflow or os.environ.get(TRACKING_URI_ENV)):
+        from trainer.tracking import RunTracker  # lazy: imports mlflow only when tracking
+
+        tracker = RunTracker.open(args.out, config.to_dict(), experiment=args.experiment)
+
+    def synced(step: int, metrics: dict[str, float]) -> bool:
+        if tracker is not None:
+            tracker.sync(step)
+        return False  # tracking never stops training
+
     try:
-        result = train(config, data, args.out, resume=args.resume, warm_start=args.warm_start,
+        result = train(config, data, args.out, callback=synced, resume=args.resume, warm_start=args.warm_start,
                        show_progress=not args.quiet)
     except DataError as err:
+        _refused(tracker, args.out)
         print("\n".join(err.report.summary_lines()), file=sys.stderr)
         print(f"error: {err.report.source}: corpus has blocking problems (see above; --skip-bad-items to train "
               "without them)", file=sys.stderr)
         return EXIT_DATA_REPORT
+    except UserError:
+        _refused(tracker, args.out)
+        raise
+    except BaseException as err:
+        if tracker is not None:
+            tracker.finish("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise
+    if tracker is not None:
+        tracker.finish("FINISHED", Path(result.run_dir) / "checkpoints" / "best.pt")
     print(f"finished at step {result.step}; best {config.best_metric} {result.best_metric:.4f}; "
           f"checkpoints in {Path(result.run_dir) / 'checkpoints'}")
     return 0
+
+
+def _refused(tracker: RunTracker | None, out: Path) -> None:
+    """End the MLflow run of a training that refused its input: deleted if nothing ran, else failed."""
+    if tracker is None:
+        return
+    if tracker.new and not (out / "metrics.jsonl").is_file():
+        tracker.discard()
+    else:
+        tracker.finish("FAILED")
 
 
 def _add_synth(sub: argparse._SubParsersAction) -> None:

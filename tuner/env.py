@@ -7,6 +7,7 @@ list is the whole story. ``tuner/README.md`` documents the user-facing ones.
 from __future__ import annotations
 
 from trainer.console import DEBUG_ENV
+from trainer.tracking import LOGGING_LEVEL_ENV, TRACKING_URI_ENV
 
 HOME = "SMART_TUNER_HOME"  # the tuner's home folder (default ./studies); --home overrides it
 STORAGE = "SMART_TUNER_STORAGE"  # the study storage URL: --storage's default, and how a trial's child gets the URL
@@ -18,8 +19,8 @@ PARENT_PID = "SMART_TUNER_PARENT_PID"  # set by a worker for its trial's child: 
 FAULT = "SMART_TUNER_FAULT"  # fault injection for tests and drills, read by the trial worker only
 GPU_LOCKS = "SMART_TUNER_GPU_LOCKS"  # folder of the per-GPU locks of --gpus claim (default <home>/gpu-locks)
 DEBUG = DEBUG_ENV  # SMART_TUNER_DEBUG=1: print the traceback of an internal error (read by trainer.console)
-MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"  # the MLflow tracking server or store (default: the home's SQLite)
-MLFLOW_LOGGING_LEVEL = "MLFLOW_LOGGING_LEVEL"  # MLflow's own log level; the tuner defaults it to WARNING
+MLFLOW_TRACKING_URI = TRACKING_URI_ENV  # the MLflow tracking server or store (default: the home's SQLite)
+MLFLOW_LOGGING_LEVEL = LOGGING_LEVEL_ENV  # MLflow's own log level; the tuner defaults it to WARNING
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"  # the GPUs a process sees; the tuner sets it per trial with --gpus
 
 __all__ = ["HOME", "STORAGE", "OPTUNA_STORAGE", "HEARTBEAT_SECONDS", "GRACE_SECONDS", "DB_RETRY_SECONDS", "FAULT",

@@ -19,10 +19,8 @@ and only ``run-study`` with tracking on needs it.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -37,6 +35,7 @@ from sqlalchemy.engine import make_url
 
 from trainer import metric_registry
 from trainer.fileio import file_lock
+from trainer.tracking import BATCH, EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, log_renamed, quiet_mlflow, record_metrics
 from tuner import env
 from tuner.errors import TunerError
 from tuner.paths import Home, safe_name
@@ -53,8 +52,6 @@ ROLE_TAG = "smart_tuner.role"
 STUDY_TAG = "smart_tuner.study"
 TRIAL_TAG = "smart_tuner.trial"
 PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests runs by
-# MLflow 3's UI opens an experiment without this tag on its GenAI overview ("Traces 0"); with it, on the runs table.
-EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 CHECKPOINT_FOLDER = "checkpoints"  # a complete trial's inference checkpoint and config: what a model version holds
 METRIC_DEFINITIONS = "metric_definitions.json"  # artifact of the parent run: trainer.metric_registry.definitions()
 
@@ -97,25 +94,6 @@ def check_separate(uri: str, storage_url: str) -> None:
                          "give MLflow its own database (both use an alembic_version table)")
 
 
-def _quiet_mlflow() -> None:
-    # MLflow logs alembic migrations and store notices at INFO; the live view is ours. MLflow
-    # configures its logger when imported, so import it first, then lower it.
-    os.environ.setdefault(env.MLFLOW_LOGGING_LEVEL, "WARNING")
-    import mlflow  # noqa: F401  (lazy: mlflow takes over a second to import)
-
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def _clean_metrics(values: dict[str, Any]) -> dict[str, float]:
-    out = {}
-    for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or key in ("step", "time"):
-            continue
-        out[key] = float(value)
-    return out
-
-
 @dataclass
 class StudyTracker:
     """The study's MLflow parent run; makes, feeds and closes one nested run per trial. Thread-safe."""
@@ -137,7 +115,7 @@ class StudyTracker:
         parent run RUNNING (trials are coming); a run added later (``tuner train-best``) leaves
         its state alone.
         """
-        _quiet_mlflow()
+        quiet_mlflow()
         from mlflow.tracking import MlflowClient  # lazy: mlflow takes over a second to import
 
         uri = tracking_uri(home)
@@ -207,28 +185,13 @@ class StudyTracker:
 
     def log_records(self, run_id: str, records: list[dict[str, Any]]) -> None:
         """Log metrics.jsonl records (train and val) as MLflow metrics at their steps."""
-        from mlflow.entities import Metric  # lazy: mlflow takes over a second to import
-
-        now = int(time.time() * 1000)
-        metrics = []
-        for record in records:
-            if record.get("kind") not in ("train", "val"):
-                continue
-            step = int(record.get("step", 0))
-            for key, value in _clean_metrics(record).items():
-                metrics.append(Metric(key, value if math.isfinite(value) else float("nan"), now, step))
-        for start in range(0, len(metrics), 900):  # MLflow caps one batch at 1000 metrics
-            self.client.log_batch(run_id, metrics=metrics[start:start + 900])
+        metrics = record_metrics(records, int(time.time() * 1000))
+        for start in range(0, len(metrics), BATCH):
+            self.client.log_batch(run_id, metrics=metrics[start:start + BATCH])
 
     def log_files(self, run_id: str, files: list[tuple[Path, str, str]]) -> None:
         """Log each (local file, artifact folder, artifact name) to the run; missing files are skipped."""
-        with tempfile.TemporaryDirectory() as staging:
-            for path, folder, name in files:
-                if path.is_file():
-                    renamed = Path(staging) / name
-                    shutil.copyfile(path, renamed)
-                    self.client.log_artifact(run_id, str(renamed), folder)
-                    renamed.unlink()
+        log_renamed(self.client, run_id, files)
 
     def log_checkpoint(self, run_id: str, checkpoint: Path, config: Path) -> None:
         """Log ``checkpoint`` without its resume-only state, and ``config``, under ``checkpoints/``.

@@ -5,6 +5,10 @@ validation, teacher-forced diagonality, focus and gate balanced accuracy, wall t
 seconds per step; reports the first step at which diagonality >= the target (0.85).
 
     python bench/alignment.py [--steps 400] [--every 100] [--utterances 300] [--device cpu]
+        [--text-frontend characters|phonemes]
+
+``--text-frontend phonemes`` trains on eSpeak NG's IPA of the same sentences instead of their
+letters; run both on one quiet machine to compare steps to the target.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def main() -> int:
     parser.add_argument("--preset", default="tiny", choices=["tiny", "base"])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--target", type=float, default=0.85)
+    parser.add_argument("--text-frontend", default="characters", choices=["characters", "phonemes"],
+                        help="what the model reads (default characters)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
     args = parser.parse_args()
@@ -40,9 +46,10 @@ def main() -> int:
     corpus = args.workdir / f"corpus-en-{args.utterances}"
     if not (corpus / "metadata.csv").is_file():
         make_corpus(corpus, lang="en", utterances=args.utterances, seed=0)
-    run_dir = args.workdir / f"alignment-{args.preset}-{args.device}-{int(time.time())}"
+    run_dir = args.workdir / f"alignment-{args.preset}-{args.text_frontend}-{args.device}-{int(time.time())}"
     config = preset(args.preset).replace(max_steps=args.steps, val_interval=args.every, seed=args.seed,
-                                         checkpoint_interval=args.steps, device=args.device)
+                                         checkpoint_interval=args.steps, device=args.device,
+                                         text_frontend=args.text_frontend)
     history: list[dict] = []
     started = time.perf_counter()
 
@@ -59,7 +66,8 @@ def main() -> int:
     step_times = [r["sec_per_step"] for r in steps if r["kind"] == "train" and r["step"] > 1]
     reached = next((h for h in history if h["tf_diagonality"] >= args.target), None)
     result = {
-        "bench": "alignment", "preset": args.preset, "device": args.device, "steps": args.steps,
+        "bench": "alignment", "preset": args.preset, "text_frontend": args.text_frontend, "device": args.device,
+        "steps": args.steps,
         "utterances": args.utterances, "seed": args.seed,
         "first_step_diagonality_ge_target": reached["step"] if reached else None,
         "wall_s_to_target": reached["wall_s"] if reached else None, "target": args.target,

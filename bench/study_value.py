@@ -353,14 +353,13 @@ def score_checkpoint(checkpoint: Path, heldout: Path, indices: list[int], corpus
     """
     import torch
 
-    from trainer.data import FeatureCache, TTSDataset, read_corpus
+    from trainer.data import TTSDataset, read_corpus
     from trainer.evaluate import band_range, free_running
     from trainer.infer import load_model
     from trainer.train import load_data
 
     model, config = load_model(checkpoint, device)
-    dataset = TTSDataset(read_corpus(heldout), FeatureCache(config.cache_dir, config.peak_normalize), config.lang,
-                         config.on_unknown_char)
+    dataset = TTSDataset.for_config(read_corpus(heldout), config)
     train_set = load_data(config, corpus, False)[0]
     devices = [torch.device(device).index or 0] if device == "cuda" else []
     with torch.no_grad(), torch.random.fork_rng(devices=devices):

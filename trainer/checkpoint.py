@@ -73,7 +73,7 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         "schedule": dict(schedule),
         "metrics": dict(metrics or {}),
         "rng": rng_state(),
-        "symbol_set": symbol_set_id(),
+        "symbol_set": symbol_set_id(config.get("model", {}).get("text_frontend", "characters")),
         **(extra or {}),
     }
     buffer = io.BytesIO()
@@ -180,7 +180,7 @@ def warm_start(model: AcousticModel, path: str | Path) -> WarmStartReport:
     target = model.state_dict()
     roles = model.parameter_roles()
     skipped: dict[str, str] = {}
-    same_symbols = payload.get("symbol_set") == symbol_set_id()
+    same_symbols = payload.get("symbol_set") == symbol_set_id(model.text_frontend)
     chosen = {}
     for name, tensor in source.items():
         if name not in target:

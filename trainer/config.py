@@ -51,6 +51,7 @@ class ModelConfig:
     postnet_kernel_size: int = 5
     postnet_n_convolutions: int = 5
     reduction_factor: int = 1  # mel frames emitted per decoder step
+    text_frontend: str = "characters"  # "characters" | "phonemes" (eSpeak NG's IPA): what the embedding's ids mean
 
 
 MODEL_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ModelConfig))
@@ -198,6 +199,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "stop_gate": ("adaptive", "fixed"),
     "fr_asr": ("auto", "on", "off"),
     "lang": ("en", "ru"),
+    "text_frontend": ("characters", "phonemes"),
 }
 
 _POSITIVE_INTS = (
@@ -335,9 +337,9 @@ def config_from_dict(values: dict[str, Any], source: str = "config") -> TrainCon
 def _validate(config: TrainConfig, source: str) -> None:
     """Raise ConfigError for values of the right type but out of range."""
     for key, choices in _CHOICES.items():
-        if getattr(config, key) not in choices:
+        if _value(config, key) not in choices:
             raise ConfigError(f"{source}: key '{key}' must be one of {', '.join(choices)}, "
-                              f"got {getattr(config, key)!r}")
+                              f"got {_value(config, key)!r}")
     if config.model.architecture not in architecture_names():
         raise ConfigError(f"{source}: key 'architecture' must be one of {', '.join(architecture_names())}, "
                           f"got {config.model.architecture!r}")

@@ -55,7 +55,8 @@ class Inference(ModelOutputs):
 class AcousticModel(nn.Module, ABC):
     """Text to log-mel, with a stop gate and an attention (or duration-derived) alignment.
 
-    Subclasses set ``reduction_factor`` and ``max_decoder_steps`` and implement ``forward``
+    Subclasses set ``reduction_factor``, ``max_decoder_steps`` and ``text_frontend`` (the
+    symbol table their text ids index: ``trainer.text.symbols``) and implement ``forward``
     and ``infer``. The base registers the buffer ``frames_per_char`` (mel frames per text
     token of the training corpus, 0 while unknown): saved with the weights, because
     inference needs it to predict where an utterance should end (the adaptive stop gate).
@@ -63,6 +64,7 @@ class AcousticModel(nn.Module, ABC):
 
     reduction_factor: int
     max_decoder_steps: int
+    text_frontend: str = "characters"
     frames_per_char: Tensor
 
     def __init__(self) -> None:

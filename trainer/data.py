@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -26,6 +27,9 @@ from trainer import audio
 from trainer.errors import CorpusError
 from trainer.fileio import atomic_write
 from trainer.text import text_to_ids_counted
+
+if TYPE_CHECKING:
+    from trainer.config import TrainConfig
 
 FEATURE_VERSION = 1  # bump when mel computation changes, so old caches are not reused
 
@@ -314,14 +318,21 @@ class TTSDataset(torch.utils.data.Dataset):
     """Utterances as (ids, mel) examples; mels come from the FeatureCache and stay in memory."""
 
     def __init__(self, items: list[Utterance], cache: FeatureCache, lang: str = "en",
-                 on_unknown: str = "error", show_progress: bool = False) -> None:
+                 on_unknown: str = "error", show_progress: bool = False, frontend: str = "characters") -> None:
         from tqdm import tqdm
 
         self.examples: list[Example] = []
         progress = tqdm(items, desc="features", unit="utt", disable=not show_progress, leave=False)
         for item in progress:
-            ids, _ = text_to_ids_counted(item.text, lang=lang, utterance_id=item.id, on_unknown=on_unknown)
+            ids, _ = text_to_ids_counted(item.text, lang=lang, utterance_id=item.id, on_unknown=on_unknown,
+                                         frontend=frontend)
             self.examples.append(Example(item.id, torch.tensor(ids, dtype=torch.long), cache.mel(item.wav_path)))
+
+    @classmethod
+    def for_config(cls, items: list[Utterance], config: TrainConfig, show_progress: bool = False) -> TTSDataset:
+        """Return the dataset of ``items`` as ``config`` reads text and audio (language, frontend, cache)."""
+        return cls(items, FeatureCache(config.cache_dir, config.peak_normalize), config.lang, config.on_unknown_char,
+                   show_progress, frontend=config.model.text_frontend)
 
     def __len__(self) -> int:
         return len(self.examples)

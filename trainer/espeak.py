@@ -32,6 +32,7 @@ __all__ = [
     "espeak_data_path",
     "list_voice_variants",
     "synthesize",
+    "text_to_phonemes",
 ]
 
 DEFAULT_RATE = 175  # words per minute, eSpeak's default
@@ -45,6 +46,7 @@ _CHARS_UTF8 = 1
 _POS_CHARACTER = 1
 _RATE, _PITCH, _RANGE = 1, 3, 4
 _EE_OK = 0
+_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes' phonememode: IPA as UTF-8, no separator
 
 _SynthCallback = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
@@ -85,6 +87,8 @@ class _Espeak:
             ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
         ]
         lib.espeak_Synth.restype = ctypes.c_int
+        lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         self._lib = lib
         self._chunks: list[np.ndarray] = []
         # Kept on self: ctypes frees the trampoline when the Python object dies.
@@ -134,6 +138,19 @@ class _Espeak:
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
 
 
+    def phonemes(self, text: str, *, voice: str) -> str:
+        """Return the IPA of ``text``, clause after clause (eSpeak returns one per call), space-joined."""
+        self.set_voice(voice)
+        buffer = ctypes.create_string_buffer(text.encode("utf-8") + b"\0")
+        pointer = ctypes.c_void_p(ctypes.addressof(buffer))
+        clauses = []
+        while pointer.value:  # eSpeak advances the pointer, and sets it to NULL after the last clause
+            result = self._lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, _PHONEMES_IPA)
+            if result:
+                clauses.append(result.decode("utf-8"))
+        return " ".join(c.strip() for c in clauses if c.strip())
+
+
 _LOCK = threading.Lock()
 _ENGINE: _Espeak | None = None
 
@@ -160,6 +177,16 @@ def synthesize(text: str, *, voice: str = "en-us", rate: int = DEFAULT_RATE,
     with _LOCK:
         return _engine().synth(text, voice=voice, rate=rate, pitch=pitch,
                                pitch_range=pitch_range, rand_seed=rand_seed)
+
+
+def text_to_phonemes(text: str, voice: str = "en-us") -> str:
+    """Return eSpeak NG's IPA (stress marks included) for ``text`` read by ``voice``.
+
+    eSpeak drops punctuation; ``trainer.text.phonemize`` keeps it by phonemising phrase by
+    phrase. Deterministic: phonemisation keeps none of synthesis's state.
+    """
+    with _LOCK:
+        return _engine().phonemes(text, voice=voice)
 
 
 def check_voice(voice: str) -> None:

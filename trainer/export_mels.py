@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainer.data import FeatureCache, TTSDataset, check_corpus, collate
+from trainer.data import TTSDataset, check_corpus, collate
 from trainer.errors import DataError
 from trainer.fileio import atomic_write_bytes
 from trainer.infer import load_model
@@ -51,8 +51,7 @@ def export_mels(checkpoint: str | Path, data: str | Path, out: str | Path, devic
                           drop_unknown_chars=config.on_unknown_char == "drop")
     if not report.usable:
         raise DataError(report)
-    dataset = TTSDataset(report.usable, FeatureCache(config.cache_dir, config.peak_normalize), config.lang,
-                         config.on_unknown_char)
+    dataset = TTSDataset.for_config(report.usable, config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     frames = 0

@@ -52,8 +52,8 @@ def synthesize(model: AcousticModel, config: TrainConfig, text: str, stop_thresh
     Griffin-Lim with ``griffin_lim_iters`` iterations).
     """
     device = next(model.parameters()).device
-    ids = torch.tensor([text_to_ids(text, lang=config.lang, utterance_id="input", on_unknown=config.on_unknown_char)],
-                       dtype=torch.long, device=device)
+    ids = torch.tensor([text_to_ids(text, lang=config.lang, utterance_id="input", on_unknown=config.on_unknown_char,
+                                    frontend=config.model.text_frontend)], dtype=torch.long, device=device)
     if ids.shape[1] == 0:
         raise UserError("input: text has no speakable characters")
     text_lens = torch.tensor([ids.shape[1]], device=device)

@@ -22,7 +22,7 @@ from trainer.audio import N_MELS
 from trainer.config import TrainConfig
 from trainer.contract import TEXT_EMBEDDING, AcousticModel, Inference, ModelOutputs, StopThreshold
 from trainer.masks import length_mask
-from trainer.text import SYMBOLS
+from trainer.text import symbols
 
 if TYPE_CHECKING:
     from trainer.data import Batch
@@ -270,8 +270,10 @@ class Tacotron2(AcousticModel):
         m = cfg.model
         self.reduction_factor = m.reduction_factor
         self.max_decoder_steps = cfg.max_decoder_steps
-        self.embedding = nn.Embedding(len(SYMBOLS), m.symbols_embedding_dim)
-        bound = (6.0 / (len(SYMBOLS) + m.symbols_embedding_dim)) ** 0.5  # Xavier, as NVIDIA/tacotron2
+        self.text_frontend = m.text_frontend
+        n_symbols = len(symbols(m.text_frontend))
+        self.embedding = nn.Embedding(n_symbols, m.symbols_embedding_dim)
+        bound = (6.0 / (n_symbols + m.symbols_embedding_dim)) ** 0.5  # Xavier, as NVIDIA/tacotron2
         self.embedding.weight.data.uniform_(-bound, bound)
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)

@@ -1,12 +1,20 @@
-"""Text frontend: symbol inventory, cleaners and text <-> id conversion.
+"""Text frontend: symbol inventories, cleaners and text <-> id conversion.
 
-The symbol order defines the model's embedding ids, so ``SYMBOLS`` must never be
-reordered; append new symbols at the end and checkpoints keep working (their
-``symbol_set_id`` changes, which tells a warm start to skip the embedding).
+Two frontends (the model key ``text_frontend``): ``characters`` (the cleaned letters and
+punctuation, ``SYMBOLS``) and ``phonemes`` (the cleaned text turned into IPA with stress
+marks by the bundled eSpeak NG, punctuation kept, ``PHONEME_SYMBOLS``). Phonemes spare the
+model English spelling, which it otherwise learns from the data; public recipes (Coqui's
+LJSpeech ones, ESPnet's) train on them for that reason. Numbers and abbreviations are
+expanded by the cleaners before either.
+
+The symbol order defines the model's embedding ids, so neither table may be reordered;
+append new symbols at the end and checkpoints keep working (their ``symbol_set_id``
+changes, which tells a warm start to skip the embedding).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -19,15 +27,19 @@ from trainer.errors import UnknownCharacterError
 _Form = TypeVar("_Form")  # a noun form, or anything chosen by the same rule
 
 __all__ = [
+    "FRONTENDS",
     "LANGUAGES",
     "PAD",
+    "PHONEME_SYMBOLS",
     "SYMBOLS",
     "UnknownCharacterError",
     "clean_text",
     "ids_to_text",
     "number_to_words",
     "ordinal_to_words",
+    "phonemize",
     "symbol_set_id",
+    "symbols",
     "text_to_ids",
     "text_to_ids_counted",
 ]
@@ -41,17 +53,66 @@ _CYRILLIC = "абвгдежзийклмнопрстуфхцчшщъыьэюяё"
 
 SYMBOLS: tuple[str, ...] = (PAD, *_PUNCTUATION, *_LATIN, *_CYRILLIC)
 
+# eSpeak NG's IPA for English and Russian and the neighbours it draws on (each code point one
+# symbol: stress marks, length and the combining syllabic/nasal marks too).
+_IPA = ("abcdefghijklmnopqrstuvwxyzæçðøŋœɐɑɒɔɕɖəɚɛɜɝɟɡɣɤɥɨɪɫɬɭɯɲɳɵɸɹɺɾʀʁʂʃʈʊʋʌʎʏʑʒʔʝʲʰβθχᵻˈˌːˑ"
+        "\u0329\u0303")
+PHONEME_SYMBOLS: tuple[str, ...] = (PAD, *_PUNCTUATION, *_IPA)
+
+FRONTENDS: tuple[str, ...] = ("characters", "phonemes")
+_TABLES: dict[str, tuple[str, ...]] = {"characters": SYMBOLS, "phonemes": PHONEME_SYMBOLS}
 # The pad symbol is deliberately absent: an "_" in the text must not become padding.
 _SYMBOL_TO_ID: dict[str, int] = {s: i for i, s in enumerate(SYMBOLS) if s != PAD}
+_TO_ID: dict[str, dict[str, int]] = {name: {s: i for i, s in enumerate(table) if s != PAD}
+                                     for name, table in _TABLES.items()}
+# eSpeak NG voice whose phonemes stand for each language's text.
+PHONEME_VOICES: dict[str, str] = {"en": "en-us", "ru": "ru"}
+# Punctuation ends a phrase: phonemised phrase by phrase and kept as a symbol. Apostrophes and
+# hyphens stay inside their words ("don't", "well-known"), which eSpeak reads whole.
+_PHRASE_BREAK_RE = re.compile(r'([!"(),.:;?]+)')
 
 
-def symbol_set_id() -> str:
-    """Return a 12-hex-digit hash of ``SYMBOLS`` (order included).
+def symbols(frontend: str = "characters") -> tuple[str, ...]:
+    """Return the symbol table of ``frontend`` (``characters`` or ``phonemes``)."""
+    _check_frontend(frontend)
+    return _TABLES[frontend]
+
+
+def symbol_set_id(frontend: str = "characters") -> str:
+    """Return a 12-hex-digit hash of ``frontend``'s symbol table (order included).
 
     Two checkpoints can share a text embedding exactly when their ids are equal.
     """
-    joined = "\x1f".join(SYMBOLS).encode("utf-8")
+    joined = "\x1f".join(symbols(frontend)).encode("utf-8")
     return hashlib.sha256(joined).hexdigest()[:12]
+
+
+def _check_frontend(frontend: str) -> None:
+    if frontend not in _TABLES:
+        raise ValueError(f"unknown text_frontend {frontend!r}: expected one of {', '.join(FRONTENDS)}")
+
+
+@functools.lru_cache(maxsize=8192)
+def phonemize(cleaned: str, lang: str = "en") -> str:
+    """Return the IPA of ``cleaned`` text (``clean_text``'s output) with its punctuation kept.
+
+    >>> phonemize("hello, world.")
+    'həlˈoʊ, wˈɜːld.'
+    """
+    _check_lang(lang)
+    from trainer.espeak import text_to_phonemes  # lazy: loads the eSpeak NG library on first use
+
+    parts = []
+    for piece in _PHRASE_BREAK_RE.split(cleaned):
+        if _PHRASE_BREAK_RE.fullmatch(piece):
+            parts.append(piece)
+        elif piece.strip():
+            lead = " " if piece[0] == " " and parts else ""
+            trail = " " if piece[-1] == " " else ""
+            parts.append(lead + text_to_phonemes(piece.strip(), PHONEME_VOICES[lang]) + trail)
+        elif parts:
+            parts.append(piece)
+    return _WHITESPACE_RE.sub(" ", "".join(parts)).strip()
 
 
 # ---------------------------------------------------------------------------
@@ -334,17 +395,21 @@ def clean_text(text: str, lang: str = "en") -> str:
 # Text <-> ids
 
 def text_to_ids_counted(
-    text: str, *, lang: str = "en", utterance_id: str = "?", on_unknown: str = "error"
+    text: str, *, lang: str = "en", utterance_id: str = "?", on_unknown: str = "error",
+    frontend: str = "characters",
 ) -> tuple[list[int], dict[str, int]]:
     """Clean ``text`` and return ``(ids, dropped)``: symbol ids, and how many times
     each unknown character was dropped (empty unless ``on_unknown="drop"``).
     Spaces left doubled or dangling by dropping are collapsed.
 
     With ``on_unknown="error"`` the first unknown character raises
-    ``UnknownCharacterError`` naming ``utterance_id`` and the character.
+    ``UnknownCharacterError`` naming ``utterance_id`` and the character. The characters
+    are checked before phonemising (``frontend="phonemes"``), so both frontends accept
+    the same texts; a phoneme outside ``PHONEME_SYMBOLS`` is dropped.
     """
     if on_unknown not in ("error", "drop"):
         raise ValueError(f"unknown on_unknown {on_unknown!r}: expected 'error' or 'drop'")
+    _check_frontend(frontend)
     kept: list[str] = []
     dropped: Counter[str] = Counter()
     for ch in clean_text(text, lang):
@@ -358,28 +423,33 @@ def text_to_ids_counted(
     if dropped:
         # A dropped word leaves two spaces behind; the model never saw those in training.
         cleaned = _WHITESPACE_RE.sub(" ", cleaned).strip()
+    if frontend == "phonemes":
+        table = _TO_ID["phonemes"]
+        return [table[ch] for ch in phonemize(cleaned, lang) if ch in table], dict(dropped)
     return [_SYMBOL_TO_ID[ch] for ch in cleaned], dict(dropped)
 
 
 def text_to_ids(
-    text: str, *, lang: str = "en", utterance_id: str = "?", on_unknown: str = "error"
+    text: str, *, lang: str = "en", utterance_id: str = "?", on_unknown: str = "error",
+    frontend: str = "characters",
 ) -> list[int]:
     """Clean ``text`` and return its symbol ids (see ``text_to_ids_counted``)."""
     return text_to_ids_counted(
-        text, lang=lang, utterance_id=utterance_id, on_unknown=on_unknown
+        text, lang=lang, utterance_id=utterance_id, on_unknown=on_unknown, frontend=frontend
     )[0]
 
 
-def ids_to_text(ids: Iterable[int]) -> str:
-    """Return the text spelled by ``ids``, skipping padding (id 0).
+def ids_to_text(ids: Iterable[int], frontend: str = "characters") -> str:
+    """Return the text (or IPA) spelled by ``ids``, skipping padding (id 0).
 
-    Raises ``ValueError`` for an id outside ``SYMBOLS``.
+    Raises ``ValueError`` for an id outside the frontend's table.
     """
+    table = symbols(frontend)
     chars: list[str] = []
     for i in ids:
         i = int(i)
-        if not 0 <= i < len(SYMBOLS):
-            raise ValueError(f"symbol id {i} out of range 0..{len(SYMBOLS) - 1}")
+        if not 0 <= i < len(table):
+            raise ValueError(f"symbol id {i} out of range 0..{len(table) - 1}")
         if i:
-            chars.append(SYMBOLS[i])
+            chars.append(table[i])
     return "".join(chars)

@@ -39,7 +39,6 @@ from trainer.contract import AcousticModel, count_parameters
 from trainer.data import (
     Batch,
     CorpusReport,
-    FeatureCache,
     TTSDataset,
     bucketed_batches,
     check_corpus,
@@ -387,12 +386,8 @@ def load_data(config: TrainConfig, data: str | Path,
     if (report.blocking and not config.skip_bad_items) or len(report.usable) < 2:
         raise DataError(report)
     train_items, val_items = split_train_val(report.usable, config.val_size)
-    cache = FeatureCache(config.cache_dir, config.peak_normalize)
-
-    def make(items: list) -> TTSDataset:
-        return TTSDataset(items, cache, config.lang, config.on_unknown_char, show_progress)
-
-    return make(train_items), make(val_items), report
+    return (TTSDataset.for_config(train_items, config, show_progress),
+            TTSDataset.for_config(val_items, config, show_progress), report)
 
 
 def asr_scorer(config: TrainConfig, vocode: Vocoder = griffin_lim) -> tuple[AsrScorer | None, str | None]:

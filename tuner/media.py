@@ -14,7 +14,7 @@ import torch
 
 from trainer.audio import write_wav
 from trainer.config import TrainConfig
-from trainer.data import Example, FeatureCache, TTSDataset, Utterance, check_corpus, collate, split_train_val
+from trainer.data import Example, TTSDataset, Utterance, check_corpus, collate, split_train_val
 from trainer.infer import load_model, synthesize
 from trainer.metrics import alignment_metrics
 from trainer.plots import plot_alignment, plot_mels
@@ -39,8 +39,7 @@ def _held_out(config: TrainConfig, data: str | Path, count: int) -> list[tuple[U
                           drop_unknown_chars=config.on_unknown_char == "drop")
     _, val_items = split_train_val(report.usable, config.val_size)
     items = val_items[:count] or report.usable[:count]
-    dataset = TTSDataset(items, FeatureCache(config.cache_dir, config.peak_normalize), config.lang,
-                         config.on_unknown_char)
+    dataset = TTSDataset.for_config(items, config)
     return list(zip(items, dataset.examples, strict=False))
 
 

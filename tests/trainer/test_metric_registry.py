@@ -10,6 +10,8 @@ import pytest
 import trainer.losses
 import trainer.masks
 import trainer.metrics
+import trainer.text
+import trainer.vocoder
 from trainer import metric_registry
 from trainer.metric_registry import MAXIMIZE, MINIMIZE, Metric, UnknownMetricError
 
@@ -65,7 +67,7 @@ def test_a_malformed_declaration_is_refused(bad: dict) -> None:
         Metric(**fields)
 
 
-@pytest.mark.parametrize("module", [trainer.losses, trainer.masks, trainer.metrics])
+@pytest.mark.parametrize("module", [trainer.losses, trainer.masks, trainer.metrics, trainer.text, trainer.vocoder])
 def test_docstring_examples_hold(module) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

@@ -19,6 +19,7 @@ import torch
 from trainer.contract import TEXT_EMBEDDING, AcousticModel
 from trainer.errors import CheckpointError
 from trainer.fileio import atomic_write_bytes
+from trainer.foreign import NVIDIA, SMART_TUNER, layout_of, rename
 from trainer.text import symbol_set_id
 
 FORMAT_VERSION = 1
@@ -83,16 +84,21 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Return a checkpoint's dict, read with ``weights_only=True`` (no arbitrary code runs)."""
-    path = Path(path)
+def _load_any(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """Return whatever ``path`` holds, read with ``weights_only=True``; CheckpointError when unreadable."""
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt or foreign file
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint ({first[:160]})") from None
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Return a checkpoint's dict, read with ``weights_only=True`` (no arbitrary code runs)."""
+    path = Path(path)
+    payload = _load_any(path, map_location)
     if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
         raise CheckpointError(f"{path}: not a Smart Tuner checkpoint (no model/config)")
     return payload
@@ -168,19 +174,43 @@ class WarmStartReport:
         return f"warm start: loaded {self.loaded} tensors, skipped {len(self.skipped)} ({reasons})"
 
 
+def check_warm_start(path: str | Path) -> str:
+    """Return the layout of warm-start checkpoint ``path`` (``trainer.foreign``); CheckpointError when none.
+
+    Training calls it before writing anything, so a wrong file leaves no run folder behind.
+    """
+    path = Path(path)
+    layout = layout_of(_load_any(path))
+    if layout is None:
+        raise CheckpointError(f"{path}: not a checkpoint of ours, of NVIDIA/tacotron2 ('state_dict') or of Coqui "
+                              "TTS's Tacotron2 ('model')")
+    return layout
+
+
 def warm_start(model: AcousticModel, path: str | Path) -> WarmStartReport:
     """Load a checkpoint's weights into ``model`` (not its optimiser or position) and report.
 
     A parameter the model declares a ``TEXT_EMBEDDING`` (its rows are the symbol set's) is
     skipped when the checkpoint's symbol set differs from ours; any tensor whose shape
     differs (another model size) is skipped too and named in the report.
+
+    ``path`` may also be NVIDIA/tacotron2's or Coqui TTS's Tacotron2 checkpoint
+    (``trainer.foreign``): its tensors are renamed to ours first, and those without a
+    counterpart are named in the report. NVIDIA's embedding loads into a model reading
+    ``text_frontend: nvidia`` (the same 148 symbols).
     """
-    payload = load_checkpoint(path)
-    source: dict[str, torch.Tensor] = payload["model"]
+    payload = _load_any(Path(path))
+    layout = layout_of(payload) or check_warm_start(path)  # the latter raises the one-line error
+    skipped: dict[str, str] = {}
+    source: dict[str, torch.Tensor]
+    if layout == SMART_TUNER:
+        source = payload["model"]
+        same_symbols = payload.get("symbol_set") == symbol_set_id(model.text_frontend)
+    else:
+        source, skipped = rename(payload, layout)
+        same_symbols = layout == NVIDIA and model.text_frontend == NVIDIA
     target = model.state_dict()
     roles = model.parameter_roles()
-    skipped: dict[str, str] = {}
-    same_symbols = payload.get("symbol_set") == symbol_set_id(model.text_frontend)
     chosen = {}
     for name, tensor in source.items():
         if name not in target:

@@ -51,7 +51,7 @@ class ModelConfig:
     postnet_kernel_size: int = 5
     postnet_n_convolutions: int = 5
     reduction_factor: int = 1  # mel frames emitted per decoder step
-    text_frontend: str = "characters"  # "characters" | "phonemes" (eSpeak NG's IPA): what the embedding's ids mean
+    text_frontend: str = "characters"  # "characters" | "phonemes" (eSpeak IPA) | "nvidia" (NVIDIA/tacotron2's table)
 
 
 MODEL_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ModelConfig))
@@ -199,7 +199,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "stop_gate": ("adaptive", "fixed"),
     "fr_asr": ("auto", "on", "off"),
     "lang": ("en", "ru"),
-    "text_frontend": ("characters", "phonemes"),
+    "text_frontend": ("characters", "phonemes", "nvidia"),
 }
 
 _POSITIVE_INTS = (

@@ -1,8 +1,9 @@
 """Text frontend: symbol inventories, cleaners and text <-> id conversion.
 
-Two frontends (the model key ``text_frontend``): ``characters`` (the cleaned letters and
-punctuation, ``SYMBOLS``) and ``phonemes`` (the cleaned text turned into IPA with stress
-marks by the bundled eSpeak NG, punctuation kept, ``PHONEME_SYMBOLS``). Phonemes spare the
+Frontends (the model key ``text_frontend``): ``characters`` (the cleaned letters and
+punctuation, ``SYMBOLS``), ``phonemes`` (the cleaned text turned into IPA with stress marks
+by the bundled eSpeak NG, punctuation kept, ``PHONEME_SYMBOLS``) and ``nvidia`` (the cleaned
+letters in NVIDIA/tacotron2's 148-symbol table, to fine-tune their public checkpoint). Phonemes spare the
 model English spelling, which it otherwise learns from the data; public recipes (Coqui's
 LJSpeech ones, ESPnet's) train on them for that reason. Numbers and abbreviations are
 expanded by the cleaners before either.
@@ -30,6 +31,7 @@ __all__ = [
     "FRONTENDS",
     "LANGUAGES",
     "PAD",
+    "NVIDIA_SYMBOLS",
     "PHONEME_SYMBOLS",
     "SYMBOLS",
     "UnknownCharacterError",
@@ -59,8 +61,20 @@ _IPA = ("abcdefghijklmnopqrstuvwxyzæçðøŋœɐɑɒɔɕɖəɚɛɜɝɟɡɣɤɥ�
         "\u0329\u0303")
 PHONEME_SYMBOLS: tuple[str, ...] = (PAD, *_PUNCTUATION, *_IPA)
 
-FRONTENDS: tuple[str, ...] = ("characters", "phonemes")
-_TABLES: dict[str, tuple[str, ...]] = {"characters": SYMBOLS, "phonemes": PHONEME_SYMBOLS}
+# NVIDIA/tacotron2's table (text/symbols.py: pad, special, punctuation, letters, ARPAbet as
+# "@" + CMUdict symbol), in its order: a model reading it can warm-start from their public
+# LJSpeech checkpoint with the text embedding. We feed it cleaned lowercase letters, as their
+# english_cleaners do; the ARPAbet rows stay unused.
+_ARPABET = (
+    "AA AA0 AA1 AA2 AE AE0 AE1 AE2 AH AH0 AH1 AH2 AO AO0 AO1 AO2 AW AW0 AW1 AW2 AY AY0 AY1 AY2 B CH D DH "
+    "EH EH0 EH1 EH2 ER ER0 ER1 ER2 EY EY0 EY1 EY2 F G HH IH IH0 IH1 IH2 IY IY0 IY1 IY2 JH K L M N NG "
+    "OW OW0 OW1 OW2 OY OY0 OY1 OY2 P R S SH T TH UH UH0 UH1 UH2 UW UW0 UW1 UW2 V W Y Z ZH"
+).split()
+NVIDIA_SYMBOLS: tuple[str, ...] = (PAD, "-", *"!'(),.:;? ", *"ABCDEFGHIJKLMNOPQRSTUVWXYZ", *_LATIN,
+                                   *("@" + s for s in _ARPABET))
+
+FRONTENDS: tuple[str, ...] = ("characters", "phonemes", "nvidia")
+_TABLES: dict[str, tuple[str, ...]] = {"characters": SYMBOLS, "phonemes": PHONEME_SYMBOLS, "nvidia": NVIDIA_SYMBOLS}
 # The pad symbol is deliberately absent: an "_" in the text must not become padding.
 _SYMBOL_TO_ID: dict[str, int] = {s: i for i, s in enumerate(SYMBOLS) if s != PAD}
 _TO_ID: dict[str, dict[str, int]] = {name: {s: i for i, s in enumerate(table) if s != PAD}
@@ -426,6 +440,9 @@ def text_to_ids_counted(
     if frontend == "phonemes":
         table = _TO_ID["phonemes"]
         return [table[ch] for ch in phonemize(cleaned, lang) if ch in table], dict(dropped)
+    if frontend == "nvidia":
+        table = _TO_ID["nvidia"]
+        return [table[ch] for ch in cleaned if ch in table], dict(dropped)
     return [_SYMBOL_TO_ID[ch] for ch in cleaned], dict(dropped)
 
 

@@ -32,7 +32,7 @@ from trainer import metric_registry, schedules
 from trainer.architectures import build_model
 from trainer.asr import AsrScorer, unavailable_reason
 from trainer.audio import SAMPLE_RATE, griffin_lim, write_wav
-from trainer.checkpoint import load_checkpoint, load_resumable, save_checkpoint, set_rng_state
+from trainer.checkpoint import check_warm_start, load_checkpoint, load_resumable, save_checkpoint, set_rng_state
 from trainer.checkpoint import warm_start as load_warm_start
 from trainer.config import TrainConfig, config_from_dict, save_config
 from trainer.contract import AcousticModel, count_parameters
@@ -433,6 +433,8 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
     seed_everything(config.seed)
     train_set, val_set, report = load_data(config, data, show_progress)
     vocode = make_vocoder(config.vocoder, config.vocoder_config, device)  # a bad vocoder fails before writing
+    if warm_start is not None and not resume:
+        check_warm_start(warm_start)  # so does a file no warm start can read
     asr, asr_off = asr_scorer(config, vocode)
     folder.root.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(folder.root)

@@ -37,7 +37,7 @@ def test_tables_and_their_ids() -> None:
     assert len(set(PHONEME_SYMBOLS)) == len(PHONEME_SYMBOLS) and PHONEME_SYMBOLS[0] == SYMBOLS[0] == "_"
     assert symbol_set_id("phonemes") != symbol_set_id("characters") == symbol_set_id()
     assert config_from_dict({"text_frontend": "phonemes"}).model.text_frontend == "phonemes"
-    with pytest.raises(ConfigError, match="key 'text_frontend' must be one of characters, phonemes, got 'ipa'"):
+    with pytest.raises(ConfigError, match="key 'text_frontend' must be one of characters, phonemes, nvidia, got 'ipa'"):
         config_from_dict({"model": {"text_frontend": "ipa"}})
 
 

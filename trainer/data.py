@@ -26,7 +26,7 @@ import torch
 from trainer import audio
 from trainer.errors import CorpusError
 from trainer.fileio import atomic_write
-from trainer.text import text_to_ids_counted
+from trainer.text import clean_text, text_to_ids_counted
 
 if TYPE_CHECKING:
     from trainer.config import TrainConfig
@@ -312,6 +312,7 @@ class Example:
     id: str
     text_ids: torch.Tensor
     mel: torch.Tensor
+    text: str = ""  # the cleaned text (numbers as words): what a recogniser's transcript is scored against
 
 
 class TTSDataset(torch.utils.data.Dataset):
@@ -326,7 +327,8 @@ class TTSDataset(torch.utils.data.Dataset):
         for item in progress:
             ids, _ = text_to_ids_counted(item.text, lang=lang, utterance_id=item.id, on_unknown=on_unknown,
                                          frontend=frontend)
-            self.examples.append(Example(item.id, torch.tensor(ids, dtype=torch.long), cache.mel(item.wav_path)))
+            self.examples.append(Example(item.id, torch.tensor(ids, dtype=torch.long), cache.mel(item.wav_path),
+                                         clean_text(item.text, lang)))
 
     @classmethod
     def for_config(cls, items: list[Utterance], config: TrainConfig, show_progress: bool = False) -> TTSDataset:

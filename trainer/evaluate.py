@@ -20,7 +20,6 @@ from trainer.contract import AcousticModel, ModelOutputs, StopThreshold
 from trainer.data import Batch, TTSDataset, collate
 from trainer.losses import LossWeights, TacotronLoss, masked_l1
 from trainer.metrics import alignment_metrics, gate_balanced_accuracy, mel_cepstral_distortion, stop_metrics
-from trainer.text import ids_to_text
 
 EARLY_STOP_SHARE = 0.8  # stopped before 80% of the reference length
 RUN_ON_SHARE = 1.2  # still going past 120% of it (or never stopped)
@@ -202,7 +201,7 @@ def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], 
                    (mel_post[b, :, : max(int(pred[b]), 1) * r] for b in range(len(indices)))]
         metrics["fr_out_of_range"] = float(torch.stack(outside).mean())
     if asr is not None:
-        texts = [ids_to_text(dataset[i].text_ids) for i in indices]
+        texts = [dataset[i].text for i in indices]  # the cleaned text, not the ids: they may be phonemes
         predicted = [mel_post[b, :, : int(pred[b]) * r] for b in range(len(indices))]
         references = [batch.mels[b, :, : int(batch.mel_lens[b])].cpu() for b in range(len(indices))]
         metrics.update(asr.score(batch.ids, texts, predicted, references))

@@ -324,7 +324,8 @@ def _run_locked(request: StudyRequest, plan: Plan, say: Callable[[str], None]) -
 
 
 @contextmanager
-def stop_on_signals(stopping: threading.Event, say: Callable[[str], None]) -> Iterator[None]:
+def stop_on_signals(stopping: threading.Event, say: Callable[[str], None],
+                    what: str = "the running trials save their checkpoints and are queued to resume") -> Iterator[None]:
     """Turn SIGTERM and SIGINT into a graceful stop for the ``with`` block; a second signal stops at once.
 
     Graceful: ``stopping`` is set; each running trial's child saves its checkpoint at the end of
@@ -340,8 +341,7 @@ def stop_on_signals(stopping: threading.Event, say: Callable[[str], None]) -> It
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
         stopping.set()
-        say(f"{signal.Signals(signum).name}: stopping; the running trials save their checkpoints and are queued "
-            "to resume (a second signal stops at once)")
+        say(f"{signal.Signals(signum).name}: stopping; {what} (a second signal stops at once)")
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

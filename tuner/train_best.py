@@ -14,10 +14,8 @@ command continues from it.
 from __future__ import annotations
 
 import shutil
-import signal
+import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,20 +91,6 @@ def _prepare(trial: FrozenTrial, out: Path) -> None:
     staging.rename(out)
 
 
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``stop`` (training saves at the end of its step), restoring the handlers after."""
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
-
-
 def train_best(study: Study, home: Home, request: TrainBestRequest,
                tracker: StudyTracker | None = None) -> list[str]:
     """Train the chosen trial's configuration to full length; return the lines to print.
@@ -116,6 +100,7 @@ def train_best(study: Study, home: Home, request: TrainBestRequest,
     """
     from trainer.checkpoint import load_checkpoint  # lazy: torch
     from trainer.train import RunFolder, config_for_resume, pick_device, train
+    from tuner.driver import stop_on_signals  # lazy: imports the trainer (torch)
 
     trial = pick_trial(study, request.trial)
     out = request.out or home.root / "runs" / safe_name(study.study_name) / f"best-trial-{trial.number:04d}"
@@ -154,7 +139,8 @@ def train_best(study: Study, home: Home, request: TrainBestRequest,
 
     stop = threading.Event()
     try:
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop, lambda line: print(line, file=sys.stderr),
+                             "the run saves its checkpoint at the end of this step"):
             result = train(config, data, out, callback=log, resume=True, show_progress=not request.quiet, stop=stop)
     except TrainingInterrupted as stopped:
         if tracker is not None and run_id is not None:

@@ -498,6 +498,8 @@ def study_value_section(entry: dict[str, Any]) -> list[str]:
                       f"value (best validation), {num(rank['rho_last'], 2)} against its last validation; "
                       f"{describe_rho(rank['rho_value'])}. ρ against the value at each validation step: {steps}."]
     plot = entry.get("plot", "")
+    if Path(plot).is_absolute() and Path(plot).is_relative_to(ROOT):
+        plot = str(Path(plot).relative_to(ROOT))  # a bench run with --plot pointing into this checkout
     # RESULTS.md lives in docs/: a repository path is written relative to it, an outside path as it is
     shown = plot[len("docs/"):] if plot.startswith("docs/") else plot if plot.startswith("/") else "../" + plot
     lines += ["", f"![Best {entry['objective']} so far against cumulative trial-steps, one line per pruner]({shown})",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainer.console import EXIT_FAILED, Parser, add_debug_flag, add_version_flag, main_with
 from trainer.errors import DataError, UserError
-from trainer.tracking import TRACKING_URI_ENV
+from trainer.tracking import DEFAULT_EXPERIMENT, TRACKING_URI_ENV
 
 if TYPE_CHECKING:
     from trainer.tracking import RunTracker
@@ -162,8 +162,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "$MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in this folder; on whenever "
                         "$MLFLOW_TRACKING_URI is set")
     p.add_argument("--no-mlflow", action="store_true", help="do not track, even with $MLFLOW_TRACKING_URI set")
-    p.add_argument("--experiment", default="trainer", metavar="NAME",
-                   help="MLflow experiment of the run (default trainer); the run is named after --out")
+    p.add_argument("--experiment", default=DEFAULT_EXPERIMENT, metavar="NAME",
+                   help=f"MLflow experiment of the run (default {DEFAULT_EXPERIMENT}); the run is named after --out")
     p.set_defaults(run=_run_train)
 
 

@@ -206,7 +206,7 @@ def _run_best(args: argparse.Namespace) -> int:
     if args.register is not None:
         if args.no_mlflow:
             raise TunerError("--register needs MLflow (drop --no-mlflow)")
-        print(register_best(study, tracker(), args.register))
+        print(register_best(study, tracker, args.register))
     return 0
 
 

@@ -105,8 +105,11 @@ def export_best(study: Study, out: str | Path, tracker: Callable[[], StudyTracke
     return [f"wrote {line}" for line in lines]
 
 
-def register_best(study: Study, tracker: StudyTracker, model_name: str) -> str:
-    """Register the best trial's logged checkpoint as a new version of MLflow model ``model_name``; return a line."""
+def register_best(study: Study, tracker: Callable[[], StudyTracker], model_name: str) -> str:
+    """Register the best trial's logged checkpoint as a new version of MLflow model ``model_name``; return a line.
+
+    ``tracker()`` opens the study's tracking once the trial is known to have an MLflow run.
+    """
     if not model_name.strip():
         raise TunerError("--register: the model name is empty")
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -117,6 +120,6 @@ def register_best(study: Study, tracker: StudyTracker, model_name: str) -> str:
     run_id = best.user_attrs.get("mlflow_run_id")
     if run_id is None:
         raise TunerError(f"trial {best.number} has no MLflow run (the study ran with --no-mlflow)")
-    version, source = tracker.register(model_name, run_id, best.number, best.value)
+    version, source = tracker().register(model_name, run_id, best.number, best.value)
     return (f"registered trial {best.number} as model {model_name!r} version {version} ({source}); "
             f"fetch it with: mlflow artifacts download -u models:/{model_name}/{version}")

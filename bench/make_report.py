@@ -532,6 +532,36 @@ def alignment_section(entries: list[dict[str, Any]]) -> list[str]:
     return lines[:-1] if lines and lines[-1] == "" else lines
 
 
+def profile_section(entry: dict[str, Any], entries: list[dict[str, Any]]) -> list[str]:
+    """Return the report lines of bench/profile_step.py's newest entry: phases, top operators, validation.
+
+    Beside it, the same preset's newest bench/throughput.py step (the whole training loop), when
+    it ran on the same kind of machine: the difference is what the loop adds around the step.
+    """
+    shares = entry["phase_shares"]
+    phases = ", ".join(f"{name} {num(entry['phases_s'][name])} s ({pct(shares[name])})" for name in entry["phases_s"])
+    val = entry["validation"]
+    lines = [f"{entry['preset']} preset, batch {entry['batch_size']}, r = {entry['reduction_factor']}, "
+             f"{entry['threads']} threads, {entry['device']}: median step {num(entry['median_step_s'])} s "
+             f"({num(entry['mel_frames_per_s'], 0)} mel frames/s) over {entry['steps_timed']} steps: {phases}."]
+    loop = next((p for e in reversed(entries) if e.get("bench") == "throughput" and e.get("device") == entry["device"]
+                 for p in e["presets"] if p["preset"] == entry["preset"]), None)
+    if loop is not None:
+        lines.append(f"Inside the training loop (bench/throughput.py, newest {entry['preset']} entry) a step takes "
+                     f"{num(loop['median_sec_per_step'])} s ({num(loop['mel_frames_per_s'], 0)} mel frames/s): "
+                     f"{num(loop['median_sec_per_step'] / entry['median_step_s'], 2)}× the bare step: what the "
+                     "loop does around forward, loss, backward and the optimiser (batches, logging, schedules) adds "
+                     f"{pct(loop['median_sec_per_step'] / entry['median_step_s'] - 1)} to them.")
+    lines += ["", "Operators by self CPU time (torch.profiler, per step):", ""]
+    rows = [[f"`{op['op']}`", num(op["self_cpu_ms_per_step"], 1), pct(op["share"]), num(op["calls_per_step"], 0)]
+            for op in entry["top_ops"]]
+    lines += table(["Operator", "ms per step", "Share", "Calls per step"], rows)
+    lines += ["", f"One validation ({val['val_utterances']} held-out utterances teacher-forced, "
+                  f"{val['fr_utterances']} free-running): {num(val['seconds'])} s, {pct(val['share_of_trial'])} of a "
+                  f"trial's wall time at one validation every {val['interval']} steps.", "", machine_line(entry)]
+    return lines
+
+
 def stop_gate_section(entries: list[dict[str, Any]]) -> list[str]:
     """Return the report lines of every bench/stop_gate.py entry (one row per checkpoint step)."""
     runs = {run["step"]: (run, entry) for entry in entries for run in entry["runs"]}
@@ -614,6 +644,7 @@ SECTIONS = [
     ("intelligibility", "7. Intelligibility: what a recogniser hears"),
     ("chaos", "8. Chaos: killed workers and a database outage"),
     ("alignment", "Alignment over a longer run"),
+    ("profile_step", "Where a training step's time goes"),
     ("stop_gate", "Stop gate: adaptive against fixed threshold"),
 ]
 
@@ -636,7 +667,7 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
             continue
         entry = latest(entries, bench)
         if entry is None:
-            if bench == "alignment":  # optional: the baseline bench covers the same ground
+            if bench in ("alignment", "profile_step"):  # optional sections
                 out = out[:-2]
             else:
                 out += [f"Not measured yet: run `python bench/{bench}.py`.", ""]
@@ -683,6 +714,8 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
                             f"twice, {entry['steps_repeated']} steps repeated after resumes.")
         elif bench == "alignment":
             out += alignment_section([e for e in entries if e.get("bench") == "alignment"])
+        elif bench == "profile_step":
+            out += profile_section(entry, entries)
         out.append("")
     return "\n".join(out).rstrip() + "\n", headline
 

@@ -1,0 +1,139 @@
+"""Where a training step's time goes, and what a validation costs beside it. Prints JSON.
+
+Builds the preset's model, loss and optimiser on the bench corpus (batches as training draws
+them), runs ``--warmup`` steps, then times ``--steps`` steps phase by phase (forward,
+loss, backward, clip + optimiser) and runs them again under ``torch.profiler`` for the
+operators that take the time (self CPU time per step). Then one validation as training runs
+it (teacher-forced batches plus ``fr_utterances`` free-running sentences), timed whole, and
+its share of a trial's wall time at a validation interval (``--val-interval``, the demo's 25).
+Appends to bench/results.jsonl.
+
+    python bench/profile_step.py [--preset tiny] [--steps 5] [--warmup 2] [--utterances 300]
+                                 [--val-interval 25] [--threads 2] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from report import emit, machine  # bench/report.py, beside this script
+from runs import ROOT, ensure_corpus
+
+TOP_OPS = 15
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny", choices=["tiny", "base"])
+    parser.add_argument("--steps", type=int, default=5, help="steps timed, and again profiled (default 5)")
+    parser.add_argument("--warmup", type=int, default=2, help="steps not counted (default 2)")
+    parser.add_argument("--utterances", type=int, default=300)
+    parser.add_argument("--val-interval", type=int, default=25, help="steps between validations (default 25)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
+    args = parser.parse_args()
+    if args.steps < 1 or args.warmup < 0 or args.val_interval < 1:
+        parser.error("--steps and --val-interval must be >= 1, --warmup >= 0")
+
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from trainer.architectures import build_model
+    from trainer.config import preset
+    from trainer.data import TTSDataset, bucketed_batches, collate, read_corpus, split_train_val
+    from trainer.evaluate import validate
+    from trainer.losses import TacotronLoss
+    from trainer.train import TrainState, seed_everything, step_hparams
+
+    torch.set_num_threads(args.threads)
+    corpus = ensure_corpus(args.workdir, args.utterances)
+    config = preset(args.preset).replace(device=args.device, fr_asr="off")
+    seed_everything(config.seed)
+    train_items, val_items = split_train_val(read_corpus(corpus), config.val_size)
+    train_set, val_set = TTSDataset.for_config(train_items, config), TTSDataset.for_config(val_items, config)
+    device = torch.device(args.device)
+    model = build_model(config).to(device)
+    criterion = TacotronLoss.from_config(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=config.adam_eps)
+    state = TrainState(base_lr=1e-3, frames_per_char=train_set.frames_per_character())
+    lengths = train_set.frame_lengths()
+    batches = iter([batch for epoch in range(100)
+                    for batch in bucketed_batches(lengths, config.batch_size, config.seed, epoch)])
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def one_step(step: int, phases: dict[str, list[float]] | None) -> int:
+        batch = collate([train_set[i] for i in next(batches)], config.model.reduction_factor).to(device)
+        hp = step_hparams(config, step, state)
+        marks = [time.perf_counter()]
+        out = model(batch, hp.tf_ratio)
+        sync()
+        marks.append(time.perf_counter())
+        loss, _ = criterion(out, batch, hp.loss_weights)
+        sync()
+        marks.append(time.perf_counter())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        sync()
+        marks.append(time.perf_counter())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
+        optimizer.step()
+        sync()
+        marks.append(time.perf_counter())
+        if phases is not None:
+            for name, start, end in zip(("forward", "loss", "backward", "optimiser"), marks, marks[1:], strict=False):
+                phases[name].append(end - start)
+        return int(batch.mel_lens.sum())
+
+    model.train()
+    for step in range(1, args.warmup + 1):
+        one_step(step, None)
+    phases: dict[str, list[float]] = {"forward": [], "loss": [], "backward": [], "optimiser": []}
+    frames = [one_step(args.warmup + k, phases) for k in range(1, args.steps + 1)]
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        for k in range(1, args.steps + 1):
+            one_step(args.warmup + args.steps + k, None)
+    averages = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total_self = sum(e.self_cpu_time_total for e in averages) or 1.0
+    ops = [{"op": e.key, "self_cpu_ms_per_step": round(e.self_cpu_time_total / 1000 / args.steps, 2),
+            "share": round(e.self_cpu_time_total / total_self, 4), "calls_per_step": round(e.count / args.steps, 1)}
+           for e in averages[:TOP_OPS]]
+
+    started = time.perf_counter()
+    validate(model, criterion, val_set, config, device, step_hparams(config, 1, state).loss_weights,
+             state.frames_per_char, 0.5, None, None)
+    sync()
+    validation_s = time.perf_counter() - started
+
+    step_s = [sum(values) for values in zip(*phases.values(), strict=True)]
+    median_step = statistics.median(step_s)
+    result: dict[str, Any] = {
+        "bench": "profile_step", "preset": args.preset, "device": args.device, "threads": args.threads,
+        "batch_size": config.batch_size, "reduction_factor": config.model.reduction_factor,
+        "steps_timed": args.steps, "median_step_s": round(median_step, 3),
+        "mel_frames_per_s": round(sum(frames) / sum(step_s), 1),
+        "phases_s": {name: round(statistics.median(values), 3) for name, values in phases.items()},
+        "phase_shares": {name: round(statistics.median(values) / median_step, 3) for name, values in phases.items()},
+        "top_ops": ops,
+        "validation": {"seconds": round(validation_s, 2), "val_utterances": len(val_set),
+                       "fr_utterances": min(config.fr_utterances, len(val_set)), "interval": args.val_interval,
+                       "share_of_trial": round(validation_s / (validation_s + args.val_interval * median_step), 3)},
+        "machine": machine(args.device),
+        "command": "python bench/profile_step.py " + " ".join(sys.argv[1:]),
+    }
+    emit(result, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -541,8 +541,10 @@ def profile_section(entry: dict[str, Any], entries: list[dict[str, Any]]) -> lis
     shares = entry["phase_shares"]
     phases = ", ".join(f"{name} {num(entry['phases_s'][name])} s ({pct(shares[name])})" for name in entry["phases_s"])
     val = entry["validation"]
+    policy = entry.get("omp_wait_policy") or "libgomp's default (torch loaded before the trainer set it)"
     lines = [f"{entry['preset']} preset, batch {entry['batch_size']}, r = {entry['reduction_factor']}, "
-             f"{entry['threads']} threads, {entry['device']}: median step {num(entry['median_step_s'])} s "
+             f"{entry['threads']} threads, OMP_WAIT_POLICY {policy}, {entry['device']}: "
+             f"median step {num(entry['median_step_s'])} s "
              f"({num(entry['mel_frames_per_s'], 0)} mel frames/s) over {entry['steps_timed']} steps: {phases}."]
     loop = next((p for e in reversed(entries) if e.get("bench") == "throughput" and e.get("device") == entry["device"]
                  for p in e["presets"] if p["preset"] == entry["preset"]), None)

@@ -15,6 +15,7 @@ Appends to bench/results.jsonl.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -42,6 +43,11 @@ def main() -> int:
     if args.steps < 1 or args.warmup < 0 or args.val_interval < 1:
         parser.error("--steps and --val-interval must be >= 1, --warmup >= 0")
 
+    # The trainer sets OMP_WAIT_POLICY when imported, before torch loads OpenMP, as in every
+    # training run (the policy alone changes the tiny step's time by more than 1.5x on 2 cores).
+    import trainer
+
+    _ = trainer.__version__  # torch is imported after this line, never before it
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -119,6 +125,7 @@ def main() -> int:
     median_step = statistics.median(step_s)
     result: dict[str, Any] = {
         "bench": "profile_step", "preset": args.preset, "device": args.device, "threads": args.threads,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "batch_size": config.batch_size, "reduction_factor": config.model.reduction_factor,
         "steps_timed": args.steps, "median_step_s": round(median_step, 3),
         "mel_frames_per_s": round(sum(frames) / sum(step_s), 1),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
@@ -103,3 +104,57 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def read_jsonl(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Return (line, record) of every JSON line of ``path`` (``metrics.jsonl``); [] when it does not exist.
+
+    A line that is not JSON (the last one, cut by a kill) is skipped.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        try:
+            found.append((line, json.loads(line)))
+        except ValueError:
+            continue
+    return found
+
+
+class JsonlTail:
+    """Reads the records appended to a JSON-lines file since the last call (whole lines only).
+
+    The writer appends each line in one call, so everything up to the last newline is complete;
+    a line after it waits for the next call. ``offset`` (bytes read) can start where an earlier
+    reader stopped.
+    """
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.path = path
+        self.offset = offset
+        self.seen_any = False
+
+    def read_new(self) -> list[dict[str, Any]]:
+        """Return the records completed since the last call; a line that is not JSON is skipped."""
+        try:
+            with self.path.open("rb") as handle:
+                start = min(self.offset, os.fstat(handle.fileno()).st_size)  # a file rewritten shorter
+                handle.seek(start)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset = start + end + 1
+        records = []
+        for line in chunk[: end + 1].splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        self.seen_any = self.seen_any or bool(records)
+        return records

@@ -17,11 +17,14 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from trainer.fileio import JsonlTail
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric
@@ -129,20 +132,12 @@ class RunTracker:
 
     def sync(self, step: int | None = None) -> None:
         """Log the metrics.jsonl records written since the last call, and validation ``step``'s pictures."""
-        import json
-        import time
-
-        metrics_file = self.run_dir / "metrics.jsonl"
-        if metrics_file.is_file():
-            with metrics_file.open("rb") as handle:
-                handle.seek(min(self.offset, metrics_file.stat().st_size))
-                chunk = handle.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]  # a line being written waits for the next sync
-            records = [json.loads(line) for line in complete.splitlines() if line.strip()]
-            metrics = record_metrics(records, int(time.time() * 1000))
-            for start in range(0, len(metrics), BATCH):
-                self.client.log_batch(self.run_id, metrics=metrics[start:start + BATCH])
-            self.offset += len(complete)
+        tail = JsonlTail(self.run_dir / "metrics.jsonl", self.offset)
+        metrics = record_metrics(tail.read_new(), int(time.time() * 1000))
+        for start in range(0, len(metrics), BATCH):
+            self.client.log_batch(self.run_id, metrics=metrics[start:start + BATCH])
+        if tail.offset != self.offset:
+            self.offset = tail.offset
             self.client.set_tag(self.run_id, "smart_tuner.logged_bytes", str(self.offset))
         if step is not None and step != self.logged_steps:
             prefix = f"step_{step:06d}_"

@@ -18,13 +18,13 @@ Used by the chaos tests and ``bench/chaos.py``; it reads the shared home's run f
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from optuna.trial import TrialState
 
+from trainer.fileio import read_jsonl
 from tuner.lease import RETRY_HISTORY_ATTR, is_transient_failure
 
 if TYPE_CHECKING:
@@ -57,19 +57,8 @@ class Audit:
 def own_steps(run_dir: Path, after_step: int) -> list[tuple[int, float]]:
     """Return (step, unix time) of the training records ``run_dir`` wrote itself: those after ``after_step``
     (the records up to the step a retry resumed from were copied from its predecessor)."""
-    try:
-        lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    steps = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line cut by a kill
-        if record.get("kind") == "train" and "time" in record and int(record["step"]) > after_step:
-            steps.append((int(record["step"]), float(record["time"])))
-    return steps
+    return [(int(record["step"]), float(record["time"])) for _, record in read_jsonl(run_dir / "metrics.jsonl")
+            if record.get("kind") == "train" and "time" in record and int(record["step"]) > after_step]
 
 
 def _resume_point(history: list[int], by_number: dict[int, FrozenTrial]) -> tuple[int, int | None]:

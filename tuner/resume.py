@@ -13,14 +13,13 @@ checkpoint.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer.checkpoint import CheckpointError, load_resumable
-from trainer.fileio import atomic_write_text
+from trainer.fileio import atomic_write_text, read_jsonl
 
 if TYPE_CHECKING:
     from optuna import Study, Trial
@@ -93,18 +92,7 @@ def copy_run(source: Path, target: Path, step: int, resume_from: Path | None = N
             shutil.copy2(source / "checkpoints" / name, target / "checkpoints" / name)
     if resume_from is not None and resume_from != source / "checkpoints" / "last.pt":
         shutil.copy2(resume_from, target / "checkpoints" / "last.pt")
-    kept = []
-    try:
-        lines = (source / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a line cut by the kill
-        if int(record.get("step", 0)) <= step:
-            kept.append(line)
+    kept = [line for line, record in read_jsonl(source / "metrics.jsonl") if int(record.get("step", 0)) <= step]
     if kept:
         atomic_write_text(target / "metrics.jsonl", "\n".join(kept) + "\n")
 
@@ -112,15 +100,7 @@ def copy_run(source: Path, target: Path, step: int, resume_from: Path | None = N
 def earlier_validations(run_dir: Path) -> list[tuple[int, dict[str, float]]]:
     """Return the (step, metrics) of the validations already in ``run_dir/metrics.jsonl`` (copied by a resume)."""
     found: list[tuple[int, dict[str, float]]] = []
-    try:
-        lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return found
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
+    for _, record in read_jsonl(run_dir / "metrics.jsonl"):
         if record.get("kind") == "val":
             metrics = {k: v for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
                        and k not in ("step", "time")}

@@ -37,7 +37,7 @@ from optuna import Study, Trial, TrialPruned
 from optuna.trial import FrozenTrial, TrialState
 
 from trainer import metric_registry
-from trainer.fileio import atomic_write_text
+from trainer.fileio import JsonlTail, atomic_write_text
 from tuner import env
 from tuner.errors import TrialFailed
 from tuner.job import LEASE_LOST_EXIT_CODE, Outcome, TrialJob
@@ -53,36 +53,6 @@ from tuner.yamlfile import is_number
 DASHBOARD_FILES = ("alignment.png", "sample-1.wav")
 # ... and, while it runs, each validation's free-running alignment and sample.
 DASHBOARD_VALIDATION_FILES = ("_alignment_fr.png", "_sample.wav")
-
-
-class MetricsTail:
-    """Reads the records appended to a run's ``metrics.jsonl`` since the last call (whole lines only)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.seen_any = False
-
-    def read_new(self) -> list[dict[str, Any]]:
-        """Return the new complete records (the trainer writes each line in one call)."""
-        try:
-            with self.path.open("rb") as handle:
-                handle.seek(self.offset)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return []
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
-        records = []
-        for line in chunk[: end + 1].splitlines():
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
-        self.seen_any = self.seen_any or bool(records)
-        return records
 
 
 class ValidationMedia:
@@ -340,7 +310,7 @@ class TrialRunner:
         child_env[env.PARENT_PID] = str(os.getpid())  # the child dies with this process (tuner.trial_worker)
         if gpu is not None:
             child_env[env.CUDA_VISIBLE_DEVICES] = gpu  # the child sees only its GPU, as cuda:0
-        tail = MetricsTail(run_dir / "metrics.jsonl")
+        tail = JsonlTail(run_dir / "metrics.jsonl")
         media = ValidationMedia(run_dir)
         killed_reason: str | None = None
         lost: str | None = None
@@ -413,7 +383,7 @@ class TrialRunner:
             pass
         return outcome
 
-    def _stream(self, tail: MetricsTail, job: TrialJob, run_id: str | None, media: ValidationMedia | None = None,
+    def _stream(self, tail: JsonlTail, job: TrialJob, run_id: str | None, media: ValidationMedia | None = None,
                 trial: Trial | None = None, flush: bool = False) -> bool:
         """Forward new metrics records to MLflow and the live view, and finished validations' media to MLflow
         and the dashboard; return True when there were new records."""

@@ -87,3 +87,19 @@ def test_warm_start_skips_mismatched_shapes_and_reports(tmp_path: Path) -> None:
     assert any(name.startswith("postnet.") for name in report.skipped)
     assert all("shape" in why for why in report.skipped.values())
     assert "skipped" in report.line()
+
+
+def test_metrics_files_are_read_whole_lines_only(tmp_path: Path) -> None:
+    from trainer.fileio import JsonlTail, read_jsonl
+
+    path = tmp_path / "metrics.jsonl"
+    tail = JsonlTail(path)
+    assert tail.read_new() == [] and read_jsonl(path) == []  # not written yet
+    path.write_text('{"step": 1}\n{"step": 2}\n{"st')  # the last line is being written
+    assert tail.read_new() == [{"step": 1}, {"step": 2}] and not tail.read_new()
+    with path.open("a") as handle:
+        handle.write('ep": 3}\n')
+    assert tail.read_new() == [{"step": 3}] and tail.seen_any
+    path.write_text('{"step": 1}\ncut by a kill\n{"step": 5}\n')
+    assert [record for _, record in read_jsonl(path)] == [{"step": 1}, {"step": 5}]
+    assert JsonlTail(path, offset=10_000).read_new() == []  # an offset past a rewritten file's end

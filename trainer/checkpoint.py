@@ -84,8 +84,11 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
     return path
 
 
-def _load_any(path: Path, map_location: str | torch.device = "cpu") -> Any:
-    """Return whatever ``path`` holds, read with ``weights_only=True``; CheckpointError when unreadable."""
+def load_any(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """Return whatever ``path`` holds, read with ``weights_only=True``; CheckpointError when unreadable.
+
+    Our checkpoints, foreign ones (``trainer.foreign``) and vocoder generators all come through here.
+    """
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
@@ -98,7 +101,7 @@ def _load_any(path: Path, map_location: str | torch.device = "cpu") -> Any:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Return a checkpoint's dict, read with ``weights_only=True`` (no arbitrary code runs)."""
     path = Path(path)
-    payload = _load_any(path, map_location)
+    payload = load_any(path, map_location)
     if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
         raise CheckpointError(f"{path}: not a Smart Tuner checkpoint (no model/config)")
     return payload
@@ -180,7 +183,7 @@ def check_warm_start(path: str | Path) -> str:
     Training calls it before writing anything, so a wrong file leaves no run folder behind.
     """
     path = Path(path)
-    layout = layout_of(_load_any(path))
+    layout = layout_of(load_any(path))
     if layout is None:
         raise CheckpointError(f"{path}: not a checkpoint of ours, of NVIDIA/tacotron2 ('state_dict') or of Coqui "
                               "TTS's Tacotron2 ('model')")
@@ -199,7 +202,7 @@ def warm_start(model: AcousticModel, path: str | Path) -> WarmStartReport:
     counterpart are named in the report. NVIDIA's embedding loads into a model reading
     ``text_frontend: nvidia`` (the same 148 symbols).
     """
-    payload = _load_any(Path(path))
+    payload = load_any(Path(path))
     layout = layout_of(payload) or check_warm_start(path)  # the latter raises the one-line error
     skipped: dict[str, str] = {}
     source: dict[str, torch.Tensor]

@@ -30,7 +30,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -38,6 +37,7 @@ from torch.nn import functional as F
 
 from trainer.audio import HOP_LENGTH, N_MELS, griffin_lim
 from trainer.audio_format import SAMPLE_RATE
+from trainer.checkpoint import load_any
 from trainer.errors import UserError
 
 GRIFFIN_LIM = "griffin-lim"
@@ -202,10 +202,7 @@ def load_hifigan(generator: str | Path, config: str | Path, device: str | torch.
     if not path.is_file():
         raise UserError(f"{path}: vocoder checkpoint not found")
     model = HifiGanGenerator(HifiGanConfig.from_json(config))
-    try:
-        payload: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many kinds for a file that is not a checkpoint
-        raise UserError(f"{path}: not a readable vocoder checkpoint ({type(err).__name__})") from None
+    payload = load_any(path)
     state = payload.get("generator") if isinstance(payload, dict) else None
     if not isinstance(state, dict):
         raise UserError(f"{path}: no 'generator' state dict (the public HiFi-GAN layout saves {{'generator': ...}})")

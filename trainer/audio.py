@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ N_MELS = 80
 F_MIN = 0.0
 F_MAX = 8000.0
 LOG_CLAMP = 1e-5
+GL_MIN_FRAMES = 4  # the fewest mel frames Griffin-Lim's STFT round trip takes (n_fft 1024, hop 256)
 
 
 def load_audio(path: str | Path, target_rate: int = SAMPLE_RATE,
@@ -107,10 +109,18 @@ def griffin_lim(log_mel: torch.Tensor, n_iter: int = 32) -> torch.Tensor:
 
     The linear magnitude is estimated with the filterbank's pseudo-inverse (clamped at 0);
     the phase by ``n_iter`` Griffin-Lim iterations. Good enough to listen to, not a vocoder.
+    A mel of F frames gives (F - 1) × 256 samples (at least 256).
     The random initial phase comes from a private, fixed-seed generator: the same mel gives
     the same wav, and the caller's random numbers (a training run's) are left untouched.
     """
     log_mel = log_mel.detach().float().cpu()
+    frames = log_mel.shape[-1]
+    if frames < GL_MIN_FRAMES:
+        # A sentence that stopped after a decoder step or two: the STFT's reflect padding needs
+        # more samples than so few frames give, so pad with silence and keep the frames' own length.
+        silence = torch.full((log_mel.shape[0], GL_MIN_FRAMES - frames), math.log(LOG_CLAMP))
+        wav = griffin_lim(torch.cat([log_mel, silence], dim=-1), n_iter)
+        return wav[: max(frames - 1, 1) * HOP_LENGTH]
     magnitude = torch.clamp(_mel_pseudo_inverse("cpu") @ torch.exp(log_mel), min=0.0)
     transform = torchaudio.transforms.GriffinLim(
         n_fft=N_FFT, n_iter=n_iter, win_length=WIN_LENGTH, hop_length=HOP_LENGTH, power=1.0

@@ -281,3 +281,10 @@ def test_griffin_lim_is_repeatable_and_leaves_the_callers_random_numbers_alone()
     torch.manual_seed(5)
     assert torch.equal(griffin_lim(mel, n_iter=4), first)
     assert torch.equal(torch.rand(3), after)  # a training run's stream does not depend on what was vocoded
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 4, 9])
+def test_griffin_lim_takes_the_few_frames_of_a_sentence_that_stopped_at_once(frames: int) -> None:
+    # A free-running sentence can stop after one decoder step: validation must score it, not crash.
+    wav = griffin_lim(torch.randn(80, frames) - 4.0, n_iter=4)
+    assert wav.shape == (max(frames - 1, 1) * 256,) and torch.isfinite(wav).all()

@@ -10,7 +10,7 @@ mels from audio, which a loader without cache would pay on every step. On CUDA, 
 Appends to bench/results.jsonl.
 
     python bench/throughput.py [--presets tiny,base] [--steps 20,3] [--utterances 300]
-                               [--device cpu|cuda]
+                               [--device cpu|cuda] [--batch-size N]
 """
 
 from __future__ import annotations
@@ -52,16 +52,27 @@ def cache_figures(corpus: Path, batch_size: int) -> dict[str, Any]:
             "batch_mel_compute_s": round(batch_mels, 3), "batch_size": batch_size}
 
 
-def train_figures(preset_name: str, steps: int, corpus: Path, workdir: Path, device: str) -> dict[str, Any]:
-    """Train ``steps`` + WARMUP_STEPS steps of ``preset_name``; return step time, frames/s and data-wait share."""
+def train_figures(preset_name: str, steps: int, corpus: Path, workdir: Path, device: str,
+                  batch_size: int | None = None) -> dict[str, Any]:
+    """Train ``steps`` + WARMUP_STEPS steps of ``preset_name``; return step time, frames/s and data-wait share.
+
+    ``batch_size`` replaces the preset's batch and gradient accumulation (one batch a step).
+    """
+    import torch
+
     from trainer.config import preset
+    from trainer.evaluate import amp_dtype
     from trainer.train import train
 
     total = steps + WARMUP_STEPS
     config = preset(preset_name).replace(max_steps=total, val_interval=total, checkpoint_interval=total,
                                          log_interval=1, device=device, plots=False, fr_utterances=0,
                                          val_size=2, controller=False)
+    if batch_size is not None:
+        config = config.replace(batch_size=batch_size, grad_accum_steps=1)
     run_dir = workdir / f"throughput-{preset_name}-{device}-{int(time.time())}"
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     train(config, corpus, run_dir, show_progress=False)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     # The last step's time includes nothing else: validation runs after it is logged.
@@ -75,6 +86,8 @@ def train_figures(preset_name: str, steps: int, corpus: Path, workdir: Path, dev
         "data_wait_share": round(sum(r["data_sec"] for r in timed) / sum(r["sec_per_step"] for r in timed), 4),
         "median_data_wait_s": round(statistics.median(r["data_sec"] for r in timed), 4),
         "amp": device == "cuda" and config.amp,
+        **({"amp_dtype": str(amp_dtype(config)).removeprefix("torch."),
+            "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20)} if device == "cuda" else {}),
     }
 
 
@@ -84,6 +97,8 @@ def main() -> int:
     parser.add_argument("--steps", default="20,3", help="timed steps per preset, comma-separated in the same order")
     parser.add_argument("--utterances", type=int, default=300)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="one batch of this size per step for every preset (default: each preset's own)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
     args = parser.parse_args()
@@ -97,7 +112,7 @@ def main() -> int:
     result = {
         "bench": "throughput", "device": args.device, "utterances": args.utterances,
         "cache": cache_figures(corpus, 16),
-        "presets": [train_figures(p, n, corpus, args.workdir / "runs", args.device)
+        "presets": [train_figures(p, n, corpus, args.workdir / "runs", args.device, args.batch_size)
                     for p, n in zip(presets, steps, strict=True)],
         "wall_s": round(time.perf_counter() - started, 1), "machine": machine(args.device),
         "command": "python bench/throughput.py " + " ".join(sys.argv[1:]),

@@ -9,6 +9,18 @@ import pytest
 from trainer.corpus import make_corpus
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``gpu`` where no CUDA device is visible."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def isolated_feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Point the feature cache at a session temp folder so tests never touch ~/.cache."""

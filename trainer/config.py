@@ -161,7 +161,8 @@ class TrainConfig:
     log_interval: int = 10
     seed: int = 1234
     device: str = "auto"  # "auto" | "cpu" | "cuda"
-    amp: bool = True  # bf16 autocast on CUDA where supported; ignored on CPU
+    amp: bool = True  # mixed precision on CUDA (ignored on the CPU); amp_dtype says which
+    amp_dtype: str = "auto"  # "auto" (bfloat16 where the GPU has it, else float16) | "bfloat16" | "float16"
     max_nonfinite_steps: int = 10  # consecutive skipped steps before the run stops
     torch_threads: int = 0  # 0: leave torch's default
 
@@ -196,6 +197,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "ga_kind": ("per_step", "kl", "off"),
     "mel_loss": ("spectral", "l1", "mse"),
     "device": ("auto", "cpu", "cuda"),
+    "amp_dtype": ("auto", "bfloat16", "float16"),
     "stop_gate": ("adaptive", "fixed"),
     "fr_asr": ("auto", "on", "off"),
     "lang": ("en", "ru"),

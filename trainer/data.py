@@ -15,6 +15,7 @@ import random
 import statistics
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -387,11 +388,51 @@ class Batch:
     out_lens: torch.Tensor  # (B,) true decoder steps = ceil(mel_lens / r)
     gate_targets: torch.Tensor  # (B, S) float: 1 at each utterance's last decoder step, else 0
 
+    def _tensors(self) -> tuple[torch.Tensor, ...]:
+        return self.text, self.text_lens, self.mels, self.mel_lens, self.out_lens, self.gate_targets
+
     def to(self, device: torch.device | str) -> Batch:
-        """Return the batch with every tensor on ``device``."""
-        return Batch(self.ids, *(t.to(device, non_blocking=True) for t in
-                                 (self.text, self.text_lens, self.mels, self.mel_lens, self.out_lens,
-                                  self.gate_targets)))
+        """Return the batch with every tensor on ``device`` (copies from pinned memory do not block)."""
+        return Batch(self.ids, *(t.to(device, non_blocking=True) for t in self._tensors()))
+
+    def pin_memory(self) -> Batch:
+        """Return the batch in page-locked host memory, from which a CUDA copy runs asynchronously."""
+        return Batch(self.ids, *(t.pin_memory() for t in self._tensors()))
+
+
+class Prefetcher:
+    """Hands out batches by their dataset indices; on CUDA it prepares the next one while the GPU works.
+
+    ``get(indices, following)`` returns the batch of ``indices`` on ``device``. On CUDA a
+    single background thread collates ``following`` into pinned memory meanwhile, so the
+    step after this one finds its batch ready and copies it without blocking. On the CPU
+    everything happens in the caller's thread: a helper thread would only take a core from
+    the step. The batches and their order are the same either way.
+    """
+
+    def __init__(self, make: Callable[[list[int]], Batch], device: torch.device) -> None:
+        self._make = make
+        self._device = device
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="prefetch") if device.type == "cuda" else None
+        self._pending: tuple[tuple[int, ...], Future[Batch]] | None = None
+
+    def get(self, indices: list[int], following: list[int] | None) -> Batch:
+        """Return the batch of ``indices`` on the device and start preparing ``following`` (None: nothing)."""
+        pending, self._pending = self._pending, None
+        batch = pending[1].result() if pending is not None and pending[0] == tuple(indices) else self._host(indices)
+        if self._pool is not None and following is not None:
+            self._pending = (tuple(following), self._pool.submit(self._host, following))
+        return batch.to(self._device)
+
+    def close(self) -> None:
+        """Stop the background thread (a batch being prepared is finished, then dropped)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending = None
+
+    def _host(self, indices: list[int]) -> Batch:
+        batch = self._make(indices)
+        return batch.pin_memory() if self._pool is not None else batch
 
 
 def collate(examples: list[Example], reduction_factor: int = 1) -> Batch:

@@ -40,11 +40,21 @@ class Sample:
     fr_gate: torch.Tensor
 
 
-def autocast(device: torch.device, enabled: bool) -> AbstractContextManager[object]:
-    """Return bf16 (else fp16) autocast on CUDA when ``enabled``; a no-op context on the CPU."""
-    if device.type == "cuda" and enabled:
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+def amp_dtype(config: TrainConfig) -> torch.dtype:
+    """Return the autocast dtype on CUDA: ``config.amp_dtype``, or for "auto" bfloat16 where supported, else float16.
+
+    bfloat16 keeps float32's exponent range, so it needs no loss scaling; float16 (GPUs
+    before Ampere) does, which is why the training step keeps a GradScaler for it.
+    """
+    if config.amp_dtype == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if config.amp_dtype == "bfloat16" else torch.float16
+
+
+def autocast(device: torch.device, config: TrainConfig) -> AbstractContextManager[object]:
+    """Return autocast to ``amp_dtype(config)`` on CUDA when ``config.amp``; a no-op context on the CPU."""
+    if device.type == "cuda" and config.amp:
+        return torch.autocast("cuda", dtype=amp_dtype(config))
     return nullcontext()
 
 
@@ -122,7 +132,7 @@ def _validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset
     for start in range(0, len(order), config.batch_size):
         batch = collate([dataset[i] for i in order[start:start + config.batch_size]],
                         config.model.reduction_factor).to(device)
-        with autocast(device, config.amp):
+        with autocast(device, config):
             _, terms, out = compute_loss(model, criterion, batch, 1.0, weights)
         att = out.att.float()
         figures = {f"val_{name}": float(value) for name, value in terms.items()}
@@ -178,7 +188,7 @@ def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], 
     batch = collate([dataset[i] for i in indices], config.model.reduction_factor).to(device)
     limit = min(config.max_decoder_steps, int(float(batch.out_lens.max()) * config.fr_max_factor) + 1)
     threshold = stop_threshold_fn(config, batch.text_lens, frames_per_char, progress)
-    with autocast(device, config.amp):
+    with autocast(device, config):
         out = model.infer(batch.text, batch.text_lens, limit, threshold)
     att = out.att.float()
     own_limit = (batch.out_lens.float() * config.fr_max_factor).ceil().long().clamp(max=limit)

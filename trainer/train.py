@@ -39,6 +39,7 @@ from trainer.contract import AcousticModel, count_parameters
 from trainer.data import (
     Batch,
     CorpusReport,
+    Prefetcher,
     TTSDataset,
     bucketed_batches,
     check_corpus,
@@ -46,7 +47,7 @@ from trainer.data import (
     split_train_val,
 )
 from trainer.errors import ConfigError, DataError, NonFiniteLossError, TrainingInterrupted
-from trainer.evaluate import Sample, autocast, band_range, compute_loss, validate
+from trainer.evaluate import Sample, amp_dtype, autocast, band_range, compute_loss, validate
 from trainer.fileio import atomic_write_text, remove_stale_temporaries
 from trainer.losses import LossWeights, TacotronLoss
 from trainer.metric_registry import MINIMIZE
@@ -77,6 +78,19 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def configure_cuda(device: torch.device) -> None:
+    """Let float32 matrix products and convolutions on CUDA use TF32 tensor cores (Ampere and later).
+
+    TF32 keeps float32's range with a 10-bit mantissa, well inside what mixed precision
+    already accepts, for several times the float32 rate. ``cudnn.benchmark`` stays off:
+    batches are length-bucketed, so almost every batch brings new convolution and LSTM
+    shapes and the autotuner would search again for each one.
+    """
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
 
 def seed_everything(seed: int) -> None:
@@ -222,10 +236,14 @@ class Session:
 
     def save(self, path: Path, metrics: dict[str, float] | None = None) -> None:
         """Write a checkpoint of the whole run (model, optimiser, state, controller, RNG) to ``path``."""
-        extra = {"quality": self.controller.state_dict()} if self.controller is not None else None
+        extra: dict[str, Any] = {}
+        if self.controller is not None:
+            extra["quality"] = self.controller.state_dict()
+        if self.scaler.is_enabled():
+            extra["grad_scaler"] = self.scaler.state_dict()  # fp16's loss scale: resume goes on with it
         save_checkpoint(path, model=self.model, optimizer=self.optimizer, config=self.config.to_dict(),
                         position=self.state.position(), schedule=self.state.schedule(), metrics=metrics,
-                        extra=extra)
+                        extra=extra or None)
 
 
 @dataclass
@@ -258,7 +276,7 @@ def train_step(session: Session, next_batch: Callable[[], Batch], hp: StepHParam
         batch = next_batch()
         data_seconds += time.perf_counter() - fetch_started
         frames += int(batch.mel_lens.sum())
-        with autocast(session.device, config.amp):
+        with autocast(session.device, config):
             loss, terms, _ = compute_loss(session.model, session.criterion, batch, hp.tf_ratio, hp.loss_weights)
         if not torch.isfinite(loss):
             finite = False
@@ -428,6 +446,7 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
     # --- setup: device, data, run folder ---
     folder = RunFolder(run_dir)
     device = pick_device(config.device)
+    configure_cuda(device)
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     seed_everything(config.seed)
@@ -446,9 +465,9 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
     model = build_model(config).to(device)
     base_lr = config.resolved_learning_rate(warm_start is not None)
     optimizer = torch.optim.Adam(model.parameters(), lr=base_lr, eps=config.adam_eps, weight_decay=config.weight_decay)
-    # fp16 needs loss scaling; bf16 (where the GPU has it) and the CPU do not.
+    # fp16 needs loss scaling; bf16 and the CPU do not.
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp
-                                  and not torch.cuda.is_bf16_supported())
+                                  and amp_dtype(config) == torch.float16)
     session = Session(config, folder, device, model, TacotronLoss.from_config(config), optimizer, scaler,
                       TrainState(base_lr=base_lr, frames_per_char=train_set.frames_per_character()),
                       train_set, val_set, QualityController(quality_config(config)) if config.controller else None,
@@ -468,6 +487,8 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
         state.restore(payload)
         if session.controller is not None and "quality" in payload:
             session.controller.load_state_dict(payload["quality"])
+        if scaler.is_enabled() and "grad_scaler" in payload:
+            scaler.load_state_dict(payload["grad_scaler"])
         set_rng_state(payload["rng"])
     elif warm_start is not None:
         state.warm_started = True
@@ -487,88 +508,95 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
             epoch_batches = bucketed_batches(lengths, config.batch_size, config.seed, state.epoch)
         indices = epoch_batches[state.batch]
         state.batch += 1
-        return collate([train_set[i] for i in indices], config.model.reduction_factor).to(device)
+        following = epoch_batches[state.batch] if state.batch < len(epoch_batches) else None
+        return prefetcher.get(indices, following)
 
-    # --- the loop: one optimiser step per iteration ---
-    folder.append_metrics({"kind": "start", "step": state.step, "parameters": count_parameters(model),
-                           "device": str(device), "train_utterances": len(train_set),
-                           "val_utterances": len(val_set), "learning_rate": base_lr,
-                           "frames_per_char": train_set.frames_per_character()})
-    progress = tqdm(total=config.max_steps, initial=state.step, desc="train", unit="step",
-                    disable=not show_progress, file=sys.stderr, dynamic_ncols=True)
-    if asr_off is not None:
-        folder.append_metrics({"kind": "event", "step": state.step, "event": "asr_off", "reason": asr_off})
-        if show_progress:
-            progress.write(asr_off, file=sys.stderr)
-    nonfinite_in_row = skipped_total = 0
-    current_phase = ""
-    window_losses: list[float] = []  # training losses since the last validation (the controller's trend)
-    last_metrics: dict[str, float] = {}
-    stopped_early = False
-    model.train()
-    step_started = time.perf_counter()
-    while state.step < config.max_steps:
-        hp = step_hparams(config, state.step, state)
-        if hp.phase is not None and hp.phase.name != current_phase:
-            folder.append_metrics({"kind": "event", "step": state.step, "event": "phase", "phase": hp.phase.name,
-                                   "ga_weight": hp.phase.ga_weight, "lr_mult": hp.phase.lr_mult})
-            current_phase = hp.phase.name
-        outcome = train_step(session, next_batch, hp)
+    prefetcher = Prefetcher(lambda indices: collate([train_set[i] for i in indices], config.model.reduction_factor),
+                            device)
 
-        # --- a non-finite step: skipped, but the data position moves on (the same batch would fail again) ---
-        if not outcome.finite:
-            nonfinite_in_row += 1
-            skipped_total += 1
-            folder.append_metrics({"kind": "event", "step": state.step, "event": "nonfinite_skip",
-                                   "in_a_row": nonfinite_in_row})
-            if nonfinite_in_row >= config.max_nonfinite_steps:
-                session.save(folder.checkpoints / "nonfinite.pt")
-                raise NonFiniteLossError(
-                    f"loss or gradient non-finite for {nonfinite_in_row} steps in a row at step {state.step} "
-                    f"(max_nonfinite_steps={config.max_nonfinite_steps}); last good state in {folder.last}")
-            continue
-        nonfinite_in_row = 0
-        state.step += 1
-
-        # --- logging ---
-        now = time.perf_counter()
-        seconds, step_started = now - step_started, now
-        if state.step % config.log_interval == 0 or state.step == 1:
-            folder.append_metrics({"kind": "train", "step": state.step, "lr": hp.lr, "tf_ratio": hp.tf_ratio,
-                                   "ga_weight": hp.loss_weights.ga_weight, "ga_sigma": hp.loss_weights.ga_sigma,
-                                   "grad_norm": outcome.grad_norm, "sec_per_step": seconds,
-                                   "data_sec": outcome.data_seconds, "frames": outcome.frames,
-                                   **{f"train_{k}": v for k, v in outcome.terms.items()}})
-        progress.update(1)
-        progress.set_postfix(loss=f"{outcome.terms.get('total', math.nan):.3f}", s_step=f"{seconds:.2f}",
-                             refresh=False)
-        window_losses.append(outcome.terms.get("total", math.nan))
-
-        # --- validation, the controller, the callback ---
-        at_end = state.step >= config.max_steps
-        if state.step % config.val_interval == 0 or at_end:
-            last_metrics, controller_stop = on_validation(session, hp, sum(window_losses) / len(window_losses))
-            window_losses.clear()
+    try:
+        # --- the loop: one optimiser step per iteration ---
+        folder.append_metrics({"kind": "start", "step": state.step, "parameters": count_parameters(model),
+                               "device": str(device), "train_utterances": len(train_set),
+                               "val_utterances": len(val_set), "learning_rate": base_lr,
+                               "frames_per_char": train_set.frames_per_character()})
+        progress = tqdm(total=config.max_steps, initial=state.step, desc="train", unit="step",
+                        disable=not show_progress, file=sys.stderr, dynamic_ncols=True)
+        if asr_off is not None:
+            folder.append_metrics({"kind": "event", "step": state.step, "event": "asr_off", "reason": asr_off})
             if show_progress:
-                progress.write(_val_line(state.step, last_metrics))
-            asked = callback is not None and bool(callback(state.step, dict(last_metrics)))  # called even on a stop
-            stopped_early = controller_stop or asked
+                progress.write(asr_off, file=sys.stderr)
+        nonfinite_in_row = skipped_total = 0
+        current_phase = ""
+        window_losses: list[float] = []  # training losses since the last validation (the controller's trend)
+        last_metrics: dict[str, float] = {}
+        stopped_early = False
+        model.train()
+        step_started = time.perf_counter()
+        while state.step < config.max_steps:
+            hp = step_hparams(config, state.step, state)
+            if hp.phase is not None and hp.phase.name != current_phase:
+                folder.append_metrics({"kind": "event", "step": state.step, "event": "phase", "phase": hp.phase.name,
+                                       "ga_weight": hp.phase.ga_weight, "lr_mult": hp.phase.lr_mult})
+                current_phase = hp.phase.name
+            outcome = train_step(session, next_batch, hp)
 
-        # --- checkpoints; a stop request (SIGTERM to a worker) ends the run here, its state saved ---
-        interrupted = stop is not None and stop.is_set() and not at_end
-        if state.step % config.checkpoint_interval == 0 or at_end or stopped_early or interrupted:
-            session.save(folder.last, last_metrics)
-            if config.keep_step_checkpoints and state.step % config.checkpoint_interval == 0:
-                session.save(folder.checkpoints / f"step_{state.step:06d}.pt", last_metrics)
-        if interrupted:
-            folder.append_metrics({"kind": "event", "step": state.step, "event": "interrupted"})
-            progress.close()
-            raise TrainingInterrupted(f"interrupted at step {state.step}; checkpoint saved in {folder.last}",
-                                      step=state.step)
-        if stopped_early:
-            break
-    progress.close()
-    return TrainResult(folder.root, state.step, stopped_early, state.best_metric, last_metrics, skipped_total)
+            # --- a non-finite step: skipped, but the data position moves on (the same batch would fail again) ---
+            if not outcome.finite:
+                nonfinite_in_row += 1
+                skipped_total += 1
+                folder.append_metrics({"kind": "event", "step": state.step, "event": "nonfinite_skip",
+                                       "in_a_row": nonfinite_in_row})
+                if nonfinite_in_row >= config.max_nonfinite_steps:
+                    session.save(folder.checkpoints / "nonfinite.pt")
+                    raise NonFiniteLossError(
+                        f"loss or gradient non-finite for {nonfinite_in_row} steps in a row at step {state.step} "
+                        f"(max_nonfinite_steps={config.max_nonfinite_steps}); last good state in {folder.last}")
+                continue
+            nonfinite_in_row = 0
+            state.step += 1
+
+            # --- logging ---
+            now = time.perf_counter()
+            seconds, step_started = now - step_started, now
+            if state.step % config.log_interval == 0 or state.step == 1:
+                folder.append_metrics({"kind": "train", "step": state.step, "lr": hp.lr, "tf_ratio": hp.tf_ratio,
+                                       "ga_weight": hp.loss_weights.ga_weight, "ga_sigma": hp.loss_weights.ga_sigma,
+                                       "grad_norm": outcome.grad_norm, "sec_per_step": seconds,
+                                       "data_sec": outcome.data_seconds, "frames": outcome.frames,
+                                       **{f"train_{k}": v for k, v in outcome.terms.items()}})
+            progress.update(1)
+            progress.set_postfix(loss=f"{outcome.terms.get('total', math.nan):.3f}", s_step=f"{seconds:.2f}",
+                                 refresh=False)
+            window_losses.append(outcome.terms.get("total", math.nan))
+
+            # --- validation, the controller, the callback ---
+            at_end = state.step >= config.max_steps
+            if state.step % config.val_interval == 0 or at_end:
+                last_metrics, controller_stop = on_validation(session, hp, sum(window_losses) / len(window_losses))
+                window_losses.clear()
+                if show_progress:
+                    progress.write(_val_line(state.step, last_metrics))
+                asked = callback is not None and bool(callback(state.step, dict(last_metrics)))  # called even on a stop
+                stopped_early = controller_stop or asked
+
+            # --- checkpoints; a stop request (SIGTERM to a worker) ends the run here, its state saved ---
+            interrupted = stop is not None and stop.is_set() and not at_end
+            if state.step % config.checkpoint_interval == 0 or at_end or stopped_early or interrupted:
+                session.save(folder.last, last_metrics)
+                if config.keep_step_checkpoints and state.step % config.checkpoint_interval == 0:
+                    session.save(folder.checkpoints / f"step_{state.step:06d}.pt", last_metrics)
+            if interrupted:
+                folder.append_metrics({"kind": "event", "step": state.step, "event": "interrupted"})
+                progress.close()
+                raise TrainingInterrupted(f"interrupted at step {state.step}; checkpoint saved in {folder.last}",
+                                          step=state.step)
+            if stopped_early:
+                break
+        progress.close()
+        return TrainResult(folder.root, state.step, stopped_early, state.best_metric, last_metrics, skipped_total)
+    finally:
+        prefetcher.close()
 
 
 def _val_line(step: int, metrics: dict[str, float]) -> str:

@@ -1,12 +1,17 @@
 """With --gpus, trials run one per GPU at a time, each child seeing only its GPU.
 
-No GPU is needed: the children fail at once (injected fault), which is enough to see which
-GPU each was given and that two ran at the same time.
+The scheduling tests need no GPU: the children fail at once (injected fault), which is enough
+to see which GPU each was given and that two ran at the same time. The test marked ``gpu``
+trains two trials on GPU 0 for real (skipped without CUDA).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +119,30 @@ def test_claim_without_cuda_is_an_input_error(tmp_path: Path, short_corpus: Path
     assert code == 2
     assert "--gpus claim given but no CUDA device is visible" in capsys.readouterr().err
     assert not (tmp_path / "h").exists()
+
+
+@pytest.mark.gpu
+def test_a_two_trial_study_trains_on_gpus_0(tmp_path: Path, short_corpus: Path) -> None:
+    import optuna
+
+    space = tmp_path / "gpu.yaml"
+    space.write_text(
+        "preset: tiny\nstudy:\n  name: gpu\n  objective: val_mel_postnet_l1\n  n_trials: 2\n  max_steps: 4\n"
+        "  sampler: {name: random, seed: 1}\n  pruner: {name: none}\n  gates: []\n  samples: 0\n"
+        "fixed:\n  val_interval: 2\n  val_size: 4\n  batch_size: 6\n  warmup_steps: 0\n  fr_asr: \"off\"\n"
+        "params:\n  learning_rate: {type: float, low: 1.0e-4, high: 3.0e-3, log: true}\n", encoding="utf-8")
+    home = tmp_path / "home"
+    env = {**os.environ, "SMART_TUNER_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run([sys.executable, "-m", "tuner.cli", "run-study", "--space", str(space), "--data",
+                           str(short_corpus), "--gpus", "0", "--no-mlflow", "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="gpu", storage=f"sqlite:///{home}/optuna.db")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    for trial in study.trials:
+        run = Path(trial.user_attrs["run_dir"])
+        assert re.search(r"CUDA_VISIBLE_DEVICES=0\b", (run / "worker.log").read_text())
+        start = next(r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+                     if r["kind"] == "start")
+        assert start["device"].startswith("cuda")

@@ -53,6 +53,7 @@ def main() -> int:
     parser.add_argument("--fixes", default=",".join(ABLATIONS),
                         help=f"comma-separated fixes to switch off (default all: {', '.join(ABLATIONS)})")
     parser.add_argument("--utterances", type=int, default=300)
+    parser.add_argument("--lang", default="en", choices=["en", "ru"], help="language of the eSpeak corpus")
     parser.add_argument("--preset", default="tiny", choices=["tiny", "base"])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--jobs", type=int, default=None, help="runs at once (default: 2 on cpu, 1 on cuda)")
@@ -68,7 +69,7 @@ def main() -> int:
     reference = all_fixes_config(args.preset, args.steps, args.every, args.seed, args.device, 0)
     skipped = {f"no_{fix}": reason for fix in fixes if (reason := inactive(fix, reference))}
     fixes = [fix for fix in fixes if f"no_{fix}" not in skipped]
-    corpus = ensure_corpus(args.workdir, args.utterances)
+    corpus = ensure_corpus(args.workdir, args.utterances, lang=args.lang)
     names = [REFERENCE] + [f"no_{fix}" for fix in fixes]
     overrides = [{}] + [ABLATIONS[fix] for fix in fixes]
     specs = [RunSpec(name, chosen, args.seed, args.preset, args.steps, args.every, args.device,
@@ -78,7 +79,8 @@ def main() -> int:
     runs = run_all(specs, jobs)
     result = {
         "bench": "ablation", "preset": args.preset, "device": args.device, "steps": args.steps,
-        "every": args.every, "utterances": args.utterances, "seed": args.seed, "jobs": jobs, "target": 0.85,
+        "every": args.every, "utterances": args.utterances, "lang": args.lang,
+        "seed": args.seed, "jobs": jobs, "target": 0.85,
         "ablations": {f"no_{fix}": ABLATIONS[fix] for fix in fixes}, "skipped": skipped,
         "runs": runs, "wall_s": round(time.perf_counter() - started, 1), "machine": machine(args.device),
         "command": "python bench/ablation.py " + " ".join(sys.argv[1:]),

@@ -30,6 +30,7 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=25, help="validation interval in steps")
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated training seeds")
     parser.add_argument("--utterances", type=int, default=300)
+    parser.add_argument("--lang", default="en", choices=["en", "ru"], help="language of the eSpeak corpus")
     parser.add_argument("--preset", default="tiny", choices=["tiny", "base"])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--jobs", type=int, default=None, help="runs at once (default: 2 on cpu, 1 on cuda)")
@@ -39,7 +40,7 @@ def main() -> int:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     jobs = args.jobs or (2 if args.device == "cpu" else 1)
 
-    corpus = ensure_corpus(args.workdir, args.utterances)
+    corpus = ensure_corpus(args.workdir, args.utterances, lang=args.lang)
     # Baseline and fixed of one seed side by side, so both see the same machine load.
     specs = [RunSpec(name, overrides, seed, args.preset, args.steps, args.every, args.device,
                      threads=1 if jobs > 1 else 0, corpus=str(corpus), workdir=str(args.workdir / "runs"))
@@ -48,7 +49,8 @@ def main() -> int:
     runs = run_all(specs, jobs)
     result = {
         "bench": "baseline", "preset": args.preset, "device": args.device, "steps": args.steps,
-        "every": args.every, "utterances": args.utterances, "seeds": seeds, "jobs": jobs, "target": 0.85,
+        "every": args.every, "utterances": args.utterances, "lang": args.lang,
+        "seeds": seeds, "jobs": jobs, "target": 0.85,
         "baseline_overrides": BASELINE,
         "summary": {name: summarise([r for r in runs if r["name"] == name]) for name in CONFIGS},
         "runs": runs, "wall_s": round(time.perf_counter() - started, 1), "machine": machine(args.device),

@@ -83,13 +83,14 @@ def all_fixes_config(preset_name: str, steps: int, every: int, seed: int, device
                                        early_stop=False)
 
 
-def ensure_corpus(workdir: Path, utterances: int, seed: int = 0) -> Path:
-    """Return the bench's eSpeak corpus folder (made on first use: ``utterances`` sentences of ``seed``)."""
+def ensure_corpus(workdir: Path, utterances: int, seed: int = 0, lang: str = "en") -> Path:
+    """Return the bench's eSpeak corpus folder (made on first use: ``utterances`` sentences of ``seed`` in ``lang``)."""
     from trainer.corpus import make_corpus
 
-    corpus = workdir / f"corpus-en-{utterances}" if seed == 0 else workdir / f"corpus-en-{utterances}-seed{seed}"
+    name = f"corpus-{lang}-{utterances}" if seed == 0 else f"corpus-{lang}-{utterances}-seed{seed}"
+    corpus = workdir / name
     if not (corpus / "metadata.csv").is_file():
-        make_corpus(corpus, lang="en", utterances=utterances, seed=seed)
+        make_corpus(corpus, lang=lang, utterances=utterances, seed=seed)
     return corpus
 
 
@@ -109,7 +110,7 @@ def execute(spec: RunSpec) -> dict[str, Any]:
     history: list[dict[str, Any]] = []
     started = time.perf_counter()
     kept = ("tf_diagonality", "fr_diagonality", "tf_gate_balanced_accuracy", "fr_stop_error", "fr_hit_max_rate",
-            "fr_run_on_rate", "fr_early_stop_rate", "val_mel_postnet_l1")
+            "fr_run_on_rate", "fr_early_stop_rate", "val_mel_postnet_l1", "fr_mcd")
 
     def record(step: int, metrics: dict[str, float]) -> bool:
         history.append({"step": step, "wall_s": round(time.perf_counter() - started, 1),

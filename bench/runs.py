@@ -80,7 +80,7 @@ def all_fixes_config(preset_name: str, steps: int, every: int, seed: int, device
 
     return preset(preset_name).replace(max_steps=steps, val_interval=every, checkpoint_interval=steps, seed=seed,
                                        device=device, torch_threads=threads, plots=False, phases=True,
-                                       early_stop=False)
+                                       early_stop=False, fr_asr="off")  # alignment benches: no recogniser
 
 
 def ensure_corpus(workdir: Path, utterances: int, seed: int = 0, lang: str = "en") -> Path:

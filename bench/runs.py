@@ -166,7 +166,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "wall_s_to_fr_diag": spread([r["wall_s_to_fr_diag"] for r in runs]),
         **{f"final_{k}": spread([r["final"].get(k) for r in runs])
            for k in ("tf_diagonality", "fr_diagonality", "tf_gate_balanced_accuracy", "fr_stop_error",
-                     "fr_hit_max_rate", "val_mel_postnet_l1")},
+                     "fr_hit_max_rate", "val_mel_postnet_l1", "fr_mcd")},
         "first_tf_diagonality": spread([r["first"].get("tf_diagonality") for r in runs]),
         "first_tf_gate_balanced_accuracy": spread([r["first"].get("tf_gate_balanced_accuracy") for r in runs]),
         "median_sec_per_step": spread([r["median_sec_per_step"] for r in runs]),

@@ -130,3 +130,63 @@ def test_a_broken_results_line_is_one_error_naming_file_and_line(tmp_path: Path,
     err = capsys.readouterr().err.strip()
     assert err.startswith("make_report: ") and f"{results}:2:" in err and "\n" not in err
     assert not out.exists()
+
+
+def long_baseline(baseline_steps: list[int | None], fixed_steps: list[int | None], steps: int = 600,
+                  gate_final: float = 0.95, lang: str = "en") -> dict[str, Any]:
+    entry = baseline_entry(baseline_steps, fixed_steps)
+    for r in entry["runs"]:
+        r["wall_s"] = 2.0 * steps  # 2 s a step, as the steps-to-target walls
+        if r["name"] == "fixed":
+            r["final"]["tf_gate_balanced_accuracy"] = gate_final
+    entry["summary"] = {n: runs.summarise([r for r in entry["runs"] if r["name"] == n]) for n in ("baseline", "fixed")}
+    return {**entry, "steps": steps, "lang": lang}
+
+
+def test_summary_decides_each_claim_only_on_runs_long_enough() -> None:
+    verdicts = make_report.claim_verdicts(long_baseline([None, None, None], [100, 150, 150]))
+    assert verdicts["diagonality"][1] == "holds"
+    assert verdicts["gate"][1] == "holds"
+    assert verdicts["convergence"][1] == "holds: ≥ 4.0×"  # 600 / 150, the baseline never got there
+    assert verdicts["time"][1] == "holds: ≥ 75% less wall time"  # 300 s to 0.85 against a whole 1,200 s run
+    weak_gate = make_report.claim_verdicts(long_baseline([None, None, None], [100, 150, 150], gate_final=0.8))
+    assert weak_gate["gate"][1] == "does not hold: 80.0% (median)"
+    short = make_report.claim_verdicts(long_baseline([None, None, None], [None, None, None], steps=150))
+    assert all(v[1].startswith("not decided: 150-step runs") for v in short.values())
+    slow = make_report.claim_verdicts(long_baseline([300, 300, 300], [150, 150, 150]))
+    assert slow["convergence"][1] == "does not hold: 2.0×"
+    assert slow["time"][1] == "holds: 50% less wall time"  # 2 s a step in both arms
+
+
+def test_summary_table_shows_each_corpus_and_one_verdict_where_they_agree() -> None:
+    entries = [long_baseline([None] * 3, [150] * 3, steps=150),  # shorter: not chosen
+               long_baseline([None] * 3, [150] * 3, lang="en"),
+               long_baseline([None] * 3, [150] * 3, lang="ru", gate_final=0.8)]
+    text = "\n".join(make_report.summary_section(entries))
+    assert "en: 3 seeds × 600 steps" in text and "ru: 3 seeds × 600 steps" in text
+    assert "| holds |" in text  # diagonality: the same verdict on both corpora
+    assert "en: holds<br>ru: does not hold: 80.0% (median)" in text
+
+
+def ablation_entry(seed: int, steps: int, reference_step: int, phases_step: int) -> dict[str, Any]:
+    return {"bench": "ablation", "preset": "tiny", "device": "cpu", "steps": steps, "every": 50, "seed": seed,
+            "utterances": 300, "lang": "en", "jobs": 3, "target": 0.85,
+            "ablations": {"no_phases": runs.ABLATIONS["phases"], "no_lr_schedule": runs.ABLATIONS["lr_schedule"]},
+            "skipped": {}, "machine": MACHINE, "command": "python bench/ablation.py",
+            "runs": [run("all_fixes", seed, reference_step), run("no_phases", seed, phases_step),
+                     run("no_lr_schedule", seed, reference_step)]}
+
+
+def test_ablation_seeds_of_one_setup_are_shown_together_and_defaults_checked_against_them() -> None:
+    entries = [long_baseline([None] * 3, [150] * 3),
+               ablation_entry(1, 150, 100, 100), ablation_entry(1, 600, 300, 150), ablation_entry(2, 600, 300, 150)]
+    groups = make_report.ablation_groups(entries)
+    assert [[e["seed"] for e in g] for g in groups] == [[1, 2], [1]]  # the longest setup first, its two seeds
+    assert groups[0][0]["steps"] == 600
+    rows = {row[0]: row for row in make_report.defaults_rows(entries)}
+    # Phases are off by default and switching them off aligned sooner in both seeds: the default agrees.
+    assert rows["phases"][1] == "no" and rows["phases"][2] == "hurts here; hurts here" and rows["phases"][3] == "yes"
+    # The learning-rate schedule is on by default and made no difference here: nothing to change.
+    assert rows["lr_schedule"][1] == "yes" and rows["lr_schedule"][3] == "yes"
+    text = "\n".join(make_report.ablation_section(groups[0], entries[0]))
+    assert "seeds 1, 2" in text and text.count("| reference |") == 2

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainer.console import EXIT_FAILED, Parser, add_debug_flag, add_version_flag, main_with
 from trainer.errors import DataError, UserError
+from trainer.text import LANGUAGES
 from trainer.tracking import DEFAULT_EXPERIMENT, TRACKING_URI_ENV
 
 if TYPE_CHECKING:
@@ -94,7 +95,8 @@ def _add_make_corpus(sub: argparse._SubParsersAction) -> None:
                        description="Synthesise a deterministic corpus (metadata.csv + wavs/) with eSpeak NG "
                                    "(bundled) or flite (the Debian/Ubuntu package flite; English).")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--lang", default="en", choices=["en", "ru"], help="language (default en)")
+    p.add_argument("--lang", default="en", choices=LANGUAGES,
+                   help="language (default en; de, es and fr have no built-in sentences: give --text)")
     p.add_argument("--utterances", type=int, default=100, help="number of utterances (default 100)")
     p.add_argument("--seed", type=int, default=0, help="sentence generator seed (default 0)")
     p.add_argument("--text", type=Path, default=None, help="text file, one sentence a line, instead of the generator")
@@ -126,7 +128,7 @@ def _add_check_data(sub: argparse._SubParsersAction) -> None:
                        description="Check a corpus (LJSpeech folder or path|text filelist). Exit 1 when a "
                                    "problem blocks training.")
     _add_data(p)
-    p.add_argument("--lang", default="en", choices=["en", "ru"], help="the text's language (default en)")
+    p.add_argument("--lang", default="en", choices=LANGUAGES, help="the text's language (default en)")
     p.add_argument("--min-seconds", type=float, default=0.3, help="shortest usable clip in seconds (default 0.3)")
     p.add_argument("--max-seconds", type=float, default=12.0, help="longest usable clip in seconds (default 12)")
     p.add_argument("--drop-unknown-chars", action="store_true", help="treat unknown characters as droppable notes")
@@ -322,7 +324,7 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
     _add_data(p)
     p.add_argument("--batch-size", type=int, default=12, help="utterances per batch (default 12)")
     p.add_argument("--grad-accum", type=int, default=3, help="gradient accumulation steps (default 3)")
-    p.add_argument("--lang", default="en", choices=["en", "ru"], help="the text's language (default en)")
+    p.add_argument("--lang", default="en", choices=LANGUAGES, help="the text's language (default en)")
     p.set_defaults(run=_run_plan)
 
 

@@ -23,6 +23,7 @@ from trainer.architectures import architecture_names
 from trainer.errors import ConfigError
 from trainer.fileio import atomic_write_text
 from trainer.schedules import LR_PROFILES
+from trainer.text import CHARACTER_LANGUAGES, LANGUAGES
 from trainer.yamlio import safe_load
 
 PRESETS = ("tiny", "base")
@@ -200,7 +201,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "amp_dtype": ("auto", "bfloat16", "float16"),
     "stop_gate": ("adaptive", "fixed"),
     "fr_asr": ("auto", "on", "off"),
-    "lang": ("en", "ru"),
+    "lang": LANGUAGES,
     "text_frontend": ("characters", "phonemes", "nvidia"),
 }
 
@@ -342,6 +343,10 @@ def _validate(config: TrainConfig, source: str) -> None:
         if _value(config, key) not in choices:
             raise ConfigError(f"{source}: key '{key}' must be one of {', '.join(choices)}, "
                               f"got {_value(config, key)!r}")
+    if config.lang not in CHARACTER_LANGUAGES and config.model.text_frontend != "phonemes":
+        raise ConfigError(f"{source}: key 'lang' {config.lang!r} needs text_frontend: phonemes (the character "
+                          f"tables spell {', '.join(CHARACTER_LANGUAGES)}), got text_frontend "
+                          f"{config.model.text_frontend!r}")
     if config.model.architecture not in architecture_names():
         raise ConfigError(f"{source}: key 'architecture' must be one of {', '.join(architecture_names())}, "
                           f"got {config.model.architecture!r}")

@@ -38,8 +38,8 @@ from trainer.espeak import (
     synthesize,
 )
 from trainer.fileio import atomic_write_bytes
-from trainer.sentences import generate_sentences
-from trainer.text import LANGUAGES, clean_text, text_to_ids
+from trainer.sentences import SENTENCE_LANGUAGES, generate_sentences
+from trainer.text import LANGUAGES, clean_text, known_characters
 
 __all__ = [
     "DEFAULT_VOICES",
@@ -55,7 +55,7 @@ __all__ = [
     "synthesize",
 ]
 
-DEFAULT_VOICES: dict[str, str] = {"en": "en-us", "ru": "ru"}
+DEFAULT_VOICES: dict[str, str] = {"en": "en-us", "ru": "ru", "de": "de", "es": "es", "fr": "fr"}
 SECOND_VOICES: dict[str, str] = {"en": "en-us+f3", "ru": "ru+f3"}
 
 ID_PREFIX = "DEMO"
@@ -254,6 +254,9 @@ def make_corpus(out_dir: Path, *, lang: str = "en", utterances: int = 100, seed:
         raise CorpusError(f"unknown lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
     if utterances < 1:
         raise CorpusError(f"utterances must be >= 1, got {utterances}")
+    if text_file is None and lang not in SENTENCE_LANGUAGES:
+        raise CorpusError(f"lang {lang!r} has no built-in sentences ({', '.join(SENTENCE_LANGUAGES)} have): "
+                          "give a text file, one sentence a line")
     if engine not in ENGINES:
         raise CorpusError(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if engine == "flite":
@@ -276,7 +279,7 @@ def make_corpus(out_dir: Path, *, lang: str = "en", utterances: int = 100, seed:
         origins = ids
     normalized = [clean_text(s, lang) for s in sentences]
     for where, raw, norm in zip(origins, sentences, normalized, strict=True):
-        text_to_ids(norm, lang=lang, utterance_id=where)  # fail before writing anything
+        known_characters(norm, lang=lang, utterance_id=where)  # fail before writing anything
         if not norm.strip(" !'\"(),-.:;?"):
             raise CorpusError(f"{where}: nothing to speak in {raw!r}")
 

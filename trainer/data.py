@@ -27,7 +27,7 @@ import torch
 from trainer import audio
 from trainer.errors import CorpusError
 from trainer.fileio import atomic_write
-from trainer.text import clean_text, text_to_ids_counted
+from trainer.text import clean_text, known_characters, text_to_ids_counted
 
 if TYPE_CHECKING:
     from trainer.config import TrainConfig
@@ -188,12 +188,12 @@ def check_corpus(path: str | Path, *, lang: str = "en", min_seconds: float = 0.3
             problem("empty text", "no text to speak")
         else:
             report.characters.update(item.text)
-            ids, dropped = text_to_ids_counted(item.text, lang=lang, utterance_id=item.id, on_unknown="drop")
+            kept, dropped = known_characters(item.text, lang=lang, utterance_id=item.id, on_unknown="drop")
             if dropped:
                 chars = ", ".join(f"{c!r} (U+{ord(c):04X}) x{n}" for c, n in sorted(dropped.items()))
                 problem("unknown characters", chars + (" (dropped)" if drop_unknown_chars else ""),
                         blocking=not drop_unknown_chars)
-            if not ids:
+            if not kept:
                 # Dropping may leave nothing: a zero-length text cannot be attended to.
                 problem("empty text", "no known characters left after cleaning")
         seconds = _audio_seconds(item, problem)

@@ -12,7 +12,7 @@ import random
 from typing import TypedDict
 
 from trainer.errors import CorpusError
-from trainer.text import LANGUAGES, number_to_words, ru_plural
+from trainer.text import number_to_words, ru_plural
 
 __all__ = ["generate_sentences"]
 
@@ -179,13 +179,16 @@ def _ru_sentence(rng: random.Random) -> str:
     return template.format(**fields)
 
 
+SENTENCE_LANGUAGES: tuple[str, ...] = ("en", "ru")  # the languages this module writes sentences in
+
+
 def generate_sentences(lang: str, count: int, seed: int = 0) -> list[str]:
     """Return ``count`` demo sentences in ``lang`` ("en" or "ru"), the same for the
     same seed. Numbers are written as words; sentences run from 1 to about 14
     words, with commas, questions and exclamations.
     """
-    if lang not in LANGUAGES:
-        raise CorpusError(f"unknown lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
+    if lang not in SENTENCE_LANGUAGES:
+        raise CorpusError(f"no built-in sentences in {lang!r}: expected one of {', '.join(SENTENCE_LANGUAGES)}")
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
     rng = random.Random(seed)

@@ -35,8 +35,10 @@ __all__ = [
     "PHONEME_SYMBOLS",
     "SYMBOLS",
     "UnknownCharacterError",
+    "CHARACTER_LANGUAGES",
     "clean_text",
     "ids_to_text",
+    "known_characters",
     "number_to_words",
     "ordinal_to_words",
     "phonemize",
@@ -46,7 +48,9 @@ __all__ = [
     "text_to_ids_counted",
 ]
 
-LANGUAGES: tuple[str, ...] = ("en", "ru")
+LANGUAGES: tuple[str, ...] = ("en", "ru", "de", "es", "fr")
+# The languages the character tables spell; the others read through phonemes only.
+CHARACTER_LANGUAGES: tuple[str, ...] = ("en", "ru")
 
 PAD = "_"
 _PUNCTUATION = "!'\"(),-.:;? "
@@ -80,7 +84,9 @@ _SYMBOL_TO_ID: dict[str, int] = {s: i for i, s in enumerate(SYMBOLS) if s != PAD
 _TO_ID: dict[str, dict[str, int]] = {name: {s: i for i, s in enumerate(table) if s != PAD}
                                      for name, table in _TABLES.items()}
 # eSpeak NG voice whose phonemes stand for each language's text.
-PHONEME_VOICES: dict[str, str] = {"en": "en-us", "ru": "ru"}
+PHONEME_VOICES: dict[str, str] = {"en": "en-us", "ru": "ru", "de": "de", "es": "es", "fr": "fr"}
+# Letters a text may hold besides SYMBOLS' (Latin, Cyrillic, punctuation), by language.
+_EXTRA_LETTERS: dict[str, str] = {"de": "äöüß", "es": "áéíóúüñ", "fr": "àâæçéèêëîïôœùûüÿ"}
 # Punctuation ends a phrase: phonemised phrase by phrase and kept as a symbol. Apostrophes and
 # hyphens stay inside their words ("don't", "well-known"), which eSpeak reads whole.
 _PHRASE_BREAK_RE = re.compile(r'([!"(),.:;?]+)')
@@ -279,11 +285,15 @@ def number_to_words(n: int, lang: str = "en", *, gender: str = "m") -> str:
 
     English uses American style without "and" ("one hundred twenty-three");
     Russian is nominative, ``gender`` ("m", "f" or "n") choosing "один/одна/одно"
-    and "два/две". Numbers of 10^15 and beyond are read digit by digit.
+    and "два/две". Numbers of 10^15 and beyond are read digit by digit. German, Spanish
+    and French come from the num2words library ("dreiundzwanzig", "veintitrés",
+    "vingt-trois").
     """
     _check_lang(lang)
     if lang == "en":
         return _en_cardinal(n)
+    if lang != "ru":
+        return _num2words(n, lang)
     if gender not in _RU_GENDERED:
         raise ValueError(f"unknown gender {gender!r}: expected m, f or n")
     return _ru_cardinal(n, gender)
@@ -377,6 +387,50 @@ def _ru_numbers(text: str) -> str:
     return text.replace("&", " и ")
 
 
+# German, Spanish and French: numbers from num2words, a maintained library that spells them
+# in these languages with their agreement rules. English and Russian keep the cleaners above:
+# they also read money, ordinals, decimals and Russian plural agreement ("пять процентов"),
+# which num2words leaves to the caller.
+_OTHER_WORDS: dict[str, dict[str, str]] = {
+    "de": {"minus": "minus", "percent": "prozent", "and": "und", "point": "komma"},
+    "es": {"minus": "menos", "percent": "por ciento", "and": "y", "point": "coma"},
+    "fr": {"minus": "moins", "percent": "pour cent", "and": "et", "point": "virgule"},
+}
+_OTHER_ABBREVIATIONS: dict[str, dict[str, str]] = {
+    "de": {"z.b.": "zum beispiel", "usw.": "und so weiter", "bzw.": "beziehungsweise", "dr.": "doktor",
+           "nr.": "nummer", "ca.": "circa", "d.h.": "das heißt", "hr.": "herr", "fr.": "frau"},
+    "es": {"sr.": "señor", "sra.": "señora", "srta.": "señorita", "dr.": "doctor", "dra.": "doctora",
+           "etc.": "etcétera", "ud.": "usted", "uds.": "ustedes"},
+    "fr": {"m.": "monsieur", "mme": "madame", "mlle": "mademoiselle", "dr": "docteur", "etc.": "et cetera",
+           "st": "saint", "ste": "sainte"},
+}
+_OTHER_ABBREVIATION_RE: dict[str, re.Pattern[str]] = {
+    lang: re.compile(r"(?<![\w.])(" + "|".join(re.escape(a) for a in sorted(table, key=len, reverse=True))
+                     + r")(?![\w])")
+    for lang, table in _OTHER_ABBREVIATIONS.items()
+}
+# "1.000.000": dots group thousands in these languages; a comma is the decimal mark.
+_DOT_THOUSANDS_RE = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{3})+(?![\d.])")
+
+
+def _num2words(n: int, lang: str) -> str:
+    from num2words import num2words  # type: ignore[import-untyped]  # lazy: only de, es and fr texts need it
+
+    return str(num2words(n, lang=lang))
+
+
+def _other_numbers(text: str, lang: str) -> str:
+    words = _OTHER_WORDS[lang]
+    text = _DOT_THOUSANDS_RE.sub(lambda m: m.group(0).replace(".", ""), text)
+    text = _NEGATIVE_RE.sub(words["minus"] + " ", text)
+    text = re.sub(r"(\d+),(\d+)", lambda m: f"{_num2words(int(m.group(1)), lang)} {words['point']} "
+                  + " ".join(_num2words(int(d), lang) for d in m.group(2)), text)
+    text = _LETTER_DIGIT_RE.sub(" ", text)
+    text = re.sub(r"\d+", lambda m: _num2words(int(m.group(0)), lang), text)
+    text = re.sub(r"\s*%", " " + words["percent"], text)
+    return text.replace("&", f" {words['and']} ")
+
+
 def _check_lang(lang: str) -> None:
     if lang not in LANGUAGES:
         raise ValueError(f"unknown lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
@@ -384,8 +438,8 @@ def _check_lang(lang: str) -> None:
 
 def clean_text(text: str, lang: str = "en") -> str:
     """Return ``text`` normalised for the model: NFKC, typographic quotes and
-    dashes as ASCII, lowercase, abbreviations (English) and numbers spelled out in
-    ``lang``, whitespace collapsed and stripped.
+    dashes as ASCII, lowercase, abbreviations and numbers spelled out in ``lang``,
+    whitespace collapsed and stripped.
 
     Characters outside ``SYMBOLS`` are kept; ``text_to_ids`` decides what to do
     with them. Cleaning is idempotent.
@@ -400,34 +454,35 @@ def clean_text(text: str, lang: str = "en") -> str:
         text = _EN_ETC_RE.sub("et cetera", text)
         text = _EN_ABBREVIATION_RE.sub(lambda m: _EN_ABBREVIATIONS[m.group(1)], text)
         text = _en_numbers(text)
-    else:
+    elif lang == "ru":
         text = _ru_numbers(text)
+    else:
+        table = _OTHER_ABBREVIATIONS[lang]
+        text = _OTHER_ABBREVIATION_RE[lang].sub(lambda m: table[m.group(1)], text)
+        text = _other_numbers(text, lang)
     return _WHITESPACE_RE.sub(" ", text).strip()
 
 
 # ---------------------------------------------------------------------------
 # Text <-> ids
 
-def text_to_ids_counted(
-    text: str, *, lang: str = "en", utterance_id: str = "?", on_unknown: str = "error",
-    frontend: str = "characters",
-) -> tuple[list[int], dict[str, int]]:
-    """Clean ``text`` and return ``(ids, dropped)``: symbol ids, and how many times
-    each unknown character was dropped (empty unless ``on_unknown="drop"``).
+def known_characters(text: str, *, lang: str = "en", utterance_id: str = "?",
+                     on_unknown: str = "error") -> tuple[str, dict[str, int]]:
+    """Clean ``text`` and return ``(cleaned, dropped)``: the cleaned text of characters the
+    language may hold (SYMBOLS', plus its own letters for German, Spanish and French), and
+    how many times each other character was dropped (empty unless ``on_unknown="drop"``).
     Spaces left doubled or dangling by dropping are collapsed.
 
     With ``on_unknown="error"`` the first unknown character raises
-    ``UnknownCharacterError`` naming ``utterance_id`` and the character. The characters
-    are checked before phonemising (``frontend="phonemes"``), so both frontends accept
-    the same texts; a phoneme outside ``PHONEME_SYMBOLS`` is dropped.
+    ``UnknownCharacterError`` naming ``utterance_id`` and the character.
     """
     if on_unknown not in ("error", "drop"):
         raise ValueError(f"unknown on_unknown {on_unknown!r}: expected 'error' or 'drop'")
-    _check_frontend(frontend)
+    extra = _EXTRA_LETTERS.get(lang, "")
     kept: list[str] = []
     dropped: Counter[str] = Counter()
     for ch in clean_text(text, lang):
-        if ch in _SYMBOL_TO_ID:
+        if ch in _SYMBOL_TO_ID or ch in extra:
             kept.append(ch)
         elif on_unknown == "error":
             raise UnknownCharacterError(utterance_id, ch)
@@ -437,13 +492,33 @@ def text_to_ids_counted(
     if dropped:
         # A dropped word leaves two spaces behind; the model never saw those in training.
         cleaned = _WHITESPACE_RE.sub(" ", cleaned).strip()
+    return cleaned, dict(dropped)
+
+
+def text_to_ids_counted(
+    text: str, *, lang: str = "en", utterance_id: str = "?", on_unknown: str = "error",
+    frontend: str = "characters",
+) -> tuple[list[int], dict[str, int]]:
+    """Clean ``text`` and return ``(ids, dropped)``: symbol ids, and the characters
+    ``known_characters`` dropped.
+
+    The characters are checked before phonemising (``frontend="phonemes"``), so both
+    frontends accept the same English and Russian texts; a phoneme outside
+    ``PHONEME_SYMBOLS`` is dropped. German, Spanish and French read through phonemes only
+    (ValueError for another frontend: the character tables do not spell them).
+    """
+    _check_frontend(frontend)
+    if frontend != "phonemes" and lang not in CHARACTER_LANGUAGES:
+        raise ValueError(f"lang {lang!r} needs text_frontend 'phonemes' (the character tables spell "
+                         f"{', '.join(CHARACTER_LANGUAGES)})")
+    cleaned, dropped = known_characters(text, lang=lang, utterance_id=utterance_id, on_unknown=on_unknown)
     if frontend == "phonemes":
         table = _TO_ID["phonemes"]
-        return [table[ch] for ch in phonemize(cleaned, lang) if ch in table], dict(dropped)
+        return [table[ch] for ch in phonemize(cleaned, lang) if ch in table], dropped
     if frontend == "nvidia":
         table = _TO_ID["nvidia"]
-        return [table[ch] for ch in cleaned if ch in table], dict(dropped)
-    return [_SYMBOL_TO_ID[ch] for ch in cleaned], dict(dropped)
+        return [table[ch] for ch in cleaned if ch in table], dropped
+    return [_SYMBOL_TO_ID[ch] for ch in cleaned], dropped
 
 
 def text_to_ids(

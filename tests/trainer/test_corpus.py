@@ -256,8 +256,10 @@ def test_bad_inputs_raise_before_writing(tmp_path):
     strange.write_text("fine\n\nDie Straße\n", encoding="utf-8")
     with pytest.raises(UnknownCharacterError, match=r"strange.txt:3: unknown character 'ß'"):
         make_corpus(out, text_file=strange)
-    with pytest.raises(CorpusError, match="lang 'de'"):
+    with pytest.raises(CorpusError, match="lang 'de' has no built-in sentences"):
         make_corpus(out, lang="de")
+    with pytest.raises(CorpusError, match="unknown lang 'it'"):
+        make_corpus(out, lang="it")
     with pytest.raises(CorpusError, match="utterances"):
         make_corpus(out, utterances=0)
     with pytest.raises(VoiceError, match="xx-nope"):
@@ -281,7 +283,7 @@ def test_voice_and_language_errors_are_user_errors():
         check_voice("xx-nope")
     with pytest.raises(VoiceError, match="xx-nope"):
         synthesize("Hello.", voice="xx-nope")
-    with pytest.raises(CorpusError, match="lang 'de'"):
+    with pytest.raises(CorpusError, match="no built-in sentences in 'de'"):
         generate_sentences("de", 3)
     assert issubclass(VoiceError, UserError) and issubclass(CorpusError, UserError)
 
@@ -305,7 +307,8 @@ MAKE_CORPUS_BAD_INPUT = [
     ("utterances-zero", lambda tmp: ["--utterances", "0"], "--utterances must be >= 1"),
     ("unknown-voice", lambda tmp: ["--voice", "xx-nope"], "unknown eSpeak voice 'xx-nope'"),
     ("unknown-variant", lambda tmp: ["--voice", "en-us+nosuchvariant"], "unknown eSpeak voice variant"),
-    ("unknown-lang", lambda tmp: ["--lang", "de"], "invalid choice: 'de'"),
+    ("unknown-lang", lambda tmp: ["--lang", "it"], "invalid choice: 'it'"),
+    ("lang-without-sentences", lambda tmp: ["--lang", "de"], "lang 'de' has no built-in sentences"),
 ]
 
 

@@ -68,3 +68,45 @@ def test_a_phoneme_model_trains_aligns_speaks_and_keeps_its_table(demo_corpus: P
     characters = build_model(config.replace(text_frontend="characters"))
     report = warm_start(characters, tmp_path / "run" / "checkpoints" / "best.pt")
     assert report.skipped == {"embedding.weight": "symbol set differs"}
+
+
+GERMAN = """\
+Die Katze schläft auf dem Sofa.
+Wir fahren am Montag nach Berlin.
+Das Wetter ist heute schön.
+Er hat 23 Äpfel gekauft.
+Kommst du morgen zu mir?
+Der Zug fährt um 8 Uhr ab.
+"""
+
+
+def test_a_german_corpus_trains_on_phonemes_and_speaks(tmp_path: Path) -> None:
+    from trainer.corpus import make_corpus
+    from trainer.infer import load_model, synthesize
+    from trainer.train import train
+
+    text = tmp_path / "de.txt"
+    text.write_text(GERMAN, encoding="utf-8")
+    corpus = tmp_path / "de"
+    make_corpus(corpus, lang="de", utterances=6, text_file=text)
+    rows = (corpus / "metadata.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[3].endswith("|er hat dreiundzwanzig äpfel gekauft.")  # num2words, kept umlaut
+    micro = dict(symbols_embedding_dim=32, encoder_embedding_dim=32, attention_rnn_dim=64, attention_dim=16,
+                 attention_location_n_filters=4, prenet_dim=32, decoder_rnn_dim=64, postnet_embedding_dim=16)
+    config = preset("tiny").replace(**micro, lang="de", text_frontend="phonemes", batch_size=2, val_size=2,
+                                    max_steps=2, val_interval=2, checkpoint_interval=2, log_interval=1,
+                                    torch_threads=2, fr_asr="off", fr_utterances=1)
+    result = train(config, corpus, tmp_path / "run", show_progress=False)
+    assert result.step == 2
+    model, loaded = load_model(tmp_path / "run" / "checkpoints" / "last.pt")
+    speech = synthesize(model, loaded, "Guten Morgen, 5 Brötchen bitte.", max_decoder_steps=20, griffin_lim_iters=2)
+    assert speech.alignment.shape[1] == len(text_to_ids("Guten Morgen, 5 Brötchen bitte.", lang="de",
+                                                        frontend="phonemes"))
+
+
+def test_a_language_the_character_tables_do_not_spell_needs_phonemes() -> None:
+    with pytest.raises(ConfigError, match="key 'lang' 'fr' needs text_frontend: phonemes"):
+        preset("tiny").replace(lang="fr")
+    with pytest.raises(ConfigError, match="key 'lang' must be one of en, ru, de, es, fr, got 'it'"):
+        preset("tiny").replace(lang="it", text_frontend="phonemes")
+    assert preset("tiny").replace(lang="es", text_frontend="phonemes").lang == "es"

@@ -140,8 +140,31 @@ def test_clean_leaves_no_digits():
 
 
 def test_unknown_language_is_rejected():
-    with pytest.raises(ValueError, match="unknown lang 'de'"):
-        clean_text("Hallo", "de")
+    with pytest.raises(ValueError, match="unknown lang 'it': expected one of en, ru, de, es, fr"):
+        clean_text("Ciao", "it")
+
+
+@pytest.mark.parametrize(("lang", "text", "expected"), [
+    ("de", "Dr. Müller hat 1.250 Bücher, z.B. 3,5% & mehr.",
+     "doktor müller hat eintausendzweihundertfünfzig bücher, zum beispiel drei komma fünf prozent und mehr."),
+    ("es", "El Sr. García tiene 23 libros, -4 y 3,5%.",
+     "el señor garcía tiene veintitrés libros, menos cuatro y tres coma cinco por ciento."),
+    ("fr", "M. Dupont a 1.000 livres & 80 chats.", "monsieur dupont a mille livres et quatre-vingts chats."),
+])
+def test_german_spanish_and_french_numbers_and_abbreviations_are_spelled_out(lang, text, expected):
+    assert clean_text(text, lang) == expected
+    assert clean_text(expected, lang) == expected  # idempotent
+
+
+def test_german_spanish_and_french_read_through_phonemes_only():
+    ids = text_to_ids("Die schöne Straße hat 23 Häuser.", lang="de", frontend="phonemes")
+    ipa = ids_to_text(ids, "phonemes")
+    assert "ʃtɾˈɑːsə" in ipa and "dɾˈaɪʊnttsvˌantsɪç" in ipa  # eSpeak's German, numbers read as words
+    assert len(ids) > 30
+    with pytest.raises(ValueError, match="lang 'de' needs text_frontend 'phonemes'"):
+        text_to_ids("Hallo", lang="de")
+    with pytest.raises(UnknownCharacterError, match="unknown character 'ñ'"):
+        text_to_ids("Señor", lang="de", frontend="phonemes")  # a Spanish letter in German text
 
 
 def test_unknown_character_names_utterance_and_character():

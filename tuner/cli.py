@@ -121,6 +121,11 @@ def _add_run_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", choices=["tiny", "base"], default=None, help="trainer preset (default: the space's)")
     p.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
                    help="kill and fail a trial running longer than this")
+    p.add_argument("--vocoder", default=None, metavar="hifigan:GENERATOR|griffin-lim",
+                   help="vocoder of the trials' validation samples, sample files and fr_wer (default: the "
+                        "space's fixed vocoder, else Griffin-Lim); a HiFi-GAN generator needs --vocoder-config")
+    p.add_argument("--vocoder-config", type=Path, default=None, metavar="CONFIG.json",
+                   help="the HiFi-GAN generator's config.json")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     p.add_argument("--quiet", action="store_true", help="no live view, no tables")
     p.set_defaults(run=_run_run_study)
@@ -133,7 +138,8 @@ def _run_run_study(args: argparse.Namespace) -> int:
     return run_study(StudyRequest(space=args.space, study=args.study, storage=storage, data=args.data,
                                   warm_start=args.warm_start, trials=args.trials, timeout=args.timeout,
                                   max_steps=args.max_steps, gpus=args.gpus, preset=args.preset, home=args.home,
-                                  trial_timeout=args.trial_timeout, mlflow=not args.no_mlflow, quiet=args.quiet))
+                                  trial_timeout=args.trial_timeout, mlflow=not args.no_mlflow, quiet=args.quiet,
+                                  vocoder=args.vocoder, vocoder_config=args.vocoder_config))
 
 
 def _existing_study(args: argparse.Namespace) -> Study:

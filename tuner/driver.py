@@ -34,7 +34,7 @@ from tuner.gpuclaim import CLAIM, claim_gpu, lock_folder
 from tuner.paths import Home, safe_name
 from tuner.runner import LiveView, TrialRunner
 from tuner.samplers import describe_pruner
-from tuner.space import SearchSpace, load_space
+from tuner.space import SearchSpace, load_space, with_vocoder
 from tuner.study import check_storage, creation_lock, open_study, resolve_storage, sqlite_single_process, worker_id
 from tuner.summary import best_lines, counts_line, trials_table
 from tuner.timeouts import Timeouts, timeouts
@@ -61,6 +61,8 @@ class StudyRequest:
     trial_timeout: float | None = None
     mlflow: bool = True
     quiet: bool = False
+    vocoder: str | None = None  # replaces the space's fixed vocoder (hifigan:GENERATOR or griffin-lim)
+    vocoder_config: Path | None = None
     demo_plan: DemoPlan | None = None  # tests pass a miniature one
 
 
@@ -156,6 +158,10 @@ def check_data(data: Path, config: TrainConfig) -> None:
 def make_plan(request: StudyRequest) -> Plan:
     """Return the checked plan of ``request``; TunerError/SpaceError name the first problem. Writes nothing."""
     space = load_space(request.space)
+    if request.vocoder is not None:
+        space = with_vocoder(space, request.vocoder, request.vocoder_config)
+    elif request.vocoder_config is not None:
+        raise TunerError("--vocoder-config needs --vocoder hifigan:GENERATOR")
     home = Home.resolve(request.home)
     for name, count in (("--trials", request.trials), ("--max-steps", request.max_steps)):
         if count is not None and count < 1:

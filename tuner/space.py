@@ -28,7 +28,7 @@ import json
 import math
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -633,6 +633,38 @@ def resolve_space_path(name: str | Path) -> Path:
             if candidate.is_file():
                 return candidate
     return path  # load_space reports it as not found
+
+
+def with_vocoder(space: SearchSpace, vocoder: str, vocoder_config: Path | None) -> SearchSpace:
+    """Return ``space`` whose trials vocode with ``vocoder`` (``hifigan:GENERATOR``, or ``griffin-lim``).
+
+    The command's choice replaces the space's ``fixed`` vocoder; files are made absolute
+    (relative to the current folder, where the user typed them). SpaceError names the flag.
+    """
+    prefix = "hifigan:" if vocoder.startswith("hifigan:") else ""
+    fixed = dict(space.fixed)
+    if prefix:
+        generator = Path(vocoder[len(prefix):]).expanduser().resolve()
+        if not generator.is_file():
+            raise SpaceError(f"--vocoder: file not found: {generator}")
+        fixed["vocoder"] = prefix + str(generator)
+    else:
+        fixed["vocoder"] = vocoder
+    if vocoder_config is not None:
+        config_file = Path(vocoder_config).expanduser().resolve()
+        if not config_file.is_file():
+            raise SpaceError(f"--vocoder-config: file not found: {config_file}")
+        fixed["vocoder_config"] = str(config_file)
+    else:
+        fixed.pop("vocoder_config", None)
+    for spec in space.params:
+        if set(spec.targets) & set(_PATH_KEYS):
+            raise SpaceError(f"--vocoder: {space.path.name} searches the vocoder (parameter '{spec.name}')")
+    try:
+        preset(space.preset).replace(**{k: fixed[k] for k in _PATH_KEYS if k in fixed})
+    except ConfigError as err:
+        raise SpaceError(f"--vocoder: {str(err).split(': ', 1)[-1]}") from None
+    return replace(space, fixed=fixed)
 
 
 def load_space(name: str | Path) -> SearchSpace:

@@ -217,3 +217,29 @@ def test_a_vocoder_in_fixed_is_a_file_relative_to_the_space(tmp_path: Path) -> N
     path.write_text("fixed:\n  vocoder: hifigan:voc/g_02500000\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n")
     with pytest.raises(SpaceError, match=r"v.yaml:2: fixed.vocoder: .*'vocoder_config' must give its config.json"):
         load_space(path)
+
+
+def test_run_study_vocoder_flags_replace_the_space_vocoder(tmp_path: Path, short_corpus: Path, tuner_home: Path,
+                                                           fast_space_writer, cli, monkeypatch) -> None:
+    from tuner.driver import StudyRequest, make_plan
+    from tuner.errors import TunerError
+
+    (tmp_path / "voc").mkdir()
+    (tmp_path / "voc" / "g_02500000").write_bytes(b"weights")
+    (tmp_path / "voc" / "config.json").write_text("{}")
+    space = fast_space_writer(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the flags' paths are relative to where the user types them
+    plan = make_plan(StudyRequest(space=str(space), data=short_corpus, vocoder="hifigan:voc/g_02500000",
+                                  vocoder_config=Path("voc/config.json")))
+    config = plan.space.build_config({"learning_rate": 1e-3})
+    assert config.vocoder == f"hifigan:{tmp_path / 'voc' / 'g_02500000'}"
+    assert config.vocoder_config == str(tmp_path / "voc" / "config.json")
+    with pytest.raises(SpaceError, match=r"--vocoder: file not found: .*voc/missing"):
+        make_plan(StudyRequest(space=str(space), data=short_corpus, vocoder="hifigan:voc/missing",
+                               vocoder_config=Path("voc/config.json")))
+    with pytest.raises(TunerError, match="--vocoder-config needs --vocoder"):
+        make_plan(StudyRequest(space=str(space), data=short_corpus, vocoder_config=Path("voc/config.json")))
+    done = cli(["run-study", "--space", str(space), "--data", str(short_corpus), "--no-mlflow",
+                "--vocoder", "hifigan:voc/g_02500000"], cwd=tmp_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "--vocoder: " in done.stderr and "vocoder_config" in done.stderr  # a generator needs its config

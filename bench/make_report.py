@@ -765,6 +765,25 @@ def profile_section(entry: dict[str, Any], entries: list[dict[str, Any]]) -> lis
     return lines
 
 
+def scale_section(entry: dict[str, Any]) -> list[str]:
+    """Return the report lines of bench/scale.py: memory per hour of audio, the 24-hour projection, s/step."""
+    rows = [[str(r["utterances"]), num(r["audio_hours"], 2), num(r["load_s_cold_cache"], 2),
+             num(r["load_s_warm_cache"], 2), num(r["mel_mib"], 1), num(r["rss_added_by_dataset_mib"], 1),
+             num(r["median_sec_per_step"]), num(r["trial_peak_rss_mib"], 0)] for r in entry["corpora"]]
+    sizes = " and ".join(str(r["utterances"]) for r in entry["corpora"])
+    lines = [f"Measured with bench/scale.py: eSpeak corpora of {sizes} utterances, each loaded and then trained "
+             "(tiny preset, CPU) in fresh processes.", ""]
+    lines += table(["Utterances", "Audio h", "Load s (empty cache)", "Load s (filled)", "Mels MiB",
+                    "RSS added by the data MiB", "s/step (median)", "Trial peak RSS MiB"], rows)
+    verdict = "fits" if entry["fits_in_memory"] else "does not fit: a memory-mapped cache is needed"
+    lines += ["", f"Mels take {num(entry['mel_mib_per_hour'], 1)} MiB per hour of audio, so a 24-hour corpus "
+                  f"(LJSpeech's size) holds {num(entry['projected_24h_gb'], 2)} GB in memory: it {verdict} within "
+                  f"the {num(entry['feature_budget_gb'], 0)} GB allowed. The large corpus's step takes "
+                  f"{num(entry['step_ratio_large_vs_small'], 2)}× the small one's (the step does not depend on "
+                  "the corpus size; batches are drawn from memory).", "", machine_line(entry)]
+    return lines
+
+
 def stop_gate_section(entries: list[dict[str, Any]]) -> list[str]:
     """Return the report lines of every bench/stop_gate.py entry (one row per checkpoint step)."""
     runs = {run["step"]: (run, entry) for entry in entries for run in entry["runs"]}
@@ -848,6 +867,7 @@ SECTIONS = [
     ("chaos", "8. Chaos: killed workers and a database outage"),
     ("alignment", "Alignment over a longer run"),
     ("profile_step", "Where a training step's time goes"),
+    ("scale", "Memory at corpus scale"),
     ("stop_gate", "Stop gate: adaptive against fixed threshold"),
 ]
 
@@ -872,7 +892,7 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
             continue
         entry = latest(entries, bench)
         if entry is None:
-            if bench in ("alignment", "profile_step"):  # optional sections
+            if bench in ("alignment", "profile_step", "scale"):  # optional sections
                 out = out[:-2]
             else:
                 out += [f"Not measured yet: run `python bench/{bench}.py`.", ""]
@@ -933,6 +953,8 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
             out += alignment_section([e for e in entries if e.get("bench") == "alignment"])
         elif bench == "profile_step":
             out += profile_section(entry, entries)
+        elif bench == "scale":
+            out += scale_section(entry)
         out.append("")
     return "\n".join(out).rstrip() + "\n", headline
 

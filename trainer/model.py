@@ -176,8 +176,13 @@ class Decoder(nn.Module):
 
     def _step(self, prenet_out: torch.Tensor, state: dict[str, torch.Tensor], memory: torch.Tensor,
               processed: torch.Tensor, pad_mask: torch.Tensor,
-              location_kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Advance one decoder step; return (frames (B, r*M), gate logit (B,), weights (B, N))."""
+              location_kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Advance one decoder step; return (hidden (B, D + E): decoder state and context, weights (B, N)).
+
+        ``_project`` turns hidden states into frames and gate logits; the training pass
+        applies it once to every step's hidden state (one product instead of one per step:
+        the loop is overhead-bound on CPU).
+        """
         att_h, att_c = self.attention_rnn(torch.cat([prenet_out, state["context"]], -1),
                                           (state["att_h"], state["att_c"]))
         att_h = F.dropout(att_h, self.attention_dropout, self.training)
@@ -187,8 +192,11 @@ class Decoder(nn.Module):
         dec_h = F.dropout(dec_h, self.decoder_dropout, self.training)
         state.update(att_h=att_h, att_c=att_c, dec_h=dec_h, dec_c=dec_c, context=context, weights=weights,
                      weights_cum=state["weights_cum"] + weights)
-        hidden = torch.cat([dec_h, context], -1)
-        return self.projection(hidden), self.gate(hidden).squeeze(-1), weights
+        return torch.cat([dec_h, context], -1), weights
+
+    def _project(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (frames (..., r*M), gate logits (...)) of hidden states (..., D + E)."""
+        return self.projection(hidden), self.gate(hidden).squeeze(-1)
 
     def forward(self, memory: torch.Tensor, pad_mask: torch.Tensor, targets: torch.Tensor,
                 teacher_forcing: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -207,8 +215,7 @@ class Decoder(nn.Module):
         state = self._initial_state(memory)
         # Fully teacher-forced, every step's input is known: one prenet call for all of them.
         prenet_all = self.prenet(inputs) if teacher_forcing >= 1.0 else None  # (B, S, P)
-        frames: list[torch.Tensor] = []
-        gates: list[torch.Tensor] = []
+        hiddens: list[torch.Tensor] = []
         alignments: list[torch.Tensor] = []
         for step in range(steps):
             if prenet_all is not None:
@@ -216,16 +223,18 @@ class Decoder(nn.Module):
             else:
                 frame = inputs[:, step]
                 if step > 0:
-                    own = frames[-1].view(batch, self.r, N_MELS)[:, -1].detach()
+                    # The own frame is fed back detached, so it needs no gradient: project without one.
+                    with torch.no_grad():
+                        own = self.projection(hiddens[-1]).view(batch, self.r, N_MELS)[:, -1]
                     use_own = torch.rand(batch, 1, device=memory.device) >= teacher_forcing
                     frame = torch.where(use_own, own, frame)
                 prenet_out = self.prenet(frame)
-            out, gate, weights = self._step(prenet_out, state, memory, processed, pad_mask, location_kernel)
-            frames.append(out)
-            gates.append(gate)
+            hidden, weights = self._step(prenet_out, state, memory, processed, pad_mask, location_kernel)
+            hiddens.append(hidden)
             alignments.append(weights)
-        mel = torch.stack(frames, 1).view(batch, steps * self.r, N_MELS).transpose(1, 2)
-        return mel, torch.stack(gates, 1), torch.stack(alignments, 1)
+        frames, gate = self._project(torch.stack(hiddens, 1))  # (B, S, r*M), (B, S)
+        mel = frames.reshape(batch, steps * self.r, N_MELS).transpose(1, 2)
+        return mel, gate, torch.stack(alignments, 1)
 
     @torch.no_grad()
     def infer(self, memory: torch.Tensor, pad_mask: torch.Tensor, max_steps: int,
@@ -246,7 +255,8 @@ class Decoder(nn.Module):
         gates: list[torch.Tensor] = []
         alignments: list[torch.Tensor] = []
         for step in range(max_steps):
-            out, gate, weights = self._step(self.prenet(frame), state, memory, processed, pad_mask, location_kernel)
+            hidden, weights = self._step(self.prenet(frame), state, memory, processed, pad_mask, location_kernel)
+            out, gate = self._project(hidden)
             frames.append(out)
             gates.append(gate)
             alignments.append(weights)

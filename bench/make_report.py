@@ -434,7 +434,8 @@ def defaults_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
         on = fix_on_by_default(fix)
         against = "hurts here" if on else "helps"
         disagree = all(v.startswith(against) for v in verdicts)
-        rows.append([fix, "yes" if on else "no", "; ".join(verdicts),
+        per_seed = "<br>".join(f"seed {entry['seed']}: {v}" for entry, v in zip(group, verdicts, strict=True))
+        rows.append([fix, "yes" if on else "no", per_seed,
                      "no: " + ("it hurts in every seed" if on else "it helps in every seed") if disagree else "yes"])
     return rows
 
@@ -466,7 +467,8 @@ def ablation_section(group: list[dict[str, Any]], baseline: dict[str, Any] | Non
                for e in group for r in e["runs"] if r["controller_actions"]]
     if changed:
         lines += ["", "Controller interventions: " + "; ".join(changed)]
-    lines += [""] + [machine_line(e) for e in group]
+    for entry in group:
+        lines += ["", machine_line(entry)]
     return lines
 
 

@@ -185,8 +185,21 @@ def test_ablation_seeds_of_one_setup_are_shown_together_and_defaults_checked_aga
     assert groups[0][0]["steps"] == 600
     rows = {row[0]: row for row in make_report.defaults_rows(entries)}
     # Phases are off by default and switching them off aligned sooner in both seeds: the default agrees.
-    assert rows["phases"][1] == "no" and rows["phases"][2] == "hurts here; hurts here" and rows["phases"][3] == "yes"
+    assert rows["phases"][1] == "no" and rows["phases"][3] == "yes"
+    assert rows["phases"][2] == "seed 1: hurts here<br>seed 2: hurts here"
     # The learning-rate schedule is on by default and made no difference here: nothing to change.
     assert rows["lr_schedule"][1] == "yes" and rows["lr_schedule"][3] == "yes"
     text = "\n".join(make_report.ablation_section(groups[0], entries[0]))
     assert "seeds 1, 2" in text and text.count("| reference |") == 2
+
+
+def test_a_default_on_fix_that_hurts_in_every_seed_is_flagged() -> None:
+    def hurting(seed: int) -> dict[str, Any]:
+        entry = ablation_entry(seed, 600, 300, 300)
+        entry["runs"][2] = run("no_lr_schedule", seed, 150)  # without the schedule it aligned much sooner
+        return entry
+
+    entries = [long_baseline([None] * 3, [150] * 3), hurting(1), hurting(2)]
+    rows = {row[0]: row for row in make_report.defaults_rows(entries)}
+    assert rows["lr_schedule"][1] == "yes" and rows["lr_schedule"][3] == "no: it hurts in every seed"
+    assert rows["phases"][3] == "yes"  # no difference: nothing to change

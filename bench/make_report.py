@@ -75,7 +75,7 @@ def reached(spread: dict[str, Any], limit: int) -> str:
     if spread["n"] == 0:
         return f"not within {limit} steps" + (f" (0 of {total})" if total > 1 else "")
     text = num(spread["median"], 1)
-    if spread["n"] > 1:
+    if spread["n"] > 1 and spread["min"] != spread["max"]:
         text += f" ({num(spread['min'], 1)}–{num(spread['max'], 1)})"
     if spread.get("missing"):
         text += f"; {spread['missing']} of {total} runs not within {limit} steps"

@@ -421,23 +421,26 @@ def fix_on_by_default(fix: str) -> bool:
 
 
 def defaults_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
-    """Return, for each fix of the newest long-enough ablation, its default, its verdicts and whether they agree."""
-    groups = ablation_groups(entries)
-    if not groups or groups[0][0]["steps"] < DECIDING_STEPS:
-        return []
-    group = groups[0]
-    baseline = next((e for e in decisive_baselines(entries) if e.get("lang", "en") == group[0].get("lang", "en")),
-                    None)
-    rows = []
-    for name, verdicts in ablation_verdicts(group, baseline).items():
-        fix = name.removeprefix("no_")
-        on = fix_on_by_default(fix)
-        against = "hurts here" if on else "helps"
-        disagree = all(v.startswith(against) for v in verdicts)
-        per_seed = "<br>".join(f"seed {entry['seed']}: {v}" for entry, v in zip(group, verdicts, strict=True))
-        rows.append([fix, "yes" if on else "no", per_seed,
-                     "no: " + ("it hurts in every seed" if on else "it helps in every seed") if disagree else "yes"])
-    return rows
+    """Return, for each fix of every long-enough ablation setup (the newest verdicts of a fix first found),
+    its default, its verdicts per seed and whether they agree."""
+    rows: dict[str, list[str]] = {}
+    for group in ablation_groups(entries):
+        if group[0]["steps"] < DECIDING_STEPS:
+            continue
+        lang = group[0].get("lang", "en")
+        baseline = next((e for e in decisive_baselines(entries) if e.get("lang", "en") == lang), None)
+        for name, verdicts in ablation_verdicts(group, baseline).items():
+            fix = name.removeprefix("no_")
+            if fix in rows:
+                continue
+            on = fix_on_by_default(fix)
+            against = "hurts here" if on else "helps"
+            disagree = all(v.startswith(against) for v in verdicts)
+            per_seed = "<br>".join(f"seed {entry['seed']}: {v}" for entry, v in zip(group, verdicts, strict=True))
+            rows[fix] = [fix, "yes" if on else "no", per_seed,
+                         "no: " + ("it hurts in every seed" if on else "it helps in every seed") if disagree
+                         else "yes"]
+    return list(rows.values())
 
 
 def ablation_section(group: list[dict[str, Any]], baseline: dict[str, Any] | None) -> list[str]:

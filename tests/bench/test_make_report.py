@@ -203,3 +203,14 @@ def test_a_default_on_fix_that_hurts_in_every_seed_is_flagged() -> None:
     rows = {row[0]: row for row in make_report.defaults_rows(entries)}
     assert rows["lr_schedule"][1] == "yes" and rows["lr_schedule"][3] == "no: it hurts in every seed"
     assert rows["phases"][3] == "yes"  # no difference: nothing to change
+
+
+def test_defaults_gather_every_long_ablation_setup() -> None:
+    other = ablation_entry(1, 600, 300, 300)
+    other["ablations"] = {"no_dropout": runs.ABLATIONS["dropout"]}
+    other["runs"] = [run("all_fixes", 1, 150), run("no_dropout", 1, 300)]  # later without it: it helps
+    entries = [long_baseline([None] * 3, [150] * 3), ablation_entry(1, 600, 300, 150), ablation_entry(2, 600, 300, 150),
+               other]
+    rows = {row[0]: row for row in make_report.defaults_rows(entries)}
+    assert set(rows) == {"phases", "lr_schedule", "dropout"}
+    assert rows["dropout"][2] == "seed 1: helps" and rows["dropout"][3] == "yes"  # on by default, and it helps

@@ -909,7 +909,8 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
                 headline += claims(chosen)[1]
         elif bench == "ablation":
             for number, group in enumerate(ablation_groups(entries)):
-                out += ([""] if number else []) + [f"### {group[0]['steps']}-step runs", ""]
+                fixes = ", ".join(name.removeprefix("no_") for name in group[0].get("ablations", {}))
+                out += ([""] if number else []) + [f"### {group[0]['steps']}-step runs: {fixes}", ""]
                 out += ablation_section(group, baseline)
         elif bench == "throughput":
             out += throughput_section(entries)

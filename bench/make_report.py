@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
+
+from runs import ABLATIONS, spread  # bench/runs.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 README_BEGIN = "<!-- results:begin (bench/make_report.py writes this block) -->"
@@ -134,10 +135,7 @@ def when(spread: dict[str, Any], limit: int) -> str:
 
 def final_spread(entry: dict[str, Any], name: str, key: str) -> dict[str, Any]:
     """Return the spread over seeds of ``key`` at the last validation of the runs called ``name``."""
-    values = [r["final"][key] for r in entry["runs"] if r["name"] == name and r["final"].get(key) is not None]
-    if not values:
-        return {"median": None, "min": None, "max": None, "n": 0}
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values)}
+    return spread([r["final"].get(key) for r in entry["runs"] if r["name"] == name])
 
 
 def claims(entry: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -411,8 +409,6 @@ def ablation_verdicts(group: list[dict[str, Any]], baseline: dict[str, Any] | No
 
 def fix_on_by_default(fix: str) -> bool:
     """Return whether the tiny preset's defaults already differ from what switching ``fix`` off sets."""
-    from runs import ABLATIONS  # bench/runs.py, beside this script
-
     from trainer.config import preset
 
     defaults = preset("tiny").to_dict()

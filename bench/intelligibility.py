@@ -6,7 +6,8 @@ On a flite corpus (a voice the recogniser understands), the tiny preset is train
 audio, with and without the mel enhancer). Beside the curve: the word error rate of the
 recordings themselves and of their mels resynthesised by Griffin-Lim (the ceiling a perfect
 acoustic model would reach with this vocoder). Variants (``--variants``) change one thing at
-a time: the reduction factor, the model size, the mel loss, prenet dropout at inference.
+a time: the reduction factor, the model size, the mel loss, characters or phonemes as input,
+prenet dropout at inference.
 Prints JSON and appends it to bench/results.jsonl. Needs the asr extra and flite.
 
     python bench/intelligibility.py [--steps 3000] [--every 500] [--utterances 160] [--heldout 10]
@@ -37,6 +38,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
               "decoder_rnn_dim": 512, "prenet_dim": 256, "postnet_embedding_dim": 256},
     "plain_loss": {"mel_loss": "l1", "perceptual_weight": 0.0, "style_weight": 0.0, "monotonic_weight": 0.0},
     "no_band_floor": {"spectral_band_floor": 0.0},
+    "phonemes": {"text_frontend": "phonemes"},
 }
 INFERENCE_VARIANTS: dict[str, dict[str, Any]] = {"no_prenet_dropout_at_inference": {"prenet_dropout_inference": 0.0}}
 

@@ -214,12 +214,14 @@ class Decoder(nn.Module):
         location_kernel = self.attention.location_kernel()
         state = self._initial_state(memory)
         # Fully teacher-forced, every step's input is known: one prenet call for all of them.
-        prenet_all = self.prenet(inputs) if teacher_forcing >= 1.0 else None  # (B, S, P)
+        # Unbound into steps, not indexed per step: each index's backward would zero-fill the
+        # whole (B, S, P) gradient once per step; unbind's backward stacks the steps' gradients once.
+        prenet_all = self.prenet(inputs).unbind(1) if teacher_forcing >= 1.0 else None  # S x (B, P)
         hiddens: list[torch.Tensor] = []
         alignments: list[torch.Tensor] = []
         for step in range(steps):
             if prenet_all is not None:
-                prenet_out = prenet_all[:, step]
+                prenet_out = prenet_all[step]
             else:
                 frame = inputs[:, step]
                 if step > 0:

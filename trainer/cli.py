@@ -149,7 +149,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _add_data(p)
     p.add_argument("--out", required=True, type=Path, help="run folder (config, metrics.jsonl, checkpoints/)")
     p.add_argument("--config", type=Path, default=None, help="YAML of TrainConfig keys (default: the preset's)")
-    p.add_argument("--preset", default="tiny", choices=["tiny", "base"], help="model preset (default tiny)")
+    p.add_argument("--preset", default=None, choices=["tiny", "base"], help="model preset (default tiny)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="set one TrainConfig key over the preset and --config, typed and checked like a config "
                         "file's (e.g. learning_rate=1e-4, ga_kind=kl); repeatable")
@@ -176,14 +176,17 @@ def _run_train(args: argparse.Namespace) -> int:
     data = _data(args)
     overrides = _overrides(args.overrides)
     if args.resume:
-        if overrides:
-            # A resumed run continues exactly (same config, same next step); --max-steps may extend it.
-            raise UserError("--set cannot change a resumed run's config (--max-steps may extend it)")
+        # A resumed run continues exactly (same config, same next step); --max-steps may extend it.
+        # Refused rather than ignored: a user who passes a config expects it to count.
+        for flag, given in (("--set", overrides), ("--config", args.config), ("--preset", args.preset)):
+            if given:
+                raise UserError(f"{flag} cannot change a resumed run's config (--max-steps may extend it)")
         if not (args.out / "checkpoints" / "last.pt").is_file():
             raise UserError(f"{args.out}: nothing to resume (no checkpoints/last.pt)")
         config = config_for_resume(args.out, args.max_steps)
     else:
-        config = load_config(args.config, args.preset) if args.config else preset(args.preset)
+        preset_name = args.preset or "tiny"
+        config = load_config(args.config, preset_name) if args.config else preset(preset_name)
         for item, change in overrides:  # one at a time, so an error names its --set
             config = with_overrides(config, change, f"--set {item}")
         if args.max_steps is not None:

@@ -75,6 +75,8 @@ def test_set_overrides_keys_typed_like_the_config_file(demo_corpus: Path, tmp_pa
     (["--set", "learning_rate=[1,"], "the value is not valid YAML"),
     (["--set", "preset=base"], "the preset is chosen with --preset"),
     (["--set", "learning_rate=1e-4", "--resume"], "--set cannot change a resumed run's config"),
+    (["--config", "other.yaml", "--resume"], "--config cannot change a resumed run's config"),
+    (["--preset", "base", "--resume"], "--preset cannot change a resumed run's config"),
 ])
 def test_a_bad_set_is_one_line_exit_2_and_nothing_written(demo_corpus: Path, tmp_path: Path, capsys,
                                                           args: list[str], needle: str) -> None:

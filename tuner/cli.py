@@ -126,6 +126,9 @@ def _add_run_study(sub: argparse._SubParsersAction) -> None:
                         "space's fixed vocoder, else Griffin-Lim); a HiFi-GAN generator needs --vocoder-config")
     p.add_argument("--vocoder-config", type=Path, default=None, metavar="CONFIG.json",
                    help="the HiFi-GAN generator's config.json")
+    p.add_argument("--wait-for-storage", type=float, default=0.0, metavar="SECONDS",
+                   help="when the database server does not answer at start, try again for up to this long "
+                        "instead of failing at once (a service restarted during an outage; default 0)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     p.add_argument("--quiet", action="store_true", help="no live view, no tables")
     p.set_defaults(run=_run_run_study)
@@ -139,7 +142,8 @@ def _run_run_study(args: argparse.Namespace) -> int:
                                   warm_start=args.warm_start, trials=args.trials, timeout=args.timeout,
                                   max_steps=args.max_steps, gpus=args.gpus, preset=args.preset, home=args.home,
                                   trial_timeout=args.trial_timeout, mlflow=not args.no_mlflow, quiet=args.quiet,
-                                  vocoder=args.vocoder, vocoder_config=args.vocoder_config))
+                                  vocoder=args.vocoder, vocoder_config=args.vocoder_config,
+                                  wait_for_storage=args.wait_for_storage))
 
 
 def _existing_study(args: argparse.Namespace) -> Study:

@@ -63,6 +63,7 @@ class StudyRequest:
     quiet: bool = False
     vocoder: str | None = None  # replaces the space's fixed vocoder (hifigan:GENERATOR or griffin-lim)
     vocoder_config: Path | None = None
+    wait_for_storage: float = 0.0  # seconds to wait for an unreachable database server at start
     demo_plan: DemoPlan | None = None  # tests pass a miniature one
 
 
@@ -169,6 +170,8 @@ def make_plan(request: StudyRequest) -> Plan:
     for name, seconds in (("--timeout", request.timeout), ("--trial-timeout", request.trial_timeout)):
         if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
             raise TunerError(f"{name} must be a positive number of seconds, got {seconds}")
+    if not (request.wait_for_storage >= 0 and math.isfinite(request.wait_for_storage)):
+        raise TunerError(f"--wait-for-storage must be 0 or more seconds, got {request.wait_for_storage}")
     preset = request.preset or space.preset
     claim = request.gpus == CLAIM
     gpus = None if claim else parse_gpus(request.gpus)
@@ -242,8 +245,9 @@ def run_study(request: StudyRequest) -> int:
     plan = make_plan(request)
     if request.mlflow:
         check_separate(tracking_uri(plan.home), plan.storage_url)
-    check_storage(plan.storage_url)  # last check: for SQLite it makes the storage's folder
     say = (lambda line: None) if request.quiet else (lambda line: print(line, flush=True))
+    # Last check: for SQLite it makes the storage's folder.
+    check_storage(plan.storage_url, wait=request.wait_for_storage, say=say)
 
     # SQLite serves one process: a second run-study on the same file is refused (tuner.study).
     with sqlite_single_process(plan.storage_url):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from trainer.errors import UserError
 
-__all__ = ["TunerError", "SpaceError", "StorageError", "NothingFound", "TrialFailed"]
+__all__ = ["TunerError", "SpaceError", "StorageError", "NothingFound", "ServerUnreachable", "TrialFailed"]
 
 
 class TunerError(UserError):
@@ -26,6 +26,10 @@ class StorageError(TunerError):
 
 class NothingFound(StorageError):
     """The storage holds no such study (or no study, or no database file): the CLI adds where it looked."""
+
+
+class ServerUnreachable(StorageError):
+    """The database server did not answer (as opposed to answering with a refusal): waiting may help."""
 
 
 class TrialFailed(Exception):

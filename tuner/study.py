@@ -14,8 +14,9 @@ import fcntl
 import os
 import socket
 import threading
+import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from tuner import env
-from tuner.errors import NothingFound, StorageError
+from tuner.errors import NothingFound, ServerUnreachable, StorageError
 from tuner.paths import Home
 from tuner.resilience import ResilientRDBStorage
 from tuner.samplers import make_pruner, make_sampler
@@ -94,12 +95,37 @@ def journal_path(url: str) -> Path:
     return Path(url.removeprefix(JOURNAL_PREFIX))
 
 
-def check_storage(url: str, create_sqlite: bool = True) -> None:
+def check_storage(url: str, create_sqlite: bool = True, wait: float = 0.0,
+                  say: Callable[[str], None] | None = None) -> None:
     """Raise StorageError with a clear one-line reason when the storage cannot be reached.
 
     SQLite: the folder is created when ``create_sqlite`` (else the file must exist).
     PostgreSQL: connects once; an unreachable host and a refused login get their own messages.
+    With ``wait`` > 0 an unreachable server is tried again for up to ``wait`` seconds (``say``
+    hears one line when the waiting starts): a worker restarted during a database outage then
+    waits for it as a running worker does, instead of failing until its restart policy gives up.
+    A refused login or a missing database is not waited for: time does not fix them.
     """
+    if wait < 0:
+        raise ValueError(f"wait must be >= 0 seconds, got {wait!r}")
+    deadline = time.monotonic() + wait
+    pause = 1.0
+    while True:
+        try:
+            _check_storage_once(url, create_sqlite)
+            return
+        except ServerUnreachable as err:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ServerUnreachable(f"{err}{f' (waited {wait:g} s)' if wait else ''}") from None
+            if say is not None and pause == 1.0:
+                say(f"{err}; waiting for it, up to {wait:g} s")
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 10.0)
+
+
+def _check_storage_once(url: str, create_sqlite: bool) -> None:
+    """One try of ``check_storage``."""
     shown = mask_url(url)
     try:
         parsed = make_url(url)
@@ -143,7 +169,8 @@ def check_storage(url: str, create_sqlite: bool = True) -> None:
                                "(create it first)") from None
         if any(word in lowered for word in ("refused", "could not translate", "timeout", "timed out",
                                             "no route", "unreachable", "name or service")):
-            raise StorageError(f"storage {shown}: cannot reach the database server at {where} ({detail})") from None
+            raise ServerUnreachable(
+                f"storage {shown}: cannot reach the database server at {where} ({detail})") from None
         raise StorageError(f"storage {shown}: cannot connect ({detail})") from None
     finally:
         engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -65,10 +66,26 @@ def test_unreachable_postgres_is_named_without_its_password(tmp_path: Path, caps
     assert "s3cr3t-pw" not in captured_line and "alice:***@" in captured_line
 
 
+def test_wait_for_storage_retries_an_unreachable_server_then_names_the_wait(tmp_path: Path, capsys,
+                                                                          short_corpus: Path) -> None:
+    url = "postgresql://alice:s3cr3t-pw@127.0.0.1:1/studies"
+    started = time.monotonic()
+    code = main(["run-study", "--space", "scratch", "--data", str(short_corpus), "--storage", url,
+                 "--home", str(tmp_path / "home"), "--no-mlflow", "--wait-for-storage", "2"])
+    assert code == 2 and time.monotonic() - started >= 2
+    captured = capsys.readouterr()
+    assert "waiting for it, up to 2 s" in captured.out
+    error = captured.err.strip().splitlines()
+    assert len(error) == 1 and "cannot reach the database server at 127.0.0.1:1" in error[0]
+    assert "(waited 2 s)" in error[0]
+    assert "s3cr3t-pw" not in captured.out + captured.err
+
+
 @pytest.mark.parametrize(("args", "needle"), [
     (["--gpus", "a,b"], "--gpus"),
     (["--trials", "0"], "--trials must be >= 1"),
     (["--max-steps", "-3"], "--max-steps must be >= 1"),
+    (["--wait-for-storage", "-1"], "--wait-for-storage must be 0 or more seconds, got -1.0"),
     (["--storage", "redis://localhost"], "expected sqlite:///PATH, postgresql://USER@HOST/DB or journal:///PATH"),
 ])
 def test_bad_arguments(tmp_path: Path, capsys, short_corpus: Path, args: list[str], needle: str) -> None:

@@ -191,10 +191,10 @@ def test_missing_password_stops_compose(raw: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(("extra", "expected"), [
-    ({}, ["run-study", "--space", "default.yaml", "--gpus", "claim", "--trials", "20"]),
+    ({}, ["run-study", "--space", "default.yaml", "--gpus", "claim", "--wait-for-storage", "600", "--trials", "20"]),
     ({"TUNER_DATA": "/data/my voice", "TUNER_WARM_START": "/data/base.pt", "TUNER_TRIALS": ""},
-     ["run-study", "--space", "default.yaml", "--gpus", "claim", "--data", "/data/my voice",
-      "--warm-start", "/data/base.pt"]),
+     ["run-study", "--space", "default.yaml", "--gpus", "claim", "--wait-for-storage", "600", "--data",
+      "/data/my voice", "--warm-start", "/data/base.pt"]),
 ])
 def test_worker_command_builds_the_tuner_arguments(compose: dict[str, Any], tmp_path: Path,
                                                    extra: dict[str, str], expected: list[str]) -> None:

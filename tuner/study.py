@@ -109,7 +109,7 @@ def check_storage(url: str, create_sqlite: bool = True, wait: float = 0.0,
     if wait < 0:
         raise ValueError(f"wait must be >= 0 seconds, got {wait!r}")
     deadline = time.monotonic() + wait
-    pause = 1.0
+    pause = 0.5  # doubling to 10 s, as the storage calls retry (tuner.resilience)
     while True:
         try:
             _check_storage_once(url, create_sqlite)
@@ -118,7 +118,7 @@ def check_storage(url: str, create_sqlite: bool = True, wait: float = 0.0,
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ServerUnreachable(f"{err}{f' (waited {wait:g} s)' if wait else ''}") from None
-            if say is not None and pause == 1.0:
+            if say is not None and pause == 0.5:
                 say(f"{err}; waiting for it, up to {wait:g} s")
             time.sleep(min(pause, left))
             pause = min(pause * 2, 10.0)

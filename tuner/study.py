@@ -33,7 +33,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from tuner import env
 from tuner.errors import NothingFound, ServerUnreachable, StorageError
 from tuner.paths import Home
-from tuner.resilience import ResilientRDBStorage
+from tuner.resilience import BACKOFF_MAX, BACKOFF_START, ResilientRDBStorage
 from tuner.samplers import make_pruner, make_sampler
 from tuner.urls import mask_url, normalize_url, scrub
 
@@ -109,7 +109,7 @@ def check_storage(url: str, create_sqlite: bool = True, wait: float = 0.0,
     if wait < 0:
         raise ValueError(f"wait must be >= 0 seconds, got {wait!r}")
     deadline = time.monotonic() + wait
-    pause = 0.5  # doubling to 10 s, as the storage calls retry (tuner.resilience)
+    pause = BACKOFF_START  # doubling to BACKOFF_MAX, as the storage calls retry
     while True:
         try:
             _check_storage_once(url, create_sqlite)
@@ -118,10 +118,10 @@ def check_storage(url: str, create_sqlite: bool = True, wait: float = 0.0,
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ServerUnreachable(f"{err}{f' (waited {wait:g} s)' if wait else ''}") from None
-            if say is not None and pause == 0.5:
+            if say is not None and pause == BACKOFF_START:
                 say(f"{err}; waiting for it, up to {wait:g} s")
             time.sleep(min(pause, left))
-            pause = min(pause * 2, 10.0)
+            pause = min(pause * 2, BACKOFF_MAX)
 
 
 def _check_storage_once(url: str, create_sqlite: bool) -> None:

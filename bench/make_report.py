@@ -475,20 +475,20 @@ def ablation_section(group: list[dict[str, Any]], baseline: dict[str, Any] | Non
 
 
 PRESET_ORDER = {"tiny": 0, "base": 1}
+COQUI_TARGET_RATIO = 1.3  # the base preset's mel frames/s against Coqui's Tacotron2, batch 16, r = 1
 GPU_TARGET_FRAMES_S = 31_500  # NVIDIA's published Tacotron2 training throughput per A100 (TF32, batch 128)
 
 
 def newest_per_preset(entries: list[dict[str, Any]],
                       device: str = "cpu") -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """Return (preset row, its entry) of bench/throughput.py on ``device``: on the CPU each preset's newest
-    figures, on CUDA each (preset, batch)'s; a run of one preset does not hide the others."""
+    """Return (preset row, its entry) of bench/throughput.py on ``device``: each (preset, batch)'s newest
+    figures; a run of one preset does not hide the others."""
     newest: dict[tuple[str, int], tuple[dict[str, Any], dict[str, Any]]] = {}
     for entry in entries:
         if entry.get("bench") != "throughput" or entry.get("device", "cpu") != device:
             continue
         for row in entry["presets"]:
-            batch = row["batch_size"] * row["grad_accum_steps"] if device != "cpu" else 0
-            newest[(row["preset"], batch)] = (row, entry)
+            newest[(row["preset"], row["batch_size"] * row["grad_accum_steps"])] = (row, entry)
     return [newest[key] for key in sorted(newest, key=lambda k: (PRESET_ORDER.get(k[0], 9), k[1]))]
 
 
@@ -524,13 +524,43 @@ def throughput_section(entries: list[dict[str, Any]]) -> list[str]:
                       f"128). Measured: {num(frames, 0)} on the GPU named above "
                       f"({'meets' if frames >= GPU_TARGET_FRAMES_S else 'below'} the figure; an H200 has an H100's "
                       "arithmetic with faster memory, so an H100 reading may be lower)."]
+    side = [e for e in cpu_entries if "coqui" in e]
+    if side:
+        lines += ["", *coqui_lines(side[-1])]
     lines.append("")
     used: list[dict[str, Any]] = []
-    for _, entry in [*cpu, *([(None, cpu_entries[-1])] if cpu_entries else []), *gpu]:
+    for _, entry in [*cpu, *([(None, cpu_entries[-1])] if cpu_entries else []), *([(None, side[-1])] if side else []),
+                     *gpu]:
         if entry not in used:
             used.append(entry)
             lines += [machine_line(entry), ""]
     return lines[:-1]
+
+
+def coqui_lines(entry: dict[str, Any]) -> list[str]:
+    """Return the side-by-side lines of a bench/throughput.py entry that ran (or skipped) Coqui's Tacotron2."""
+    coqui = entry["coqui"]
+    if "skipped" in coqui:
+        return [f"Side by side with Coqui TTS's Tacotron2: not run in the newest comparison ({coqui['skipped']})."]
+    rows = [[f"ours, {p['preset']}", f"{p['batch_size']} × {p['grad_accum_steps']}", str(p["reduction_factor"]),
+             num(p["median_sec_per_step"], 2), num(p["mel_frames_per_s"], 0), f"{num(p['frames_per_s_vs_coqui'], 2)}×",
+             num(p.get("process_peak_rss_mib"), 0)] for p in entry["presets"]]
+    rows.append([f"Coqui TTS {coqui['coqui_tts']} Tacotron2 ({coqui['parameters'] / 1e6:.1f} M parameters)",
+                 f"{coqui['batch_size']} × 1", str(coqui["reduction_factor"]), num(coqui["median_sec_per_step"], 2),
+                 num(coqui["mel_frames_per_s"], 0), "1×", num(coqui.get("peak_rss_mib"), 0)])
+    lines = [f"Side by side with Coqui TTS's Tacotron2, one run on the same {entry['utterances']}-utterance corpus "
+             f"(Coqui trained for a wall-clock budget with its own trainer, {coqui['steps_timed']} steps timed; its "
+             "step time excludes data loading, ours includes it). Peak RSS: ours is the bench process's running "
+             "maximum after each preset, Coqui's its own process's.", ""]
+    lines += table(["Trainer", "Batch × accumulation", "r", "s/step (median)", "Mel frames/s", "Frames/s vs Coqui",
+                    "Peak RSS MiB"], rows)
+    base = [p for p in entry["presets"] if p["preset"] == "base" and p["batch_size"] * p["grad_accum_steps"] == 16]
+    if base:
+        ratio = base[-1]["frames_per_s_vs_coqui"]
+        lines += ["", f"Target: the base preset at batch 16, r = 1, at least {COQUI_TARGET_RATIO}× Coqui's mel "
+                      f"frames/s. Measured {num(ratio, 2)}×: " + ("met." if ratio >= COQUI_TARGET_RATIO else
+                                                               "**not met**.")]
+    return lines
 
 
 def study_section(entry: dict[str, Any]) -> list[str]:

@@ -7,17 +7,26 @@ for batches. The trainer holds every utterance's log-mel in memory, so the featu
 decides the start-up cost, not the step: the bench times loading the corpus with an empty
 cache (every mel computed) and with a filled one, and the cost of computing one batch's
 mels from audio, which a loader without cache would pay on every step. On CUDA, AMP is on.
-Appends to bench/results.jsonl.
+
+With ``--coqui-venv`` (an environment set up as ../shared/peers/coqui/README.md says), Coqui
+TTS's Tacotron2 (r = 1, batch 16) then trains on the same corpus for ``--coqui-minutes`` with
+its own trainer, timed per step by ../shared/peers/coqui/train_coqui.py; the entry gets its
+s/step, mel frames/s and peak resident memory, and each preset's frames/s as a ratio of it
+(run ``--batch-size 16`` for a like-for-like batch; the base preset has r = 1). Without the
+environment the comparison is skipped with a note saying so. Appends to bench/results.jsonl.
 
     python bench/throughput.py [--presets tiny,base] [--steps 20,3] [--utterances 300]
-                               [--device cpu|cuda] [--batch-size N]
+                               [--device cpu|cuda] [--batch-size N] [--coqui-venv DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -91,6 +100,57 @@ def train_figures(preset_name: str, steps: int, corpus: Path, workdir: Path, dev
     }
 
 
+COQUI_SCRIPT = ROOT.parent / "shared" / "peers" / "coqui" / "train_coqui.py"
+COQUI_WARMUP_STEPS = 3  # Coqui's first steps also allocate; not counted, as ours are not
+
+
+def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:
+    """Return the peak resident memory (MiB) of this process, or of its largest finished child."""
+    return round(resource.getrusage(who).ru_maxrss / 1024)  # Linux reports KiB
+
+
+def coqui_figures(venv: Path, script: Path, corpus: Path, workdir: Path, minutes: float,
+                  threads: int) -> dict[str, Any]:
+    """Train Coqui's Tacotron2 for ``minutes`` on ``corpus``; return its s/step, mel frames/s and peak RSS.
+
+    Coqui reads ``metadata_train.csv`` (id|text) from the corpus folder: it gets a folder of its
+    own beside the run with the audio linked in, so the corpus itself is not touched.
+    """
+    python = venv / "bin" / "python"
+    if not python.is_file() or not script.is_file():
+        missing = python if not python.is_file() else script
+        return {"skipped": f"{missing} not found: set Coqui up as ../shared/peers/coqui/README.md says"}
+    run_dir = workdir / f"throughput-coqui-{int(time.time())}"
+    view = run_dir / "corpus"
+    view.mkdir(parents=True)
+    (view / "wavs").symlink_to((corpus / "wavs").resolve())
+    lines = (corpus / "metadata.csv").read_text(encoding="utf-8").splitlines()
+    (view / "metadata_train.csv").write_text("".join("|".join(line.split("|")[:2]) + "\n" for line in lines),
+                                             encoding="utf-8")
+    # Coqui's own `trainer` package would be shadowed by ours on PYTHONPATH.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(OMP_NUM_THREADS=str(threads))
+    before = peak_rss_mib(resource.RUSAGE_CHILDREN)
+    done = subprocess.run([str(python), str(script), "--corpus", str(view), "--out", str(run_dir / "out"),
+                           "--budget-min", str(minutes), "--save-every", "1000000"], cwd=run_dir, env=env,
+                          capture_output=True, text=True, timeout=minutes * 60 + 900)
+    steps_file = run_dir / "out" / "steps.jsonl"
+    records = [json.loads(line) for line in steps_file.read_text().splitlines()] if steps_file.is_file() else []
+    timed = [r for r in records if r["step"] > COQUI_WARMUP_STEPS]
+    if done.returncode != 0 or not timed:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"skipped": f"Coqui's run ended with code {done.returncode} after {len(records)} steps: {tail[0]}"}
+    info = json.loads((run_dir / "out" / "info.json").read_text())
+    peak = peak_rss_mib(resource.RUSAGE_CHILDREN)
+    return {
+        "steps_timed": len(timed), "batch_size": info["batch_size"], "reduction_factor": info["r"],
+        "parameters": info["n_params"], "coqui_tts": info["coqui_tts"], "torch": info["torch"],
+        "median_sec_per_step": round(statistics.median(r["t_step"] for r in timed), 3),
+        "mel_frames_per_s": round(sum(r["frames"] for r in timed) / sum(r["t_step"] for r in timed), 1),
+        "peak_rss_mib": peak if peak > before else None,  # None: an earlier child was larger
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default="tiny,base")
@@ -99,6 +159,11 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--batch-size", type=int, default=None,
                         help="one batch of this size per step for every preset (default: each preset's own)")
+    parser.add_argument("--coqui-venv", type=Path, default=None, metavar="DIR",
+                        help="Coqui TTS's environment (../shared/peers/coqui/README.md): train its Tacotron2 "
+                             "side by side (default: skipped)")
+    parser.add_argument("--coqui-script", type=Path, default=COQUI_SCRIPT, help=f"default {COQUI_SCRIPT}")
+    parser.add_argument("--coqui-minutes", type=float, default=3.0, help="Coqui's training budget (default 3)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
     args = parser.parse_args()
@@ -109,14 +174,29 @@ def main() -> int:
 
     corpus = ensure_corpus(args.workdir, args.utterances)
     started = time.perf_counter()
-    result = {
-        "bench": "throughput", "device": args.device, "utterances": args.utterances,
-        "cache": cache_figures(corpus, 16),
-        "presets": [train_figures(p, n, corpus, args.workdir / "runs", args.device, args.batch_size)
-                    for p, n in zip(presets, steps, strict=True)],
-        "wall_s": round(time.perf_counter() - started, 1), "machine": machine(args.device),
-        "command": "python bench/throughput.py " + " ".join(sys.argv[1:]),
+    cache = cache_figures(corpus, 16)
+    rows = []
+    for preset_name, count in zip(presets, steps, strict=True):
+        rows.append(train_figures(preset_name, count, corpus, args.workdir / "runs", args.device, args.batch_size))
+        # A running maximum: each preset's row holds the peak of this process so far.
+        rows[-1]["process_peak_rss_mib"] = peak_rss_mib()
+    result: dict[str, Any] = {
+        "bench": "throughput", "device": args.device, "utterances": args.utterances, "cache": cache, "presets": rows,
     }
+    if args.device == "cpu":
+        if args.coqui_venv is None:
+            coqui: dict[str, Any] = {"skipped": "no --coqui-venv given"}
+        else:
+            import torch
+
+            coqui = coqui_figures(args.coqui_venv, args.coqui_script, corpus, args.workdir / "runs",
+                                  args.coqui_minutes, torch.get_num_threads())
+        if "skipped" not in coqui:
+            for row in rows:
+                row["frames_per_s_vs_coqui"] = round(row["mel_frames_per_s"] / coqui["mel_frames_per_s"], 3)
+        result["coqui"] = coqui
+    result.update(wall_s=round(time.perf_counter() - started, 1), machine=machine(args.device),
+                  command="python bench/throughput.py " + " ".join(sys.argv[1:]))
     emit(result, args.results)
     return 0
 

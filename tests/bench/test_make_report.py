@@ -214,3 +214,27 @@ def test_defaults_gather_every_long_ablation_setup() -> None:
     rows = {row[0]: row for row in make_report.defaults_rows(entries)}
     assert set(rows) == {"phases", "lr_schedule", "dropout"}
     assert rows["dropout"][2] == "seed 1: helps" and rows["dropout"][3] == "yes"  # on by default, and it helps
+
+
+def _throughput_entry(coqui: dict[str, Any]) -> dict[str, Any]:
+    presets = [{"preset": name, "batch_size": 16, "grad_accum_steps": 1, "reduction_factor": r,
+                "median_sec_per_step": sec, "mel_frames_per_s": fps, "data_wait_share": 0.001, "amp": False,
+                "process_peak_rss_mib": 900, **({"frames_per_s_vs_coqui": round(fps / 470, 3)} if coqui else {})}
+               for name, r, sec, fps in (("tiny", 2, 1.0, 3200.0), ("base", 1, 9.0, 400.0))]
+    return {"bench": "throughput", "device": "cpu", "utterances": 240, "presets": presets, "coqui": coqui or
+            {"skipped": "no --coqui-venv given"}, "cache": {"utterances": 240, "load_s_cold_cache": 1.0,
+                                                          "load_s_warm_cache": 0.1, "batch_mel_compute_s": 0.04,
+                                                          "batch_size": 16},
+            "machine": {"platform": "x", "cpu_count": 2, "torch": "t", "gpu": None}, "command": "c"}
+
+
+def test_coqui_side_by_side_gives_ratios_and_the_base_verdict() -> None:
+    coqui = {"steps_timed": 20, "batch_size": 16, "reduction_factor": 1, "parameters": 28_200_000,
+             "coqui_tts": "0.28", "torch": "t", "median_sec_per_step": 7.3, "mel_frames_per_s": 470.0,
+             "peak_rss_mib": 2000}
+    text = "\n".join(make_report.throughput_section([_throughput_entry(coqui)]))
+    assert "| ours, base | 16 × 1 | 1 | 9 | 400 | 0.85× | 900 |" in text
+    assert "Coqui TTS 0.28 Tacotron2 (28.2 M parameters)" in text
+    assert "Measured 0.85×: **not met**." in text
+    skipped = "\n".join(make_report.throughput_section([_throughput_entry({})]))
+    assert "not run in the newest comparison (no --coqui-venv given)" in skipped and "Frames/s vs Coqui" not in skipped

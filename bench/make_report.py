@@ -970,12 +970,16 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
             headline.append(study_value_headline(entry))
         elif bench == "intelligibility":
             out += intelligibility_section(entry)
-            default = next((r for r in entry["runs"] if r["variant"] == "default"), entry["runs"][0])
-            if default["curve"]:
-                last = default["curve"][-1]
-                headline.append(f"- Intelligibility (tiny preset, flite voice, step {last['step']}): WER "
-                                f"{pct(last['wer'])} free-running against {pct(entry['references']['ceiling_wer'])} "
-                                f"for Griffin-Lim resynthesis of the recordings (goal {pct(entry['goal_wer'])}).")
+            scored = [run for run in entry["runs"] if run["curve"]]
+            if scored:
+                parts = []
+                for run in scored:
+                    last, reached = run["curve"][-1], run.get("first_step_wer_within_goal")
+                    parts.append(f"{run['variant']} {pct(last['wer'])} at step {last['step']} ("
+                                 + (f"goal reached at step {reached})" if reached is not None else "goal not reached)"))
+                headline.append(f"- Intelligibility (tiny preset, flite voice): free-running WER {'; '.join(parts)}, "
+                                f"against {pct(entry['references']['ceiling_wer'])} for Griffin-Lim resynthesis of "
+                                f"the recordings (goal {pct(entry['goal_wer'])}).")
         elif bench == "chaos":
             out += chaos_section(entry)
             headline.append(f"- Chaos: {entry['kills']} random worker kills and a {entry['outage']} database "

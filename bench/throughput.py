@@ -113,7 +113,7 @@ def coqui_figures(venv: Path, script: Path, corpus: Path, workdir: Path, minutes
                   threads: int) -> dict[str, Any]:
     """Train Coqui's Tacotron2 for ``minutes`` on ``corpus``; return its s/step, mel frames/s and peak RSS.
 
-    Coqui reads ``metadata_train.csv`` (id|text) from the corpus folder: it gets a folder of its
+    Coqui reads ``metadata_train.csv`` (id|text|normalised text) from the corpus folder: it gets a folder of its
     own beside the run with the audio linked in, so the corpus itself is not touched.
     """
     python = venv / "bin" / "python"
@@ -125,8 +125,9 @@ def coqui_figures(venv: Path, script: Path, corpus: Path, workdir: Path, minutes
     view.mkdir(parents=True)
     (view / "wavs").symlink_to((corpus / "wavs").resolve())
     lines = (corpus / "metadata.csv").read_text(encoding="utf-8").splitlines()
-    (view / "metadata_train.csv").write_text("".join("|".join(line.split("|")[:2]) + "\n" for line in lines),
-                                             encoding="utf-8")
+    # Coqui's ljspeech formatter reads the third column (the normalised text): id|text|text.
+    rows = [line.split("|") for line in lines if line.strip()]
+    (view / "metadata_train.csv").write_text("".join(f"{r[0]}|{r[1]}|{r[-1]}\n" for r in rows), encoding="utf-8")
     # Coqui's own `trainer` package would be shadowed by ours on PYTHONPATH.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(OMP_NUM_THREADS=str(threads))

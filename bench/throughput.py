@@ -104,9 +104,20 @@ COQUI_SCRIPT = ROOT.parent / "shared" / "peers" / "coqui" / "train_coqui.py"
 COQUI_WARMUP_STEPS = 3  # Coqui's first steps also allocate; not counted, as ours are not
 
 
-def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> int:
-    """Return the peak resident memory (MiB) of this process, or of its largest finished child."""
-    return round(resource.getrusage(who).ru_maxrss / 1024)  # Linux reports KiB
+def peak_rss_mib() -> int:
+    """Return the peak resident memory (MiB) of this process."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # Linux reports KiB
+
+
+def vm_hwm_mib(pid: int) -> int:
+    """Return the peak resident memory (MiB) of process ``pid`` so far (0 when it cannot be read)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024)  # kB
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def coqui_figures(venv: Path, script: Path, corpus: Path, workdir: Path, minutes: float,
@@ -131,24 +142,34 @@ def coqui_figures(venv: Path, script: Path, corpus: Path, workdir: Path, minutes
     # Coqui's own `trainer` package would be shadowed by ours on PYTHONPATH.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(OMP_NUM_THREADS=str(threads))
-    before = peak_rss_mib(resource.RUSAGE_CHILDREN)
-    done = subprocess.run([str(python), str(script), "--corpus", str(view), "--out", str(run_dir / "out"),
-                           "--budget-min", str(minutes), "--save-every", "1000000"], cwd=run_dir, env=env,
-                          capture_output=True, text=True, timeout=minutes * 60 + 900)
+    log = run_dir / "coqui.log"
+    with log.open("w") as out:
+        child = subprocess.Popen([str(python), str(script), "--corpus", str(view), "--out", str(run_dir / "out"),
+                                  "--budget-min", str(minutes), "--save-every", "1000000"], cwd=run_dir, env=env,
+                                 stdout=out, stderr=subprocess.STDOUT)
+        # The kernel's high-water mark of the child's own memory (getrusage's children figure would
+        # count this process's memory too: a forked child holds it until it execs).
+        peak, deadline = 0, time.monotonic() + minutes * 60 + 900
+        while child.poll() is None and time.monotonic() < deadline:
+            peak = max(peak, vm_hwm_mib(child.pid))
+            time.sleep(1.0)
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+    output = log.read_text(errors="replace").strip().splitlines()
     steps_file = run_dir / "out" / "steps.jsonl"
     records = [json.loads(line) for line in steps_file.read_text().splitlines()] if steps_file.is_file() else []
     timed = [r for r in records if r["step"] > COQUI_WARMUP_STEPS]
-    if done.returncode != 0 or not timed:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"skipped": f"Coqui's run ended with code {done.returncode} after {len(records)} steps: {tail[0]}"}
+    if child.returncode != 0 or not timed:
+        tail = output[-1] if output else "no output"
+        return {"skipped": f"Coqui's run ended with code {child.returncode} after {len(records)} steps: {tail}"}
     info = json.loads((run_dir / "out" / "info.json").read_text())
-    peak = peak_rss_mib(resource.RUSAGE_CHILDREN)
     return {
         "steps_timed": len(timed), "batch_size": info["batch_size"], "reduction_factor": info["r"],
         "parameters": info["n_params"], "coqui_tts": info["coqui_tts"], "torch": info["torch"],
         "median_sec_per_step": round(statistics.median(r["t_step"] for r in timed), 3),
         "mel_frames_per_s": round(sum(r["frames"] for r in timed) / sum(r["t_step"] for r in timed), 1),
-        "peak_rss_mib": peak if peak > before else None,  # None: an earlier child was larger
+        "peak_rss_mib": peak or None,
     }
 
 

@@ -263,11 +263,16 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
                    help="the HiFi-GAN generator's config.json (its V1/V2/V3 config, or a fine-tuned one's)")
     p.add_argument("--save-mel", type=Path, default=None, metavar="MEL.npy",
                    help="also write the mel the vocoder got, float32 (80, frames), natural-log magnitudes")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the synthesis (default 0). The prenet keeps a little dropout at inference "
+                        "(prenet_dropout_inference), so each seed says the sentence a little differently; the same "
+                        "seed, checkpoint and device give the same wav")
     p.set_defaults(run=_run_synth)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
     import numpy as np
+    import torch  # lazy, as every command's heavy imports: --help and argument errors stay fast
 
     from trainer.audio import SAMPLE_RATE, write_wav
     from trainer.enhance import EnhancerConfig
@@ -278,6 +283,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     device = _device(args.device)
     vocoder = make_vocoder(args.vocoder, args.vocoder_config, device)  # a bad vocoder fails before any work
     model, config = load_model(args.checkpoint, device)
+    torch.manual_seed(args.seed)  # seeds CUDA's generators too
     result = synthesize(model, config, args.text, enhancer=EnhancerConfig() if args.enhance else None,
                         vocoder=vocoder)
     if args.save_mel is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,18 @@ def isolated_feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     patcher.setenv("SMART_TUNER_CACHE", str(folder))
     yield folder
     patcher.undo()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def free_port() -> Callable[[], int]:
+    """Return a function giving a loopback TCP port nothing listens on now (for servers the tests start)."""
+    return _free_port
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -138,19 +137,13 @@ def test_an_empty_storage_and_an_unknown_study_say_where_they_looked(tmp_path: P
     assert f"no study 'imagined' in {url} (studies: real); looked in" in line and "(--storage)" in line
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_the_dashboard_of_an_empty_storage_says_so_and_serves(tmp_path: Path) -> None:
+def test_the_dashboard_of_an_empty_storage_says_so_and_serves(tmp_path: Path, free_port) -> None:
     # Workers may create the study after the dashboard starts (docker-compose.yml): not an error.
     home = tmp_path / "home"
     home.mkdir()
     optuna.storages.RDBStorage(f"sqlite:///{home / 'optuna.db'}")  # Optuna's tables, no study
     process = subprocess.Popen([sys.executable, "-m", "tuner.cli", "dashboard", "--home", str(home), "--port",
-                                str(_free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert process.stdout is not None
         first = process.stdout.readline()

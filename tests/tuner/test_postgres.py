@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,12 +20,6 @@ import pytest
 pytestmark = pytest.mark.postgres
 
 PASSWORD = "pw-never-shown-4711"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_http(url: str, process: subprocess.Popen, seconds: float) -> bytes:
@@ -57,7 +50,7 @@ def _stop(process: subprocess.Popen) -> str:
 
 
 def test_two_workers_through_mlflow_server_and_dashboard(database: str, mlflow_database: str, tmp_path: Path,
-                                                        short_corpus: Path, fast_space_writer) -> None:
+                                                        short_corpus: Path, fast_space_writer, free_port) -> None:
     import optuna
     import psycopg
     from mlflow.tracking import MlflowClient
@@ -69,7 +62,7 @@ def test_two_workers_through_mlflow_server_and_dashboard(database: str, mlflow_d
     # The server trusts local logins, so any password works: one that must never be seen anywhere.
     with_password = database.replace("postgres@", f"postgres:{PASSWORD}@")
     bin_dir = Path(sys.executable).parent
-    mlflow_port, dashboard_port = _free_port(), _free_port()
+    mlflow_port, dashboard_port = free_port(), free_port()
     mlflow_uri = f"http://127.0.0.1:{mlflow_port}"
     # As in docker-compose.yml: the backend store URL (with its password) in the environment, the
     # artifacts served by the server, the Host headers it answers listed.

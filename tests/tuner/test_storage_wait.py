@@ -50,14 +50,8 @@ def _relay_after(delay: float, port: int, stop: threading.Event) -> None:
                 threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_a_server_that_comes_up_during_the_wait_is_joined(database: str) -> None:
-    port = _free_port()
+def test_a_server_that_comes_up_during_the_wait_is_joined(database: str, free_port) -> None:
+    port = free_port()
     url = database.replace("127.0.0.1:5432", f"127.0.0.1:{port}")
     with pytest.raises(ServerUnreachable):  # nothing listens yet, and no wait was asked for
         check_storage(url)

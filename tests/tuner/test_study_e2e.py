@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -259,14 +258,8 @@ def test_a_complete_trials_checkpoint_is_in_mlflow_exported_and_registered_from_
     assert version.tags["smart_tuner.trial"] == "0"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_dashboard_serves_the_study_over_http(study_run: StudyRun) -> None:
-    port = _free_port()
+def test_dashboard_serves_the_study_over_http(study_run: StudyRun, free_port) -> None:
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "tuner.cli", "dashboard", "--home", str(study_run.home),
                                 "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -27,6 +27,7 @@ from runs import (
     all_fixes_config,
     ensure_corpus,
     run_all,
+    text_frontend_of,
 )
 
 from trainer.config import TrainConfig
@@ -80,6 +81,7 @@ def main() -> int:
     result = {
         "bench": "ablation", "preset": args.preset, "device": args.device, "steps": args.steps,
         "every": args.every, "utterances": args.utterances, "lang": args.lang,
+        "text_frontend": text_frontend_of(args.preset),
         "seed": args.seed, "jobs": jobs, "target": 0.85,
         "ablations": {f"no_{fix}": ABLATIONS[fix] for fix in fixes}, "skipped": skipped,
         "runs": runs, "wall_s": round(time.perf_counter() - started, 1), "machine": machine(args.device),

@@ -7,8 +7,8 @@ seconds per step; reports the first step at which diagonality >= the target (0.8
     python bench/alignment.py [--steps 400] [--every 100] [--utterances 300] [--device cpu]
         [--text-frontend characters|phonemes]
 
-``--text-frontend phonemes`` trains on eSpeak NG's IPA of the same sentences instead of their
-letters; run both on one quiet machine to compare steps to the target.
+``--text-frontend characters`` trains on the letters of the same sentences instead of eSpeak
+NG's IPA (the trainer's default); run both on one quiet machine to compare steps to the target.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ def main() -> int:
     parser.add_argument("--preset", default="tiny", choices=["tiny", "base"])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--target", type=float, default=0.85)
-    parser.add_argument("--text-frontend", default="characters", choices=["characters", "phonemes"],
-                        help="what the model reads (default characters)")
+    default_frontend = preset("tiny").model.text_frontend
+    parser.add_argument("--text-frontend", default=default_frontend, choices=["characters", "phonemes"],
+                        help=f"what the model reads (default {default_frontend}, the trainer's)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
     args = parser.parse_args()

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from report import emit, machine  # bench/report.py, beside this script
-from runs import BASELINE, ROOT, RunSpec, ensure_corpus, run_all, summarise
+from runs import BASELINE, ROOT, RunSpec, ensure_corpus, run_all, summarise, text_frontend_of
 
 CONFIGS = {"baseline": BASELINE, "fixed": {}}
 
@@ -50,6 +50,7 @@ def main() -> int:
     result = {
         "bench": "baseline", "preset": args.preset, "device": args.device, "steps": args.steps,
         "every": args.every, "utterances": args.utterances, "lang": args.lang,
+        "text_frontend": text_frontend_of(args.preset),
         "seeds": seeds, "jobs": jobs, "target": 0.85,
         "baseline_overrides": BASELINE,
         "summary": {name: summarise([r for r in runs if r["name"] == name]) for name in CONFIGS},

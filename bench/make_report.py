@@ -173,8 +173,8 @@ def claims(entry: dict[str, Any]) -> tuple[list[str], list[str]]:
          value_spread(final_spread(entry, "baseline", "fr_mcd"))],
     ]
     lines = [f"Measured with bench/baseline.py: {entry['preset']} preset, {entry['utterances']}-utterance "
-             f"{entry.get('lang', 'en')} eSpeak "
-             f"corpus, {steps} steps per run, validation every {entry['every']} steps, {n} seeds "
+             f"{entry.get('lang', 'en')} eSpeak corpus read as {frontend_of(entry)}, {steps} steps per run, "
+             f"validation every {entry['every']} steps, {n} seeds "
              f"({', '.join(map(str, entry['seeds']))}); medians with the range over seeds. The promised figures "
              "come with the original design, not from this setup; they are shown as promised, not reproduced.", ""]
     lines += table(["Claim", "Promised", "Measured: all fixes", "Measured: published defaults"], rows)
@@ -378,14 +378,15 @@ def seed_noise(baseline: dict[str, Any] | None, every: int) -> tuple[dict[str, f
 
 
 def ablation_groups(entries: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Return the bench/ablation.py entries grouped by setup (preset, steps, interval, corpus, fixes), longest runs
-    first, then newest; in a group one entry per seed (the newest of each), in seed order: an entry runs one seed."""
+    """Return the bench/ablation.py entries grouped by setup (preset, steps, interval, corpus, frontend, fixes),
+    longest runs first, then newest; in a group one entry per seed (the newest of each), in seed order: an entry
+    runs one seed."""
     groups: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
     newest_at: dict[tuple[Any, ...], int] = {}
     for index, entry in enumerate(entries):
         if entry.get("bench") != "ablation":
             continue
-        setup = (entry["preset"], entry["steps"], entry["every"], entry.get("lang", "en"),
+        setup = (entry["preset"], entry["steps"], entry["every"], entry.get("lang", "en"), frontend_of(entry),
                  tuple(sorted(entry.get("ablations", {}))))
         groups.setdefault(setup, {})[entry["seed"]] = entry
         newest_at[setup] = index
@@ -439,14 +440,20 @@ def defaults_rows(entries: list[dict[str, Any]]) -> list[list[str]]:
     return list(rows.values())
 
 
+def frontend_of(entry: dict[str, Any]) -> str:
+    """Return what a baseline or ablation entry's runs read; entries written before the key read characters."""
+    return str(entry.get("text_frontend", "characters"))
+
+
 def ablation_section(group: list[dict[str, Any]], baseline: dict[str, Any] | None) -> list[str]:
     """Return the report lines of the newest bench/ablation.py setup, every seed measured, each fix with its verdict."""
     first = group[0]
     noise, source = seed_noise(baseline, first["every"])
     seeds = ", ".join(str(e["seed"]) for e in group)
-    lines = [f"Measured with bench/ablation.py: {first['preset']} preset, {first.get('lang', 'en')} eSpeak corpus, "
-             f"seed{'s' if len(group) > 1 else ''} {seeds}, {first['steps']} steps per run, validation every "
-             f"{first['every']}. `no_X` is all fixes on except X, which is set back to the published recipe. "
+    lines = [f"Measured with bench/ablation.py: {first['preset']} preset, {first.get('lang', 'en')} eSpeak corpus "
+             f"read as {frontend_of(first)}, seed{'s' if len(group) > 1 else ''} {seeds}, {first['steps']} steps per "
+             f"run, validation every {first['every']}. `no_X` is all fixes on except X, which is set back to the "
+             "published recipe. "
              "Verdict, on alignment, against the all-fixes run of the same seed: \"helps\" when the run without "
              "the fix aligned later (steps to tf diagonality 0.85 when both runs got there, else the tf diagonality "
              f"at the end) by more than the noise margin ({source}); \"hurts here\" when it aligned sooner by as "
@@ -833,6 +840,16 @@ def stop_gate_section(entries: list[dict[str, Any]]) -> list[str]:
     return lines + ["", machine_line(entries[-1]), "", "All commands: " + "; ".join(f"`{c}`" for c in commands)]
 
 
+def variant_label(entry: dict[str, Any], variant: str) -> str:
+    """Return how the report names an intelligibility variant: ``default`` says which frontend it read.
+
+    Entries written before phonemes became the default carry no ``default_text_frontend``: they read characters.
+    """
+    if variant != "default":
+        return variant
+    return f"default ({entry.get('default_text_frontend', 'characters')})"
+
+
 def intelligibility_section(entry: dict[str, Any]) -> list[str]:
     """Return the report lines of bench/intelligibility.py's latest entry."""
     ref = entry["references"]
@@ -848,7 +865,8 @@ def intelligibility_section(entry: dict[str, Any]) -> list[str]:
     for run in entry["runs"]:
         for point in run["curve"]:
             extra = point.get("no_prenet_dropout_at_inference", {})
-            rows.append([run["variant"], str(point["step"]), pct(point["wer"]), pct(point["cer"]),
+            rows.append([variant_label(entry, run["variant"]), str(point["step"]), pct(point["wer"]),
+                         pct(point["cer"]),
                          pct(point["wer_enhanced"]), pct(point["cer_enhanced"]), pct(extra.get("wer")),
                          num(point["length_ratio"], 2), str(point["hit_max"])])
     lines += table(["Variant", "Step", "WER", "CER", "WER (enhanced)", "CER (enhanced)",
@@ -856,8 +874,9 @@ def intelligibility_section(entry: dict[str, Any]) -> list[str]:
     lines.append("")
     for run in entry["runs"]:
         reached = run.get("first_step_wer_within_goal")
-        lines.append(f"- {run['variant']}: " + (f"goal reached at step {reached}." if reached is not None else
-                                                 f"goal not reached within {entry['steps']} steps."))
+        verdict = (f"goal reached at step {reached}." if reached is not None else
+                   f"goal not reached within {entry['steps']} steps.")
+        lines.append(f"- {variant_label(entry, run['variant'])}: {verdict}")
         if run["curve"]:
             last = run["curve"][-1]
             heard = "; ".join(f"“{h}”" for h in last["heard"][:3])
@@ -975,7 +994,8 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
                 parts = []
                 for run in scored:
                     last, reached = run["curve"][-1], run.get("first_step_wer_within_goal")
-                    parts.append(f"{run['variant']} {pct(last['wer'])} at step {last['step']} ("
+                    parts.append(f"{variant_label(entry, run['variant'])} {pct(last['wer'])} "
+                                 f"at step {last['step']} ("
                                  + (f"goal reached at step {reached})" if reached is not None else "goal not reached)"))
                 headline.append(f"- Intelligibility (tiny preset, flite voice): free-running WER {'; '.join(parts)}, "
                                 f"against {pct(entry['references']['ceiling_wer'])} for Griffin-Lim resynthesis of "

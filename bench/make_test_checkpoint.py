@@ -16,13 +16,13 @@ from pathlib import Path
 
 from trainer.architectures import build_model
 from trainer.checkpoint import load_checkpoint, save_checkpoint
-from trainer.config import config_from_dict
+from trainer.config import config_from_stored
 
 
 def shrink(source: Path, target: Path) -> int:
     """Write ``target``: ``source``'s model in float16 with its config; return the training step it came from."""
     payload = load_checkpoint(source)
-    config = config_from_dict(payload["config"], source=str(source))
+    config = config_from_stored(payload["config"], source=str(source))
     model = build_model(config)
     model.load_state_dict(payload["model"])
     model.half()

@@ -83,6 +83,13 @@ def all_fixes_config(preset_name: str, steps: int, every: int, seed: int, device
                                        early_stop=False, fr_asr="off")  # alignment benches: no recogniser
 
 
+def text_frontend_of(preset_name: str) -> str:
+    """Return what the bench's runs read (the preset's text frontend; no bench changes it)."""
+    from trainer.config import preset
+
+    return preset(preset_name).model.text_frontend
+
+
 def ensure_corpus(workdir: Path, utterances: int, seed: int = 0, lang: str = "en") -> Path:
     """Return the bench's eSpeak corpus folder (made on first use: ``utterances`` sentences of ``seed`` in ``lang``)."""
     from trainer.corpus import make_corpus

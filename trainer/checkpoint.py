@@ -20,7 +20,7 @@ from trainer.contract import TEXT_EMBEDDING, AcousticModel
 from trainer.errors import CheckpointError
 from trainer.fileio import atomic_write_bytes
 from trainer.foreign import NVIDIA, SMART_TUNER, layout_of, rename
-from trainer.text import symbol_set_id
+from trainer.text import LEGACY_TEXT_FRONTEND, symbol_set_id
 
 FORMAT_VERSION = 1
 
@@ -78,7 +78,7 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         "schedule": dict(schedule),
         "metrics": dict(metrics or {}),
         "rng": rng_state(),
-        "symbol_set": symbol_set_id(config.get("model", {}).get("text_frontend", "characters")),
+        "symbol_set": symbol_set_id(config.get("model", {}).get("text_frontend", LEGACY_TEXT_FRONTEND)),
         **(extra or {}),
     }
     buffer = io.BytesIO()

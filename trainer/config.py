@@ -23,7 +23,7 @@ from trainer.architectures import architecture_names
 from trainer.errors import ConfigError
 from trainer.fileio import atomic_write_text
 from trainer.schedules import LR_PROFILES
-from trainer.text import CHARACTER_LANGUAGES, LANGUAGES
+from trainer.text import CHARACTER_LANGUAGES, LANGUAGES, LEGACY_TEXT_FRONTEND
 from trainer.yamlio import safe_load
 
 PRESETS = ("tiny", "base")
@@ -52,7 +52,10 @@ class ModelConfig:
     postnet_kernel_size: int = 5
     postnet_n_convolutions: int = 5
     reduction_factor: int = 1  # mel frames emitted per decoder step
-    text_frontend: str = "characters"  # "characters" | "phonemes" (eSpeak IPA) | "nvidia" (NVIDIA/tacotron2's table)
+    # "phonemes" (eSpeak NG's IPA with stress) | "characters" (en, ru) | "nvidia" (NVIDIA/tacotron2's table).
+    # Phonemes by default: on bench/intelligibility.py a tiny model reading them reached the word error rate
+    # goal (2x the resynthesis ceiling) by step 2,500, one reading characters had not at 3,000 (docs/RESULTS.md).
+    text_frontend: str = "phonemes"
 
 
 MODEL_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ModelConfig))
@@ -337,6 +340,17 @@ def config_from_dict(values: dict[str, Any], source: str = "config") -> TrainCon
     return config
 
 
+def config_from_stored(values: dict[str, Any], source: str) -> TrainConfig:
+    """Return the TrainConfig a checkpoint or run folder stored (``values``), read as it was trained.
+
+    A stored config without ``text_frontend`` predates the key, when every model read characters;
+    today's default (phonemes) would give its embedding the wrong symbol table.
+    """
+    values = _nest_model_keys(values, source)
+    values["model"].setdefault("text_frontend", LEGACY_TEXT_FRONTEND)
+    return config_from_dict(values, source=source)
+
+
 def _validate(config: TrainConfig, source: str) -> None:
     """Raise ConfigError for values of the right type but out of range."""
     for key, choices in _CHOICES.items():
@@ -429,4 +443,4 @@ def save_config(config: TrainConfig, path: str | Path) -> None:
 
 
 __all__ = ["TrainConfig", "ModelConfig", "MODEL_KEYS", "CONFIG_KEYS", "ConfigError", "PRESETS", "LR_PROFILES",
-           "preset", "load_config", "save_config", "config_from_dict", "with_overrides"]
+           "preset", "load_config", "save_config", "config_from_dict", "config_from_stored", "with_overrides"]

@@ -10,7 +10,7 @@ import torch
 from trainer import audio
 from trainer.architectures import build_model
 from trainer.checkpoint import load_checkpoint
-from trainer.config import TrainConfig, config_from_dict
+from trainer.config import TrainConfig, config_from_stored
 from trainer.contract import AcousticModel, StopThreshold
 from trainer.enhance import EnhancerConfig, enhance
 from trainer.errors import UserError
@@ -32,7 +32,7 @@ class Synthesis:
 def load_model(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[AcousticModel, TrainConfig]:
     """Return (model in eval mode, its config) from a checkpoint file."""
     payload = load_checkpoint(checkpoint, map_location=device)
-    config = config_from_dict(payload["config"], source=str(checkpoint))
+    config = config_from_stored(payload["config"], source=str(checkpoint))
     model = build_model(config).to(device)
     model.load_state_dict(payload["model"])
     model.eval()

@@ -36,6 +36,7 @@ __all__ = [
     "SYMBOLS",
     "UnknownCharacterError",
     "CHARACTER_LANGUAGES",
+    "LEGACY_TEXT_FRONTEND",
     "clean_text",
     "ids_to_text",
     "known_characters",
@@ -51,6 +52,8 @@ __all__ = [
 LANGUAGES: tuple[str, ...] = ("en", "ru", "de", "es", "fr")
 # The languages the character tables spell; the others read through phonemes only.
 CHARACTER_LANGUAGES: tuple[str, ...] = ("en", "ru")
+# The frontend of a checkpoint or config stored before the ``text_frontend`` key existed.
+LEGACY_TEXT_FRONTEND = "characters"
 
 PAD = "_"
 _PUNCTUATION = "!'\"(),-.:;? "

@@ -34,7 +34,7 @@ from trainer.asr import AsrScorer, unavailable_reason
 from trainer.audio import SAMPLE_RATE, griffin_lim, write_wav
 from trainer.checkpoint import check_warm_start, load_checkpoint, load_resumable, save_checkpoint, set_rng_state
 from trainer.checkpoint import warm_start as load_warm_start
-from trainer.config import TrainConfig, config_from_dict, save_config
+from trainer.config import TrainConfig, config_from_stored, save_config
 from trainer.contract import AcousticModel, count_parameters
 from trainer.data import (
     Batch,
@@ -609,4 +609,4 @@ def config_for_resume(run_dir: str | Path, max_steps: int | None = None) -> Trai
     values = safe_load(RunFolder(run_dir).config.read_text(encoding="utf-8"))
     if max_steps is not None:
         values["max_steps"] = max_steps
-    return config_from_dict(values, source=str(RunFolder(run_dir).config))
+    return config_from_stored(values, source=str(RunFolder(run_dir).config))

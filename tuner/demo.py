@@ -45,8 +45,12 @@ class DemoPlan:
     base_overrides: dict[str, Any] = field(default_factory=dict)
 
     def key(self) -> str:
-        """Return the cache folder name of this plan: ``LANG-<hash>``."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        """Return the cache folder name of this plan: ``LANG-<hash>``.
+
+        The hash covers the tiny preset's network too, so a demo cached before a change of the
+        preset's shape or text frontend is rebuilt rather than offered to trials it no longer fits.
+        """
+        text = json.dumps({**asdict(self), "network": asdict(preset("tiny").model)}, sort_keys=True)
         return f"{self.lang}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 

@@ -23,7 +23,7 @@ import optuna
 import torch
 
 from trainer.checkpoint import load_checkpoint
-from trainer.config import TrainConfig, config_from_dict
+from trainer.config import TrainConfig, config_from_stored
 from trainer.data import check_corpus
 from trainer.errors import CheckpointError, ConfigError, CorpusError
 from trainer.plan import plan_training
@@ -130,13 +130,16 @@ def check_base_checkpoint(path: Path, config: TrainConfig) -> None:
         raise TunerError(f"{path}: base checkpoint not found")
     try:
         payload = load_checkpoint(path)
-        saved = config_from_dict(payload["config"], source=str(path)).model
+        saved = config_from_stored(payload["config"], source=str(path)).model
     except (CheckpointError, ConfigError) as err:
         raise TunerError(str(err)) from None
     for key, value in vars(saved).items():
         if value != getattr(config.model, key):
+            # The frontend is not a preset's: a base trained before phonemes became the default reads characters.
+            fix = (f"add `{key}: {value}` under the space's fixed keys" if key == "text_frontend"
+                   else "use the preset the base was trained with (--preset)")
             raise TunerError(f"{path}: the base checkpoint has {key}={value} but the trials' config has "
-                             f"{getattr(config.model, key)}; use the preset the base was trained with (--preset)")
+                             f"{getattr(config.model, key)}; {fix}")
 
 
 def check_data(data: Path, config: TrainConfig) -> None:

@@ -238,3 +238,24 @@ def test_coqui_side_by_side_gives_ratios_and_the_base_verdict() -> None:
     assert "Measured 0.85×: **not met**." in text
     skipped = "\n".join(make_report.throughput_section([_throughput_entry({})]))
     assert "not run in the newest comparison (no --coqui-venv given)" in skipped and "Frames/s vs Coqui" not in skipped
+
+
+def test_the_default_intelligibility_variant_names_the_frontend_it_read() -> None:
+    curve = [{"step": 500, "wer": 0.3, "cer": 0.2, "wer_enhanced": 0.4, "cer_enhanced": 0.3, "length_ratio": 1.0,
+              "hit_max": 0, "heard": ["hello"]}]
+    entry = {"bench": "intelligibility", "utterances": 160, "voice": "rms", "corpus_minutes": 8.3, "every": 500,
+             "heldout": 10, "steps": 500, "references": {"natural_wer": 0.1, "ceiling_wer": 0.12}, "goal_wer": 0.24,
+             "runs": [{"variant": "default", "curve": curve, "first_step_wer_within_goal": None},
+                      {"variant": "r1", "curve": curve, "first_step_wer_within_goal": None}],
+             "machine": MACHINE, "command": "python bench/intelligibility.py"}
+    older = "\n".join(make_report.intelligibility_section(entry))  # written before phonemes were the default
+    assert "- default (characters): goal not reached" in older and "- r1: goal not reached" in older
+    newer = "\n".join(make_report.intelligibility_section({**entry, "default_text_frontend": "phonemes"}))
+    assert "- default (phonemes): goal not reached" in newer and "(characters)" not in newer
+
+
+def test_the_baseline_section_says_what_the_runs_read() -> None:
+    entry = baseline_entry([None, None, None], [150, 150, 200])
+    assert "en eSpeak corpus read as characters," in "\n".join(make_report.baseline_section(entry))  # older entries
+    entry["text_frontend"] = "phonemes"
+    assert "en eSpeak corpus read as phonemes," in "\n".join(make_report.baseline_section(entry))

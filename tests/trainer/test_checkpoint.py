@@ -103,3 +103,21 @@ def test_metrics_files_are_read_whole_lines_only(tmp_path: Path) -> None:
     path.write_text('{"step": 1}\ncut by a kill\n{"step": 5}\n')
     assert [record for _, record in read_jsonl(path)] == [{"step": 1}, {"step": 5}]
     assert JsonlTail(path, offset=10_000).read_new() == []  # an offset past a rewritten file's end
+
+
+def test_a_checkpoint_from_before_text_frontend_still_reads_characters(tmp_path: Path) -> None:
+    # Written before the key existed (every model read characters then): today's default is phonemes,
+    # and reading the old checkpoint with it would index a different symbol table.
+    from trainer.infer import load_model, synthesize
+    from trainer.text import SYMBOLS, text_to_ids
+
+    config = preset("tiny").replace(**MICRO, text_frontend="characters", max_decoder_steps=6).to_dict()
+    del config["model"]["text_frontend"]
+    net = model(text_frontend="characters")
+    path = save_checkpoint(tmp_path / "old.pt", model=net, optimizer=None, config=config,
+                           position={"step": 5, "epoch": 1, "batch": 2}, schedule={})
+    loaded, read = load_model(path)
+    assert read.model.text_frontend == loaded.text_frontend == "characters"
+    assert loaded.state_dict()["embedding.weight"].shape[0] == len(SYMBOLS)
+    speech = synthesize(loaded, read, "Old times.", griffin_lim_iters=1)
+    assert speech.alignment.shape[1] == len(text_to_ids("Old times.", lang="en"))

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from trainer.config import ConfigError, TrainConfig, config_from_dict, load_config, preset, save_config
+from trainer.config import (
+    ConfigError,
+    TrainConfig,
+    config_from_dict,
+    config_from_stored,
+    load_config,
+    preset,
+    save_config,
+)
 
 
 def test_defaults() -> None:
@@ -19,6 +27,19 @@ def test_defaults() -> None:
     assert (config.tf_hold_steps, config.tf_decay_steps, config.tf_floor) == (1000, 10000, 0.7)
     weights = (config.mel_weight, config.perceptual_weight, config.style_weight, config.monotonic_weight)
     assert weights == (1.0, 0.2, 0.1, 0.1)
+
+
+def test_text_frontend_defaults_to_phonemes_but_a_stored_config_without_it_reads_characters() -> None:
+    assert TrainConfig().model.text_frontend == "phonemes"
+    assert preset("tiny").replace(lang="ru").model.text_frontend == "phonemes"
+    stored = preset("tiny").to_dict()
+    del stored["model"]["text_frontend"]  # as checkpoints written before the key existed
+    assert config_from_dict(stored).model.text_frontend == "phonemes"  # a user's file: today's default
+    assert config_from_stored(stored, source="old.pt").model.text_frontend == "characters"
+    flat = {k: v for k, v in stored.items() if k != "model"} | stored["model"]  # the oldest layout, model keys flat
+    assert config_from_stored(flat, source="older.pt").model.text_frontend == "characters"
+    kept = preset("tiny").replace(text_frontend="nvidia").to_dict()
+    assert config_from_stored(kept, source="new.pt").model.text_frontend == "nvidia"
 
 
 def test_learning_rate_profiles() -> None:

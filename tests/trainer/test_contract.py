@@ -20,7 +20,7 @@ from trainer.data import Batch
 from trainer.errors import ConfigError
 from trainer.infer import load_model, synthesize
 from trainer.masks import length_mask
-from trainer.text import SYMBOLS
+from trainer.text import symbols
 from trainer.train import train
 
 
@@ -31,7 +31,8 @@ class ToyModel(AcousticModel):
         super().__init__()
         self.reduction_factor = config.model.reduction_factor
         self.max_decoder_steps = config.max_decoder_steps
-        self.table = nn.Embedding(len(SYMBOLS), 8)
+        self.text_frontend = config.model.text_frontend  # the table the data's ids index
+        self.table = nn.Embedding(len(symbols(self.text_frontend)), 8)
         self.to_mel = nn.Linear(8, N_MELS)
         self.gate_scale = nn.Parameter(torch.tensor(4.0))
 

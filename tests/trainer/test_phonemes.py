@@ -105,8 +105,9 @@ def test_a_german_corpus_trains_on_phonemes_and_speaks(tmp_path: Path) -> None:
 
 
 def test_a_language_the_character_tables_do_not_spell_needs_phonemes() -> None:
+    assert preset("tiny").replace(lang="fr").model.text_frontend == "phonemes"  # the default reads every language
     with pytest.raises(ConfigError, match="key 'lang' 'fr' needs text_frontend: phonemes"):
-        preset("tiny").replace(lang="fr")
+        preset("tiny").replace(lang="fr", text_frontend="characters")
     with pytest.raises(ConfigError, match="key 'lang' must be one of en, ru, de, es, fr, got 'it'"):
         preset("tiny").replace(lang="it", text_frontend="phonemes")
     assert preset("tiny").replace(lang="es", text_frontend="phonemes").lang == "es"

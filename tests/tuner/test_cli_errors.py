@@ -50,6 +50,24 @@ def test_corrupt_base_checkpoint_is_refused(tmp_path: Path, capsys, short_corpus
     assert not (tmp_path / "home").exists()
 
 
+def test_base_checkpoint_reading_another_frontend_names_the_fixed_key(tmp_path: Path, capsys,
+                                                                      short_corpus: Path) -> None:
+    # A base trained before phonemes became the default reads characters: the error says how to follow it.
+    from trainer.architectures import build_model
+    from trainer.checkpoint import save_checkpoint
+    from trainer.config import preset
+
+    config = preset("tiny").replace(text_frontend="characters")
+    ckpt = save_checkpoint(tmp_path / "base.pt", model=build_model(config), optimizer=None, config=config.to_dict(),
+                           position={"step": 1, "epoch": 0, "batch": 0}, schedule={"frames_per_char": 5.0})
+    code = main(["run-study", "--space", "default", "--data", str(short_corpus), "--warm-start", str(ckpt),
+                 "--home", str(tmp_path / "home")])
+    assert code == 2
+    line = _one_error_line(capsys)
+    assert "text_frontend=characters" in line and "add `text_frontend: characters` under the space's fixed" in line
+    assert not (tmp_path / "home").exists()
+
+
 def test_missing_corpus_is_an_input_error(tmp_path: Path, capsys) -> None:
     code = main(["run-study", "--space", "scratch", "--data", str(tmp_path / "nope"), "--home", str(tmp_path / "h")])
     assert code == 2

@@ -68,3 +68,15 @@ def test_demo_corpus_only_for_a_from_scratch_space(tuner_home: Path, short_text:
     assert (assets.base_corpus / "metadata.csv").is_file()
     assert not assets.base_run.exists() and not assets.voice_corpus.exists()
     assert not list(assets.root.parent.glob(".*.tmp-*"))
+
+
+def test_a_demo_built_for_another_network_is_not_reused(monkeypatch) -> None:
+    # A demo base cached before the tiny preset changed shape or frontend no longer fits the trials: new key.
+    import tuner.demo
+    from trainer.config import preset
+
+    plan = DemoPlan()
+    before = plan.key()
+    assert DemoPlan().key() == before  # same plan, same network: the cache is found again
+    monkeypatch.setattr(tuner.demo, "preset", lambda name: preset(name).replace(text_frontend="characters"))
+    assert plan.key() != before and plan.key().startswith("en-")

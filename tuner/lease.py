@@ -1,7 +1,10 @@
 """A trial is a lease held by one worker process: who holds it, whether it still does, and when it is lost.
 
-Each worker process has an owner token, ``host:pid:start`` (``start``: the process's start time,
-so a recycled pid is never taken for the old owner). When a worker begins a trial it stores its
+Each worker process has an owner token, ``host/space:pid:start`` (``space``: a short id of this
+boot of the machine and of the pid namespace the process sees, so two machines or containers
+that share a host name, such as cloned VMs or replicas given one ``hostname:``, never judge each
+other's pids; ``start``: the process's start time, so a recycled pid is never taken for the old
+owner). When a worker begins a trial it stores its
 token on the trial (system attribute ``lease_owner``; the user attribute ``worker`` shows it)
 and then, every ``heartbeat`` seconds, the time (``lease_heartbeat``). Only the holder may
 train the trial, report it or tell its end; each of them checks first (``holds``).
@@ -10,8 +13,9 @@ A lease is lost when (``lost_trials``):
 
 * its trial is RUNNING and no heartbeat came for ``grace`` seconds (the worker, or its
   machine, or its network, is gone); or
-* its owner ran on this machine and that process no longer exists: found at once, so a
-  worker restarted by its supervisor takes over its predecessor's trial within seconds.
+* its owner ran in this machine's process space and that process no longer exists: found at
+  once, so a worker restarted by its supervisor takes over its predecessor's trial within
+  seconds. Where the process space cannot be read (no /proc), only the heartbeat speaks.
 
 Any worker that finds a lost lease fails the trial and, when the failure is transient (worker
 lost, interrupted, out of memory, timed out) and the trial has retries left, adds a WAITING
@@ -27,6 +31,8 @@ It never dies silently: whatever ends it sets ``lost`` with a reason.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import socket
 import threading
@@ -75,20 +81,37 @@ def _start_ticks(pid: int) -> int | None:
         return None
 
 
+@functools.cache
+def _process_space() -> str | None:
+    """Return a short id of the pids this process can see (this boot, this pid namespace); None without /proc."""
+    try:
+        boot = open("/proc/sys/kernel/random/boot_id", encoding="ascii").read().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return hashlib.sha256(f"{boot}|{namespace}".encode()).hexdigest()[:12]
+
+
+def _place() -> str:
+    """Return ``host/space`` of this process (``host/-`` where the process space cannot be read)."""
+    return f"{socket.gethostname()}/{_process_space() or '-'}"
+
+
 def owner_token(pid: int | None = None) -> str:
-    """Return ``host:pid:start`` of this process (or of ``pid`` on this machine)."""
+    """Return ``host/space:pid:start`` of this process (or of ``pid`` in this process's pid space)."""
     pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or 0}"
+    return f"{_place()}:{pid}:{_start_ticks(pid) or 0}"
 
 
 def owner_alive(token: str) -> bool | None:
-    """Return whether the owner of ``token`` still runs: True/False on this machine, None elsewhere (unknowable)."""
+    """Return whether the owner of ``token`` still runs: True/False in this process space, None elsewhere or
+    where it cannot be read (unknowable: only the heartbeat can tell)."""
     try:
-        host, pid_text, start_text = token.rsplit(":", 2)
+        place, pid_text, start_text = token.rsplit(":", 2)
         pid, start = int(pid_text), int(start_text)
     except ValueError:
         return None
-    if host != socket.gethostname():
+    if _process_space() is None or place != _place():
         return None
     ticks = _start_ticks(pid)
     return ticks is not None and (start == 0 or ticks == start)

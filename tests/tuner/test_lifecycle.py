@@ -41,6 +41,21 @@ def test_an_owner_token_tells_a_live_process_from_a_gone_one() -> None:
     assert owner_alive("another-host:123:456") is None  # elsewhere: only the heartbeat can tell
 
 
+def test_a_process_of_another_machine_with_this_host_name_is_not_judged_here() -> None:
+    # Cloned VMs, or container replicas given one hostname, see other pids: their tokens say so.
+    import socket
+
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    token = owner_token(finished.pid)
+    finished.wait()
+    place, pid, start = token.rsplit(":", 2)
+    host, space = place.split("/")
+    assert host == socket.gethostname() and len(space) == 12
+    assert owner_alive(token) is False
+    assert owner_alive(f"{host}/{'0' * 12}:{pid}:{start}") is None  # same name, another process space
+    assert owner_alive(f"{host}:{pid}:{start}") is None  # a token of the earlier form names no space
+
+
 def _running(study: optuna.Study, owner: str, heartbeat: float) -> optuna.trial.FrozenTrial:
     trial = study.ask({"x": FloatDistribution(0, 1)})
     study._storage.set_trial_system_attr(trial._trial_id, OWNER_ATTR, owner)

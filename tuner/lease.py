@@ -114,13 +114,33 @@ def owner_alive(token: str) -> bool | None:
     if _process_space() is None or place != _place():
         return None
     ticks = _start_ticks(pid)
+    if ticks is None and _pid_exists(pid):
+        return None  # alive but unreadable (/proc mounted with hidepid): only the heartbeat can tell
     return ticks is not None and (start == 0 or ticks == start)
 
 
-def claim(storage: BaseStorage, trial_id: int, owner: str) -> None:
-    """Make ``owner`` the holder of the RUNNING trial ``trial_id`` and record its first heartbeat."""
+def _pid_exists(pid: int) -> bool:
+    """Return whether process ``pid`` exists in this pid space, whoever owns it."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def claim(storage: BaseStorage, trial_id: int, owner: str) -> float:
+    """Make ``owner`` the holder of the RUNNING trial ``trial_id`` and record its first heartbeat.
+
+    Returns the monotonic moment the heartbeat was stamped, for ``LeaseKeeper(claimed_at=...)``:
+    the writes may retry for a while, and the lease's clock must not start later than the stamp
+    other workers judge it by.
+    """
+    stamp, moment = time.time(), time.monotonic()
     storage.set_trial_system_attr(trial_id, OWNER_ATTR, owner)
-    storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+    storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, stamp)
+    return moment
 
 
 def holds(storage: BaseStorage, trial_id: int, owner: str) -> bool:
@@ -211,13 +231,17 @@ class LeaseState:
 class LeaseKeeper:
     """The heartbeat of one running trial (see the module docstring); use as a context manager."""
 
-    def __init__(self, storage: BaseStorage, trial_id: int, owner: str, heartbeat: float, retry: float) -> None:
+    def __init__(self, storage: BaseStorage, trial_id: int, owner: str, heartbeat: float, retry: float,
+                 claimed_at: float | None = None) -> None:
         self.storage, self.trial_id, self.owner = storage, trial_id, owner
         self.heartbeat, self.retry = heartbeat, retry
         self.state = LeaseState(threading.Event())
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"lease-{trial_id}", daemon=True)
-        self._last_ok = time.monotonic()  # claim() wrote the first heartbeat just before
+        # The monotonic moment of the last heartbeat's stamp (claim()'s, when given): every lease
+        # clock counts from when the stamp was taken, never from when its slow write returned,
+        # or this worker would stop its child later than the others take the trial over.
+        self._last_ok = time.monotonic() if claimed_at is None else claimed_at
 
     @property
     def lost(self) -> threading.Event:
@@ -254,8 +278,9 @@ class LeaseKeeper:
                     self._lose("lease lost: another worker failed this trial (it was silent for too long) "
                                "or took it over")
                     return
-                self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT_ATTR, time.time())
-                self._last_ok = time.monotonic()
+                stamp, moment = time.time(), time.monotonic()
+                self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT_ATTR, stamp)
+                self._last_ok = moment
             except UpdateFinishedTrialError:
                 self._lose("lease lost: the trial was finished by another worker")
                 return

@@ -43,6 +43,7 @@ from tuner.errors import TrialFailed
 from tuner.job import LEASE_LOST_EXIT_CODE, Outcome, TrialJob
 from tuner.lease import LeaseKeeper, LostLease
 from tuner.paths import Home
+from tuner.resilience import is_transient
 from tuner.resume import Resumed, prepare_resume, retry_history
 from tuner.space import SearchSpace, suggest
 from tuner.study import worker_id
@@ -202,6 +203,8 @@ class TrialRunner:
             raise
         except Exception as err:
             reason = f"tuner: {type(err).__name__}: {err}"[:500]
+            if is_transient(err):  # the database, not the trial: a transient reason, so it is retried
+                reason = f"lease lost: the study storage was unreachable ({reason})"[:500]
             _set_attr(trial, "fail_reason", reason)
             self.view.finished(trial.number, "FAILED", reason)
             raise TrialFailed(reason) from err
@@ -311,6 +314,9 @@ class TrialRunner:
         if gpu is not None:
             child_env[env.CUDA_VISIBLE_DEVICES] = gpu  # the child sees only its GPU, as cuda:0
         tail = JsonlTail(run_dir / "metrics.jsonl")
+        # A resumed trial's folder holds its earlier attempt's records: the stall clock arms only once the
+        # child writes past them, so its start-up (checkpoint load, data) never counts as a stall.
+        inherited = tail.path.stat().st_size if tail.path.exists() else 0
         media = ValidationMedia(run_dir)
         killed_reason: str | None = None
         lost: str | None = None
@@ -348,7 +354,7 @@ class TrialRunner:
                         last_progress = now
                     if self.trial_timeout is not None and now - started > self.trial_timeout:
                         killed_reason = f"timed out: still running after {self.trial_timeout:g} s (worker killed)"
-                    elif (self.stall_timeout is not None and tail.seen_any
+                    elif (self.stall_timeout is not None and tail.seen_any and tail.offset > inherited
                           and now - last_progress > self.stall_timeout):
                         killed_reason = (f"stalled: no training progress for {self.stall_timeout:g} s "
                                          "(worker killed)")
@@ -473,19 +479,19 @@ class TrialRunner:
             values = outcome.values or []
             if not values or not all(math.isfinite(v) for v in values):
                 reason = "objective not finite at the end of training"
-                trial.set_user_attr("fail_reason", reason)
+                _set_attr(trial, "fail_reason", reason)
                 self.view.finished(trial.number, "FAILED", reason)
                 raise TrialFailed(reason)
             if outcome.best_step is not None:
-                trial.set_user_attr("best_step", outcome.best_step)
+                _set_attr(trial, "best_step", outcome.best_step)
             shown = ", ".join(f"{m} {v:.4f}" for m, v in zip(self.space.study.objective.metrics, values, strict=False))
             self.view.finished(trial.number, "COMPLETE", f"{shown} (step {outcome.step})")
             return values[0] if len(values) == 1 else values
         if outcome.state == "pruned":
-            trial.set_user_attr("prune_reason", outcome.reason)
+            _set_attr(trial, "prune_reason", outcome.reason)
             self.view.finished(trial.number, "PRUNED", f"at step {outcome.step}: {outcome.reason}")
             raise TrialPruned(outcome.reason)
-        trial.set_user_attr("fail_reason", outcome.reason)
+        _set_attr(trial, "fail_reason", outcome.reason)
         self.view.finished(trial.number, "FAILED", outcome.reason or "")
         raise TrialFailed(outcome.reason)
 
@@ -559,7 +565,9 @@ def quality_decisions(metrics_path: Path) -> list[str]:
 
 
 def _set_attr(trial: Trial, key: str, value: Any) -> None:
-    """Set a user attribute, ignoring a storage error (used while already handling one)."""
+    """Set a user attribute, ignoring a storage error: used while handling one, and for the attributes
+    that go with a trial's verdict, which must reach the worker's tell (it waits out an outage) even
+    when the storage is gone for longer than one call's retry window."""
     try:
         trial.set_user_attr(key, value)
     except Exception:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from optuna import TrialPruned
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from tuner.errors import TrialFailed
@@ -93,6 +94,7 @@ class Worker:
     _in_a_row: int = field(default=0, init=False)
     _trials_run: int = field(default=0, init=False)
     _failed_out: str | None = field(default=None, init=False)
+    _claimed: dict[int, float] = field(default_factory=dict, init=False)  # trial id -> claim()'s moment
 
     # ------------------------------------------------------------------ the loop
 
@@ -150,7 +152,7 @@ class Worker:
         if self.stopping.is_set() or self._failed_out is not None:
             return None
         trial = self.study.ask()
-        claim(self.study._storage, trial._trial_id, self.owner)
+        self._claimed[trial._trial_id] = claim(self.study._storage, trial._trial_id, self.owner)
         trial.set_user_attr("worker", self.owner)
         return trial
 
@@ -174,7 +176,8 @@ class Worker:
     def _run_one(self, trial: Trial) -> None:
         storage = self.study._storage
         verdict: tuple[str, object]
-        with LeaseKeeper(storage, trial._trial_id, self.owner, self.timeouts.heartbeat, self.timeouts.retry) as lease:
+        with LeaseKeeper(storage, trial._trial_id, self.owner, self.timeouts.heartbeat, self.timeouts.retry,
+                         claimed_at=self._claimed.pop(trial._trial_id, None)) as lease:
             try:
                 verdict = ("complete", self.run_trial(trial, lease))
             except TrialPruned as err:
@@ -192,7 +195,10 @@ class Worker:
         with self._lock:
             told = self._with_storage(lambda: self._tell(trial, kind, detail))
         if told and self.after_trial is not None:
-            self.after_trial(self.study, trial.number)
+            try:
+                self.after_trial(self.study, trial.number)
+            except Exception as err:  # the trial is stored; a failed follow-up must not end this trial slot
+                self.say(f"trial {trial.number}: stored, but its follow-up failed ({type(err).__name__}: {err})")
 
     def _give_up(self, trial: Trial, reason: str) -> None:
         """After a lost lease: if the storage still names this worker (its heartbeats failed, nobody
@@ -213,11 +219,14 @@ class Worker:
             self.say(f"trial {trial.number}: taken over by another worker before its end could be stored; "
                      "this worker goes on")
             return False
-        if kind == "complete":
-            self.study.tell(trial, detail, skip_if_finished=True)  # type: ignore[arg-type]
-            self._in_a_row = 0
-        elif kind == "pruned":
-            self.study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+        if kind in ("complete", "pruned"):
+            try:
+                if kind == "complete":
+                    self.study.tell(trial, detail, skip_if_finished=True)  # type: ignore[arg-type]
+                else:
+                    self.study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+            except UpdateFinishedTrialError:
+                pass  # finished already: our own write whose answer was lost and retried, or a takeover
             self._in_a_row = 0
         else:
             reason = str(detail)

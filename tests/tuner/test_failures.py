@@ -93,3 +93,41 @@ def test_training_faults_each_end_in_their_own_state(tmp_path: Path, tuner_home:
     # Out of memory is transient (retried: trial 2 is its retry); a non-finite loss and a broken loader are not.
     assert loader.system_attrs.get("retry_history") == [1]
     assert "retry_history" not in fine.system_attrs
+
+
+def test_a_storage_outage_on_the_tuner_side_of_a_trial_is_a_transient_failure(
+        tmp_path: Path, tuner_home: Path, short_corpus: Path, fast_space_writer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # An outage longer than one call's retry window is the database's fault, not the trial's:
+    # the reason must be one the lease retries (tuner.lease.TRANSIENT), not a permanent failure.
+    from sqlalchemy.exc import OperationalError
+
+    from tuner.errors import TrialFailed
+    from tuner.lease import is_transient_failure
+    from tuner.paths import Home
+    from tuner.runner import LiveView, TrialRunner
+    from tuner.space import load_space
+    from tuner.study import check_storage, open_study
+
+    space = load_space(fast_space_writer(tmp_path, study="outage", max_steps=2, samples=0, gates="[]"))
+    url = f"sqlite:///{tuner_home}/optuna.db"
+    check_storage(url)
+    study = open_study(space, "outage", url, max_steps=2, val_interval=2).study
+    runner = TrialRunner(space=space, study=study, home=Home.resolve(), storage_url=url, data=short_corpus,
+                         warm_start=None, preset="tiny", max_steps=2, val_interval=2, trial_timeout=120,
+                         stall_timeout=None, view=LiveView(study, quiet=True))
+    trial = study.ask()
+    write = study._storage.set_trial_user_attr
+
+    def unreachable(trial_id, key, value):
+        if key == "worker":
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+        return write(trial_id, key, value)
+
+    monkeypatch.setattr(study._storage, "set_trial_user_attr", unreachable)
+    with pytest.raises(TrialFailed) as failed:
+        runner(trial)
+    reason = str(failed.value)
+    assert reason.startswith("lease lost: the study storage was unreachable (tuner: OperationalError")
+    assert is_transient_failure(reason)
+    assert study._storage.get_trial(trial._trial_id).user_attrs["fail_reason"] == reason

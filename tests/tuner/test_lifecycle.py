@@ -92,6 +92,52 @@ def test_lost_leases_and_their_one_retry() -> None:
     assert len(study.get_trials(states=(TrialState.WAITING,))) == waiting
 
 
+class _SlowWrites:
+    """A real in-memory storage whose heartbeat writes take ``delay`` seconds (a flapping network)."""
+
+    def __init__(self, storage, delay: float) -> None:
+        self._storage, self.delay, self.entered = storage, delay, []
+
+    def set_trial_system_attr(self, trial_id, key, value) -> None:
+        self.entered.append(time.monotonic())
+        time.sleep(self.delay)
+        self._storage.set_trial_system_attr(trial_id, key, value)
+
+    def __getattr__(self, name):
+        return getattr(self._storage, name)
+
+
+def test_the_lease_clock_starts_when_the_heartbeat_is_stamped_not_when_its_write_returns() -> None:
+    # Other workers judge the stored stamp; a clock started after a slow write would keep this
+    # worker's child training past the moment they take the trial over.
+    from tuner.lease import LeaseKeeper, claim
+
+    study = optuna.create_study()
+    trial = study.ask({"x": FloatDistribution(0, 1)})
+    slow = _SlowWrites(study._storage, delay=0.3)
+    moment = claim(slow, trial._trial_id, owner_token())
+    assert moment <= slow.entered[0] and time.monotonic() - moment >= 0.6  # two slow writes after the stamp
+    with LeaseKeeper(slow, trial._trial_id, owner_token(), heartbeat=0.05, retry=5, claimed_at=moment) as keeper:
+        assert keeper._last_ok == moment
+        deadline = time.monotonic() + 10
+        while len(slow.entered) < 4 and time.monotonic() < deadline:  # claim's two writes, then two beats
+            time.sleep(0.05)
+    assert len(slow.entered) >= 4 and not keeper.lost.is_set()
+    assert keeper._last_ok <= slow.entered[-1]  # the last beat's clock: before its write began
+
+
+def test_an_unreadable_live_process_is_not_called_dead(monkeypatch: pytest.MonkeyPatch) -> None:
+    # /proc mounted with hidepid hides other users' processes: alive, but their start time unreadable.
+    import tuner.lease
+
+    monkeypatch.setattr(tuner.lease, "_start_ticks", lambda pid: None)
+    assert owner_alive(owner_token(os.getpid())) is None  # exists (os.kill says so): only the heartbeat speaks
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    token = owner_token(finished.pid)
+    finished.wait()
+    assert owner_alive(token) is False  # gone for os.kill too
+
+
 def test_timeouts_keep_a_lost_worker_from_overlapping_its_retry(monkeypatch: pytest.MonkeyPatch) -> None:
     assert timeouts() == Timeouts(heartbeat=30, grace=120, retry=60)  # retry derived: grace - 2 x heartbeat
     with pytest.raises(Exception, match="must be shorter than"):
@@ -301,3 +347,21 @@ def test_ctrl_c_with_two_trial_slots_saves_both_and_leaves_no_child(tmp_path: Pa
         assert load_checkpoint(run / "checkpoints" / "last.pt")["position"]["step"] == step >= 1
     queued = [t for t in trials if t.state == TrialState.WAITING]
     assert sorted(t.system_attrs["retry_history"] for t in queued) == [[0], [1]]
+
+
+def test_a_failing_follow_up_after_a_stored_trial_does_not_end_the_worker() -> None:
+    # after_trial (the live view's line) runs once the end is stored; its failure must not cost the study its slot.
+    from tuner.worker import Worker
+
+    study = optuna.create_study()
+    said: list[str] = []
+
+    def follow_up(study_: optuna.Study, number: int) -> None:
+        raise ConnectionError("the storage dropped the read")
+
+    worker = Worker(study, lambda trial, lease: trial.suggest_float("x", 0, 1), target=3, timeouts=timeouts(),
+                    after_trial=follow_up, say=said.append)
+    result = worker.run()
+    assert (result.exit_code, result.reason) == (0, "done")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert sum("stored, but its follow-up failed (ConnectionError" in line for line in said) == 3

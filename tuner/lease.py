@@ -51,14 +51,15 @@ if TYPE_CHECKING:
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
-__all__ = ["Failed", "LeaseKeeper", "LostLease", "OWNER_ATTR", "HEARTBEAT_ATTR", "RETRY_HISTORY_ATTR", "TRANSIENT",
-           "claim", "fail_trial", "holds", "is_transient_failure", "lost_trials", "owner_alive", "owner_token",
-           "silent_trials"]
+__all__ = ["Failed", "LeaseKeeper", "LostLease", "OWNER_ATTR", "HEARTBEAT_ATTR", "RETRY_HISTORY_ATTR",
+           "RETRIES_USED_ATTR", "TRANSIENT", "claim", "fail_trial", "holds", "is_transient_failure", "lost_trials",
+           "owner_alive", "owner_token", "silent_trials"]
 
 OWNER_ATTR = "lease_owner"  # system attribute: the holder's owner token
 HEARTBEAT_ATTR = "lease_heartbeat"  # system attribute: unix time of the holder's last heartbeat
 RETRY_HISTORY_ATTR = "retry_history"  # system attribute: numbers of the trials this one retries, oldest first
 RETRIES_LEFT_ATTR = "retries_left"  # user attribute shown on a retry: how many more it may get
+RETRIES_USED_ATTR = "retries_used"  # system attribute: the retries its failures have charged so far
 
 # Reasons of failures that say nothing about the configuration: the trial is retried from its checkpoint.
 TRANSIENT = ("worker lost", "interrupted", "out of memory", "timed out", "stalled", "crashed", "lease lost")
@@ -189,10 +190,12 @@ def silent_trials(study: Study, heartbeat: float, now: float | None = None) -> l
 @dataclass(frozen=True)
 class Failed:
     """What ``fail_trial`` did: ``by_us`` False when another worker had already ended the trial;
-    ``retry`` the attempt number of the queued retry (2 for the first retry), None when none was queued."""
+    ``retry`` the attempt number of the queued retry (2 for the first retry), None when none was queued;
+    ``retries_left`` the retries still free after it."""
 
     by_us: bool
     retry: int | None = None
+    retries_left: int | None = None  # after the queued retry, how many more its failures may charge
 
 
 def fail_trial(study: Study, trial: FrozenTrial, reason: str, max_retries: int) -> Failed:
@@ -200,6 +203,9 @@ def fail_trial(study: Study, trial: FrozenTrial, reason: str, max_retries: int) 
 
     The state change is a compare-and-set in the storage: of two workers failing the same
     trial, one does it (and queues the one retry), the other learns it was too late.
+    A trial stopped on request ("interrupted": a rolling restart, a reclaimed spot machine) saved
+    its step and says nothing about itself, so its retry is free; every other transient failure
+    charges one of ``max_retries``.
     """
     storage = study._storage
     try:
@@ -208,16 +214,20 @@ def fail_trial(study: Study, trial: FrozenTrial, reason: str, max_retries: int) 
             return Failed(False)
     except UpdateFinishedTrialError:
         return Failed(False)  # someone finished it first
-    history = [int(n) for n in trial.system_attrs.get(RETRY_HISTORY_ATTR, [])] + [trial.number]
-    if not is_transient_failure(reason) or len(history) > max_retries:
+    earlier = [int(n) for n in trial.system_attrs.get(RETRY_HISTORY_ATTR, [])]
+    history = earlier + [trial.number]
+    # Trials queued before the count existed charged every attempt: their history's length is their count.
+    used = int(trial.system_attrs.get(RETRIES_USED_ATTR, len(earlier)))
+    used += 0 if reason.lower().startswith("interrupted") else 1
+    if not is_transient_failure(reason) or used > max_retries:
         return Failed(True)
     distributions: dict[str, BaseDistribution] = dict(trial.distributions)
     copy = create_trial(state=TrialState.WAITING, params=dict(trial.params), distributions=distributions,
                         user_attrs={"origin": f"retry of trial {trial.number} ({reason[:80]})",
-                                    RETRIES_LEFT_ATTR: max_retries - len(history)},
-                        system_attrs={RETRY_HISTORY_ATTR: history})
+                                    RETRIES_LEFT_ATTR: max_retries - used},
+                        system_attrs={RETRY_HISTORY_ATTR: history, RETRIES_USED_ATTR: used})
     study.add_trial(copy)
-    return Failed(True, len(history) + 1)
+    return Failed(True, len(history) + 1, max_retries - used)
 
 
 @dataclass

@@ -166,7 +166,7 @@ class Worker:
             taken.append(trial.number)
             if failed.retry is not None:
                 self.say(f"trial {trial.number}: {reason}; queued to resume from its checkpoint "
-                         f"(attempt {failed.retry} of {self.max_retries + 1})")
+                         f"(attempt {failed.retry}, {_retries(failed.retries_left)} left)")
             else:
                 self.say(f"trial {trial.number}: {reason}; failed (no retries left)")
         return taken
@@ -208,7 +208,7 @@ class Worker:
             failed = fail_trial(self.study, frozen, reason, self.max_retries)
             if failed.by_us and failed.retry is not None:
                 self.say(f"trial {trial.number}: {reason}; queued to resume from its checkpoint "
-                         f"(attempt {failed.retry} of {self.max_retries + 1})")
+                         f"(attempt {failed.retry}, {_retries(failed.retries_left)} left)")
                 return
         self.say(f"trial {trial.number}: {reason}; this worker goes on with the next trial")
 
@@ -234,7 +234,7 @@ class Worker:
             failed = fail_trial(self.study, frozen, reason, self.max_retries)
             if failed.retry is not None:
                 self.say(f"trial {trial.number} will resume from its checkpoint as a retry "
-                         f"(attempt {failed.retry} of {self.max_retries + 1})")
+                         f"(attempt {failed.retry}, {_retries(failed.retries_left)} left)")
             if not reason.startswith("interrupted"):
                 self._in_a_row += 1
             if self._in_a_row >= self.max_consecutive_failures and self._failed_out is None:
@@ -261,3 +261,8 @@ class Worker:
                 self.say(f"the study storage is unreachable ({type(err).__name__}); trying again")
                 if self.stopping.wait(min(10.0, self.timeouts.heartbeat)):
                     return None
+
+
+def _retries(count: int | None) -> str:
+    """Return "1 retry" / "N retries" (how many more failures a trial may have before it fails for good)."""
+    return f"{count} retr{'y' if count == 1 else 'ies'}"

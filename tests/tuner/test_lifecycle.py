@@ -92,6 +92,26 @@ def test_lost_leases_and_their_one_retry() -> None:
     assert len(study.get_trials(states=(TrialState.WAITING,))) == waiting
 
 
+def test_an_interrupted_trial_resumes_without_using_up_its_retries() -> None:
+    # Rolling restarts or reclaimed spot machines stop trials on request, each time after saving the step.
+    from tuner.lease import RETRIES_USED_ATTR
+
+    study = optuna.create_study()
+    trial = _running(study, "h:1:1", time.time())
+    outcomes = []
+    for reason in ("interrupted at step 10 (checkpoint saved)", "interrupted at step 20 (checkpoint saved)",
+                   "worker lost: no heartbeat for 200 s", "out of memory", "worker lost: no heartbeat for 200 s"):
+        failed = fail_trial(study, trial, reason, max_retries=2)
+        outcomes.append((failed.retry, failed.retries_left))
+        if failed.retry is None:
+            break
+        nxt = study.ask()  # the queued retry (WAITING trials come first)
+        study._storage.set_trial_system_attr(nxt._trial_id, OWNER_ATTR, "h:1:1")
+        trial = study._storage.get_trial(nxt._trial_id)
+    assert outcomes == [(2, 2), (3, 2), (4, 1), (5, 0), (None, None)]
+    assert trial.system_attrs[RETRIES_USED_ATTR] == 2 and len(trial.system_attrs["retry_history"]) == 4
+
+
 class _SlowWrites:
     """A real in-memory storage whose heartbeat writes take ``delay`` seconds (a flapping network)."""
 

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Failed", "LeaseKeeper", "LostLease", "OWNER_ATTR", "HEARTBEAT_ATTR", "RETRY_HISTORY_ATTR",
            "RETRIES_USED_ATTR", "TRANSIENT", "claim", "fail_trial", "holds", "is_transient_failure", "lost_trials",
-           "owner_alive", "owner_token", "silent_trials"]
+           "owner_alive", "owner_token", "queue_retry", "silent_trials", "unqueued_retries"]
 
 OWNER_ATTR = "lease_owner"  # system attribute: the holder's owner token
 HEARTBEAT_ATTR = "lease_heartbeat"  # system attribute: unix time of the holder's last heartbeat
@@ -214,11 +214,21 @@ def fail_trial(study: Study, trial: FrozenTrial, reason: str, max_retries: int) 
             return Failed(False)
     except UpdateFinishedTrialError:
         return Failed(False)  # someone finished it first
-    earlier = [int(n) for n in trial.system_attrs.get(RETRY_HISTORY_ATTR, [])]
-    history = earlier + [trial.number]
+    return queue_retry(study, trial, reason, max_retries)
+
+
+def _retries_used(trial: FrozenTrial, reason: str) -> int:
+    """Return the retries charged once ``trial`` has failed for ``reason`` (see ``fail_trial``)."""
     # Trials queued before the count existed charged every attempt: their history's length is their count.
+    earlier = trial.system_attrs.get(RETRY_HISTORY_ATTR, [])
     used = int(trial.system_attrs.get(RETRIES_USED_ATTR, len(earlier)))
-    used += 0 if reason.lower().startswith("interrupted") else 1
+    return used + (0 if reason.lower().startswith("interrupted") else 1)
+
+
+def queue_retry(study: Study, trial: FrozenTrial, reason: str, max_retries: int) -> Failed:
+    """Queue the retry of ``trial``, which failed for ``reason``, when transient with retries left."""
+    history = [int(n) for n in trial.system_attrs.get(RETRY_HISTORY_ATTR, [])] + [trial.number]
+    used = _retries_used(trial, reason)
     if not is_transient_failure(reason) or used > max_retries:
         return Failed(True)
     distributions: dict[str, BaseDistribution] = dict(trial.distributions)
@@ -228,6 +238,29 @@ def fail_trial(study: Study, trial: FrozenTrial, reason: str, max_retries: int) 
                         system_attrs={RETRY_HISTORY_ATTR: history, RETRIES_USED_ATTR: used})
     study.add_trial(copy)
     return Failed(True, len(history) + 1, max_retries - used)
+
+
+def unqueued_retries(study: Study, max_retries: int, settle: float,
+                     now: float | None = None) -> list[tuple[FrozenTrial, str]]:
+    """Return the failed trials whose retry is owed but was never queued, with their fail reasons.
+
+    Failing a trial and queuing its retry are two writes: a database lost between them (or the
+    answer to the first lost, so that its retried write finds the trial already failed) leaves a
+    transient failure with retries left and no retry. Only failures older than ``settle`` seconds
+    count, so a worker that is queuing its retry at this moment is never doubled.
+    """
+    now = time.time() if now is None else now
+    trials = study.get_trials(deepcopy=False)
+    retried = {int(h[-1]) for t in trials if (h := t.system_attrs.get(RETRY_HISTORY_ATTR))}
+    owed = []
+    for trial in trials:
+        reason = trial.user_attrs.get("fail_reason")
+        if (trial.state != TrialState.FAIL or trial.number in retried or not is_transient_failure(reason)
+                or trial.datetime_complete is None or now - trial.datetime_complete.timestamp() <= settle):
+            continue
+        if _retries_used(trial, str(reason)) <= max_retries:
+            owed.append((trial, str(reason)))
+    return owed
 
 
 @dataclass

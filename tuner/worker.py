@@ -45,7 +45,9 @@ from tuner.lease import (
     holds,
     lost_trials,
     owner_token,
+    queue_retry,
     silent_trials,
+    unqueued_retries,
 )
 from tuner.resilience import is_transient
 from tuner.timeouts import Timeouts
@@ -169,6 +171,11 @@ class Worker:
                          f"(attempt {failed.retry}, {_retries(failed.retries_left)} left)")
             else:
                 self.say(f"trial {trial.number}: {reason}; failed (no retries left)")
+        for trial, reason in unqueued_retries(self.study, self.max_retries, settle=self.timeouts.grace):
+            failed = queue_retry(self.study, trial, reason, self.max_retries)
+            self.say(f"trial {trial.number} failed ({reason[:120]}) but its retry was never queued (the study "
+                     f"database was lost in between); queued now (attempt {failed.retry}, "
+                     f"{_retries(failed.retries_left)} left)")
         return taken
 
     # ------------------------------------------------------------------ one trial

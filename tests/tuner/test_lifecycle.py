@@ -112,6 +112,45 @@ def test_an_interrupted_trial_resumes_without_using_up_its_retries() -> None:
     assert trial.system_attrs[RETRIES_USED_ATTR] == 2 and len(trial.system_attrs["retry_history"]) == 4
 
 
+def _failed(study: optuna.Study, reason: str, ago: float, history: list[int] | None = None) -> int:
+    import datetime
+
+    from optuna.trial import create_trial
+
+    trial = create_trial(state=TrialState.FAIL, params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)},
+                         user_attrs={"fail_reason": reason},
+                         system_attrs={"retry_history": history} if history else None)
+    trial.datetime_start = datetime.datetime.now() - datetime.timedelta(seconds=ago + 10)
+    trial.datetime_complete = datetime.datetime.now() - datetime.timedelta(seconds=ago)
+    study.add_trial(trial)
+    return study.trials[-1].number
+
+
+def test_a_retry_lost_between_failing_and_queuing_is_queued_later_exactly_once() -> None:
+    # Failing a trial and queuing its retry are two writes; a database lost between them must not lose the trial.
+    from tuner.lease import unqueued_retries
+    from tuner.worker import Worker
+
+    study = optuna.create_study()
+    orphan = _failed(study, "worker lost: no heartbeat for 200 s", ago=300)
+    fresh = _failed(study, "out of memory", ago=5)  # its worker may be queuing the retry right now
+    _failed(study, "RuntimeError: a bug", ago=300)  # not transient: failed for good
+    _failed(study, "stalled: no progress", ago=300, history=[70, 71])  # its retries were spent
+    retried = _failed(study, "worker lost: no heartbeat", ago=300)
+    _failed(study, "RuntimeError: a bug", ago=300, history=[retried])  # ...and this is its retry
+    owed = [(t.number, reason) for t, reason in unqueued_retries(study, max_retries=2, settle=120)]
+    assert owed == [(orphan, "worker lost: no heartbeat for 200 s")]
+    assert fresh not in [n for n, _ in owed]
+
+    said: list[str] = []
+    worker = Worker(study, lambda trial, lease: 0.0, target=1, timeouts=timeouts(), say=said.append)
+    worker.recover()
+    worker.recover()  # a second look (or another worker under the same lock) finds it queued
+    (waiting,) = study.get_trials(states=(TrialState.WAITING,))
+    assert waiting.system_attrs["retry_history"] == [orphan] and waiting.params == {"x": 0.5}
+    assert len([line for line in said if "its retry was never queued" in line]) == 1
+
+
 class _SlowWrites:
     """A real in-memory storage whose heartbeat writes take ``delay`` seconds (a flapping network)."""
 

@@ -97,6 +97,7 @@ class Worker:
     _trials_run: int = field(default=0, init=False)
     _failed_out: str | None = field(default=None, init=False)
     _claimed: dict[int, float] = field(default_factory=dict, init=False)  # trial id -> claim()'s moment
+    _unrecorded: int = field(default=0, init=False)  # storage calls given up because a stop came during an outage
 
     # ------------------------------------------------------------------ the loop
 
@@ -112,6 +113,12 @@ class Worker:
                 thread.join(timeout=0.5)  # short joins: the main thread stays free for signal handlers
         if self._failed_out is not None:
             return WorkerResult(1, self._failed_out, self._trials_run)
+        if self.stopping.is_set() and self._unrecorded:
+            return WorkerResult(0, f"stopped on request with the study database unreachable: the end of "
+                                   f"{self._unrecorded} trial(s) could not be recorded; their checkpoints are "
+                                   "saved, and the next worker resumes them (on this machine at once, elsewhere after "
+                                   "the grace)",
+                                self._trials_run)
         if self.stopping.is_set():
             return WorkerResult(0, "stopped on request: the running trials were saved and queued to resume",
                                 self._trials_run)
@@ -267,6 +274,7 @@ class Worker:
                     raise
                 self.say(f"the study storage is unreachable ({type(err).__name__}); trying again")
                 if self.stopping.wait(min(10.0, self.timeouts.heartbeat)):
+                    self._unrecorded += 1
                     return None
 
 

@@ -424,3 +424,24 @@ def test_a_failing_follow_up_after_a_stored_trial_does_not_end_the_worker() -> N
     assert (result.exit_code, result.reason) == (0, "done")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     assert sum("stored, but its follow-up failed (ConnectionError" in line for line in said) == 3
+
+
+def test_a_stop_during_an_outage_does_not_claim_the_trial_was_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from tuner.worker import Worker
+
+    study = optuna.create_study()
+    said: list[str] = []
+    worker = Worker(study, lambda trial, lease: 0.0, target=1, timeouts=timeouts(), say=said.append)
+
+    def stop_then_lose_the_database(trial, lease) -> float:
+        worker.stopping.set()  # a SIGTERM while the trial ends...
+        monkeypatch.setattr(study, "tell", lambda *a, **k: (_ for _ in ()).throw(
+            OperationalError("UPDATE", {}, Exception("server closed the connection"))))  # ...and no database
+        return 0.5
+
+    worker.run_trial = stop_then_lose_the_database
+    result = worker.run()
+    assert result.exit_code == 0 and "the end of 1 trial(s) could not be recorded" in result.reason
+    assert study.trials[0].state == TrialState.RUNNING  # left for the next worker's recovery, not lost

@@ -342,6 +342,8 @@ def verdict(run: dict[str, Any], reference: dict[str, Any], limit: int, every: i
     bench/baseline.py measured it, else one validation interval and 0.05). A mel L1 change
     beyond its own margin is added to the verdict; it does not decide it, because an
     unaligned decoder can lower the teacher-forced mel loss by copying its previous frame.
+    So is a difference in the steps to free-running diagonality 0.85 beyond the steps margin
+    (what the listener hears, but one noisy validation sample per step).
     """
     if run["steps_to_tf_diag"] and reference["steps_to_tf_diag"]:
         difference, margin = run["steps_to_tf_diag"] - reference["steps_to_tf_diag"], noise["steps"]
@@ -353,6 +355,14 @@ def verdict(run: dict[str, Any], reference: dict[str, Any], limit: int, every: i
         / reference["final"]["val_mel_postnet_l1"]
     if abs(mel) > noise["mel_rel"]:
         text += f"; mel L1 {100 * mel:+.0f}% without it"
+    free, free_reference = run.get("steps_to_fr_diag"), reference.get("steps_to_fr_diag")
+    if free and free_reference and abs(free - free_reference) > noise["steps"]:
+        text += f"; free-running diagonality 0.85 at step {free} without it ({free_reference} with it)"
+    elif bool(free) != bool(free_reference):
+        def when(step: int | None) -> str:
+            return f"step {step}" if step else f"not within {limit} steps"
+
+        text += f"; free-running diagonality 0.85 {when(free)} without it ({when(free_reference)} with it)"
     return text
 
 
@@ -458,7 +468,8 @@ def ablation_section(group: list[dict[str, Any]], baseline: dict[str, Any] | Non
              "the fix aligned later (steps to tf diagonality 0.85 when both runs got there, else the tf diagonality "
              f"at the end) by more than the noise margin ({source}); \"hurts here\" when it aligned sooner by as "
              "much; otherwise \"no clear effect here\". A mel L1 change beyond its margin is noted, not voted: "
-             "an unaligned decoder lowers the teacher-forced mel loss by copying its previous frame.", ""]
+             "an unaligned decoder lowers the teacher-forced mel loss by copying its previous frame. So is a "
+             "change in the steps to free-running diagonality 0.85 beyond the steps margin.", ""]
     rows: list[list[str]] = []
     for entry in group:
         runs = entry["runs"]

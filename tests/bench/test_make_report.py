@@ -88,6 +88,16 @@ def test_a_mel_loss_change_is_noted_but_does_not_decide() -> None:
         "no clear effect here"
 
 
+def test_a_later_free_running_alignment_is_noted_but_does_not_decide() -> None:
+    reference = run("all_fixes", 1, 150, 150)
+    later = make_report.verdict(run("no_x", 1, 150, 450), reference, 600, 50, NOISE)
+    assert later == "no clear effect here; free-running diagonality 0.85 at step 450 without it (150 with it)"
+    assert make_report.verdict(run("no_x", 1, 150, 150 + int(NOISE["steps"])), reference, 600, 50, NOISE) == \
+        "no clear effect here"  # within the margin
+    assert make_report.verdict(run("no_x", 1, 150, None), reference, 600, 50, NOISE) == \
+        "no clear effect here; free-running diagonality 0.85 not within 600 steps without it (step 150 with it)"
+
+
 def test_noise_margins_widen_to_the_seed_spread_of_the_baseline_bench() -> None:
     entry = baseline_entry([None] * 3, [75, 125, None])  # None counts as 150 + 25
     margins, source = make_report.seed_noise(entry, 25)

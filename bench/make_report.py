@@ -861,8 +861,29 @@ def variant_label(entry: dict[str, Any], variant: str) -> str:
     return f"default ({entry.get('default_text_frontend', 'characters')})"
 
 
+def variant_key(entry: dict[str, Any], variant: str) -> str:
+    """Return what makes two intelligibility runs the same configuration: ``default`` is its frontend."""
+    return str(entry.get("default_text_frontend", "characters")) if variant == "default" else variant
+
+
+def newest_intelligibility(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the bench/intelligibility.py entries cut down to the newest run of each configuration, oldest
+    entry first (entries left without a run dropped): a later run of some variants hides no other curve."""
+    found = [entry for entry in entries if entry.get("bench") == "intelligibility"]
+    newest: dict[str, tuple[int, dict[str, Any]]] = {}
+    for index, entry in enumerate(found):
+        for run in entry["runs"]:
+            newest[variant_key(entry, run["variant"])] = (index, run)
+    kept = []
+    for index, entry in enumerate(found):
+        runs = [run for where, run in newest.values() if where == index]
+        if runs:
+            kept.append({**entry, "runs": [run for run in entry["runs"] if any(run is r for r in runs)]})
+    return kept
+
+
 def intelligibility_section(entry: dict[str, Any]) -> list[str]:
-    """Return the report lines of bench/intelligibility.py's latest entry."""
+    """Return the report lines of one bench/intelligibility.py entry (see ``newest_intelligibility``)."""
     ref = entry["references"]
     lines = [f"The tiny preset trained on {entry['utterances']} flite `{entry['voice']}` utterances "
              f"({num(entry['corpus_minutes'], 1)} minutes), scored every {entry['every']} steps on {entry['heldout']} "
@@ -999,18 +1020,20 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
             out += study_value_section(entry)
             headline.append(study_value_headline(entry))
         elif bench == "intelligibility":
-            out += intelligibility_section(entry)
-            scored = [run for run in entry["runs"] if run["curve"]]
-            if scored:
+            for number, chosen in enumerate(newest_intelligibility(entries)):
+                out += ([""] if number else []) + intelligibility_section(chosen)
+                scored = [run for run in chosen["runs"] if run["curve"]]
+                if not scored:
+                    continue
                 parts = []
                 for run in scored:
                     last, reached = run["curve"][-1], run.get("first_step_wer_within_goal")
-                    parts.append(f"{variant_label(entry, run['variant'])} {pct(last['wer'])} "
+                    parts.append(f"{variant_label(chosen, run['variant'])} {pct(last['wer'])} "
                                  f"at step {last['step']} ("
                                  + (f"goal reached at step {reached})" if reached is not None else "goal not reached)"))
                 headline.append(f"- Intelligibility (tiny preset, flite voice): free-running WER {'; '.join(parts)}, "
-                                f"against {pct(entry['references']['ceiling_wer'])} for Griffin-Lim resynthesis of "
-                                f"the recordings (goal {pct(entry['goal_wer'])}).")
+                                f"against {pct(chosen['references']['ceiling_wer'])} for Griffin-Lim resynthesis of "
+                                f"the recordings (goal {pct(chosen['goal_wer'])}).")
         elif bench == "chaos":
             out += chaos_section(entry)
             headline.append(f"- Chaos: {entry['kills']} random worker kills and a {entry['outage']} database "

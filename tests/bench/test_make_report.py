@@ -269,3 +269,18 @@ def test_the_baseline_section_says_what_the_runs_read() -> None:
     assert "en eSpeak corpus read as characters," in "\n".join(make_report.baseline_section(entry))  # older entries
     entry["text_frontend"] = "phonemes"
     assert "en eSpeak corpus read as phonemes," in "\n".join(make_report.baseline_section(entry))
+
+
+def test_a_later_intelligibility_run_of_other_variants_hides_no_curve() -> None:
+    def entry(frontend: str | None, *variants: str) -> dict[str, Any]:
+        found = {"bench": "intelligibility", "runs": [{"variant": v, "curve": []} for v in variants]}
+        return found if frontend is None else {**found, "default_text_frontend": frontend}
+
+    older = entry(None, "default", "phonemes")  # before phonemes became the default: default read characters
+    r1 = entry("phonemes", "r1")
+    assert [[r["variant"] for r in e["runs"]] for e in make_report.newest_intelligibility([older, r1])] == \
+        [["default", "phonemes"], ["r1"]]
+    # The same configurations under today's names replace the older runs: characters, and default (phonemes).
+    again = entry("phonemes", "default", "characters")
+    assert [[r["variant"] for r in e["runs"]] for e in make_report.newest_intelligibility([older, r1, again])] == \
+        [["r1"], ["default", "characters"]]

@@ -890,7 +890,8 @@ def intelligibility_section(entry: dict[str, Any]) -> list[str]:
              "sentences no step saw: free-running synthesis, Griffin-Lim, pocketsphinx. The recogniser's word "
              f"error rate on the recordings themselves is {pct(ref['natural_wer'])}, on their Griffin-Lim "
              f"resynthesis (the ceiling of this vocoder) {pct(ref['ceiling_wer'])}; the goal is a WER within "
-             f"twice the ceiling, {pct(entry['goal_wer'])}."
+             f"twice the ceiling, {pct(entry['goal_wer'])}. Each variant changes one setting from the defaults, "
+             f"which read {entry.get('default_text_frontend', 'characters')} in this run."
              + (" The checkpoints were scored after the run was stopped early (`--score`): the curve ends at "
                 f"step {entry['steps']}." if entry.get("scored_earlier_run") else ""), ""]
     rows = []

@@ -52,7 +52,8 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 __all__ = ["Failed", "LeaseKeeper", "LostLease", "OWNER_ATTR", "HEARTBEAT_ATTR", "RETRY_HISTORY_ATTR",
-           "RETRIES_USED_ATTR", "TRANSIENT", "claim", "fail_trial", "holds", "is_transient_failure", "lost_trials",
+           "RETRIES_USED_ATTR", "TRANSIENT", "claim", "fail_trial", "holds", "is_interruption", "is_transient_failure",
+           "lost_trials",
            "owner_alive", "owner_token", "queue_retry", "silent_trials", "unqueued_retries"]
 
 OWNER_ATTR = "lease_owner"  # system attribute: the holder's owner token
@@ -68,6 +69,11 @@ TRANSIENT = ("worker lost", "interrupted", "out of memory", "timed out", "stalle
 def is_transient_failure(reason: str | None) -> bool:
     """True when a trial that failed for ``reason`` may succeed if run again (see ``TRANSIENT``)."""
     return bool(reason) and str(reason).lower().startswith(TRANSIENT)
+
+
+def is_interruption(reason: str | None) -> bool:
+    """True when a trial failed because it was stopped on request (it saved its step; see ``fail_trial``)."""
+    return bool(reason) and str(reason).lower().startswith("interrupted")
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -222,7 +228,7 @@ def _retries_used(trial: FrozenTrial, reason: str) -> int:
     # Trials queued before the count existed charged every attempt: their history's length is their count.
     earlier = trial.system_attrs.get(RETRY_HISTORY_ATTR, [])
     used = int(trial.system_attrs.get(RETRIES_USED_ATTR, len(earlier)))
-    return used + (0 if reason.lower().startswith("interrupted") else 1)
+    return used + (0 if is_interruption(reason) else 1)
 
 
 def queue_retry(study: Study, trial: FrozenTrial, reason: str, max_retries: int) -> Failed:

@@ -43,6 +43,7 @@ from tuner.lease import (
     claim,
     fail_trial,
     holds,
+    is_interruption,
     lost_trials,
     owner_token,
     queue_retry,
@@ -54,6 +55,8 @@ from tuner.timeouts import Timeouts
 
 if TYPE_CHECKING:
     from optuna import Study, Trial
+
+    from tuner.lease import Failed
 
 __all__ = ["OUTAGE_LIMIT", "Worker", "WorkerResult"]
 
@@ -175,14 +178,13 @@ class Worker:
             taken.append(trial.number)
             if failed.retry is not None:
                 self.say(f"trial {trial.number}: {reason}; queued to resume from its checkpoint "
-                         f"(attempt {failed.retry}, {_retries(failed.retries_left)} left)")
+                         f"({_attempt(failed)})")
             else:
                 self.say(f"trial {trial.number}: {reason}; failed (no retries left)")
         for trial, reason in unqueued_retries(self.study, self.max_retries, settle=self.timeouts.grace):
             failed = queue_retry(self.study, trial, reason, self.max_retries)
             self.say(f"trial {trial.number} failed ({reason[:120]}) but its retry was never queued (the study "
-                     f"database was lost in between); queued now (attempt {failed.retry}, "
-                     f"{_retries(failed.retries_left)} left)")
+                     f"database was lost in between); queued now ({_attempt(failed)})")
         return taken
 
     # ------------------------------------------------------------------ one trial
@@ -222,7 +224,7 @@ class Worker:
             failed = fail_trial(self.study, frozen, reason, self.max_retries)
             if failed.by_us and failed.retry is not None:
                 self.say(f"trial {trial.number}: {reason}; queued to resume from its checkpoint "
-                         f"(attempt {failed.retry}, {_retries(failed.retries_left)} left)")
+                         f"({_attempt(failed)})")
                 return
         self.say(f"trial {trial.number}: {reason}; this worker goes on with the next trial")
 
@@ -248,8 +250,8 @@ class Worker:
             failed = fail_trial(self.study, frozen, reason, self.max_retries)
             if failed.retry is not None:
                 self.say(f"trial {trial.number} will resume from its checkpoint as a retry "
-                         f"(attempt {failed.retry}, {_retries(failed.retries_left)} left)")
-            if not reason.startswith("interrupted"):
+                         f"({_attempt(failed)})")
+            if not is_interruption(reason):
                 self._in_a_row += 1
             if self._in_a_row >= self.max_consecutive_failures and self._failed_out is None:
                 self._failed_out = (f"{self._in_a_row} trials failed in a row (the last: {reason[:200]}); "
@@ -278,6 +280,7 @@ class Worker:
                     return None
 
 
-def _retries(count: int | None) -> str:
-    """Return "1 retry" / "N retries" (how many more failures a trial may have before it fails for good)."""
-    return f"{count} retr{'y' if count == 1 else 'ies'}"
+def _attempt(failed: Failed) -> str:
+    """Return "attempt N, K retries left" of the retry ``fail_trial`` or ``queue_retry`` queued."""
+    left = failed.retries_left
+    return f"attempt {failed.retry}, {left} retr{'y' if left == 1 else 'ies'} left"

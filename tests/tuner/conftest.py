@@ -112,6 +112,29 @@ def fast_space_writer():
     return fast_space
 
 
+def small_runner(folder: Path, data: Path, study_name: str, **options):
+    """Return (study, TrialRunner) of a 2-step fast space on the home's SQLite file; ``options`` go to the runner."""
+    from tuner.paths import Home
+    from tuner.runner import LiveView, TrialRunner
+    from tuner.space import load_space
+    from tuner.study import check_storage, open_study
+
+    space = load_space(fast_space(folder, study=study_name, max_steps=2, samples=0, gates="[]"))
+    url = f"sqlite:///{Home.resolve().optuna_db}"
+    check_storage(url)
+    study = open_study(space, study_name, url, max_steps=2, val_interval=2).study
+    runner = TrialRunner(space=space, study=study, home=Home.resolve(), storage_url=url, data=data,
+                         warm_start=None, preset="tiny", max_steps=2, val_interval=2, trial_timeout=120,
+                         stall_timeout=None, view=LiveView(study, quiet=True), **options)
+    return study, runner
+
+
+@pytest.fixture(scope="session")
+def runner_builder():
+    """Return ``small_runner(folder, data, study_name, **options)``, see the function of that name."""
+    return small_runner
+
+
 @pytest.fixture(scope="session")
 def cli():
     """Return ``run_cli(args, env=None, timeout=300)`` running `tuner` in a fresh process."""

@@ -96,7 +96,7 @@ def test_training_faults_each_end_in_their_own_state(tmp_path: Path, tuner_home:
 
 
 def test_a_storage_outage_on_the_tuner_side_of_a_trial_is_a_transient_failure(
-        tmp_path: Path, tuner_home: Path, short_corpus: Path, fast_space_writer,
+        tmp_path: Path, tuner_home: Path, short_corpus: Path, runner_builder,
         monkeypatch: pytest.MonkeyPatch) -> None:
     # An outage longer than one call's retry window is the database's fault, not the trial's:
     # the reason must be one the lease retries (tuner.lease.TRANSIENT), not a permanent failure.
@@ -104,18 +104,8 @@ def test_a_storage_outage_on_the_tuner_side_of_a_trial_is_a_transient_failure(
 
     from tuner.errors import TrialFailed
     from tuner.lease import is_transient_failure
-    from tuner.paths import Home
-    from tuner.runner import LiveView, TrialRunner
-    from tuner.space import load_space
-    from tuner.study import check_storage, open_study
 
-    space = load_space(fast_space_writer(tmp_path, study="outage", max_steps=2, samples=0, gates="[]"))
-    url = f"sqlite:///{tuner_home}/optuna.db"
-    check_storage(url)
-    study = open_study(space, "outage", url, max_steps=2, val_interval=2).study
-    runner = TrialRunner(space=space, study=study, home=Home.resolve(), storage_url=url, data=short_corpus,
-                         warm_start=None, preset="tiny", max_steps=2, val_interval=2, trial_timeout=120,
-                         stall_timeout=None, view=LiveView(study, quiet=True))
+    study, runner = runner_builder(tmp_path, short_corpus, "outage")
     trial = study.ask()
     write = study._storage.set_trial_user_attr
 

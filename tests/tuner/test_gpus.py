@@ -17,23 +17,13 @@ from pathlib import Path
 import pytest
 
 
-def test_one_trial_per_gpu_at_a_time(tmp_path: Path, tuner_home: Path, short_corpus: Path, fast_space_writer,
+def test_one_trial_per_gpu_at_a_time(tmp_path: Path, tuner_home: Path, short_corpus: Path, runner_builder,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
 
     from tuner.errors import TrialFailed
-    from tuner.paths import Home
-    from tuner.runner import LiveView, TrialRunner
-    from tuner.space import load_space
-    from tuner.study import check_storage, open_study
 
     monkeypatch.setenv("SMART_TUNER_FAULT", "raise")
-    space = load_space(fast_space_writer(tmp_path, study="gpus", max_steps=2, samples=0, gates="[]"))
-    url = f"sqlite:///{tuner_home}/optuna.db"
-    check_storage(url)
-    study = open_study(space, "gpus", url, max_steps=2, val_interval=2).study
-    runner = TrialRunner(space=space, study=study, home=Home.resolve(), storage_url=url, data=short_corpus,
-                         warm_start=None, preset="tiny", max_steps=2, val_interval=2, trial_timeout=120,
-                         stall_timeout=None, view=LiveView(study, quiet=True), gpus=["3", "5"])
+    study, runner = runner_builder(tmp_path, short_corpus, "gpus", gpus=["3", "5"])
     study.optimize(runner, n_trials=4, n_jobs=2, catch=(TrialFailed,))
 
     trials = study.trials

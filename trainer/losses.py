@@ -43,6 +43,7 @@ __all__ = [
     "masked_mse",
     "SpectralMelLoss",
     "structural_mel_loss",
+    "gaussian_blur",
     "gram_style_loss",
     "gate_loss",
     "LossWeights",
@@ -289,37 +290,54 @@ class SpectralMelLoss(nn.Module):
         weights = weights.clamp(min=self.band_floor)
         return weights * (n_mels / weights.sum())
 
-    def _magnitude(self, frames: Tensor, window: Tensor) -> Tensor:
-        """Return |rfft| over the last axis of windowed frames, floored at sqrt(eps) so log and sqrt stay finite."""
-        spec = torch.fft.rfft((frames * window).float(), dim=-1)  # rfft has no bf16/fp16 kernels on CPU
-        return torch.sqrt(torch.clamp(spec.real.pow(2) + spec.imag.pow(2), min=self.eps))
+    @staticmethod
+    def dft_basis(scale: int, device: torch.device | None = None) -> Tensor:
+        """Return (scale, 2 * (scale // 2 + 1)): the Hann-windowed real DFT as one matrix, real parts then imaginary.
+
+        ``frames @ dft_basis(s)`` equals ``torch.fft.rfft(frames * hann_window(s))`` split
+        into real and imaginary halves. The scales are a few frames long, so one small
+        matrix product over every window beats an FFT call (per-row overhead on CPU), and
+        its backward is a product too.
+        """
+        bins = scale // 2 + 1
+        angle = (2 * torch.pi / scale) * torch.outer(torch.arange(scale, dtype=torch.float64),
+                                                     torch.arange(bins, dtype=torch.float64))
+        window = torch.hann_window(scale, dtype=torch.float64)[:, None]
+        return torch.cat([angle.cos() * window, -angle.sin() * window], 1).to(device=device, dtype=torch.float32)
+
+    def _magnitude(self, frames: Tensor, basis: Tensor) -> Tensor:
+        """Return |DFT| (..., bins) of (..., scale) frames, floored at sqrt(eps) so log and sqrt stay finite."""
+        # Unfolded windows overlap in memory; one contiguous copy lets a single product
+        # serve them all (a product on the strided view falls back to one per row block).
+        spec = (frames.float().reshape(-1, frames.size(-1)) @ basis).view(*frames.shape[:-1], basis.size(1))
+        real, imag = spec.chunk(2, dim=-1)
+        return torch.sqrt(torch.clamp(real.pow(2) + imag.pow(2), min=self.eps))
 
     def multires(self, pred: Tensor, target: Tensor, mel_lens: Tensor) -> Tensor:
         """Return the multi-resolution modulation-spectrum distance, a scalar (0 if no scale fits)."""
         mel_lens = torch.as_tensor(mel_lens, device=pred.device)
         longest = int(mel_lens.max()) if mel_lens.numel() else 0
+        # Zero the padding once, before any window sees it, so garbage there (even NaN)
+        # cannot reach a value or a gradient; windows reaching into it are left out below.
+        time_mask = _time_mask_like(pred, mel_lens)
+        pred = torch.where(time_mask, pred, torch.zeros_like(pred))
+        target = torch.where(time_mask, target, torch.zeros_like(target))
         terms = []
         for scale in self.scales:
             if scale > min(longest, pred.size(-1)):
                 continue  # no complete window at this scale anywhere in the batch
             hop = max(scale // 2, 1)
-            frames_p = pred.unfold(-1, scale, hop)  # (B, n_mels, n_windows, scale)
-            frames_t = target.unfold(-1, scale, hop)
-            starts = torch.arange(frames_p.size(2), device=pred.device) * hop
+            basis = self.dft_basis(scale, pred.device)
+            mag_p = self._magnitude(pred.unfold(-1, scale, hop), basis)  # (B, n_mels, n_windows, bins)
+            mag_t = self._magnitude(target.unfold(-1, scale, hop), basis)
+            starts = torch.arange(mag_p.size(2), device=pred.device) * hop
             valid = (starts.unsqueeze(0) + scale) <= mel_lens.unsqueeze(1)  # (B, n_windows)
-            valid = valid[:, None, :, None]  # broadcast over bands and frequency bins
-            # Zero invalid windows before the FFT so padding garbage cannot reach a gradient.
-            frames_p = torch.where(valid, frames_p, torch.zeros_like(frames_p))
-            frames_t = torch.where(valid, frames_t, torch.zeros_like(frames_t))
-            window = torch.hann_window(scale, device=pred.device, dtype=pred.dtype)
-            mag_p = self._magnitude(frames_p, window)
-            mag_t = self._magnitude(frames_t, window)
-            valid = valid.expand_as(mag_p)
-            zero = torch.zeros_like(mag_p)
-            diff = torch.where(valid, mag_t - mag_p, zero)
-            ref = torch.where(valid, mag_t, zero)
-            convergence = torch.linalg.vector_norm(diff) / torch.linalg.vector_norm(ref).clamp(min=self.eps)
-            log_distance = _masked_mean((mag_t.log() - mag_p.log()).abs(), valid)
+            # Every value is finite here, so a 0/1 factor masks as well as a select and costs one pass.
+            keep = valid[:, None, :, None].to(mag_p.dtype)  # broadcast over bands and frequency bins
+            convergence = (torch.linalg.vector_norm((mag_t - mag_p) * keep)
+                           / torch.linalg.vector_norm(mag_t * keep).clamp(min=self.eps))
+            cells = valid.sum() * mag_p.size(1) * mag_p.size(3)
+            log_distance = ((mag_t.log() - mag_p.log()).abs() * keep).sum() / cells.clamp(min=1)
             terms.append(convergence + log_distance)
         if not terms:
             return pred.new_zeros(())
@@ -347,12 +365,41 @@ class SpectralMelLoss(nn.Module):
         return {"freq_l1": freq_l1, "multires": multires, "temporal": temporal, "total": total}
 
 
-def _gaussian_kernel(size: int, sigma: float, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """Return a (1, 1, size, size) normalised 2-D Gaussian window."""
+def _gaussian_window(size: int, sigma: float, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """Return a (size,) normalised 1-D Gaussian window (std ``sigma`` cells)."""
     coords = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
     g = torch.exp(-coords.pow(2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).view(1, 1, size, size)
+    return g / g.sum()
+
+
+def gaussian_blur(z: Tensor, window: Tensor) -> Tensor:
+    """Return z (..., F, T) filtered by the 2-D window ``window ⊗ window``, zeros beyond the edges.
+
+    Equal to ``F.conv2d(z, outer(window, window), padding=size // 2)`` on (B, 1, F, T), but
+    computed separably: a banded (F, F) matrix product along bands, then ``size`` shifted
+    slices along time. A one-channel 2-D convolution is a poor fit for the CPU kernels
+    (its backward alone took about a tenth of a tiny training step); these are a product
+    and a few element-wise passes, forward and backward.
+
+    >>> z = torch.zeros(1, 5, 5); z[0, 2, 2] = 1.0
+    >>> blurred = gaussian_blur(z, torch.tensor([0.25, 0.5, 0.25]))
+    >>> blurred[0, 1:4, 1:4]
+    tensor([[0.0625, 0.1250, 0.0625],
+            [0.1250, 0.2500, 0.1250],
+            [0.0625, 0.1250, 0.0625]])
+    """
+    half = window.numel() // 2
+    n_bands, n_frames = z.shape[-2], z.shape[-1]
+    rows = torch.arange(n_bands, device=z.device)
+    offset = rows[None, :] - rows[:, None] + half  # (F, F): index into the window, in range on the band
+    band = torch.where((offset >= 0) & (offset <= 2 * half),
+                       window[offset.clamp(0, 2 * half)], window.new_zeros(()))
+    along_bands = band @ z
+    padded = F.pad(along_bands, (half, half))
+    out = window[0] * padded[..., :n_frames]
+    for k in range(1, window.numel()):
+        out = out + window[k] * padded[..., k:k + n_frames]
+    return out
 
 
 def structural_mel_loss(pred: Tensor, target: Tensor, mel_lens: Tensor, window_size: int = 7,
@@ -375,10 +422,10 @@ def structural_mel_loss(pred: Tensor, target: Tensor, mel_lens: Tensor, window_s
     x = torch.where(mask, pred.unsqueeze(1), zero)
     y = torch.where(mask, target.unsqueeze(1), zero)
     m = mask.to(pred.dtype)
-    kernel = _gaussian_kernel(window_size, sigma, pred.device, pred.dtype)
+    window = _gaussian_window(window_size, sigma, pred.device, pred.dtype)
 
     def local_sum(z: Tensor) -> Tensor:
-        return F.conv2d(z, kernel, padding=window_size // 2)
+        return gaussian_blur(z, window)
 
     norm = local_sum(m).clamp(min=1e-6)
     mu_x, mu_y = local_sum(x) / norm, local_sum(y) / norm

@@ -7,12 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from trainer.losses import (
     LossWeights,
     SpectralMelLoss,
     TacotronLoss,
     gate_loss,
+    gaussian_blur,
     gram_style_loss,
     guided_attention_kl_loss,
     guided_attention_loss,
@@ -366,6 +368,22 @@ def test_structural_loss_zero_for_identical_positive_otherwise_and_finite_when_s
     loss.backward()
     assert 0.0 < loss.item() <= 2.0
     assert torch.isfinite(pred.grad).all() and pred.grad[1, :, 2:].abs().sum() == 0
+
+
+@pytest.mark.parametrize("shape", [(2, 80, 37), (1, 5, 3), (3, 2, 9)])
+def test_separable_blur_equals_the_2d_convolution_values_and_gradients(shape) -> None:
+    torch.manual_seed(6)
+    window = torch.tensor([0.05, 0.1, 0.2, 0.3, 0.15, 0.12, 0.08])  # asymmetric: orientation counts
+    kernel = torch.outer(window, window)[None, None]  # (1, 1, 7, 7)
+    z = torch.randn(*shape, requires_grad=True)
+    z_ref = z.detach().clone().requires_grad_(True)
+    upstream = torch.randn(*shape)
+    out = gaussian_blur(z, window)
+    ref = F.conv2d(z_ref.unsqueeze(1), kernel, padding=3).squeeze(1)
+    (out * upstream).sum().backward()
+    (ref * upstream).sum().backward()
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert torch.allclose(z.grad, z_ref.grad, atol=1e-5)
 
 
 def test_gram_style_hand_values() -> None:

@@ -423,21 +423,26 @@ def structural_mel_loss(pred: Tensor, target: Tensor, mel_lens: Tensor, window_s
     y = torch.where(mask, target.unsqueeze(1), zero)
     m = mask.to(pred.dtype)
     window = _gaussian_window(window_size, sigma, pred.device, pred.dtype)
-
-    def local_sum(z: Tensor) -> Tensor:
-        return gaussian_blur(z, window)
-
-    norm = local_sum(m).clamp(min=1e-6)
-    mu_x, mu_y = local_sum(x) / norm, local_sum(y) / norm
     # (Co)variances are shift-invariant, so compute them on mels centred by each
     # utterance's mean: E[x²] − μ² on raw log-mels (≈ −11) loses most float32 digits.
     count = mask.sum(dim=(2, 3), keepdim=True).clamp(min=1)
-    xc = torch.where(mask, x - (x.sum(dim=(2, 3), keepdim=True) / count).detach(), zero)
-    yc = torch.where(mask, y - (y.sum(dim=(2, 3), keepdim=True) / count).detach(), zero)
-    mu_xc, mu_yc = local_sum(xc) / norm, local_sum(yc) / norm
-    var_x = local_sum(xc * xc) / norm - mu_xc.pow(2)
-    var_y = local_sum(yc * yc) / norm - mu_yc.pow(2)
-    cov = local_sum(xc * yc) / norm - mu_xc * mu_yc
+    mean_x = (x.sum(dim=(2, 3), keepdim=True) / count).detach()
+    mean_y = y.sum(dim=(2, 3), keepdim=True) / count
+    xc = torch.where(mask, x - mean_x, zero)
+    yc = torch.where(mask, y - mean_y, zero)
+    # The centred means need no blur of their own: the window sums centred values to (its
+    # sum of x) − mean·(its valid weight), so μ_xc = μ_x − mean·share, share = valid weight /
+    # norm (1 wherever the window holds a valid cell; 0 where none, as the centred sum was,
+    # so every value stays finite and the masked-out cells' zero gradient meets no inf).
+    # Each blur runs on its own (B, 1, n_mels, T): one stacked blur measured slower (cache).
+    valid_weight = gaussian_blur(m, window)
+    norm = valid_weight.clamp(min=1e-6)
+    share = valid_weight / norm
+    mu_x, mu_y = gaussian_blur(x, window) / norm, gaussian_blur(y, window) / norm
+    mu_xc, mu_yc = mu_x - mean_x * share, mu_y - mean_y * share
+    var_x = gaussian_blur(xc * xc, window) / norm - mu_xc.pow(2)
+    var_y = gaussian_blur(yc * yc, window) / norm - mu_yc.pow(2)
+    cov = gaussian_blur(xc * yc, window) / norm - mu_xc * mu_yc
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x.pow(2) + mu_y.pow(2) + c1) * (var_x + var_y + c2))
     return 1.0 - _masked_mean(ssim, mask)

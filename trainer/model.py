@@ -12,6 +12,7 @@ Shapes: B batch, N text tokens, S decoder steps, F = S * r mel frames, M = 80 me
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -22,10 +23,14 @@ from trainer.audio import N_MELS
 from trainer.config import TrainConfig
 from trainer.contract import TEXT_EMBEDDING, AcousticModel, Inference, ModelOutputs, StopThreshold
 from trainer.masks import length_mask
+from trainer.recurrent import LSTMCellWeights
 from trainer.text import symbols
 
 if TYPE_CHECKING:
     from trainer.data import Batch
+
+# One recurrent cell step: (input (B, in), (h, c) (B, H)) -> (h, c).
+Cell = Callable[[torch.Tensor, tuple[torch.Tensor, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
 
 
 def _conv_bn(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
@@ -174,21 +179,33 @@ class Decoder(nn.Module):
             "weights": zeros(batch, n_tokens), "weights_cum": zeros(batch, n_tokens), "context": zeros(batch, enc),
         }
 
+    def _cells(self, device: torch.device) -> tuple[Cell, Cell]:
+        """Return the (attention, decoder) LSTM cells for one training pass on ``device``.
+
+        On the CPU, cells whose weight gradients are formed once per pass instead of once
+        per step (trainer/recurrent.py says why); elsewhere the modules themselves, whose
+        fused CUDA kernel is worth more.
+        """
+        if device.type == "cpu":
+            return LSTMCellWeights.bind(self.attention_rnn), LSTMCellWeights.bind(self.decoder_rnn)
+        return self.attention_rnn, self.decoder_rnn
+
     def _step(self, prenet_out: torch.Tensor, state: dict[str, torch.Tensor], memory: torch.Tensor,
-              processed: torch.Tensor, pad_mask: torch.Tensor,
-              location_kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+              processed: torch.Tensor, pad_mask: torch.Tensor, location_kernel: torch.Tensor,
+              cells: tuple[Cell, Cell]) -> tuple[torch.Tensor, torch.Tensor]:
         """Advance one decoder step; return (hidden (B, D + E): decoder state and context, weights (B, N)).
 
         ``_project`` turns hidden states into frames and gate logits; the training pass
         applies it once to every step's hidden state (one product instead of one per step:
-        the loop is overhead-bound on CPU).
+        the loop is overhead-bound on CPU). ``cells`` are the (attention, decoder) LSTM cells.
         """
-        att_h, att_c = self.attention_rnn(torch.cat([prenet_out, state["context"]], -1),
-                                          (state["att_h"], state["att_c"]))
+        attention_rnn, decoder_rnn = cells
+        att_h, att_c = attention_rnn(torch.cat([prenet_out, state["context"]], -1),
+                                     (state["att_h"], state["att_c"]))
         att_h = F.dropout(att_h, self.attention_dropout, self.training)
         weights_cat = torch.stack([state["weights"], state["weights_cum"]], dim=1)
         context, weights = self.attention(att_h, memory, processed, weights_cat, pad_mask, location_kernel)
-        dec_h, dec_c = self.decoder_rnn(torch.cat([att_h, context], -1), (state["dec_h"], state["dec_c"]))
+        dec_h, dec_c = decoder_rnn(torch.cat([att_h, context], -1), (state["dec_h"], state["dec_c"]))
         dec_h = F.dropout(dec_h, self.decoder_dropout, self.training)
         state.update(att_h=att_h, att_c=att_c, dec_h=dec_h, dec_c=dec_c, context=context, weights=weights,
                      weights_cum=state["weights_cum"] + weights)
@@ -213,6 +230,7 @@ class Decoder(nn.Module):
         processed = self.attention.memory(memory)
         location_kernel = self.attention.location_kernel()
         state = self._initial_state(memory)
+        cells = self._cells(memory.device)
         # Fully teacher-forced, every step's input is known: one prenet call for all of them.
         # Unbound into steps, not indexed per step: each index's backward would zero-fill the
         # whole (B, S, P) gradient once per step; unbind's backward stacks the steps' gradients once.
@@ -231,7 +249,7 @@ class Decoder(nn.Module):
                     use_own = torch.rand(batch, 1, device=memory.device) >= teacher_forcing
                     frame = torch.where(use_own, own, frame)
                 prenet_out = self.prenet(frame)
-            hidden, weights = self._step(prenet_out, state, memory, processed, pad_mask, location_kernel)
+            hidden, weights = self._step(prenet_out, state, memory, processed, pad_mask, location_kernel, cells)
             hiddens.append(hidden)
             alignments.append(weights)
         frames, gate = self._project(torch.stack(hiddens, 1))  # (B, S, r*M), (B, S)
@@ -257,7 +275,8 @@ class Decoder(nn.Module):
         gates: list[torch.Tensor] = []
         alignments: list[torch.Tensor] = []
         for step in range(max_steps):
-            hidden, weights = self._step(self.prenet(frame), state, memory, processed, pad_mask, location_kernel)
+            hidden, weights = self._step(self.prenet(frame), state, memory, processed, pad_mask, location_kernel,
+                                         (self.attention_rnn, self.decoder_rnn))
             out, gate = self._project(hidden)
             frames.append(out)
             gates.append(gate)

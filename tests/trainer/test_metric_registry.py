@@ -10,6 +10,7 @@ import pytest
 import trainer.losses
 import trainer.masks
 import trainer.metrics
+import trainer.recurrent
 import trainer.text
 import trainer.vocoder
 from trainer import metric_registry
@@ -67,7 +68,8 @@ def test_a_malformed_declaration_is_refused(bad: dict) -> None:
         Metric(**fields)
 
 
-@pytest.mark.parametrize("module", [trainer.losses, trainer.masks, trainer.metrics, trainer.text, trainer.vocoder])
+@pytest.mark.parametrize("module", [trainer.losses, trainer.masks, trainer.metrics, trainer.recurrent, trainer.text,
+                                    trainer.vocoder])
 def test_docstring_examples_hold(module) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

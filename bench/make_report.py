@@ -510,6 +510,12 @@ def newest_per_preset(entries: list[dict[str, Any]],
     return [newest[key] for key in sorted(newest, key=lambda k: (PRESET_ORDER.get(k[0], 9), k[1]))]
 
 
+def base_128_readings(entries: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Return every (preset row, entry) of the base preset at batch 128 on CUDA, oldest first."""
+    return [(p, e) for e in entries if e.get("bench") == "throughput" and e.get("device") == "cuda"
+            for p in e["presets"] if p["preset"] == "base" and p["batch_size"] * p["grad_accum_steps"] == 128]
+
+
 def throughput_rows(chosen: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[list[str]]:
     """Return one table row per (preset row, entry)."""
     return [[p["preset"], e.get("machine", {}).get("gpu") or "CPU", f"{p['batch_size']} × {p['grad_accum_steps']}",
@@ -534,14 +540,16 @@ def throughput_section(entries: list[dict[str, Any]]) -> list[str]:
                       f"each batch's mels, {num(cache['batch_mel_compute_s'])} s for {cache['batch_size']} "
                       f"utterances ({pct(cache['batch_mel_compute_s'] / tiny['median_sec_per_step'])} of a "
                       f"{tiny['preset']} step on the CPU)."]
-    base_128 = [p for p, _ in gpu if p["preset"] == "base" and p["batch_size"] * p["grad_accum_steps"] == 128]
+    base_128 = base_128_readings(entries)
     if base_128:
-        frames = base_128[-1]["mel_frames_per_s"]
+        readings = "; ".join(f"{p['mel_frames_per_s']:,.0f} on {e['machine'].get('gpu') or 'a GPU'} "
+                             f"({p['steps_timed']} steps timed, "
+                             f"{'meets' if p['mel_frames_per_s'] >= GPU_TARGET_FRAMES_S else 'below'})"
+                             for p, e in base_128)
         lines += ["", f"GPU target: the base preset at batch 128 should train at least {GPU_TARGET_FRAMES_S:,} mel "
                       "frames/s on one H100, NVIDIA's published per-A100 figure for their Tacotron2 (TF32, batch "
-                      f"128). Measured: {num(frames, 0)} on the GPU named above "
-                      f"({'meets' if frames >= GPU_TARGET_FRAMES_S else 'below'} the figure; an H200 has an H100's "
-                      "arithmetic with faster memory, so an H100 reading may be lower)."]
+                      f"128). Every reading, oldest first: {readings}. The spread between runs on one machine "
+                      "is the noise to read them by."]
     side = [e for e in cpu_entries if "coqui" in e]
     if side:
         lines += ["", *coqui_lines(side[-1])]
@@ -797,7 +805,9 @@ def profile_section(entry: dict[str, Any], entries: list[dict[str, Any]]) -> lis
              f"median step {num(entry['median_step_s'])} s "
              f"({num(entry['mel_frames_per_s'], 0)} mel frames/s) over {entry['steps_timed']} steps: {phases}."]
     loop = next((p for e in reversed(entries) if e.get("bench") == "throughput" and e.get("device") == entry["device"]
-                 for p in e["presets"] if p["preset"] == entry["preset"]), None)
+                 for p in e["presets"] if p["preset"] == entry["preset"] and p["batch_size"] == entry["batch_size"]
+                 and p["grad_accum_steps"] == 1),
+                None)
     if loop is not None:
         lines.append(f"Inside the training loop (bench/throughput.py, newest {entry['preset']} entry) a step takes "
                      f"{num(loop['median_sec_per_step'])} s ({num(loop['mel_frames_per_s'], 0)} mel frames/s): "
@@ -998,12 +1008,14 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
                 headline.append(f"- Throughput ({tiny['preset']} preset, CPU): "
                                 f"{num(tiny['median_sec_per_step'])} s/step, {num(tiny['mel_frames_per_s'], 0)} mel "
                                 f"frames/s, {pct(tiny['data_wait_share'])} of step time waiting for data.")
-            for row, gpu_entry in newest_per_preset(entries, "cuda"):
-                if row["preset"] == "base" and row["batch_size"] * row["grad_accum_steps"] == 128:
-                    headline.append(f"- GPU ({gpu_entry['machine'].get('gpu')}, {row.get('amp_dtype', 'AMP')}): "
-                                    f"base preset at batch 128, {num(row['mel_frames_per_s'], 0)} mel frames/s "
-                                    f"({num(row['median_sec_per_step'])} s/step); NVIDIA's published "
-                                    f"per-A100 Tacotron2 figure is {GPU_TARGET_FRAMES_S:,}.")
+            gpu_rows = base_128_readings(entries)
+            if gpu_rows:
+                row, gpu_entry = gpu_rows[-1]
+                readings = ", ".join(f"{p['mel_frames_per_s']:,.0f}" for p, _ in gpu_rows)
+                headline.append(f"- GPU ({gpu_entry['machine'].get('gpu')}, {row.get('amp_dtype', 'AMP')}): "
+                                f"base preset at batch 128, {readings} mel frames/s in "
+                                f"{len(gpu_rows)} run{'s' if len(gpu_rows) > 1 else ''}; NVIDIA's published "
+                                f"per-A100 Tacotron2 figure is {GPU_TARGET_FRAMES_S:,}.")
         elif bench == "study_efficiency":
             out += study_section(entry)
             s = entry["summary"]
@@ -1043,7 +1055,11 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
         elif bench == "alignment":
             out += alignment_section([e for e in entries if e.get("bench") == "alignment"])
         elif bench == "profile_step":
-            out += profile_section(entry, entries)
+            for number, device in enumerate(("cpu", "cuda")):
+                newest = next((e for e in reversed(entries) if e.get("bench") == "profile_step"
+                               and e.get("device", "cpu") == device), None)
+                if newest is not None:
+                    out += ([""] if number else []) + [f"### {device.upper()}", ""] + profile_section(newest, entries)
         elif bench == "scale":
             out += scale_section(entry)
         out.append("")

@@ -284,3 +284,36 @@ def test_a_later_intelligibility_run_of_other_variants_hides_no_curve() -> None:
     again = entry("phonemes", "default", "characters")
     assert [[r["variant"] for r in e["runs"]] for e in make_report.newest_intelligibility([older, r1, again])] == \
         [["r1"], ["default", "characters"]]
+
+
+def gpu_throughput(frames: float, steps: int) -> dict[str, Any]:
+    row = {"preset": "base", "steps_timed": steps, "batch_size": 128, "grad_accum_steps": 1, "reduction_factor": 1,
+           "median_sec_per_step": 0.6, "mel_frames_per_s": frames, "data_wait_share": 0.003, "amp": True,
+           "amp_dtype": "bfloat16", "peak_gpu_mib": 8500}
+    return {"bench": "throughput", "device": "cuda", "utterances": 300, "presets": [row],
+            "machine": {**MACHINE, "gpu": "NVIDIA H100"}, "command": "python bench/throughput.py --device cuda"}
+
+
+def test_every_gpu_reading_against_the_published_figure_is_shown_not_only_the_newest() -> None:
+    entries = [gpu_throughput(30_331.6, 10), gpu_throughput(34_144.3, 20)]
+    text = "\n".join(make_report.throughput_section(entries))
+    assert "30,332 on NVIDIA H100 (10 steps timed, below)" in text
+    assert "34,144 on NVIDIA H100 (20 steps timed, meets)" in text
+    _, headline = make_report.render(entries)
+    assert any("30,332, 34,144 mel frames/s in 2 runs" in line for line in headline)
+
+
+def test_a_cuda_profile_does_not_hide_the_cpu_one() -> None:
+    def profile(device: str, step_s: float) -> dict[str, Any]:
+        return {"bench": "profile_step", "preset": "base", "device": device, "threads": 2, "batch_size": 12,
+                "reduction_factor": 1, "steps_timed": 2, "median_step_s": step_s, "mel_frames_per_s": 2000.0,
+                "phases_s": {"forward": step_s / 2, "backward": step_s / 2},
+                "phase_shares": {"forward": 0.5, "backward": 0.5},
+                "top_ops": [{"op": "aten::mm", "self_cpu_ms_per_step": 90.0, "share": 0.14, "calls_per_step": 3737}],
+                "validation": {"seconds": 1.6, "val_utterances": 8, "fr_utterances": 8, "interval": 25,
+                               "share_of_trial": 0.08}, "machine": MACHINE, "command": "python bench/profile_step.py"}
+
+    text, _ = make_report.render([profile("cpu", 9.5), profile("cuda", 0.737)])
+    section = text.split("## Where a training step's time goes", 1)[1]
+    assert "### CPU" in section and "### CUDA" in section
+    assert "median step 9.5 s" in section and "median step 0.737 s" in section

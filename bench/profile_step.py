@@ -6,10 +6,17 @@ loss, backward, clip + optimiser) and runs them again under ``torch.profiler`` f
 operators that take the time (self CPU time per step). Then one validation as training runs
 it (teacher-forced batches plus ``fr_utterances`` free-running sentences), timed whole, and
 its share of a trial's wall time at a validation interval (``--val-interval``, the demo's 25).
-Appends to bench/results.jsonl.
+On CUDA the step runs as training runs it: under autocast, with TF32 and, for float16, a
+GradScaler.
+
+With ``--ab-cells`` it also times ``--steps`` steps with the decoder's LSTM cells as the
+``nn.LSTMCell`` modules and as many with the per-pass-gradient cells training uses
+(trainer/recurrent.py), alternated step by step in this one process so that both see the same
+machine state, and reports both medians and their ratio. Appends to bench/results.jsonl.
 
     python bench/profile_step.py [--preset tiny] [--steps 5] [--warmup 2] [--utterances 300]
                                  [--val-interval 25] [--threads 2] [--device cpu|cuda]
+                                 [--batch-size N] [--ab-cells]
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +34,28 @@ from report import emit, machine  # bench/report.py, beside this script
 from runs import ROOT, ensure_corpus
 
 TOP_OPS = 15
+
+
+def time_cells_ab(decoder: Any, one_step: Callable[[int, dict[str, list[float]] | None], int], first_step: int,
+                  steps: int) -> dict[str, Any]:
+    """Return the median step with the decoder's LSTM modules and with its per-pass-gradient cells, alternated."""
+    def module_cells(device: Any) -> tuple[Any, Any]:
+        return decoder.attention_rnn, decoder.decoder_rnn
+
+    seconds: dict[str, list[float]] = {"modules": [], "per_pass": []}
+    for k in range(2 * steps):
+        variant = ("modules", "per_pass")[k % 2]
+        if variant == "modules":
+            decoder._cells = module_cells  # an instance attribute over the method: this object only
+        phases: dict[str, list[float]] = {"forward": [], "loss": [], "backward": [], "optimiser": []}
+        one_step(first_step + k, phases)
+        if variant == "modules":
+            del decoder._cells
+        seconds[variant].append(sum(values[0] for values in phases.values()))
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    return {"steps_each": steps, "modules_step_s": round(medians["modules"], 4),
+            "per_pass_step_s": round(medians["per_pass"], 4),
+            "speedup": round(medians["modules"] / medians["per_pass"], 3)}
 
 
 def main() -> int:
@@ -37,11 +67,14 @@ def main() -> int:
     parser.add_argument("--val-interval", type=int, default=25, help="steps between validations (default 25)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
+    parser.add_argument("--ab-cells", action="store_true",
+                        help="also time the decoder's LSTM modules against the per-pass-gradient cells")
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
     args = parser.parse_args()
-    if args.steps < 1 or args.warmup < 0 or args.val_interval < 1:
-        parser.error("--steps and --val-interval must be >= 1, --warmup >= 0")
+    if args.steps < 1 or args.warmup < 0 or args.val_interval < 1 or (args.batch_size or 1) < 1:
+        parser.error("--steps, --val-interval and --batch-size must be >= 1, --warmup >= 0")
 
     # The trainer sets OMP_WAIT_POLICY when imported, before torch loads OpenMP, as in every
     # training run (the policy alone changes the tiny step's time by more than 1.5x on 2 cores).
@@ -54,20 +87,25 @@ def main() -> int:
     from trainer.architectures import build_model
     from trainer.config import preset
     from trainer.data import TTSDataset, bucketed_batches, collate, read_corpus, split_train_val
-    from trainer.evaluate import validate
+    from trainer.evaluate import amp_dtype, autocast, validate
     from trainer.losses import TacotronLoss
-    from trainer.train import TrainState, seed_everything, step_hparams
+    from trainer.train import TrainState, configure_cuda, seed_everything, step_hparams
 
     torch.set_num_threads(args.threads)
     corpus = ensure_corpus(args.workdir, args.utterances)
     config = preset(args.preset).replace(device=args.device, fr_asr="off")
+    if args.batch_size is not None:
+        config = config.replace(batch_size=args.batch_size, grad_accum_steps=1)
     seed_everything(config.seed)
     train_items, val_items = split_train_val(read_corpus(corpus), config.val_size)
     train_set, val_set = TTSDataset.for_config(train_items, config), TTSDataset.for_config(val_items, config)
     device = torch.device(args.device)
+    configure_cuda(device)
     model = build_model(config).to(device)
     criterion = TacotronLoss.from_config(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=config.adam_eps)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp
+                                  and amp_dtype(config) == torch.float16)
     state = TrainState(base_lr=1e-3, frames_per_char=train_set.frames_per_character())
     lengths = train_set.frame_lengths()
     batches = iter([batch for epoch in range(100)
@@ -81,18 +119,21 @@ def main() -> int:
         batch = collate([train_set[i] for i in next(batches)], config.model.reduction_factor).to(device)
         hp = step_hparams(config, step, state)
         marks = [time.perf_counter()]
-        out = model(batch, hp.tf_ratio)
-        sync()
-        marks.append(time.perf_counter())
-        loss, _ = criterion(out, batch, hp.loss_weights)
+        with autocast(device, config):
+            out = model(batch, hp.tf_ratio)
+            sync()
+            marks.append(time.perf_counter())
+            loss, _ = criterion(out, batch, hp.loss_weights)
         sync()
         marks.append(time.perf_counter())
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
         sync()
         marks.append(time.perf_counter())
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         sync()
         marks.append(time.perf_counter())
         if phases is not None:
@@ -115,6 +156,9 @@ def main() -> int:
             "share": round(e.self_cpu_time_total / total_self, 4), "calls_per_step": round(e.count / args.steps, 1)}
            for e in averages[:TOP_OPS]]
 
+    cells_ab = time_cells_ab(model.decoder, one_step, 2 * args.warmup + args.steps, args.steps) \
+        if args.ab_cells else None
+
     started = time.perf_counter()
     validate(model, criterion, val_set, config, device, step_hparams(config, 1, state).loss_weights,
              state.frames_per_char, 0.5, None, None)
@@ -132,6 +176,7 @@ def main() -> int:
         "phases_s": {name: round(statistics.median(values), 3) for name, values in phases.items()},
         "phase_shares": {name: round(statistics.median(values) / median_step, 3) for name, values in phases.items()},
         "top_ops": ops,
+        **({"cells_ab": cells_ab} if cells_ab is not None else {}),
         "validation": {"seconds": round(validation_s, 2), "val_utterances": len(val_set),
                        "fr_utterances": min(config.fr_utterances, len(val_set)), "interval": args.val_interval,
                        "share_of_trial": round(validation_s / (validation_s + args.val_interval * median_step), 3)},

@@ -182,12 +182,11 @@ class Decoder(nn.Module):
     def _cells(self, device: torch.device) -> tuple[Cell, Cell]:
         """Return the (attention, decoder) LSTM cells for one training pass on ``device``.
 
-        On the CPU, cells whose weight gradients are formed once per pass instead of once
-        per step (trainer/recurrent.py says why); elsewhere the modules themselves, whose
-        fused CUDA kernel is worth more.
+        On the CPU and CUDA, cells whose weight and bias gradients are formed once per pass
+        instead of once per step (trainer/recurrent.py says why); elsewhere the modules.
         """
-        if device.type == "cpu":
-            return LSTMCellWeights.bind(self.attention_rnn), LSTMCellWeights.bind(self.decoder_rnn)
+        if device.type in ("cpu", "cuda"):
+            return LSTMCellWeights(self.attention_rnn), LSTMCellWeights(self.decoder_rnn)
         return self.attention_rnn, self.decoder_rnn
 
     def _step(self, prenet_out: torch.Tensor, state: dict[str, torch.Tensor], memory: torch.Tensor,

@@ -1,18 +1,21 @@
-"""An LSTM cell whose weight gradients are computed once per sequence, not once per step.
+"""An LSTM cell whose weight and bias gradients are computed once per sequence, not once per step.
 
 Backpropagation through a decoder loop of S steps computes, for every weight used at every
 step, an (out, in) gradient product and adds it into the weight's gradient: S small
-products and S full-size additions per weight. On a CPU those are overhead-bound and were
-the largest share of a tiny training step after the loss terms. The gradient of a weight W
-used as y_t = x_t Wᵀ at every step is Σ_t g_tᵀ x_t = Gᵀ X with G, X the steps' output
+products and S full-size additions per weight, and for every bias S reductions and
+additions. On a CPU those are overhead-bound and were the largest share of a tiny training
+step after the loss terms; on a GPU each is a kernel launch, and a decoder step's launches,
+not its arithmetic, bound the step. The gradient of a weight W and bias b used as
+y_t = x_t Wᵀ + b at every step is Gᵀ X and the column sums of G, with G, X the steps' output
 gradients and inputs stacked: one large product instead of S small ones.
 
-``LSTMCellWeights.bind`` wraps a cell's weights for one pass: each step's product records its
-(input, output gradient) pair on the way back instead of forming the weight gradient, and
-an identity node placed before every step (so autograd runs it after all of them) turns
-the records into the weight's gradient. Values and gradients equal ``nn.LSTMCell``'s up to
-float rounding. The fused CUDA cell kernel is worth more there, so the decoder uses this
-on the CPU only.
+``LSTMCellWeights.bind`` wraps a cell's parameters for one pass: each step's product records
+its (input, output gradient) pair on the way back instead of forming the parameter
+gradients, and an identity node placed before every step (so autograd runs it after all of
+them) turns the records into the gradients. Under CUDA autocast the weights are cast to the
+autocast dtype once per pass, not once per step, and the gates go through the fused CUDA
+cell kernel the module itself would use. Values and gradients equal ``nn.LSTMCell``'s up to
+float rounding.
 """
 
 from __future__ import annotations
@@ -24,62 +27,86 @@ from torch import Tensor, nn
 
 
 class _Records:
-    """The (input, output gradient) pairs the steps of one pass left for one weight."""
+    """The (input, output gradient) pairs the steps of one pass left for one product."""
 
     def __init__(self) -> None:
         self.inputs: list[Tensor] = []
         self.grads: list[Tensor] = []
 
 
-class _GatherWeightGrad(torch.autograd.Function):
-    """Identity on a weight (out, in); its backward sums every recorded step at once."""
+class _Gather(torch.autograd.Function):
+    """Identity on a weight (out, in) and optionally a bias (out,); its backward sums every recorded step at once."""
 
     @staticmethod
-    def forward(ctx: Any, weight: Tensor, records: _Records) -> Tensor:
+    def forward(ctx: Any, records: _Records, weight: Tensor, *bias: Tensor) -> Any:
         ctx.records = records
-        return weight.view_as(weight)
+        outputs = (weight.view_as(weight), *(b.view_as(b) for b in bias))
+        return outputs if bias else outputs[0]
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor | None) -> tuple[Tensor | None, None]:
+    def backward(ctx: Any, *grads: Tensor | None) -> Any:
         records: _Records = ctx.records
-        total = grad
+        out: list[Tensor | None] = [None, *grads]
         if records.grads:
-            stacked = torch.cat(records.grads).t() @ torch.cat(records.inputs)  # (out, in)
-            total = stacked if total is None else total + stacked
+            stacked = torch.cat(records.grads)  # (S * B, out)
+            parts = [stacked.t() @ torch.cat(records.inputs) if ctx.needs_input_grad[1] else None]  # (out, in)
+            if len(grads) > 1:
+                parts.append(stacked.sum(0) if ctx.needs_input_grad[2] else None)  # (out,)
+            for index, part in enumerate(parts, start=1):
+                if part is not None:
+                    known = out[index]
+                    out[index] = part if known is None else known + part
         records.inputs.clear()
         records.grads.clear()
-        return total, None
+        return tuple(out)
 
 
 class _StepProduct(torch.autograd.Function):
-    """x (B, in) @ weightᵀ (in, out) -> (B, out); backward gives x its gradient and records the pair."""
+    """x (B, in) @ weightᵀ (in, out) [+ bias (out,)] -> (B, out); backward gives x its gradient and records the pair."""
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, records: _Records) -> Tensor:
+    def forward(ctx: Any, records: _Records, x: Tensor, weight: Tensor, *bias: Tensor) -> Tensor:
+        x = x.to(weight.dtype)  # under autocast the weight is the pass's low-precision copy
         ctx.save_for_backward(x, weight)
         ctx.records = records
-        return x @ weight.t()
+        ctx.has_bias = bool(bias)
+        return torch.addmm(bias[0], x, weight.t()) if bias else x @ weight.t()
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, None]:
+    def backward(ctx: Any, grad: Tensor) -> Any:
         x, weight = ctx.saved_tensors
-        if ctx.needs_input_grad[1]:
+        if any(ctx.needs_input_grad[2:]):
             ctx.records.inputs.append(x)
             ctx.records.grads.append(grad)
-        return (grad @ weight if ctx.needs_input_grad[0] else None), None, None
+        grad_x = grad @ weight if ctx.needs_input_grad[1] else None
+        return (None, grad_x, None, *((None,) if ctx.has_bias else ()))
 
 
-class _BoundWeight:
-    """One weight (out, in) of one pass: ``product(x)`` is x @ weightᵀ with the gradient deferred."""
+def _autocast_dtype(weight: Tensor) -> torch.dtype | None:
+    """Return the dtype autocast would run ``weight``'s products in, or None outside CUDA autocast."""
+    if weight.is_cuda and torch.is_autocast_enabled("cuda"):
+        return torch.get_autocast_dtype("cuda")
+    return None
 
-    def __init__(self, weight: Tensor) -> None:
+
+class _BoundProduct:
+    """One (weight, bias) pair of one pass: ``product(x)`` is x @ weightᵀ + bias with the gradients deferred."""
+
+    def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
         self.records = _Records()
-        self.weight = _GatherWeightGrad.apply(weight, self.records) if weight.requires_grad else weight
+        self.deferred = weight.requires_grad or (bias is not None and bias.requires_grad)
+        params: tuple[Tensor, ...] = (weight,) if bias is None else (weight, bias)
+        if self.deferred:
+            gathered = _Gather.apply(self.records, *params)
+            params = (gathered,) if bias is None else tuple(gathered)
+        dtype = _autocast_dtype(weight)
+        self.params = tuple(p.to(dtype) for p in params) if dtype is not None else params
 
     def product(self, x: Tensor) -> Tensor:
-        if not self.weight.requires_grad:
-            return x @ self.weight.t()
-        return _StepProduct.apply(x, self.weight, self.records)
+        if not self.deferred:
+            weight, *bias = self.params
+            return torch.addmm(bias[0], x.to(weight.dtype), weight.t()) if bias else x.to(weight.dtype) @ weight.t()
+        return _StepProduct.apply(self.records, x, *self.params)
 
 
 class LSTMCellWeights:
@@ -88,28 +115,27 @@ class LSTMCellWeights:
     >>> cell = nn.LSTMCell(3, 2)
     >>> x, h, c = torch.randn(4, 3), torch.zeros(4, 2), torch.zeros(4, 2)
     >>> h_ref, c_ref = cell(x, (h, c))
-    >>> h_new, c_new = LSTMCellWeights.bind(cell)(x, (h, c))
+    >>> h_new, c_new = LSTMCellWeights(cell)(x, (h, c))
     >>> torch.allclose(h_new, h_ref, atol=1e-6) and torch.allclose(c_new, c_ref, atol=1e-6)
     True
     """
 
     def __init__(self, cell: nn.LSTMCell) -> None:
-        self.input = _BoundWeight(cell.weight_ih)
-        self.hidden = _BoundWeight(cell.weight_hh)
-        # Summed once per pass: the per-step additions of two biases would be autograd nodes too.
-        self.bias = cell.bias_ih + cell.bias_hh if cell.bias else None
-
-    @classmethod
-    def bind(cls, cell: nn.LSTMCell) -> LSTMCellWeights:
-        """Return the cell's weights bound for one pass (bind again for every pass)."""
-        return cls(cell)
+        """Bind ``cell``'s parameters for one pass (make a new one for every pass)."""
+        # The two biases summed once per pass and carried by the input product: per step they
+        # would be two more additions forward and two reductions backward.
+        bias = cell.bias_ih + cell.bias_hh if cell.bias else None
+        self.input = _BoundProduct(cell.weight_ih, bias)
+        self.hidden = _BoundProduct(cell.weight_hh, None)
 
     def __call__(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """Return (h, c) (B, H) of one step from x (B, in) and the previous (h, c) (B, H)."""
         h, c = state
-        gates = self.input.product(x) + self.hidden.product(h)  # (B, 4H): input, forget, cell, output
-        if self.bias is not None:
-            gates = gates + self.bias
-        i, f, g, o = gates.chunk(4, dim=1)
+        gates_x, gates_h = self.input.product(x), self.hidden.product(h)  # (B, 4H): input, forget, cell, output
+        if gates_x.is_cuda:
+            # One fused kernel for the gate nonlinearities and the new state, as nn.LSTMCell uses.
+            h_new, c_new, _ = torch.ops.aten._thnn_fused_lstm_cell(gates_x, gates_h, c.to(gates_x.dtype))
+            return h_new, c_new
+        i, f, g, o = (gates_x + gates_h).chunk(4, dim=1)
         c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c_new), c_new

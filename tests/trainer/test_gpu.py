@@ -125,3 +125,40 @@ def test_batched_free_running_on_cuda_stops_each_utterance_like_the_cpu(demo_cor
     assert cuda["fr_diagonality"] > 0.8 and cuda["fr_stop_error"] < 0.25
     for key in ("fr_diagonality", "fr_length_ratio", "fr_stop_error"):
         assert cuda[key] == pytest.approx(cpu[key], abs=0.05), key
+
+
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16, torch.float16])
+def test_per_pass_cells_on_cuda_give_the_lstm_modules_values_and_gradients(monkeypatch, dtype) -> None:
+    """The decoder's CUDA cells (trainer/recurrent.py) against nn.LSTMCell over 30 steps, plain and under autocast."""
+    from torch import nn
+
+    from trainer.recurrent import LSTMCellWeights
+
+    if dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bfloat16")
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)  # float32 compared at float32 precision
+    torch.manual_seed(0)
+    cell = nn.LSTMCell(24, 16).cuda()
+    xs = torch.randn(30, 8, 24, device="cuda", requires_grad=True)
+    probe = torch.randn(30, 8, 16, device="cuda")
+
+    def run(bind) -> list[torch.Tensor]:
+        cell.zero_grad(set_to_none=True)
+        xs.grad = None
+        with torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
+            step = bind(cell)  # bound inside autocast, as the decoder binds its cells inside the forward
+            h = c = torch.zeros(8, 16, device="cuda")
+            outs = []
+            for x in xs:
+                h, c = step(x, (h, c))
+                outs.append(h)
+            hs = torch.stack(outs).float()
+        (hs * probe).sum().backward()
+        return [hs.detach(), xs.grad.clone(), *(p.grad.clone() for p in cell.parameters())]
+
+    want = run(lambda module: module)
+    got = run(LSTMCellWeights)
+    tolerance = 1e-5 if dtype is None else 3e-2
+    for name, g, w in zip(["h", "x.grad", "weight_ih", "weight_hh", "bias_ih", "bias_hh"], got, want, strict=True):
+        assert g.dtype == w.dtype, name
+        assert float((g - w).norm() / w.norm()) < tolerance, name

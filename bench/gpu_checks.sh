@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The checks to run whenever a GPU machine is at hand, in one go: the tests marked gpu, then
 # bench/throughput.py on CUDA (the presets at their own batch, and base at batch 128, the batch of
-# NVIDIA's published Tacotron2 throughput), then bench/profile_step.py on a base step at batch 128 with the LSTM-cell A/B. Each part has its own time limit so one hang cannot
+# NVIDIA's published Tacotron2 throughput), then bench/profile_step.py on a base step at batch 128. Each part has its own time limit so one hang cannot
 # take the others with it; results land in OUT_DIR/results.jsonl (append them to bench/results.jsonl).
 #
 #     bash bench/gpu_checks.sh OUT_DIR
@@ -20,7 +20,7 @@ timeout 120 "$python" bench/throughput.py --device cuda --presets tiny,base --st
 timeout 90 "$python" bench/throughput.py --device cuda --presets tiny,base --steps 10,10 --batch-size 128 \
     --workdir /tmp/bench --results "$out/results.jsonl" >> "$out/throughput.log" 2>&1 \
     || echo "throughput (batch 128) failed: see log"
-timeout 150 "$python" bench/profile_step.py --device cuda --preset base --batch-size 128 --steps 5 --ab-cells \
+timeout 150 "$python" bench/profile_step.py --device cuda --preset base --batch-size 128 --steps 5 \
     --workdir /tmp/bench --results "$out/results.jsonl" > "$out/profile.log" 2>&1 || echo "profile_step failed: see log"
 tail -5 "$out/throughput.log"
 exit "$tests"

@@ -966,7 +966,13 @@ SECTIONS = [
 
 
 def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
-    """Return (RESULTS.md text, README headline lines) for the bench ``entries``."""
+    """Return (RESULTS.md text, README headline lines) for the bench ``entries``.
+
+    An entry with a ``dropped`` field measured a change that was not kept: it stays out of the
+    sections (they show the code as it is) and is listed at the end with the reason.
+    """
+    dropped = [e for e in entries if "dropped" in e]
+    entries = [e for e in entries if "dropped" not in e]
     decisive = decisive_baselines(entries)
     baseline = next((e for e in decisive if e.get("lang", "en") == "en"), decisive[0] if decisive else None)
     out = ["# Measured results", "",
@@ -1063,6 +1069,12 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
         elif bench == "scale":
             out += scale_section(entry)
         out.append("")
+    if dropped:
+        out += ["## Measured and dropped", "",
+                "Entries of bench/results.jsonl that measured a change which was then reverted; their figures are "
+                "not the code's.", ""]
+        out += [f"- bench/{e['bench']}.py on {e.get('machine', {}).get('gpu') or 'the CPU'} at "
+                f"{e.get('machine', {}).get('revision') or 'an unrecorded revision'}: {e['dropped']}" for e in dropped]
     return "\n".join(out).rstrip() + "\n", headline
 
 

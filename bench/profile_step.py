@@ -9,9 +9,9 @@ its share of a trial's wall time at a validation interval (``--val-interval``, t
 On CUDA the step runs as training runs it: under autocast, with TF32 and, for float16, a
 GradScaler.
 
-With ``--ab-cells`` it also times ``--steps`` steps with the decoder's LSTM cells as the
-``nn.LSTMCell`` modules and as many with the per-pass-gradient cells training uses
-(trainer/recurrent.py), alternated step by step in this one process so that both see the same
+With ``--ab-cells`` (CPU) it also times ``--steps`` steps with the decoder's LSTM cells as the
+``nn.LSTMCell`` modules and as many with the per-pass-gradient cells training uses on the
+CPU (trainer/recurrent.py), alternated step by step in this one process so that both see the same
 machine state, and reports both medians and their ratio. Appends to bench/results.jsonl.
 
     python bench/profile_step.py [--preset tiny] [--steps 5] [--warmup 2] [--utterances 300]
@@ -36,22 +36,27 @@ from runs import ROOT, ensure_corpus
 TOP_OPS = 15
 
 
-def time_cells_ab(decoder: Any, one_step: Callable[[int, dict[str, list[float]] | None], int], first_step: int,
+def time_cells_ab(decoder: Any, one_step: Callable[..., int], draw: Callable[[], list[int]], first_step: int,
                   steps: int) -> dict[str, Any]:
-    """Return the median step with the decoder's LSTM modules and with its per-pass-gradient cells, alternated."""
-    def module_cells(device: Any) -> tuple[Any, Any]:
-        return decoder.attention_rnn, decoder.decoder_rnn
+    """Return the median step with the decoder's LSTM modules and with per-pass-gradient cells.
 
-    seconds: dict[str, list[float]] = {"modules": [], "per_pass": []}
-    for k in range(2 * steps):
-        variant = ("modules", "per_pass")[k % 2]
-        if variant == "modules":
-            decoder._cells = module_cells  # an instance attribute over the method: this object only
-        phases: dict[str, list[float]] = {"forward": [], "loss": [], "backward": [], "optimiser": []}
-        one_step(first_step + k, phases)
-        if variant == "modules":
+    Both run every drawn batch, in alternating order, so lengths and machine state are shared.
+    """
+    from trainer.recurrent import LSTMCellWeights
+
+    def per_pass(device: Any) -> tuple[Any, Any]:
+        return LSTMCellWeights(decoder.attention_rnn), LSTMCellWeights(decoder.decoder_rnn)
+
+    variants = {"modules": lambda device: (decoder.attention_rnn, decoder.decoder_rnn), "per_pass": per_pass}
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    for k in range(steps):
+        ids = draw()
+        for name in (("modules", "per_pass") if k % 2 == 0 else ("per_pass", "modules")):
+            decoder._cells = variants[name]  # an instance attribute over the method: this object only
+            phases: dict[str, list[float]] = {"forward": [], "loss": [], "backward": [], "optimiser": []}
+            one_step(first_step + k, phases, ids)
             del decoder._cells
-        seconds[variant].append(sum(values[0] for values in phases.values()))
+            seconds[name].append(sum(values[0] for values in phases.values()))
     medians = {name: statistics.median(values) for name, values in seconds.items()}
     return {"steps_each": steps, "modules_step_s": round(medians["modules"], 4),
             "per_pass_step_s": round(medians["per_pass"], 4),
@@ -69,12 +74,14 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     parser.add_argument("--ab-cells", action="store_true",
-                        help="also time the decoder's LSTM modules against the per-pass-gradient cells")
+                        help="(CPU) also time the decoder's LSTM modules against the per-pass-gradient cells")
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
     args = parser.parse_args()
     if args.steps < 1 or args.warmup < 0 or args.val_interval < 1 or (args.batch_size or 1) < 1:
         parser.error("--steps, --val-interval and --batch-size must be >= 1, --warmup >= 0")
+    if args.ab_cells and args.device != "cpu":
+        parser.error("--ab-cells compares the CPU's LSTM cells; on CUDA the decoder uses the modules")
 
     # The trainer sets OMP_WAIT_POLICY when imported, before torch loads OpenMP, as in every
     # training run (the policy alone changes the tiny step's time by more than 1.5x on 2 cores).
@@ -115,8 +122,9 @@ def main() -> int:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def one_step(step: int, phases: dict[str, list[float]] | None) -> int:
-        batch = collate([train_set[i] for i in next(batches)], config.model.reduction_factor).to(device)
+    def one_step(step: int, phases: dict[str, list[float]] | None, ids: list[int] | None = None) -> int:
+        ids = next(batches) if ids is None else ids
+        batch = collate([train_set[i] for i in ids], config.model.reduction_factor).to(device)
         hp = step_hparams(config, step, state)
         marks = [time.perf_counter()]
         with autocast(device, config):
@@ -156,8 +164,10 @@ def main() -> int:
             "share": round(e.self_cpu_time_total / total_self, 4), "calls_per_step": round(e.count / args.steps, 1)}
            for e in averages[:TOP_OPS]]
 
-    cells_ab = time_cells_ab(model.decoder, one_step, 2 * args.warmup + args.steps, args.steps) \
-        if args.ab_cells else None
+    cells_ab = None
+    if args.ab_cells:
+        cells_ab = time_cells_ab(model.decoder, one_step, lambda: next(batches), 2 * args.warmup + args.steps,
+                                 args.steps)
 
     started = time.perf_counter()
     validate(model, criterion, val_set, config, device, step_hparams(config, 1, state).loss_weights,

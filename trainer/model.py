@@ -182,10 +182,11 @@ class Decoder(nn.Module):
     def _cells(self, device: torch.device) -> tuple[Cell, Cell]:
         """Return the (attention, decoder) LSTM cells for one training pass on ``device``.
 
-        On the CPU and CUDA, cells whose weight and bias gradients are formed once per pass
-        instead of once per step (trainer/recurrent.py says why); elsewhere the modules.
+        On the CPU, cells whose weight and bias gradients are formed once per pass instead of
+        once per step (trainer/recurrent.py says why); elsewhere the modules, whose fused CUDA
+        kernel measured faster (docs/PERFORMANCE.md).
         """
-        if device.type in ("cpu", "cuda"):
+        if device.type == "cpu":
             return LSTMCellWeights(self.attention_rnn), LSTMCellWeights(self.decoder_rnn)
         return self.attention_rnn, self.decoder_rnn
 

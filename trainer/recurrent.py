@@ -4,18 +4,20 @@ Backpropagation through a decoder loop of S steps computes, for every weight use
 step, an (out, in) gradient product and adds it into the weight's gradient: S small
 products and S full-size additions per weight, and for every bias S reductions and
 additions. On a CPU those are overhead-bound and were the largest share of a tiny training
-step after the loss terms; on a GPU each is a kernel launch, and a decoder step's launches,
-not its arithmetic, bound the step. The gradient of a weight W and bias b used as
+step after the loss terms. The gradient of a weight W and bias b used as
 y_t = x_t Wᵀ + b at every step is Gᵀ X and the column sums of G, with G, X the steps' output
 gradients and inputs stacked: one large product instead of S small ones.
 
-``LSTMCellWeights.bind`` wraps a cell's parameters for one pass: each step's product records
+``LSTMCellWeights(cell)`` binds a cell's parameters for one pass: each step's product records
 its (input, output gradient) pair on the way back instead of forming the parameter
 gradients, and an identity node placed before every step (so autograd runs it after all of
-them) turns the records into the gradients. Under CUDA autocast the weights are cast to the
-autocast dtype once per pass, not once per step, and the gates go through the fused CUDA
-cell kernel the module itself would use. Values and gradients equal ``nn.LSTMCell``'s up to
-float rounding.
+them) turns the records into the gradients. Values and gradients equal ``nn.LSTMCell``'s up
+to float rounding.
+
+The decoder uses these cells on the CPU only. On CUDA the same cells (under autocast, with
+the fused cell kernel) were measured 0.95x the modules' speed on an H100: there the host
+launching kernels bounds the step, and the Python autograd functions cost the host more
+than the per-step launches they save (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -66,7 +68,6 @@ class _StepProduct(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, records: _Records, x: Tensor, weight: Tensor, *bias: Tensor) -> Tensor:
-        x = x.to(weight.dtype)  # under autocast the weight is the pass's low-precision copy
         ctx.save_for_backward(x, weight)
         ctx.records = records
         ctx.has_bias = bool(bias)
@@ -82,13 +83,6 @@ class _StepProduct(torch.autograd.Function):
         return (None, grad_x, None, *((None,) if ctx.has_bias else ()))
 
 
-def _autocast_dtype(weight: Tensor) -> torch.dtype | None:
-    """Return the dtype autocast would run ``weight``'s products in, or None outside CUDA autocast."""
-    if weight.is_cuda and torch.is_autocast_enabled("cuda"):
-        return torch.get_autocast_dtype("cuda")
-    return None
-
-
 class _BoundProduct:
     """One (weight, bias) pair of one pass: ``product(x)`` is x @ weightᵀ + bias with the gradients deferred."""
 
@@ -99,13 +93,12 @@ class _BoundProduct:
         if self.deferred:
             gathered = _Gather.apply(self.records, *params)
             params = (gathered,) if bias is None else tuple(gathered)
-        dtype = _autocast_dtype(weight)
-        self.params = tuple(p.to(dtype) for p in params) if dtype is not None else params
+        self.params = params
 
     def product(self, x: Tensor) -> Tensor:
         if not self.deferred:
             weight, *bias = self.params
-            return torch.addmm(bias[0], x.to(weight.dtype), weight.t()) if bias else x.to(weight.dtype) @ weight.t()
+            return torch.addmm(bias[0], x, weight.t()) if bias else x @ weight.t()
         return _StepProduct.apply(self.records, x, *self.params)
 
 
@@ -132,10 +125,6 @@ class LSTMCellWeights:
         """Return (h, c) (B, H) of one step from x (B, in) and the previous (h, c) (B, H)."""
         h, c = state
         gates_x, gates_h = self.input.product(x), self.hidden.product(h)  # (B, 4H): input, forget, cell, output
-        if gates_x.is_cuda:
-            # One fused kernel for the gate nonlinearities and the new state, as nn.LSTMCell uses.
-            h_new, c_new, _ = torch.ops.aten._thnn_fused_lstm_cell(gates_x, gates_h, c.to(gates_x.dtype))
-            return h_new, c_new
         i, f, g, o = (gates_x + gates_h).chunk(4, dim=1)
         c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c_new), c_new

@@ -317,3 +317,13 @@ def test_a_cuda_profile_does_not_hide_the_cpu_one() -> None:
     section = text.split("## Where a training step's time goes", 1)[1]
     assert "### CPU" in section and "### CUDA" in section
     assert "median step 9.5 s" in section and "median step 0.737 s" in section
+
+
+def test_an_entry_of_a_dropped_change_is_listed_apart_not_shown_as_the_code() -> None:
+    kept, reverted = gpu_throughput(34_144.3, 20), gpu_throughput(30_666.9, 10)
+    reverted["dropped"] = "per-pass cells on CUDA, 0.95x the modules: reverted"
+    text, headline = make_report.render([kept, reverted])
+    body, tail = text.split("## Measured and dropped", 1)
+    assert "30,667" not in body and "34,144" in body
+    assert "per-pass cells on CUDA, 0.95x the modules: reverted" in tail
+    assert not any("30,667" in line for line in headline)

@@ -803,7 +803,9 @@ def profile_section(entry: dict[str, Any], entries: list[dict[str, Any]]) -> lis
     lines = [f"{entry['preset']} preset, batch {entry['batch_size']}, r = {entry['reduction_factor']}, "
              f"{entry['threads']} threads, OMP_WAIT_POLICY {policy}, {entry['device']}: "
              f"median step {num(entry['median_step_s'])} s "
-             f"({num(entry['mel_frames_per_s'], 0)} mel frames/s) over {entry['steps_timed']} steps: {phases}."]
+             f"({num(entry['mel_frames_per_s'], 0)} mel frames/s) over {entry['steps_timed']} steps"
+             + (f" with the schedules of training step {entry['at_step']} on" if entry.get("at_step", 1) > 1 else "")
+             + f": {phases}."]
     loop = next((p for e in reversed(entries) if e.get("bench") == "throughput" and e.get("device") == entry["device"]
                  for p in e["presets"] if p["preset"] == entry["preset"] and p["batch_size"] == entry["batch_size"]
                  and p["grad_accum_steps"] == 1),
@@ -814,6 +816,14 @@ def profile_section(entry: dict[str, Any], entries: list[dict[str, Any]]) -> lis
                      f"{num(loop['median_sec_per_step'] / entry['median_step_s'], 2)}× the bare step: what the "
                      "loop does around forward, loss, backward and the optimiser (batches, logging, schedules) adds "
                      f"{pct(loop['median_sec_per_step'] / entry['median_step_s'] - 1)} to them.")
+    ab = entry.get("ab") or ({"compared": "cells", **entry["cells_ab"]} if "cells_ab" in entry else None)
+    if ab is not None:
+        (before, before_s), (after, after_s) = [(key.removesuffix("_step_s"), value) for key, value in ab.items()
+                                                if key.endswith("_step_s")]
+        before, after = before.replace("_", "-"), after.replace("_", "-")
+        lines.append(f"A/B ({ab['compared']}, {ab['steps_each']} batches each, alternated in one process): "
+                     f"{before} {num(before_s)} s a step, {after} {num(after_s)} s: {after} at "
+                     f"{num(ab['speedup'], 2)}× the speed of {before}.")
     lines += ["", "Operators by self CPU time (torch.profiler, per step):", ""]
     rows = [[f"`{op['op']}`", num(op["self_cpu_ms_per_step"], 1), pct(op["share"]), num(op["calls_per_step"], 0)]
             for op in entry["top_ops"]]

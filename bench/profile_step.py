@@ -9,14 +9,17 @@ its share of a trial's wall time at a validation interval (``--val-interval``, t
 On CUDA the step runs as training runs it: under autocast, with TF32 and, for float16, a
 GradScaler.
 
-With ``--ab-cells`` (CPU) it also times ``--steps`` steps with the decoder's LSTM cells as the
-``nn.LSTMCell`` modules and as many with the per-pass-gradient cells training uses on the
-CPU (trainer/recurrent.py), alternated step by step in this one process so that both see the same
-machine state, and reports both medians and their ratio. Appends to bench/results.jsonl.
+With ``--ab cells|attention|dropout`` (CPU) it also times ``--steps`` batches twice each,
+the decoder loop as it ran before a change and as it runs now, alternated in this one process
+so that both see the same batches and machine state, and reports both medians and their
+ratio: ``cells``, the ``nn.LSTMCell`` modules against the per-pass-gradient cells
+(trainer/recurrent.py); ``attention``, the attention's query, location and energy maps
+with weight gradients per step against per pass; ``dropout``, a dropout mask drawn per
+step and call against masks drawn once per pass. Appends to bench/results.jsonl.
 
     python bench/profile_step.py [--preset tiny] [--steps 5] [--warmup 2] [--utterances 300]
                                  [--val-interval 25] [--threads 2] [--device cpu|cuda]
-                                 [--batch-size N] [--ab-cells]
+                                 [--batch-size N] [--at-step N] [--ab cells|attention|dropout]
 """
 
 from __future__ import annotations
@@ -36,31 +39,46 @@ from runs import ROOT, ensure_corpus
 TOP_OPS = 15
 
 
-def time_cells_ab(decoder: Any, one_step: Callable[..., int], draw: Callable[[], list[int]], first_step: int,
-                  steps: int) -> dict[str, Any]:
-    """Return the median step with the decoder's LSTM modules and with per-pass-gradient cells.
-
-    Both run every drawn batch, in alternating order, so lengths and machine state are shared.
-    """
+def ab_variants(decoder: Any, name: str) -> dict[str, Callable[[], None]]:
+    """Return {variant: install it} for ``--ab name``: the way the code ran before, then as it runs now."""
     from trainer.recurrent import LSTMCellWeights
 
-    def per_pass(device: Any) -> tuple[Any, Any]:
-        return LSTMCellWeights(decoder.attention_rnn), LSTMCellWeights(decoder.decoder_rnn)
+    def install(**methods: Any) -> Callable[[], None]:
+        def apply() -> None:
+            for attribute in ("_cells", "_attention_maps", "_dropouts", "_prenet_dropouts"):
+                decoder.__dict__.pop(attribute, None)  # back to the class's methods
+            decoder.__dict__.update(methods)  # instance attributes over the methods: this object only
+        return apply
 
-    variants = {"modules": lambda device: (decoder.attention_rnn, decoder.decoder_rnn), "per_pass": per_pass}
-    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    if name == "cells":
+        return {"modules": install(_cells=lambda device: (decoder.attention_rnn, decoder.decoder_rnn)),
+                "per_pass": install(_cells=lambda device: (LSTMCellWeights(decoder.attention_rnn),
+                                                          LSTMCellWeights(decoder.decoder_rnn)))}
+    if name == "attention":
+        return {"per_step": install(_attention_maps=lambda device: decoder.attention.maps(per_pass=False)),
+                "per_pass": install()}
+    per_step = type(decoder)._dropouts(decoder, None)  # the pair free-running decoding uses: a mask per call
+    return {"per_step": install(_dropouts=lambda steps: per_step, _prenet_dropouts=lambda steps: None),
+            "per_pass": install()}
+
+
+def time_ab(decoder: Any, name: str, one_step: Callable[..., int], draw: Callable[[], list[int]], first_step: int,
+            steps: int) -> dict[str, Any]:
+    """Return the median step of each ``--ab`` variant; both run every drawn batch, in alternating order."""
+    variants = ab_variants(decoder, name)
+    seconds: dict[str, list[float]] = {variant: [] for variant in variants}
     for k in range(steps):
         ids = draw()
-        for name in (("modules", "per_pass") if k % 2 == 0 else ("per_pass", "modules")):
-            decoder._cells = variants[name]  # an instance attribute over the method: this object only
+        for variant in (list(variants) if k % 2 == 0 else list(variants)[::-1]):
+            variants[variant]()
             phases: dict[str, list[float]] = {"forward": [], "loss": [], "backward": [], "optimiser": []}
             one_step(first_step + k, phases, ids)
-            del decoder._cells
-            seconds[name].append(sum(values[0] for values in phases.values()))
-    medians = {name: statistics.median(values) for name, values in seconds.items()}
-    return {"steps_each": steps, "modules_step_s": round(medians["modules"], 4),
-            "per_pass_step_s": round(medians["per_pass"], 4),
-            "speedup": round(medians["modules"] / medians["per_pass"], 3)}
+            seconds[variant].append(sum(values[0] for values in phases.values()))
+    list(variants.values())[-1]()  # leave the model as it runs now
+    medians = {variant: statistics.median(values) for variant, values in seconds.items()}
+    before, after = medians
+    return {"compared": name, "steps_each": steps, **{f"{v}_step_s": round(m, 4) for v, m in medians.items()},
+            "speedup": round(medians[before] / medians[after], 3)}
 
 
 def main() -> int:
@@ -73,15 +91,17 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
-    parser.add_argument("--ab-cells", action="store_true",
-                        help="(CPU) also time the decoder's LSTM modules against the per-pass-gradient cells")
+    parser.add_argument("--at-step", type=int, default=1,
+                        help="run the schedules (teacher forcing, loss weights) as from this training step (default 1)")
+    parser.add_argument("--ab", choices=["cells", "attention", "dropout"], default=None,
+                        help="(CPU) also time two ways of the decoder loop against each other (see above)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
     args = parser.parse_args()
-    if args.steps < 1 or args.warmup < 0 or args.val_interval < 1 or (args.batch_size or 1) < 1:
-        parser.error("--steps, --val-interval and --batch-size must be >= 1, --warmup >= 0")
-    if args.ab_cells and args.device != "cpu":
-        parser.error("--ab-cells compares the CPU's LSTM cells; on CUDA the decoder uses the modules")
+    if args.steps < 1 or args.warmup < 0 or args.val_interval < 1 or (args.batch_size or 1) < 1 or args.at_step < 1:
+        parser.error("--steps, --val-interval, --batch-size and --at-step must be >= 1, --warmup >= 0")
+    if args.ab is not None and args.device != "cpu":
+        parser.error("--ab compares the CPU's decoder loop variants; run it with --device cpu")
 
     # The trainer sets OMP_WAIT_POLICY when imported, before torch loads OpenMP, as in every
     # training run (the policy alone changes the tiny step's time by more than 1.5x on 2 cores).
@@ -125,7 +145,7 @@ def main() -> int:
     def one_step(step: int, phases: dict[str, list[float]] | None, ids: list[int] | None = None) -> int:
         ids = next(batches) if ids is None else ids
         batch = collate([train_set[i] for i in ids], config.model.reduction_factor).to(device)
-        hp = step_hparams(config, step, state)
+        hp = step_hparams(config, args.at_step - 1 + step, state)  # schedules as at training step at_step + ...
         marks = [time.perf_counter()]
         with autocast(device, config):
             out = model(batch, hp.tf_ratio)
@@ -164,10 +184,9 @@ def main() -> int:
             "share": round(e.self_cpu_time_total / total_self, 4), "calls_per_step": round(e.count / args.steps, 1)}
            for e in averages[:TOP_OPS]]
 
-    cells_ab = None
-    if args.ab_cells:
-        cells_ab = time_cells_ab(model.decoder, one_step, lambda: next(batches), 2 * args.warmup + args.steps,
-                                 args.steps)
+    ab = None
+    if args.ab is not None:
+        ab = time_ab(model.decoder, args.ab, one_step, lambda: next(batches), 2 * args.warmup + args.steps, args.steps)
 
     started = time.perf_counter()
     validate(model, criterion, val_set, config, device, step_hparams(config, 1, state).loss_weights,
@@ -181,12 +200,12 @@ def main() -> int:
         "bench": "profile_step", "preset": args.preset, "device": args.device, "threads": args.threads,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "batch_size": config.batch_size, "reduction_factor": config.model.reduction_factor,
-        "steps_timed": args.steps, "median_step_s": round(median_step, 3),
+        "at_step": args.at_step, "steps_timed": args.steps, "median_step_s": round(median_step, 3),
         "mel_frames_per_s": round(sum(frames) / sum(step_s), 1),
         "phases_s": {name: round(statistics.median(values), 3) for name, values in phases.items()},
         "phase_shares": {name: round(statistics.median(values) / median_step, 3) for name, values in phases.items()},
         "top_ops": ops,
-        **({"cells_ab": cells_ab} if cells_ab is not None else {}),
+        **({"ab": ab} if ab is not None else {}),
         "validation": {"seconds": round(validation_s, 2), "val_utterances": len(val_set),
                        "fr_utterances": min(config.fr_utterances, len(val_set)), "interval": args.val_interval,
                        "share_of_trial": round(validation_s / (validation_s + args.val_interval * median_step), 3)},

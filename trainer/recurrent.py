@@ -1,4 +1,7 @@
-"""An LSTM cell whose weight and bias gradients are computed once per sequence, not once per step.
+"""Per-pass pieces of the decoder's recurrent loop: work done once per sequence, not once per step.
+
+``PassLinear`` and ``LSTMCellWeights``: a linear map and an LSTM cell whose weight and bias
+gradients are computed once per pass.
 
 Backpropagation through a decoder loop of S steps computes, for every weight used at every
 step, an (out, in) gradient product and adds it into the weight's gradient: S small
@@ -18,6 +21,8 @@ The decoder uses these cells on the CPU only. On CUDA the same cells (under auto
 the fused cell kernel) were measured 0.95x the modules' speed on an H100: there the host
 launching kernels bounds the step, and the Python autograd functions cost the host more
 than the per-step launches they save (docs/PERFORMANCE.md).
+
+``PassDropout``: dropout of a hidden state at every step, its masks drawn in one call.
 """
 
 from __future__ import annotations
@@ -83,10 +88,19 @@ class _StepProduct(torch.autograd.Function):
         return (None, grad_x, None, *((None,) if ctx.has_bias else ()))
 
 
-class _BoundProduct:
-    """One (weight, bias) pair of one pass: ``product(x)`` is x @ weightᵀ + bias with the gradients deferred."""
+class PassLinear:
+    """A linear map (weight (out, in), optional bias (out,)) bound for one pass, its gradients deferred.
 
-    def __init__(self, weight: Tensor, bias: Tensor | None) -> None:
+    ``PassLinear(weight, bias)(x)`` is x @ weightᵀ + bias for x (..., in) -> (..., out), as
+    ``F.linear``; the weight's and bias's gradients are formed once, after every call of the pass.
+
+    >>> layer = nn.Linear(3, 2)
+    >>> x = torch.randn(4, 5, 3)
+    >>> torch.allclose(PassLinear(layer.weight, layer.bias)(x), layer(x), atol=1e-6)
+    True
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor | None = None) -> None:
         self.records = _Records()
         self.deferred = weight.requires_grad or (bias is not None and bias.requires_grad)
         params: tuple[Tensor, ...] = (weight,) if bias is None else (weight, bias)
@@ -95,11 +109,15 @@ class _BoundProduct:
             params = (gathered,) if bias is None else tuple(gathered)
         self.params = params
 
-    def product(self, x: Tensor) -> Tensor:
-        if not self.deferred:
+    def __call__(self, x: Tensor) -> Tensor:
+        """Return x (..., in) @ weightᵀ + bias: (..., out)."""
+        flat = x.reshape(-1, x.shape[-1])  # (rows, in): one product over every leading index
+        if self.deferred:
+            out = _StepProduct.apply(self.records, flat, *self.params)
+        else:
             weight, *bias = self.params
-            return torch.addmm(bias[0], x, weight.t()) if bias else x @ weight.t()
-        return _StepProduct.apply(self.records, x, *self.params)
+            out = torch.addmm(bias[0], flat, weight.t()) if bias else flat @ weight.t()
+        return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 class LSTMCellWeights:
@@ -118,13 +136,48 @@ class LSTMCellWeights:
         # The two biases summed once per pass and carried by the input product: per step they
         # would be two more additions forward and two reductions backward.
         bias = cell.bias_ih + cell.bias_hh if cell.bias else None
-        self.input = _BoundProduct(cell.weight_ih, bias)
-        self.hidden = _BoundProduct(cell.weight_hh, None)
+        self.input = PassLinear(cell.weight_ih, bias)
+        self.hidden = PassLinear(cell.weight_hh)
 
     def __call__(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """Return (h, c) (B, H) of one step from x (B, in) and the previous (h, c) (B, H)."""
         h, c = state
-        gates_x, gates_h = self.input.product(x), self.hidden.product(h)  # (B, 4H): input, forget, cell, output
+        gates_x, gates_h = self.input(x), self.hidden(h)  # (B, 4H): input, forget, cell, output
         i, f, g, o = (gates_x + gates_h).chunk(4, dim=1)
         c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c_new), c_new
+
+
+class PassDropout:
+    """Inverted dropout of one hidden state (B, H) at every step of one pass, the masks drawn in one call.
+
+    ``F.dropout`` at every step draws, scales and applies a mask: three operators a step. Drawn
+    for all ``steps`` at the first step (in that state's dtype and on its device), each step
+    costs one multiplication. The distribution is ``F.dropout``'s: each unit kept with
+    probability 1 - rate and scaled by 1 / (1 - rate).
+
+    >>> _ = torch.manual_seed(0)
+    >>> drop, x = PassDropout(0.5, steps=3, active=True), torch.ones(2, 4)
+    >>> sorted(set(drop(0, x).flatten().tolist()))  # each unit dropped, or kept and scaled by 2
+    [0.0, 2.0]
+    >>> torch.equal(drop(1, x), drop(1, x)) and not torch.equal(drop(1, x), drop(2, x))  # one mask per step
+    True
+    >>> torch.equal(PassDropout(0.5, steps=3, active=False)(1, x), x)
+    True
+    """
+
+    def __init__(self, rate: float, steps: int, active: bool) -> None:
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"rate must be in [0, 1), got {rate}")
+        self.rate, self.steps, self.active = rate, steps, active and rate > 0.0
+        self.masks: tuple[Tensor, ...] = ()
+
+    def __call__(self, step: int, x: Tensor) -> Tensor:
+        """Return x (B, H) of step ``step`` (0-based, below ``steps``) with that step's mask applied."""
+        if not self.active:
+            return x
+        if not self.masks:
+            keep = 1.0 - self.rate
+            masks = torch.empty((self.steps, *x.shape), dtype=x.dtype, device=x.device).bernoulli_(keep)
+            self.masks = masks.div_(keep).unbind(0)
+        return x * self.masks[step]

@@ -313,10 +313,14 @@ def test_a_cuda_profile_does_not_hide_the_cpu_one() -> None:
                 "validation": {"seconds": 1.6, "val_utterances": 8, "fr_utterances": 8, "interval": 25,
                                "share_of_trial": 0.08}, "machine": MACHINE, "command": "python bench/profile_step.py"}
 
-    text, _ = make_report.render([profile("cpu", 9.5), profile("cuda", 0.737)])
+    cpu = profile("cpu", 9.5)
+    cpu["ab"] = {"compared": "dropout", "steps_each": 10, "per_step_step_s": 1.3, "per_pass_step_s": 1.2,
+                 "speedup": 1.083}
+    text, _ = make_report.render([cpu, profile("cuda", 0.737)])
     section = text.split("## Where a training step's time goes", 1)[1]
     assert "### CPU" in section and "### CUDA" in section
     assert "median step 9.5 s" in section and "median step 0.737 s" in section
+    assert "per-step 1.3 s a step, per-pass 1.2 s: per-pass at 1.08× the speed of per-step" in section
 
 
 def test_an_entry_of_a_dropped_change_is_listed_apart_not_shown_as_the_code() -> None:

@@ -70,8 +70,9 @@ def test_fused_location_layer_equals_conv_then_linear() -> None:
 
 
 @pytest.mark.parametrize("teacher_forcing", [1.0, 0.5])
-def test_cpu_cells_with_deferred_weight_gradients_match_the_lstm_modules(monkeypatch, teacher_forcing) -> None:
-    """The CPU training pass's cells (trainer/recurrent.py) give the modules' values and gradients."""
+def test_cpu_per_pass_gradients_match_the_modules(monkeypatch, teacher_forcing) -> None:
+    """The CPU training pass's LSTM cells and attention maps (trainer/recurrent.py) give the modules' values and
+    gradients."""
     model = micro_model(2)
     text, lens, mels = batch(2)
     mels = mels.repeat(1, 1, 3)  # 18 decoder steps: enough for gradients to build up across steps
@@ -87,6 +88,7 @@ def test_cpu_cells_with_deferred_weight_gradients_match_the_lstm_modules(monkeyp
 
     deferred_values, deferred = pass_grads()
     monkeypatch.setattr(type(model.decoder), "_cells", lambda self, device: (self.attention_rnn, self.decoder_rnn))
+    monkeypatch.setattr(type(model.decoder), "_attention_maps", lambda self, device: self.attention.maps(False))
     module_values, modules = pass_grads()
     for got, want in zip(deferred_values, module_values, strict=True):
         assert torch.allclose(got, want, atol=1e-5)
@@ -144,3 +146,18 @@ def test_inference_stops_when_gate_fires() -> None:
     out = model.infer(text, lens, max_decoder_steps=7, stop_threshold=0.5)
     assert out.out_lens.tolist() == [7, 7] and out.hit_max.all()
     assert out.mel_post.shape == (2, 80, 14) and out.att.shape == (2, 7, 9)
+
+
+def test_pass_dropout_keeps_units_at_the_rate_with_f_dropout_scaling_and_a_fresh_mask_each_step() -> None:
+    from trainer.recurrent import PassDropout
+
+    torch.manual_seed(0)
+    drop = PassDropout(0.3, steps=50, active=True)
+    x = torch.ones(64, 32)
+    outs = torch.stack([drop(step, x) for step in range(50)])  # (50, 64, 32)
+    assert outs.unique().tolist() == [0.0, pytest.approx(1 / 0.7)]
+    assert abs(float((outs > 0).float().mean()) - 0.7) < 0.01
+    assert abs(float(outs.mean()) - 1.0) < 0.02  # inverted dropout keeps the expected value
+    assert not torch.equal(outs[0], outs[1])
+    with pytest.raises(ValueError, match="rate must be in"):
+        PassDropout(1.0, steps=2, active=True)

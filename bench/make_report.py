@@ -794,7 +794,8 @@ def profile_section(entry: dict[str, Any], entries: list[dict[str, Any]]) -> lis
     """Return the report lines of bench/profile_step.py's newest entry: phases, top operators, validation.
 
     Beside it, the same preset's newest bench/throughput.py step (the whole training loop), when
-    it ran on the same kind of machine: the difference is what the loop adds around the step.
+    it ran on the same kind of machine: the difference is what the loop adds around the step;
+    and the A/B comparisons (``--ab``) of every entry of the same revision on that device.
     """
     shares = entry["phase_shares"]
     phases = ", ".join(f"{name} {num(entry['phases_s'][name])} s ({pct(shares[name])})" for name in entry["phases_s"])
@@ -816,12 +817,16 @@ def profile_section(entry: dict[str, Any], entries: list[dict[str, Any]]) -> lis
                      f"{num(loop['median_sec_per_step'] / entry['median_step_s'], 2)}× the bare step: what the "
                      "loop does around forward, loss, backward and the optimiser (batches, logging, schedules) adds "
                      f"{pct(loop['median_sec_per_step'] / entry['median_step_s'] - 1)} to them.")
-    ab = entry.get("ab") or ({"compared": "cells", **entry["cells_ab"]} if "cells_ab" in entry else None)
-    if ab is not None:
-        (before, before_s), (after, after_s) = [(key.removesuffix("_step_s"), value) for key, value in ab.items()
-                                                if key.endswith("_step_s")]
-        before, after = before.replace("_", "-"), after.replace("_", "-")
-        lines.append(f"A/B ({ab['compared']}, {ab['steps_each']} batches each, alternated in one process): "
+    revision = entry.get("machine", {}).get("revision")
+    for other in [e for e in entries if e.get("bench") == "profile_step" and e.get("device") == entry["device"]
+                  and (e is entry or (revision and e.get("machine", {}).get("revision") == revision))]:
+        ab = other.get("ab") or ({"compared": "cells", **other["cells_ab"]} if "cells_ab" in other else None)
+        if ab is None:
+            continue
+        (before, before_s), (after, after_s) = [(key.removesuffix("_step_s").replace("_", "-"), value)
+                                                for key, value in ab.items() if key.endswith("_step_s")]
+        at = f", schedules of step {other['at_step']}" if other.get("at_step", 1) > 1 else ""
+        lines.append(f"A/B ({ab['compared']}, {ab['steps_each']} batches each{at}, alternated in one process): "
                      f"{before} {num(before_s)} s a step, {after} {num(after_s)} s: {after} at "
                      f"{num(ab['speedup'], 2)}× the speed of {before}.")
     lines += ["", "Operators by self CPU time (torch.profiler, per step):", ""]

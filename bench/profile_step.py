@@ -9,17 +9,16 @@ its share of a trial's wall time at a validation interval (``--val-interval``, t
 On CUDA the step runs as training runs it: under autocast, with TF32 and, for float16, a
 GradScaler.
 
-With ``--ab cells|attention|dropout`` (CPU) it also times ``--steps`` batches twice each,
+With ``--ab cells|attention`` (CPU) it also times ``--steps`` batches twice each,
 the decoder loop as it ran before a change and as it runs now, alternated in this one process
 so that both see the same batches and machine state, and reports both medians and their
 ratio: ``cells``, the ``nn.LSTMCell`` modules against the per-pass-gradient cells
 (trainer/recurrent.py); ``attention``, the attention's query, location and energy maps
-with weight gradients per step against per pass; ``dropout``, a dropout mask drawn per
-step and call against masks drawn once per pass. Appends to bench/results.jsonl.
+with weight gradients per step against per pass. Appends to bench/results.jsonl.
 
     python bench/profile_step.py [--preset tiny] [--steps 5] [--warmup 2] [--utterances 300]
                                  [--val-interval 25] [--threads 2] [--device cpu|cuda]
-                                 [--batch-size N] [--at-step N] [--ab cells|attention|dropout]
+                                 [--batch-size N] [--at-step N] [--ab cells|attention]
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ def ab_variants(decoder: Any, name: str) -> dict[str, Callable[[], None]]:
 
     def install(**methods: Any) -> Callable[[], None]:
         def apply() -> None:
-            for attribute in ("_cells", "_attention_maps", "_dropouts", "_prenet_dropouts"):
+            for attribute in ("_cells", "_attention_maps"):
                 decoder.__dict__.pop(attribute, None)  # back to the class's methods
             decoder.__dict__.update(methods)  # instance attributes over the methods: this object only
         return apply
@@ -54,11 +53,7 @@ def ab_variants(decoder: Any, name: str) -> dict[str, Callable[[], None]]:
         return {"modules": install(_cells=lambda device: (decoder.attention_rnn, decoder.decoder_rnn)),
                 "per_pass": install(_cells=lambda device: (LSTMCellWeights(decoder.attention_rnn),
                                                           LSTMCellWeights(decoder.decoder_rnn)))}
-    if name == "attention":
-        return {"per_step": install(_attention_maps=lambda device: decoder.attention.maps(per_pass=False)),
-                "per_pass": install()}
-    per_step = type(decoder)._dropouts(decoder, None)  # the pair free-running decoding uses: a mask per call
-    return {"per_step": install(_dropouts=lambda steps: per_step, _prenet_dropouts=lambda steps: None),
+    return {"per_step": install(_attention_maps=lambda device: decoder.attention.maps(per_pass=False)),
             "per_pass": install()}
 
 
@@ -93,7 +88,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     parser.add_argument("--at-step", type=int, default=1,
                         help="run the schedules (teacher forcing, loss weights) as from this training step (default 1)")
-    parser.add_argument("--ab", choices=["cells", "attention", "dropout"], default=None,
+    parser.add_argument("--ab", choices=["cells", "attention"], default=None,
                         help="(CPU) also time two ways of the decoder loop against each other (see above)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")

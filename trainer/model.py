@@ -23,7 +23,7 @@ from trainer.audio import N_MELS
 from trainer.config import TrainConfig
 from trainer.contract import TEXT_EMBEDDING, AcousticModel, Inference, ModelOutputs, StopThreshold
 from trainer.masks import length_mask
-from trainer.recurrent import LSTMCellWeights, PassDropout, PassLinear
+from trainer.recurrent import LSTMCellWeights, PassLinear
 from trainer.text import symbols
 
 if TYPE_CHECKING:
@@ -31,12 +31,10 @@ if TYPE_CHECKING:
 
 # One recurrent cell step: (input (B, in), (h, c) (B, H)) -> (h, c).
 Cell = Callable[[torch.Tensor, tuple[torch.Tensor, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
-# Dropout of one decoder step's hidden state: (step index, state (B, H)) -> state (B, H).
 # The attention's three linear maps for one pass: query (B, Q) -> (B, A), location windows
 # (B, N, 2K) -> (B, N, A), energy (B, N, A) -> (B, N, 1) (LocationSensitiveAttention.maps).
 AttentionMaps = tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor],
                       Callable[[torch.Tensor], torch.Tensor]]
-StepDropout = Callable[[int, torch.Tensor], torch.Tensor]
 
 
 def _conv_bn(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
@@ -85,26 +83,11 @@ class Prenet(nn.Module):
         self.train_rate = train_rate
         self.inference_rate = inference_rate
 
-    @property
-    def rate(self) -> float:
-        """The dropout rate in force: the training rate in training mode, else the inference rate."""
-        return self.train_rate if self.training else self.inference_rate
-
-    def pass_dropouts(self, steps: int) -> tuple[PassDropout, PassDropout]:
-        """Return the two layers' dropouts for a pass of ``steps`` steps that calls the prenet once a step."""
-        return PassDropout(self.rate, steps, True), PassDropout(self.rate, steps, True)
-
-    def forward(self, x: torch.Tensor, step: int = 0,
-                dropouts: tuple[StepDropout, StepDropout] | None = None) -> torch.Tensor:
-        """Return (..., size) from previous frames (..., in_dim).
-
-        ``dropouts`` (``pass_dropouts``) with the 0-based ``step`` apply masks drawn once per
-        pass; without them each call draws its own.
-        """
-        rate = self.rate
-        for index, layer in enumerate(self.layers):
-            x = F.relu(layer(x))
-            x = dropouts[index](step, x) if dropouts is not None else F.dropout(x, p=rate, training=rate > 0)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return (..., size) from previous frames (..., in_dim)."""
+        rate = self.train_rate if self.training else self.inference_rate
+        for layer in self.layers:
+            x = F.dropout(F.relu(layer(x)), p=rate, training=rate > 0)
         return x
 
 
@@ -226,41 +209,24 @@ class Decoder(nn.Module):
         """Return the attention's maps for one training pass on ``device``: per-pass gradients on the CPU."""
         return self.attention.maps(per_pass=device.type == "cpu")
 
-    def _dropouts(self, steps: int | None) -> tuple[StepDropout, StepDropout]:
-        """Return the (attention, decoder) RNN state dropouts of one pass of ``steps`` steps.
-
-        A training pass knows its step count: masks drawn once for all steps (PassDropout).
-        Free-running decoding does not: a mask per step.
-        """
-        if steps is not None:
-            return (PassDropout(self.attention_dropout, steps, self.training),
-                    PassDropout(self.decoder_dropout, steps, self.training))
-        return (lambda step, x: F.dropout(x, self.attention_dropout, self.training),
-                lambda step, x: F.dropout(x, self.decoder_dropout, self.training))
-
-    def _prenet_dropouts(self, steps: int | None) -> tuple[StepDropout, StepDropout] | None:
-        """Return the prenet's dropouts for a pass that calls it once a step (None: a mask per call)."""
-        return self.prenet.pass_dropouts(steps) if steps is not None else None
-
     def _step(self, prenet_out: torch.Tensor, state: dict[str, torch.Tensor], memory: torch.Tensor,
               processed: torch.Tensor, pad_mask: torch.Tensor, att_maps: AttentionMaps,
-              cells: tuple[Cell, Cell], step: int,
-              dropouts: tuple[StepDropout, StepDropout]) -> tuple[torch.Tensor, torch.Tensor]:
+              cells: tuple[Cell, Cell]) -> tuple[torch.Tensor, torch.Tensor]:
         """Advance one decoder step; return (hidden (B, D + E): decoder state and context, weights (B, N)).
 
         ``_project`` turns hidden states into frames and gate logits; the training pass
         applies it once to every step's hidden state (one product instead of one per step:
         the loop is overhead-bound on CPU). ``cells`` are the (attention, decoder) LSTM cells,
-        ``dropouts`` their hidden states' dropouts (``_dropouts``), ``step`` the 0-based index.
+        ``att_maps`` the attention's linear maps (``_attention_maps``).
         """
         attention_rnn, decoder_rnn = cells
         att_h, att_c = attention_rnn(torch.cat([prenet_out, state["context"]], -1),
                                      (state["att_h"], state["att_c"]))
-        att_h = dropouts[0](step, att_h)
+        att_h = F.dropout(att_h, self.attention_dropout, self.training)
         weights_cat = torch.stack([state["weights"], state["weights_cum"]], dim=1)
         context, weights = self.attention(att_h, memory, processed, weights_cat, pad_mask, att_maps)
         dec_h, dec_c = decoder_rnn(torch.cat([att_h, context], -1), (state["dec_h"], state["dec_c"]))
-        dec_h = dropouts[1](step, dec_h)
+        dec_h = F.dropout(dec_h, self.decoder_dropout, self.training)
         state.update(att_h=att_h, att_c=att_c, dec_h=dec_h, dec_c=dec_c, context=context, weights=weights,
                      weights_cum=state["weights_cum"] + weights)
         return torch.cat([dec_h, context], -1), weights
@@ -283,13 +249,11 @@ class Decoder(nn.Module):
         inputs = torch.cat([last_frames.new_zeros(batch, 1, N_MELS), last_frames[:, :-1]], dim=1)
         processed = self.attention.memory(memory)
         state = self._initial_state(memory)
-        cells, dropouts = self._cells(memory.device), self._dropouts(steps)
-        att_maps = self._attention_maps(memory.device)
+        cells, att_maps = self._cells(memory.device), self._attention_maps(memory.device)
         # Fully teacher-forced, every step's input is known: one prenet call for all of them.
         # Unbound into steps, not indexed per step: each index's backward would zero-fill the
         # whole (B, S, P) gradient once per step; unbind's backward stacks the steps' gradients once.
         prenet_all = self.prenet(inputs).unbind(1) if teacher_forcing >= 1.0 else None  # S x (B, P)
-        prenet_dropouts = self._prenet_dropouts(steps) if prenet_all is None else None
         hiddens: list[torch.Tensor] = []
         alignments: list[torch.Tensor] = []
         for step in range(steps):
@@ -303,9 +267,8 @@ class Decoder(nn.Module):
                         own = self.projection(hiddens[-1]).view(batch, self.r, N_MELS)[:, -1]
                     use_own = torch.rand(batch, 1, device=memory.device) >= teacher_forcing
                     frame = torch.where(use_own, own, frame)
-                prenet_out = self.prenet(frame, step, prenet_dropouts)
-            hidden, weights = self._step(prenet_out, state, memory, processed, pad_mask, att_maps, cells,
-                                         step, dropouts)
+                prenet_out = self.prenet(frame)
+            hidden, weights = self._step(prenet_out, state, memory, processed, pad_mask, att_maps, cells)
             hiddens.append(hidden)
             alignments.append(weights)
         frames, gate = self._project(torch.stack(hiddens, 1))  # (B, S, r*M), (B, S)
@@ -330,10 +293,9 @@ class Decoder(nn.Module):
         frames: list[torch.Tensor] = []
         gates: list[torch.Tensor] = []
         alignments: list[torch.Tensor] = []
-        dropouts = self._dropouts(None)
         for step in range(max_steps):
             hidden, weights = self._step(self.prenet(frame), state, memory, processed, pad_mask, att_maps,
-                                         (self.attention_rnn, self.decoder_rnn), step, dropouts)
+                                         (self.attention_rnn, self.decoder_rnn))
             out, gate = self._project(hidden)
             frames.append(out)
             gates.append(gate)

@@ -1,7 +1,4 @@
-"""Per-pass pieces of the decoder's recurrent loop: work done once per sequence, not once per step.
-
-``PassLinear`` and ``LSTMCellWeights``: a linear map and an LSTM cell whose weight and bias
-gradients are computed once per pass.
+"""Linear maps and LSTM cells whose weight and bias gradients are computed once per sequence, not per step.
 
 Backpropagation through a decoder loop of S steps computes, for every weight used at every
 step, an (out, in) gradient product and adds it into the weight's gradient: S small
@@ -11,18 +8,17 @@ step after the loss terms. The gradient of a weight W and bias b used as
 y_t = x_t Wᵀ + b at every step is Gᵀ X and the column sums of G, with G, X the steps' output
 gradients and inputs stacked: one large product instead of S small ones.
 
-``LSTMCellWeights(cell)`` binds a cell's parameters for one pass: each step's product records
-its (input, output gradient) pair on the way back instead of forming the parameter
+``PassLinear(weight, bias)`` binds a linear map's parameters for one pass: each step's product
+records its (input, output gradient) pair on the way back instead of forming the parameter
 gradients, and an identity node placed before every step (so autograd runs it after all of
-them) turns the records into the gradients. Values and gradients equal ``nn.LSTMCell``'s up
-to float rounding.
+them) turns the records into the gradients. ``LSTMCellWeights(cell)`` is an ``nn.LSTMCell``
+made of two of them; the decoder's attention uses three (``LocationSensitiveAttention.maps``).
+Values and gradients equal the modules' up to float rounding.
 
-The decoder uses these cells on the CPU only. On CUDA the same cells (under autocast, with
+The decoder uses these on the CPU only. On CUDA the same cells (under autocast, with
 the fused cell kernel) were measured 0.95x the modules' speed on an H100: there the host
 launching kernels bounds the step, and the Python autograd functions cost the host more
 than the per-step launches they save (docs/PERFORMANCE.md).
-
-``PassDropout``: dropout of a hidden state at every step, its masks drawn in one call.
 """
 
 from __future__ import annotations
@@ -147,37 +143,3 @@ class LSTMCellWeights:
         c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         return torch.sigmoid(o) * torch.tanh(c_new), c_new
 
-
-class PassDropout:
-    """Inverted dropout of one hidden state (B, H) at every step of one pass, the masks drawn in one call.
-
-    ``F.dropout`` at every step draws, scales and applies a mask: three operators a step. Drawn
-    for all ``steps`` at the first step (in that state's dtype and on its device), each step
-    costs one multiplication. The distribution is ``F.dropout``'s: each unit kept with
-    probability 1 - rate and scaled by 1 / (1 - rate).
-
-    >>> _ = torch.manual_seed(0)
-    >>> drop, x = PassDropout(0.5, steps=3, active=True), torch.ones(2, 4)
-    >>> sorted(set(drop(0, x).flatten().tolist()))  # each unit dropped, or kept and scaled by 2
-    [0.0, 2.0]
-    >>> torch.equal(drop(1, x), drop(1, x)) and not torch.equal(drop(1, x), drop(2, x))  # one mask per step
-    True
-    >>> torch.equal(PassDropout(0.5, steps=3, active=False)(1, x), x)
-    True
-    """
-
-    def __init__(self, rate: float, steps: int, active: bool) -> None:
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"rate must be in [0, 1), got {rate}")
-        self.rate, self.steps, self.active = rate, steps, active and rate > 0.0
-        self.masks: tuple[Tensor, ...] = ()
-
-    def __call__(self, step: int, x: Tensor) -> Tensor:
-        """Return x (B, H) of step ``step`` (0-based, below ``steps``) with that step's mask applied."""
-        if not self.active:
-            return x
-        if not self.masks:
-            keep = 1.0 - self.rate
-            masks = torch.empty((self.steps, *x.shape), dtype=x.dtype, device=x.device).bernoulli_(keep)
-            self.masks = masks.div_(keep).unbind(0)
-        return x * self.masks[step]

@@ -313,14 +313,21 @@ def test_a_cuda_profile_does_not_hide_the_cpu_one() -> None:
                 "validation": {"seconds": 1.6, "val_utterances": 8, "fr_utterances": 8, "interval": 25,
                                "share_of_trial": 0.08}, "machine": MACHINE, "command": "python bench/profile_step.py"}
 
-    cpu = profile("cpu", 9.5)
+    older, cpu = profile("cpu", 9.0), profile("cpu", 9.5)
+    older["ab"] = {"compared": "cells", "steps_each": 10, "modules_step_s": 1.4, "per_pass_step_s": 1.25,
+                   "speedup": 1.12}
     cpu["ab"] = {"compared": "dropout", "steps_each": 10, "per_step_step_s": 1.3, "per_pass_step_s": 1.2,
                  "speedup": 1.083}
-    text, _ = make_report.render([cpu, profile("cuda", 0.737)])
+    stale = {**profile("cpu", 8.0), "ab": {**older["ab"], "compared": "attention"}}
+    for entry, revision in ((stale, "abc0001"), (older, "abc1234"), (cpu, "abc1234")):
+        entry["machine"] = {**MACHINE, "revision": revision}
+    text, _ = make_report.render([stale, older, cpu, profile("cuda", 0.737)])
     section = text.split("## Where a training step's time goes", 1)[1]
     assert "### CPU" in section and "### CUDA" in section
     assert "median step 9.5 s" in section and "median step 0.737 s" in section
     assert "per-step 1.3 s a step, per-pass 1.2 s: per-pass at 1.08× the speed of per-step" in section
+    assert "A/B (cells, 10 batches each" in section  # an earlier entry of the same revision: shown too
+    assert "A/B (attention" not in section  # another revision's: not the code the section shows
 
 
 def test_an_entry_of_a_dropped_change_is_listed_apart_not_shown_as_the_code() -> None:

@@ -147,17 +147,3 @@ def test_inference_stops_when_gate_fires() -> None:
     assert out.out_lens.tolist() == [7, 7] and out.hit_max.all()
     assert out.mel_post.shape == (2, 80, 14) and out.att.shape == (2, 7, 9)
 
-
-def test_pass_dropout_keeps_units_at_the_rate_with_f_dropout_scaling_and_a_fresh_mask_each_step() -> None:
-    from trainer.recurrent import PassDropout
-
-    torch.manual_seed(0)
-    drop = PassDropout(0.3, steps=50, active=True)
-    x = torch.ones(64, 32)
-    outs = torch.stack([drop(step, x) for step in range(50)])  # (50, 64, 32)
-    assert outs.unique().tolist() == [0.0, pytest.approx(1 / 0.7)]
-    assert abs(float((outs > 0).float().mean()) - 0.7) < 0.01
-    assert abs(float(outs.mean()) - 1.0) < 0.02  # inverted dropout keeps the expected value
-    assert not torch.equal(outs[0], outs[1])
-    with pytest.raises(ValueError, match="rate must be in"):
-        PassDropout(1.0, steps=2, active=True)

@@ -828,7 +828,9 @@ def profile_section(entry: dict[str, Any], entries: list[dict[str, Any]]) -> lis
         at = f", schedules of step {other['at_step']}" if other.get("at_step", 1) > 1 else ""
         lines.append(f"A/B ({ab['compared']}, {ab['steps_each']} batches each{at}, alternated in one process): "
                      f"{before} {num(before_s)} s a step, {after} {num(after_s)} s: {after} at "
-                     f"{num(ab['speedup'], 2)}× the speed of {before}.")
+                     f"{num(ab['speedup'], 2)}× the speed of {before}"
+                     + (f" (the median of each batch's own ratio: {num(ab['paired_speedup'], 2)}×)"
+                        if "paired_speedup" in ab else "") + ".")
     lines += ["", "Operators by self CPU time (torch.profiler, per step):", ""]
     rows = [[f"`{op['op']}`", num(op["self_cpu_ms_per_step"], 1), pct(op["share"]), num(op["calls_per_step"], 0)]
             for op in entry["top_ops"]]

@@ -9,16 +9,15 @@ its share of a trial's wall time at a validation interval (``--val-interval``, t
 On CUDA the step runs as training runs it: under autocast, with TF32 and, for float16, a
 GradScaler.
 
-With ``--ab cells|attention`` (CPU) it also times ``--steps`` batches twice each,
+With ``--ab cells`` (CPU) it also times ``--steps`` batches twice each,
 the decoder loop as it ran before a change and as it runs now, alternated in this one process
 so that both see the same batches and machine state, and reports both medians and their
 ratio: ``cells``, the ``nn.LSTMCell`` modules against the per-pass-gradient cells
-(trainer/recurrent.py); ``attention``, the attention's query, location and energy maps
-with weight gradients per step against per pass. Appends to bench/results.jsonl.
+(trainer/recurrent.py). Appends to bench/results.jsonl.
 
     python bench/profile_step.py [--preset tiny] [--steps 5] [--warmup 2] [--utterances 300]
                                  [--val-interval 25] [--threads 2] [--device cpu|cuda]
-                                 [--batch-size N] [--at-step N] [--ab cells|attention]
+                                 [--batch-size N] [--at-step N] [--ab cells]
 """
 
 from __future__ import annotations
@@ -42,19 +41,16 @@ def ab_variants(decoder: Any, name: str) -> dict[str, Callable[[], None]]:
     """Return {variant: install it} for ``--ab name``: the way the code ran before, then as it runs now."""
     from trainer.recurrent import LSTMCellWeights
 
-    def install(**methods: Any) -> Callable[[], None]:
+    def install(cells: Callable[[Any], tuple[Any, Any]]) -> Callable[[], None]:
         def apply() -> None:
-            for attribute in ("_cells", "_attention_maps"):
-                decoder.__dict__.pop(attribute, None)  # back to the class's methods
-            decoder.__dict__.update(methods)  # instance attributes over the methods: this object only
+            decoder.__dict__["_cells"] = cells  # an instance attribute over the method: this object only
         return apply
 
-    if name == "cells":
-        return {"modules": install(_cells=lambda device: (decoder.attention_rnn, decoder.decoder_rnn)),
-                "per_pass": install(_cells=lambda device: (LSTMCellWeights(decoder.attention_rnn),
-                                                          LSTMCellWeights(decoder.decoder_rnn)))}
-    return {"per_step": install(_attention_maps=lambda device: decoder.attention.maps(per_pass=False)),
-            "per_pass": install()}
+    if name != "cells":
+        raise ValueError(f"--ab must be 'cells', got {name!r}")
+    return {"modules": install(lambda device: (decoder.attention_rnn, decoder.decoder_rnn)),
+            "per_pass": install(lambda device: (LSTMCellWeights(decoder.attention_rnn),
+                                                LSTMCellWeights(decoder.decoder_rnn)))}
 
 
 def time_ab(decoder: Any, name: str, one_step: Callable[..., int], draw: Callable[[], list[int]], first_step: int,
@@ -69,7 +65,7 @@ def time_ab(decoder: Any, name: str, one_step: Callable[..., int], draw: Callabl
             phases: dict[str, list[float]] = {"forward": [], "loss": [], "backward": [], "optimiser": []}
             one_step(first_step + k, phases, ids)
             seconds[variant].append(sum(values[0] for values in phases.values()))
-    list(variants.values())[-1]()  # leave the model as it runs now
+    decoder.__dict__.pop("_cells", None)  # the class's method again: the model as it runs now
     medians = {variant: statistics.median(values) for variant, values in seconds.items()}
     before, after = medians
     paired = statistics.median(b / a for b, a in zip(seconds[before], seconds[after], strict=True))
@@ -90,7 +86,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     parser.add_argument("--at-step", type=int, default=1,
                         help="run the schedules (teacher forcing, loss weights) as from this training step (default 1)")
-    parser.add_argument("--ab", choices=["cells", "attention"], default=None,
+    parser.add_argument("--ab", choices=["cells"], default=None,
                         help="(CPU) also time two ways of the decoder loop against each other (see above)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")

@@ -23,7 +23,7 @@ from trainer.audio import N_MELS
 from trainer.config import TrainConfig
 from trainer.contract import TEXT_EMBEDDING, AcousticModel, Inference, ModelOutputs, StopThreshold
 from trainer.masks import length_mask
-from trainer.recurrent import LSTMCellWeights, PassLinear
+from trainer.recurrent import LSTMCellWeights
 from trainer.text import symbols
 
 if TYPE_CHECKING:
@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 
 # One recurrent cell step: (input (B, in), (h, c) (B, H)) -> (h, c).
 Cell = Callable[[torch.Tensor, tuple[torch.Tensor, torch.Tensor]], tuple[torch.Tensor, torch.Tensor]]
-# The attention's three linear maps for one pass: query (B, Q) -> (B, A), location windows
-# (B, N, 2K) -> (B, N, A), energy (B, N, A) -> (B, N, 1) (LocationSensitiveAttention.maps).
-AttentionMaps = tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor],
-                      Callable[[torch.Tensor], torch.Tensor]]
 
 
 def _conv_bn(in_ch: int, out_ch: int, kernel: int) -> nn.Sequential:
@@ -113,31 +109,20 @@ class LocationSensitiveAttention(nn.Module):
         fused = torch.einsum("af,fck->ack", self.location.weight, self.location_conv.weight)  # (A, 2, K)
         return fused.reshape(fused.shape[0], -1).t()
 
-    def maps(self, per_pass: bool) -> AttentionMaps:
-        """Return the (query, location, energy) maps for one pass over the decoder steps.
-
-        ``per_pass``: as ``PassLinear``s, their weight gradients formed once after the pass
-        instead of at every step (trainer/recurrent.py says why).
-        """
-        kernel = self.location_kernel()  # (2K, A)
-        if per_pass:
-            return PassLinear(self.query.weight), PassLinear(kernel.t()), PassLinear(self.v.weight, self.v.bias)
-        return self.query, lambda windows: windows @ kernel, self.v
-
     def forward(self, query: torch.Tensor, memory: torch.Tensor, processed_memory: torch.Tensor,
                 weights_cat: torch.Tensor, pad_mask: torch.Tensor,
-                maps: AttentionMaps) -> tuple[torch.Tensor, torch.Tensor]:
+                location_kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (context (B, E), weights (B, N)).
 
         query (B, Q); memory (B, N, E); processed_memory (B, N, A); weights_cat (B, 2, N)
-        previous and cumulative weights; pad_mask (B, N) True on padding; maps from ``maps()``.
+        previous and cumulative weights; pad_mask (B, N) True on padding; location_kernel
+        from ``location_kernel()``.
         """
         half = self.location_conv.kernel_size[0] // 2
         windows = F.pad(weights_cat, (half, half)).unfold(2, 2 * half + 1, 1)  # (B, 2, N, K)
         windows = windows.permute(0, 2, 1, 3).reshape(weights_cat.shape[0], weights_cat.shape[2], -1)
-        query_map, location_map, energy_map = maps
-        location = location_map(windows)  # (B, N, A)
-        energies = energy_map(torch.tanh(query_map(query)[:, None, :] + location + processed_memory)).squeeze(-1)
+        location = windows @ location_kernel  # (B, N, A)
+        energies = self.v(torch.tanh(self.query(query)[:, None, :] + location + processed_memory)).squeeze(-1)
         energies = energies.masked_fill(pad_mask, torch.finfo(energies.dtype).min)
         weights = F.softmax(energies, dim=1)
         context = torch.bmm(weights[:, None, :], memory).squeeze(1)
@@ -205,26 +190,21 @@ class Decoder(nn.Module):
             return LSTMCellWeights(self.attention_rnn), LSTMCellWeights(self.decoder_rnn)
         return self.attention_rnn, self.decoder_rnn
 
-    def _attention_maps(self, device: torch.device) -> AttentionMaps:
-        """Return the attention's maps for one training pass on ``device``: per-pass gradients on the CPU."""
-        return self.attention.maps(per_pass=device.type == "cpu")
-
     def _step(self, prenet_out: torch.Tensor, state: dict[str, torch.Tensor], memory: torch.Tensor,
-              processed: torch.Tensor, pad_mask: torch.Tensor, att_maps: AttentionMaps,
+              processed: torch.Tensor, pad_mask: torch.Tensor, location_kernel: torch.Tensor,
               cells: tuple[Cell, Cell]) -> tuple[torch.Tensor, torch.Tensor]:
         """Advance one decoder step; return (hidden (B, D + E): decoder state and context, weights (B, N)).
 
         ``_project`` turns hidden states into frames and gate logits; the training pass
         applies it once to every step's hidden state (one product instead of one per step:
-        the loop is overhead-bound on CPU). ``cells`` are the (attention, decoder) LSTM cells,
-        ``att_maps`` the attention's linear maps (``_attention_maps``).
+        the loop is overhead-bound on CPU). ``cells`` are the (attention, decoder) LSTM cells.
         """
         attention_rnn, decoder_rnn = cells
         att_h, att_c = attention_rnn(torch.cat([prenet_out, state["context"]], -1),
                                      (state["att_h"], state["att_c"]))
         att_h = F.dropout(att_h, self.attention_dropout, self.training)
         weights_cat = torch.stack([state["weights"], state["weights_cum"]], dim=1)
-        context, weights = self.attention(att_h, memory, processed, weights_cat, pad_mask, att_maps)
+        context, weights = self.attention(att_h, memory, processed, weights_cat, pad_mask, location_kernel)
         dec_h, dec_c = decoder_rnn(torch.cat([att_h, context], -1), (state["dec_h"], state["dec_c"]))
         dec_h = F.dropout(dec_h, self.decoder_dropout, self.training)
         state.update(att_h=att_h, att_c=att_c, dec_h=dec_h, dec_c=dec_c, context=context, weights=weights,
@@ -248,8 +228,9 @@ class Decoder(nn.Module):
         last_frames = targets.transpose(1, 2).reshape(batch, steps, self.r, N_MELS)[:, :, -1, :]
         inputs = torch.cat([last_frames.new_zeros(batch, 1, N_MELS), last_frames[:, :-1]], dim=1)
         processed = self.attention.memory(memory)
+        location_kernel = self.attention.location_kernel()
         state = self._initial_state(memory)
-        cells, att_maps = self._cells(memory.device), self._attention_maps(memory.device)
+        cells = self._cells(memory.device)
         # Fully teacher-forced, every step's input is known: one prenet call for all of them.
         # Unbound into steps, not indexed per step: each index's backward would zero-fill the
         # whole (B, S, P) gradient once per step; unbind's backward stacks the steps' gradients once.
@@ -268,7 +249,7 @@ class Decoder(nn.Module):
                     use_own = torch.rand(batch, 1, device=memory.device) >= teacher_forcing
                     frame = torch.where(use_own, own, frame)
                 prenet_out = self.prenet(frame)
-            hidden, weights = self._step(prenet_out, state, memory, processed, pad_mask, att_maps, cells)
+            hidden, weights = self._step(prenet_out, state, memory, processed, pad_mask, location_kernel, cells)
             hiddens.append(hidden)
             alignments.append(weights)
         frames, gate = self._project(torch.stack(hiddens, 1))  # (B, S, r*M), (B, S)
@@ -285,7 +266,7 @@ class Decoder(nn.Module):
         """
         batch = memory.shape[0]
         processed = self.attention.memory(memory)
-        att_maps = self.attention.maps(per_pass=False)
+        location_kernel = self.attention.location_kernel()
         state = self._initial_state(memory)
         frame = memory.new_zeros(batch, N_MELS)
         out_lens = torch.full((batch,), max_steps, dtype=torch.long, device=memory.device)
@@ -294,7 +275,7 @@ class Decoder(nn.Module):
         gates: list[torch.Tensor] = []
         alignments: list[torch.Tensor] = []
         for step in range(max_steps):
-            hidden, weights = self._step(self.prenet(frame), state, memory, processed, pad_mask, att_maps,
+            hidden, weights = self._step(self.prenet(frame), state, memory, processed, pad_mask, location_kernel,
                                          (self.attention_rnn, self.decoder_rnn))
             out, gate = self._project(hidden)
             frames.append(out)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The checks to run whenever a GPU machine is at hand, in one go: the tests marked gpu, then
 # bench/throughput.py on CUDA (the presets at their own batch, and base at batch 128, the batch of
-# NVIDIA's published Tacotron2 throughput), then bench/profile_step.py on a base step at batch 128. Each part has its own time limit so one hang cannot
-# take the others with it; results land in OUT_DIR/results.jsonl (append them to bench/results.jsonl).
+# NVIDIA's published Tacotron2 throughput), then bench/profile_step.py on a base step at batch
+# 128. Each part has its own time limit so one hang cannot take the others with it; results land
+# in OUT_DIR/results.jsonl (append them to bench/results.jsonl).
 #
 #     bash bench/gpu_checks.sh OUT_DIR
 set -uo pipefail

@@ -37,8 +37,8 @@ from runs import ROOT, ensure_corpus
 TOP_OPS = 15
 
 
-def ab_variants(decoder: Any, name: str) -> dict[str, Callable[[], None]]:
-    """Return {variant: install it} for ``--ab name``: the way the code ran before, then as it runs now."""
+def ab_variants(decoder: Any) -> dict[str, Callable[[], None]]:
+    """Return {variant: install it} for ``--ab cells``: the way the code ran before, then as it runs now."""
     from trainer.recurrent import LSTMCellWeights
 
     def install(cells: Callable[[Any], tuple[Any, Any]]) -> Callable[[], None]:
@@ -46,8 +46,6 @@ def ab_variants(decoder: Any, name: str) -> dict[str, Callable[[], None]]:
             decoder.__dict__["_cells"] = cells  # an instance attribute over the method: this object only
         return apply
 
-    if name != "cells":
-        raise ValueError(f"--ab must be 'cells', got {name!r}")
     return {"modules": install(lambda device: (decoder.attention_rnn, decoder.decoder_rnn)),
             "per_pass": install(lambda device: (LSTMCellWeights(decoder.attention_rnn),
                                                 LSTMCellWeights(decoder.decoder_rnn)))}
@@ -56,7 +54,7 @@ def ab_variants(decoder: Any, name: str) -> dict[str, Callable[[], None]]:
 def time_ab(decoder: Any, name: str, one_step: Callable[..., int], draw: Callable[[], list[int]], first_step: int,
             steps: int) -> dict[str, Any]:
     """Return the median step of each ``--ab`` variant; both run every drawn batch, in alternating order."""
-    variants = ab_variants(decoder, name)
+    variants = ab_variants(decoder)
     seconds: dict[str, list[float]] = {variant: [] for variant in variants}
     for k in range(steps):
         ids = draw()

@@ -90,11 +90,11 @@ class _StepProduct(torch.autograd.Function):
 class PassLinear:
     """A linear map (weight (out, in), optional bias (out,)) bound for one pass, its gradients deferred.
 
-    ``PassLinear(weight, bias)(x)`` is x @ weightᵀ + bias for x (..., in) -> (..., out), as
+    ``PassLinear(weight, bias)(x)`` is x @ weightᵀ + bias for x (B, in) -> (B, out), as
     ``F.linear``; the weight's and bias's gradients are formed once, after every call of the pass.
 
     >>> layer = nn.Linear(3, 2)
-    >>> x = torch.randn(4, 5, 3)
+    >>> x = torch.randn(4, 3)
     >>> torch.allclose(PassLinear(layer.weight, layer.bias)(x), layer(x), atol=1e-6)
     True
     """
@@ -109,14 +109,11 @@ class PassLinear:
         self.params = params
 
     def __call__(self, x: Tensor) -> Tensor:
-        """Return x (..., in) @ weightᵀ + bias: (..., out)."""
-        flat = x.reshape(-1, x.shape[-1])  # (rows, in): one product over every leading index
+        """Return x (B, in) @ weightᵀ + bias: (B, out)."""
         if self.deferred:
-            out = _StepProduct.apply(self.records, flat, *self.params)
-        else:
-            weight, *bias = self.params
-            out = torch.addmm(bias[0], flat, weight.t()) if bias else flat @ weight.t()
-        return out.reshape(*x.shape[:-1], out.shape[-1])
+            return _StepProduct.apply(self.records, x, *self.params)
+        weight, *bias = self.params
+        return torch.addmm(bias[0], x, weight.t()) if bias else x @ weight.t()
 
 
 class LSTMCellWeights:

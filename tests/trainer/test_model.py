@@ -144,4 +144,3 @@ def test_inference_stops_when_gate_fires() -> None:
     out = model.infer(text, lens, max_decoder_steps=7, stop_threshold=0.5)
     assert out.out_lens.tolist() == [7, 7] and out.hit_max.all()
     assert out.mel_post.shape == (2, 80, 14) and out.att.shape == (2, 7, 9)
-

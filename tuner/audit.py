@@ -6,7 +6,7 @@ retry names the trials it continues (``retry_history``) and the step it resumed 
 (``resumed_from``). From those:
 
 * **trained twice**: a predecessor wrote a step after its retry wrote its first (two processes
-  trained one configuration at the same time);
+  trained one configuration at the same time), or two retries of one trial both trained;
 * **wrong resume**: a retry did not start from the newest checkpoint its predecessors left;
 * **repeated steps**: steps a predecessor trained past the checkpoint its retry resumed from
   (trained again by the retry: the price of a kill between two checkpoints);
@@ -90,6 +90,14 @@ def audit_trials(trials: list[FrozenTrial], workers_gone: bool = True) -> Audit:
         resumed = trial.user_attrs.get("resumed_from") or {}
         own[trial.number] = own_steps(Path(run_dir), int(resumed.get("step", 0))) if run_dir else []
     retried = {int(n) for t in trials for n in t.system_attrs.get(RETRY_HISTORY_ATTR, [])}
+    retries_of: dict[int, list[int]] = {}
+    for trial in trials:
+        if trial.system_attrs.get(RETRY_HISTORY_ATTR) and own[trial.number]:
+            retries_of.setdefault(int(trial.system_attrs[RETRY_HISTORY_ATTR][-1]), []).append(trial.number)
+    for number, retries in sorted(retries_of.items()):
+        if len(retries) > 1:
+            audit.trained_twice.append(f"trial {number} was retried by {len(retries)} trials that all trained: "
+                                       f"{', '.join(map(str, sorted(retries)))}")
     for trial in trials:
         if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
             audit.finished += 1

@@ -44,7 +44,7 @@ from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState, create_trial
 
-from tuner.resilience import is_transient
+from tuner.resilience import CREATE_KEY_ATTR, is_transient
 
 if TYPE_CHECKING:
     from optuna import Study
@@ -241,7 +241,9 @@ def queue_retry(study: Study, trial: FrozenTrial, reason: str, max_retries: int)
     copy = create_trial(state=TrialState.WAITING, params=dict(trial.params), distributions=distributions,
                         user_attrs={"origin": f"retry of trial {trial.number} ({reason[:80]})",
                                     RETRIES_LEFT_ATTR: max_retries - used},
-                        system_attrs={RETRY_HISTORY_ATTR: history, RETRIES_USED_ATTR: used})
+                        system_attrs={RETRY_HISTORY_ATTR: history, RETRIES_USED_ATTR: used,
+                                      # one retry per failed trial, however often its creation is retried
+                                      CREATE_KEY_ATTR: f"retry of trial {trial.number}"})
     study.add_trial(copy)
     return Failed(True, len(history) + 1, max_retries - used)
 

@@ -14,25 +14,38 @@ Other errors (constraint violations, a finished trial) are never retried.
 A retried call repeats a transaction that failed, which is safe: PostgreSQL rolled it back. The
 one ambiguous case is a commit whose acknowledgement was lost with the connection; its retry
 then meets its own effect (for a state change, Optuna's "already finished" error, which the
-caller sees as it would without the retry).
+caller sees as it would without the retry). Creating a trial has no such error to meet: a
+lost acknowledgement would make the retry (ours, or Optuna's own five tries inside
+``create_new_trial``) add a second copy, and a queued retry trained twice. So a template trial
+may carry a creation key (``CREATE_KEY_ATTR``, a system attribute): inside the transaction
+that creates it, under the study row's lock, a trial of the study already holding that key is
+returned instead of a new one. Keys name what must exist once (``tuner.lease`` keys a retry by
+the trial it continues), so two workers queuing the same retry also get one trial.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optuna.storages import RDBStorage
+from optuna.storages._rdb import models
 from sqlalchemy import exc
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+    from sqlalchemy.orm import Session
 
 from tuner.timeouts import timeouts
 from tuner.urls import mask_url, scrub
 
 BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
+CREATE_KEY_ATTR = "create_key"  # system attribute of a template trial: the study holds one trial per key
 
 # RDBStorage methods that talk to the database; each is retried as a whole.
 RETRIED_METHODS = (
@@ -107,13 +120,38 @@ def with_retry(method: Callable[..., Any], name: str) -> Callable[..., Any]:
     return wrapper
 
 
+def keyed_trial(session: Session, study_id: int, template_trial: FrozenTrial | None) -> models.TrialModel | None:
+    """Return the trial of study ``study_id`` that holds ``template_trial``'s creation key, if one does."""
+    key = template_trial.system_attrs.get(CREATE_KEY_ATTR) if template_trial is not None else None
+    if key is None:
+        return None
+    attr = models.TrialSystemAttributeModel
+    return (session.query(models.TrialModel).join(attr, attr.trial_id == models.TrialModel.trial_id)
+            .filter(models.TrialModel.study_id == study_id, attr.key == CREATE_KEY_ATTR,
+                    attr.value_json == json.dumps(key))
+            .order_by(models.TrialModel.trial_id).first())
+
+
+class KeyedRDBStorage(RDBStorage):
+    """RDBStorage that creates at most one trial per creation key (``CREATE_KEY_ATTR``) in a study."""
+
+    def _get_prepared_new_trial(self, study_id: int, template_trial: FrozenTrial | None,
+                                session: Session) -> models.TrialModel:
+        # Runs inside create_new_trial's transaction, after it locked the study row: the check and the
+        # insert are one step for every worker.
+        existing = keyed_trial(session, study_id, template_trial)
+        if existing is not None:
+            return existing
+        return super()._get_prepared_new_trial(study_id, template_trial, session)
+
+
 def _resilient_storage_class() -> type[RDBStorage]:
-    """Return RDBStorage with every database call wrapped by ``with_retry``."""
+    """Return RDBStorage with every database call wrapped by ``with_retry`` and keyed trial creation."""
     namespace: dict[str, Any] = {name: with_retry(getattr(RDBStorage, name), name) for name in RETRIED_METHODS
                                  if callable(getattr(RDBStorage, name, None))}
     namespace["__module__"] = __name__
     namespace["__doc__"] = "Optuna's RDBStorage whose calls retry while the database server is unreachable."
-    return type("ResilientRDBStorage", (RDBStorage,), namespace)
+    return type("ResilientRDBStorage", (KeyedRDBStorage,), namespace)
 
 
 ResilientRDBStorage = _resilient_storage_class()

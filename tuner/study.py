@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.study import StudyDirection
 from sqlalchemy import create_engine, text
@@ -33,7 +33,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from tuner import env
 from tuner.errors import NothingFound, ServerUnreachable, StorageError
 from tuner.paths import Home
-from tuner.resilience import BACKOFF_MAX, BACKOFF_START, ResilientRDBStorage
+from tuner.resilience import BACKOFF_MAX, BACKOFF_START, KeyedRDBStorage, ResilientRDBStorage
 from tuner.samplers import make_pruner, make_sampler
 from tuner.urls import mask_url, normalize_url, scrub
 
@@ -179,13 +179,14 @@ def _check_storage_once(url: str, create_sqlite: bool) -> None:
 _sqlite_state_lock = threading.Lock()
 
 
-class SerializedSQLiteStorage(RDBStorage):
+class SerializedSQLiteStorage(KeyedRDBStorage):
     """RDBStorage with trial state changes serialised inside this process (for SQLite).
 
     Optuna pops an enqueued trial by reading it as WAITING and writing RUNNING in one
     transaction guarded by ``SELECT ... FOR UPDATE``; SQLite ignores that clause, so two
     threads (``--gpus``: one per GPU) could both pop the same trial and run it twice. SQLite
-    serves one process, so a lock in the process makes the check-and-set atomic.
+    serves one process, so a lock in the process makes the check-and-set atomic. Trials are
+    created once per creation key, as on PostgreSQL (``tuner.resilience``).
     """
 
     def set_trial_state_values(self, trial_id, state, values=None):  # noqa: D102 (RDBStorage's)

@@ -151,6 +151,79 @@ def test_a_retry_lost_between_failing_and_queuing_is_queued_later_exactly_once()
     assert len([line for line in said if "its retry was never queued" in line]) == 1
 
 
+class _LostAcknowledgement:
+    """Make the next commit succeed in the database but raise as if its answer died with the connection."""
+
+    def __init__(self) -> None:
+        self.armed, self.fired = False, 0
+
+    def __call__(self, connection) -> None:
+        from sqlalchemy import exc
+
+        if self.armed:
+            self.armed, self.fired = False, self.fired + 1
+            connection.connection.dbapi_connection.commit()  # the server commits...
+            raise exc.OperationalError("COMMIT", {}, ConnectionResetError("server closed the connection"))  # ...unheard
+
+
+@pytest.mark.parametrize("kind", [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
+def test_a_retry_is_queued_once_when_its_creation_is_retried_or_queued_twice(
+        kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    # A lost acknowledgement makes the storage (ours, and Optuna's own tries) create the retry again;
+    # two copies would train the same configuration twice.
+    from sqlalchemy import event
+
+    from tuner.lease import queue_retry
+    from tuner.study import open_storage
+
+    url = request.getfixturevalue("database") if kind == "postgresql" else f"sqlite:///{tmp_path}/study.db"
+    url = url.replace("postgresql://", "postgresql+psycopg://")
+    storage = open_storage(url)
+    study = optuna.create_study(storage=storage, study_name="keyed")
+    failed = _failed(study, "worker lost: no heartbeat for 200 s", ago=300)
+    frozen = study.trials[failed]
+    lost = _LostAcknowledgement()
+    event.listen(storage.engine, "commit", lost)
+    try:
+        lost.armed = True
+        first = queue_retry(study, frozen, "worker lost: no heartbeat for 200 s", max_retries=2)
+        again = queue_retry(study, frozen, "worker lost: no heartbeat for 200 s", max_retries=2)  # a second worker
+    finally:
+        event.remove(storage.engine, "commit", lost)
+    assert lost.fired == 1  # the creation really was answered with a lost connection, after its commit
+    assert first.retry == again.retry == 2
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.system_attrs["retry_history"] for t in waiting] == [[failed]]
+    # A retry of another trial is a trial of its own.
+    other = _failed(study, "out of memory", ago=300)
+    queue_retry(study, study.trials[other], "out of memory", max_retries=2)
+    assert sorted(t.system_attrs["retry_history"] for t in study.get_trials(states=(TrialState.WAITING,))) == [
+        [failed], [other]]
+
+
+def test_the_audit_names_two_retries_of_one_trial_that_both_trained(tmp_path: Path) -> None:
+    from optuna.trial import create_trial
+
+    from tuner.audit import audit_trials
+
+    def trial(number: int, state: TrialState, history: list[int] | None, steps: range) -> optuna.trial.FrozenTrial:
+        run_dir = tmp_path / f"trial-{number}"
+        run_dir.mkdir()
+        (run_dir / "metrics.jsonl").write_text("".join(
+            json.dumps({"kind": "train", "step": s, "time": 1000.0 * (number + 1) + s}) + "\n" for s in steps))
+        made = create_trial(state=state, value=1.0 if state == TrialState.COMPLETE else None,
+                            user_attrs={"run_dir": str(run_dir), "fail_reason": "worker lost: no heartbeat"},
+                            system_attrs={"retry_history": history} if history else None)
+        made.number = number
+        return made
+
+    lost = trial(0, TrialState.FAIL, None, range(1, 5))
+    once = [lost, trial(1, TrialState.COMPLETE, [0], range(1, 9))]
+    assert audit_trials(once).trained_twice == []
+    twice = audit_trials([*once, trial(2, TrialState.COMPLETE, [0], range(1, 9))])
+    assert twice.trained_twice == ["trial 0 was retried by 2 trials that all trained: 1, 2"]
+
+
 class _SlowWrites:
     """A real in-memory storage whose heartbeat writes take ``delay`` seconds (a flapping network)."""
 

@@ -31,6 +31,7 @@ from runs import (
 )
 
 from trainer.config import TrainConfig
+from trainer.presets import PRESETS
 
 REFERENCE = "all_fixes"
 
@@ -55,7 +56,7 @@ def main() -> int:
                         help=f"comma-separated fixes to switch off (default all: {', '.join(ABLATIONS)})")
     parser.add_argument("--utterances", type=int, default=300)
     parser.add_argument("--lang", default="en", choices=["en", "ru"], help="language of the eSpeak corpus")
-    parser.add_argument("--preset", default="tiny", choices=["tiny", "base"])
+    parser.add_argument("--preset", default="tiny", choices=PRESETS)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--jobs", type=int, default=None, help="runs at once (default: 2 on cpu, 1 on cuda)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")

@@ -23,6 +23,7 @@ from report import emit, machine  # bench/report.py, beside this script
 
 from trainer.config import preset
 from trainer.corpus import make_corpus
+from trainer.presets import PRESETS
 from trainer.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +35,7 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=100, help="validation interval in steps")
     parser.add_argument("--utterances", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--preset", default="tiny", choices=["tiny", "base"])
+    parser.add_argument("--preset", default="tiny", choices=PRESETS)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--target", type=float, default=0.85)
     default_frontend = preset("tiny").model.text_frontend

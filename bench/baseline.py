@@ -21,6 +21,8 @@ from pathlib import Path
 from report import emit, machine  # bench/report.py, beside this script
 from runs import BASELINE, ROOT, RunSpec, ensure_corpus, run_all, summarise, text_frontend_of
 
+from trainer.presets import PRESETS
+
 CONFIGS = {"baseline": BASELINE, "fixed": {}}
 
 
@@ -31,7 +33,7 @@ def main() -> int:
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated training seeds")
     parser.add_argument("--utterances", type=int, default=300)
     parser.add_argument("--lang", default="en", choices=["en", "ru"], help="language of the eSpeak corpus")
-    parser.add_argument("--preset", default="tiny", choices=["tiny", "base"])
+    parser.add_argument("--preset", default="tiny", choices=PRESETS)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--jobs", type=int, default=None, help="runs at once (default: 2 on cpu, 1 on cuda)")
     parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")

@@ -17,6 +17,8 @@ from typing import Any
 
 from runs import ABLATIONS, spread  # bench/runs.py, beside this script
 
+from trainer.presets import PRESETS
+
 ROOT = Path(__file__).resolve().parent.parent
 README_BEGIN = "<!-- results:begin (bench/make_report.py writes this block) -->"
 README_END = "<!-- results:end -->"
@@ -492,7 +494,7 @@ def ablation_section(group: list[dict[str, Any]], baseline: dict[str, Any] | Non
 # ------------------------------------------------------------------ throughput, study, overhead
 
 
-PRESET_ORDER = {"tiny": 0, "base": 1}
+PRESET_ORDER = {name: k for k, name in enumerate(PRESETS)}
 COQUI_TARGET_RATIO = 1.3  # the base preset's mel frames/s against Coqui's Tacotron2, batch 16, r = 1
 GPU_TARGET_FRAMES_S = 31_500  # NVIDIA's published Tacotron2 training throughput per A100 (TF32, batch 128)
 

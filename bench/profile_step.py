@@ -34,6 +34,8 @@ from typing import Any
 from report import emit, machine  # bench/report.py, beside this script
 from runs import ROOT, ensure_corpus
 
+from trainer.presets import PRESETS
+
 TOP_OPS = 15
 
 
@@ -74,7 +76,7 @@ def time_ab(decoder: Any, name: str, one_step: Callable[..., int], draw: Callabl
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="tiny", choices=["tiny", "base"])
+    parser.add_argument("--preset", default="tiny", choices=PRESETS)
     parser.add_argument("--steps", type=int, default=5, help="steps timed, and again profiled (default 5)")
     parser.add_argument("--warmup", type=int, default=2, help="steps not counted (default 2)")
     parser.add_argument("--utterances", type=int, default=300)

@@ -36,6 +36,8 @@ from typing import Any
 from report import emit, machine  # bench/report.py, beside this script
 from runs import ROOT, ensure_corpus
 
+from trainer.presets import PRESETS
+
 WARMUP_STEPS = 2
 
 
@@ -191,7 +193,7 @@ def main() -> int:
     args = parser.parse_args()
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     steps = [int(s) for s in args.steps.split(",")]
-    if len(steps) != len(presets) or any(p not in ("tiny", "base") for p in presets) or min(steps) < 1:
+    if len(steps) != len(presets) or any(p not in PRESETS for p in presets) or min(steps) < 1:
         parser.error("--presets takes tiny and/or base, and --steps one positive count per preset")
 
     corpus = ensure_corpus(args.workdir, args.utterances)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainer.console import EXIT_FAILED, Parser, add_debug_flag, add_version_flag, main_with
 from trainer.errors import DataError, UserError
+from trainer.presets import DEFAULT_PRESET, PRESETS
 from trainer.text import LANGUAGES
 from trainer.tracking import DEFAULT_EXPERIMENT, TRACKING_URI_ENV
 
@@ -149,7 +150,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _add_data(p)
     p.add_argument("--out", required=True, type=Path, help="run folder (config, metrics.jsonl, checkpoints/)")
     p.add_argument("--config", type=Path, default=None, help="YAML of TrainConfig keys (default: the preset's)")
-    p.add_argument("--preset", default=None, choices=["tiny", "base"], help="model preset (default tiny)")
+    p.add_argument("--preset", default=None, choices=PRESETS, help=f"model preset (default {DEFAULT_PRESET})")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="set one TrainConfig key over the preset and --config, typed and checked like a config "
                         "file's (e.g. learning_rate=1e-4, ga_kind=kl); repeatable")
@@ -185,7 +186,7 @@ def _run_train(args: argparse.Namespace) -> int:
             raise UserError(f"{args.out}: nothing to resume (no checkpoints/last.pt)")
         config = config_for_resume(args.out, args.max_steps)
     else:
-        preset_name = args.preset or "tiny"
+        preset_name = args.preset or DEFAULT_PRESET
         config = load_config(args.config, preset_name) if args.config else preset(preset_name)
         for item, change in overrides:  # one at a time, so an error names its --set
             config = with_overrides(config, change, f"--set {item}")

@@ -22,11 +22,10 @@ from trainer import metric_registry
 from trainer.architectures import architecture_names
 from trainer.errors import ConfigError
 from trainer.fileio import atomic_write_text
+from trainer.presets import OVERRIDES, PRESETS
 from trainer.schedules import LR_PROFILES
 from trainer.text import CHARACTER_LANGUAGES, LANGUAGES, LEGACY_TEXT_FRONTEND
 from trainer.yamlio import safe_load
-
-PRESETS = ("tiny", "base")
 
 
 @dataclass
@@ -226,41 +225,14 @@ def _value(config: TrainConfig, key: str) -> Any:
 
 
 def _preset_overrides(name: str) -> dict[str, Any]:
-    """Return the keys a preset changes relative to TrainConfig's defaults."""
-    if name == "base":
-        return {}
-    if name == "tiny":
-        # Small enough to align on 2 CPU cores in minutes; schedules shortened to match
-        # runs of a few hundred steps (a 2000-step warm-up would outlast them).
-        return {
-            "symbols_embedding_dim": 128,
-            "encoder_embedding_dim": 128,
-            "encoder_kernel_size": 5,
-            "attention_rnn_dim": 256,
-            "attention_dim": 64,
-            "attention_location_n_filters": 16,
-            "attention_location_kernel_size": 15,
-            "prenet_dim": 128,
-            "decoder_rnn_dim": 256,
-            "postnet_embedding_dim": 128,
-            "reduction_factor": 2,
-            "max_decoder_steps": 400,
-            "batch_size": 16,
-            "grad_accum_steps": 1,
-            "warmup_steps": 50,
-            "lr_restart_period": 2000,
-            "ga_sigma_anneal_steps": 1000,
-            "tf_hold_steps": 300,
-            "tf_decay_steps": 2000,
-            "max_steps": 600,
-            "val_interval": 50,
-            "checkpoint_interval": 100,
-        }
-    raise ConfigError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+    """Return the keys preset ``name`` changes relative to TrainConfig's defaults (trainer.presets)."""
+    if name not in OVERRIDES:
+        raise ConfigError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+    return dict(OVERRIDES[name])
 
 
 def preset(name: str) -> TrainConfig:
-    """Return the TrainConfig of preset ``name`` ("tiny" or "base")."""
+    """Return the TrainConfig of preset ``name`` (one of ``PRESETS``)."""
     source = f"preset {name}"
     return config_from_dict(_merged(TrainConfig().to_dict(), _preset_overrides(name), source), source=source)
 

@@ -25,6 +25,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from trainer import metric_registry
 from trainer.console import Parser, add_debug_flag, add_version_flag, main_with
 from trainer.metric_registry import Metric
+from trainer.presets import PRESETS
 from tuner import env
 from tuner.errors import NothingFound, TunerError
 from tuner.export import export_best, register_best
@@ -118,7 +119,7 @@ def _add_run_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus", default=None, metavar="0,1,...|claim",
                    help="run one trial per listed GPU at a time; `claim`: take one free GPU of this machine "
                         "(one worker per GPU, as in docker-compose.yml)")
-    p.add_argument("--preset", choices=["tiny", "base"], default=None, help="trainer preset (default: the space's)")
+    p.add_argument("--preset", choices=PRESETS, default=None, help="trainer preset (default: the space's)")
     p.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
                    help="kill and fail a trial running longer than this")
     p.add_argument("--vocoder", default=None, metavar="hifigan:GENERATOR|griffin-lim",

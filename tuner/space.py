@@ -45,6 +45,7 @@ from trainer import metric_registry
 from trainer.config import CONFIG_KEYS, PRESETS, TrainConfig, preset
 from trainer.errors import ConfigError
 from trainer.metric_registry import Metric, UnknownMetricError
+from trainer.presets import DEFAULT_PRESET
 from tuner.errors import SpaceError
 from tuner.samplers import PRUNERS, SAMPLERS, build_pruner, pruner_class, sampler_class
 from tuner.yamlfile import Located, is_number, load_yaml, mapping, number
@@ -680,7 +681,7 @@ def load_space(name: str | Path) -> SearchSpace:
     if data is None:
         raise loc.error((), "the file is empty")
     mapping(data, (), loc, _TOP_KEYS)
-    preset_name = data.get("preset", "tiny")
+    preset_name = data.get("preset", DEFAULT_PRESET)
     if preset_name not in PRESETS:
         raise loc.error(("preset",), f"must be one of {', '.join(PRESETS)}, got {preset_name!r}")
     fields = _config_fields()

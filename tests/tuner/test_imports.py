@@ -106,7 +106,7 @@ def test_no_import_cycle_between_trainer_modules() -> None:
     cycle = _cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
     # The leaves everything may depend on depend on nothing of the trainer's but the error base.
-    for leaf in ("trainer.errors", "trainer.masks", "trainer.audio_format", "trainer.architectures"):
+    for leaf in ("trainer.errors", "trainer.masks", "trainer.audio_format", "trainer.architectures", "trainer.presets"):
         assert graph[leaf] == set(), (leaf, graph[leaf])
     assert graph["trainer.metric_registry"] <= {"trainer.errors"}
 

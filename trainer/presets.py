@@ -1,0 +1,45 @@
+"""The named presets: what each changes relative to TrainConfig's defaults (the published sizes).
+
+A leaf module (no torch, no config), so command lines can offer the names without importing
+the trainer; ``trainer.config.preset`` turns a name into a checked TrainConfig.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Small enough to align on 2 CPU cores in minutes; schedules shortened to match runs of a few
+# hundred steps (a 2000-step warm-up would outlast them).
+_TINY: dict[str, Any] = {
+    "symbols_embedding_dim": 128,
+    "encoder_embedding_dim": 128,
+    "encoder_kernel_size": 5,
+    "attention_rnn_dim": 256,
+    "attention_dim": 64,
+    "attention_location_n_filters": 16,
+    "attention_location_kernel_size": 15,
+    "prenet_dim": 128,
+    "decoder_rnn_dim": 256,
+    "postnet_embedding_dim": 128,
+    "reduction_factor": 2,
+    "max_decoder_steps": 400,
+    "batch_size": 16,
+    "grad_accum_steps": 1,
+    "warmup_steps": 50,
+    "lr_restart_period": 2000,
+    "ga_sigma_anneal_steps": 1000,
+    "tf_hold_steps": 300,
+    "tf_decay_steps": 2000,
+    "max_steps": 600,
+    "val_interval": 50,
+    "checkpoint_interval": 100,
+}
+
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "tiny": _TINY,
+    "base": {},
+}
+PRESETS = tuple(OVERRIDES)
+DEFAULT_PRESET = "tiny"  # what `trainer train` and the CPU demo use when no preset is named
+
+__all__ = ["DEFAULT_PRESET", "OVERRIDES", "PRESETS"]

@@ -102,9 +102,12 @@ def machine_line(entry: dict[str, Any]) -> str:
     where = m.get("gpu") or ("CPU only" + (f", {m['cpu_count']} cores" if m.get("cpu_count") else ""))
     load = ""
     if m.get("load_at_start"):
+        peak = m.get("load_peak")  # entries before the sampler existed have only the two ends
+        highest = max(m["load_at_start"][0], m["load_at_end"][0], peak if peak is not None else 0.0)
         load = (f" Load average (1 min) {num(m['load_at_start'][0], 1)} at the start, "
-                f"{num(m['load_at_end'][0], 1)} at the end" + (" (other work shared the cores)." if max(
-                    m["load_at_start"][0], m["load_at_end"][0]) > (m.get("cpu_count") or 1) + 0.5 else "."))
+                f"{num(m['load_at_end'][0], 1)} at the end"
+                + (f", {num(peak, 1)} at its highest in between" if peak is not None else "")
+                + (" (other work shared the cores)." if highest > (m.get("cpu_count") or 1) + 0.5 else "."))
     return (f"Machine: {where}; {m.get('platform', '?')}; torch {m.get('torch', '?')}.{load} "
             f"Command: `{entry.get('command', '?')}`")
 

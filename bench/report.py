@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +38,48 @@ def revision() -> str | None:
 
 REVISION_AT_START = revision()  # bench/report.py is imported as a bench starts
 LOAD_AT_START = os.getloadavg()  # 1, 5, 15-minute load: were other processes sharing the cores?
+LOAD_SAMPLE_SECONDS = 15.0
+
+
+class LoadWatch:
+    """The highest 1-minute load average seen while the bench ran, sampled every ``LOAD_SAMPLE_SECONDS``.
+
+    The loads at the start and end alone miss work that came and went in between (a test suite, a
+    package install), which is what spoils a timing on two cores.
+    """
+
+    def __init__(self) -> None:
+        self.peak = LOAD_AT_START[0]
+        self._lock = threading.Lock()
+
+    def sample(self) -> float:
+        """Read the load now, keep it if highest; return the peak so far."""
+        with self._lock:
+            self.peak = max(self.peak, os.getloadavg()[0])
+            return self.peak
+
+    def _run(self) -> None:
+        while True:
+            threading.Event().wait(LOAD_SAMPLE_SECONDS)
+            self.sample()
+
+    def start(self) -> LoadWatch:
+        """Sample in a daemon thread (the bench's own process only: spawned workers import this module too)."""
+        if multiprocessing.parent_process() is None:
+            threading.Thread(target=self._run, name="load-watch", daemon=True).start()
+        return self
+
+
+LOAD_WATCH = LoadWatch().start()
 
 
 def machine(device: str) -> dict[str, Any]:
     """Return where a bench ran: platform, CPU count, torch version, the GPU's name (None on CPU), git revision,
-    and the load average when it started and ended (above the core count: other work shared the machine)."""
+    and the load average when it started and ended and its peak in between (above the core count: other work
+    shared the machine)."""
     import torch
 
     return {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
             "gpu": torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else None,
             "revision": REVISION_AT_START, "load_at_start": [round(x, 2) for x in LOAD_AT_START],
-            "load_at_end": [round(x, 2) for x in os.getloadavg()]}
+            "load_at_end": [round(x, 2) for x in os.getloadavg()], "load_peak": round(LOAD_WATCH.sample(), 2)}

@@ -338,3 +338,22 @@ def test_an_entry_of_a_dropped_change_is_listed_apart_not_shown_as_the_code() ->
     assert "30,667" not in body and "34,144" in body
     assert "per-pass cells on CUDA, 0.95x the modules: reverted" in tail
     assert not any("30,667" in line for line in headline)
+
+
+def test_the_machine_line_flags_load_that_came_and_went_during_a_bench() -> None:
+    quiet = {"machine": {**MACHINE, "load_at_start": [0.9, 1, 1], "load_at_end": [1.0, 1, 1], "load_peak": 1.2}}
+    busy = {"machine": {**MACHINE, "load_at_start": [0.9, 1, 1], "load_at_end": [1.0, 1, 1], "load_peak": 3.4}}
+    older = {"machine": {**MACHINE, "load_at_start": [0.9, 1, 1], "load_at_end": [1.0, 1, 1]}}
+    assert "1.2 at its highest in between." in make_report.machine_line(quiet)
+    assert "3.4 at its highest in between (other work shared the cores)." in make_report.machine_line(busy)
+    assert "highest" not in make_report.machine_line(older) and "at the end." in make_report.machine_line(older)
+
+
+def test_the_load_watch_keeps_the_highest_load_it_read() -> None:
+    import report
+
+    watch = report.LoadWatch()
+    watch.peak = -1.0  # below any load the machine can report
+    assert watch.sample() >= 0.0  # a reading replaced it
+    watch.peak = 1e6
+    assert watch.sample() == 1e6  # a lower reading never lowers the peak

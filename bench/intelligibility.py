@@ -28,6 +28,8 @@ from typing import Any
 
 from report import emit, machine  # bench/report.py, beside this script
 
+from trainer.presets import OVERRIDES
+
 ROOT = Path(__file__).resolve().parent.parent
 GOAL = 2.0  # the target: free-running WER at most this many times the resynthesis ceiling
 
@@ -35,8 +37,7 @@ GOAL = 2.0  # the target: free-running WER at most this many times the resynthes
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "r1": {"reduction_factor": 1, "max_decoder_steps": 800},
-    "small": {"symbols_embedding_dim": 256, "encoder_embedding_dim": 256, "attention_rnn_dim": 512,
-              "decoder_rnn_dim": 512, "prenet_dim": 256, "postnet_embedding_dim": 256},
+    "small": {k: v for k, v in OVERRIDES["small"].items() if OVERRIDES["tiny"].get(k) != v},  # the small preset
     "plain_loss": {"mel_loss": "l1", "perceptual_weight": 0.0, "style_weight": 0.0, "monotonic_weight": 0.0},
     "no_band_floor": {"spectral_band_floor": 0.0},
     "characters": {"text_frontend": "characters"},

@@ -35,8 +35,22 @@ _TINY: dict[str, Any] = {
     "checkpoint_interval": 100,
 }
 
+# The tiny preset with embeddings and decoder RNNs twice as wide (7.6 M parameters against 2.0 M):
+# on the CPU it takes fewer steps and less time to speak intelligibly than tiny does
+# (bench/intelligibility.py, docs/RESULTS.md), at a longer step.
+_SMALL: dict[str, Any] = {
+    **_TINY,
+    "symbols_embedding_dim": 256,
+    "encoder_embedding_dim": 256,
+    "attention_rnn_dim": 512,
+    "decoder_rnn_dim": 512,
+    "prenet_dim": 256,
+    "postnet_embedding_dim": 256,
+}
+
 OVERRIDES: dict[str, dict[str, Any]] = {
     "tiny": _TINY,
+    "small": _SMALL,
     "base": {},
 }
 PRESETS = tuple(OVERRIDES)

@@ -51,9 +51,12 @@ def test_learning_rate_profiles() -> None:
 
 
 def test_presets_differ_in_size() -> None:
-    tiny, base = preset("tiny"), preset("base")
+    tiny, small, base = preset("tiny"), preset("small"), preset("base")
     assert tiny.model.reduction_factor == 2 and base.model.reduction_factor == 1
-    assert tiny.model.decoder_rnn_dim < base.model.decoder_rnn_dim == 1024
+    assert tiny.model.decoder_rnn_dim < small.model.decoder_rnn_dim < base.model.decoder_rnn_dim == 1024
+    # small is tiny made wider: the same reduction factor, schedules and step budget.
+    assert small.model.reduction_factor == 2 and small.max_steps == tiny.max_steps
+    assert small.warmup_steps == tiny.warmup_steps and small.tf_decay_steps == tiny.tf_decay_steps
     with pytest.raises(ConfigError, match="unknown preset"):
         preset("huge")
 

@@ -894,8 +894,10 @@ def variant_label(entry: dict[str, Any], variant: str) -> str:
 
 
 def variant_key(entry: dict[str, Any], variant: str) -> str:
-    """Return what makes two intelligibility runs the same configuration: ``default`` is its frontend."""
-    return str(entry.get("default_text_frontend", "characters")) if variant == "default" else variant
+    """Return what makes two intelligibility runs the same configuration and seed: ``default`` is its
+    frontend; a run of another seed is a curve of its own, the spread one seed cannot show."""
+    config = str(entry.get("default_text_frontend", "characters")) if variant == "default" else variant
+    return f"{config} seed {entry.get('seed')}"
 
 
 def newest_intelligibility(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -917,8 +919,9 @@ def newest_intelligibility(entries: list[dict[str, Any]]) -> list[dict[str, Any]
 def intelligibility_section(entry: dict[str, Any]) -> list[str]:
     """Return the report lines of one bench/intelligibility.py entry (see ``newest_intelligibility``)."""
     ref = entry["references"]
-    lines = [f"The tiny preset trained on {entry['utterances']} flite `{entry['voice']}` utterances "
-             f"({num(entry['corpus_minutes'], 1)} minutes), scored every {entry['every']} steps on {entry['heldout']} "
+    lines = [f"The tiny preset (`small`: the small preset) trained on {entry['utterances']} flite `{entry['voice']}` "
+             f"utterances ({num(entry['corpus_minutes'], 1)} minutes), seed {entry.get('seed', '?')}, scored every "
+             f"{entry['every']} steps on {entry['heldout']} "
              "sentences no step saw: free-running synthesis, Griffin-Lim, pocketsphinx. The recogniser's word "
              f"error rate on the recordings themselves is {pct(ref['natural_wer'])}, on their Griffin-Lim "
              f"resynthesis (the ceiling of this vocoder) {pct(ref['ceiling_wer'])}; the goal is a WER within "
@@ -1072,7 +1075,8 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
                     parts.append(f"{variant_label(chosen, run['variant'])} {pct(last['wer'])} "
                                  f"at step {last['step']} ("
                                  + (f"goal reached at step {reached})" if reached is not None else "goal not reached)"))
-                headline.append(f"- Intelligibility (tiny preset, flite voice): free-running WER {'; '.join(parts)}, "
+                headline.append(f"- Intelligibility (tiny preset, flite voice, seed {chosen.get('seed', '?')}): "
+                                f"free-running WER {'; '.join(parts)}, "
                                 f"against {pct(chosen['references']['ceiling_wer'])} for Griffin-Lim resynthesis of "
                                 f"the recordings (goal {pct(chosen['goal_wer'])}).")
         elif bench == "chaos":

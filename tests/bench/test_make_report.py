@@ -284,6 +284,12 @@ def test_a_later_intelligibility_run_of_other_variants_hides_no_curve() -> None:
     again = entry("phonemes", "default", "characters")
     assert [[r["variant"] for r in e["runs"]] for e in make_report.newest_intelligibility([older, r1, again])] == \
         [["r1"], ["default", "characters"]]
+    # Another seed of a variant is a curve of its own: both stay.
+    small = {**entry("phonemes", "small"), "seed": 1234}
+    other_seed = {**entry("phonemes", "small"), "seed": 4321}
+    assert [[r["variant"] for r in e["runs"]] for e in make_report.newest_intelligibility([small, other_seed])] == \
+        [["small"], ["small"]]
+    assert len(make_report.newest_intelligibility([small, {**small}])) == 1  # the same seed again replaces it
 
 
 def gpu_throughput(frames: float, steps: int) -> dict[str, Any]:

@@ -57,6 +57,6 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "base": {},
 }
 PRESETS = tuple(OVERRIDES)
-DEFAULT_PRESET = "tiny"  # what `trainer train` and the CPU demo use when no preset is named
+DEFAULT_PRESET = "tiny"  # what `trainer train` and a search space use when they name no preset
 
 __all__ = ["DEFAULT_PRESET", "OVERRIDES", "PRESETS"]

@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ class LoadWatch:
 
     def _run(self) -> None:
         while True:
-            threading.Event().wait(LOAD_SAMPLE_SECONDS)
+            time.sleep(LOAD_SAMPLE_SECONDS)
             self.sample()
 
     def start(self) -> LoadWatch:

@@ -37,12 +37,12 @@ from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
 from sqlalchemy import exc
 
+from tuner.timeouts import timeouts
+from tuner.urls import mask_url, scrub
+
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
     from sqlalchemy.orm import Session
-
-from tuner.timeouts import timeouts
-from tuner.urls import mask_url, scrub
 
 BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
 CREATE_KEY_ATTR = "create_key"  # system attribute of a template trial: the study holds one trial per key

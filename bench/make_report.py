@@ -1075,7 +1075,8 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
                     parts.append(f"{variant_label(chosen, run['variant'])} {pct(last['wer'])} "
                                  f"at step {last['step']} ("
                                  + (f"goal reached at step {reached})" if reached is not None else "goal not reached)"))
-                headline.append(f"- Intelligibility (tiny preset, flite voice, seed {chosen.get('seed', '?')}): "
+                headline.append(f"- Intelligibility (the tiny preset and variants of it, flite voice, seed "
+                                f"{chosen.get('seed', '?')}): "
                                 f"free-running WER {'; '.join(parts)}, "
                                 f"against {pct(chosen['references']['ceiling_wer'])} for Griffin-Lim resynthesis of "
                                 f"the recordings (goal {pct(chosen['goal_wer'])}).")

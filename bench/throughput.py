@@ -1,7 +1,8 @@
 """Training throughput: seconds per step, mel frames per second, data-wait share, feature-cache effect. Prints JSON.
 
 For each preset, trains ``--steps`` steps (plus two not counted, while allocations settle)
-with one process using all threads, logging every step, and reports the median seconds per
+in this one process with the preset's thread count (tiny and small: one; base: torch's default,
+one per core), logging every step, and reports the median seconds per
 optimiser step, mel frames trained per second, and the share of step time spent waiting
 for batches. The trainer holds every utterance's log-mel in memory, so the feature cache
 decides the start-up cost, not the step: the bench times loading the corpus with an empty
@@ -63,11 +64,12 @@ def cache_figures(corpus: Path, batch_size: int) -> dict[str, Any]:
             "batch_mel_compute_s": round(batch_mels, 3), "batch_size": batch_size}
 
 
-def train_figures(preset_name: str, steps: int, corpus: Path, workdir: Path, device: str,
+def train_figures(preset_name: str, steps: int, corpus: Path, workdir: Path, device: str, default_threads: int,
                   batch_size: int | None = None) -> dict[str, Any]:
     """Train ``steps`` + WARMUP_STEPS steps of ``preset_name``; return step time, frames/s and data-wait share.
 
-    ``batch_size`` replaces the preset's batch and gradient accumulation (one batch a step).
+    ``batch_size`` replaces the preset's batch and gradient accumulation (one batch a step). The
+    preset's ``torch_threads`` applies (0: ``default_threads``, torch's default when the bench started).
     """
     import torch
 
@@ -84,6 +86,8 @@ def train_figures(preset_name: str, steps: int, corpus: Path, workdir: Path, dev
     run_dir = workdir / f"throughput-{preset_name}-{device}-{int(time.time())}"
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
+    # torch's thread count is per process: an earlier preset's own setting must not carry over.
+    torch.set_num_threads(config.torch_threads or default_threads)
     train(config, corpus, run_dir, show_progress=False)
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     # The last step's time includes nothing else: validation runs after it is logged.
@@ -91,6 +95,7 @@ def train_figures(preset_name: str, steps: int, corpus: Path, workdir: Path, dev
     step_s = statistics.median(r["sec_per_step"] for r in timed)
     return {
         "preset": preset_name, "steps_timed": len(timed), "batch_size": config.batch_size,
+        "threads": torch.get_num_threads(),
         "grad_accum_steps": config.grad_accum_steps, "reduction_factor": config.model.reduction_factor,
         "median_sec_per_step": round(step_s, 3),
         "mel_frames_per_s": round(sum(r["frames"] for r in timed) / sum(r["sec_per_step"] for r in timed), 1),
@@ -196,12 +201,16 @@ def main() -> int:
     if len(steps) != len(presets) or any(p not in PRESETS for p in presets) or min(steps) < 1:
         parser.error("--presets takes tiny and/or base, and --steps one positive count per preset")
 
+    import torch
+
+    default_threads = torch.get_num_threads()
     corpus = ensure_corpus(args.workdir, args.utterances)
     started = time.perf_counter()
     cache = cache_figures(corpus, 16)
     rows = []
     for preset_name, count in zip(presets, steps, strict=True):
-        rows.append(train_figures(preset_name, count, corpus, args.workdir / "runs", args.device, args.batch_size))
+        rows.append(train_figures(preset_name, count, corpus, args.workdir / "runs", args.device, default_threads,
+                                  args.batch_size))
         # A running maximum: each preset's row holds the peak of this process so far.
         rows[-1]["process_peak_rss_mib"] = peak_rss_mib()
     result: dict[str, Any] = {
@@ -211,10 +220,8 @@ def main() -> int:
         if args.coqui_venv is None:
             coqui: dict[str, Any] = {"skipped": "no --coqui-venv given"}
         else:
-            import torch
-
             coqui = coqui_figures(args.coqui_venv, args.coqui_script, corpus, args.workdir / "runs",
-                                  args.coqui_minutes, torch.get_num_threads())
+                                  args.coqui_minutes, default_threads)
         if "skipped" not in coqui:
             for row in rows:
                 row["frames_per_s_vs_coqui"] = round(row["mel_frames_per_s"] / coqui["mel_frames_per_s"], 3)

@@ -33,11 +33,19 @@ _TINY: dict[str, Any] = {
     "max_steps": 600,
     "val_interval": 50,
     "checkpoint_interval": 100,
+    # One thread: at this size a second one does not pay for itself on the CPU. Each of a decoder
+    # step's matrix products takes 0.1-0.3 ms on one core, and an operator split across threads
+    # first wakes the others from their passive wait (trainer/__init__.py says why passive). On 2
+    # idle cores the two-thread step took 1.3 to 2 times as long as the one-thread step
+    # (bench/speedup.py, docs/PERFORMANCE.md); with another process on the cores they tied. On a GPU
+    # the decoder's work is not on these threads. torch_threads=0 gives torch's default (one per core).
+    "torch_threads": 1,
 }
 
 # The tiny preset with embeddings and decoder RNNs twice as wide (7.6 M parameters against 2.0 M),
 # tiny's schedules: on the CPU it speaks intelligibly in fewer steps than tiny, at a longer step
-# (about the same time), and goes on to a lower word error rate (bench/intelligibility.py).
+# (about the same time), and goes on to a lower word error rate (bench/intelligibility.py). It keeps
+# tiny's one thread: two measured no faster on 2 cores (2.37-2.53 s a step against 2.53-2.55 s).
 _SMALL: dict[str, Any] = {
     **_TINY,
     "symbols_embedding_dim": 256,

@@ -57,6 +57,8 @@ def test_presets_differ_in_size() -> None:
     # small is tiny made wider: the same reduction factor and schedules, a budget long enough to speak.
     assert small.model.reduction_factor == 2 and small.max_steps == 2000 > tiny.max_steps
     assert small.warmup_steps == tiny.warmup_steps and small.tf_decay_steps == tiny.tf_decay_steps
+    # The CPU presets train on one thread (a second one did not pay at their size); base takes torch's default.
+    assert tiny.torch_threads == small.torch_threads == 1 and base.torch_threads == 0
     with pytest.raises(ConfigError, match="unknown preset"):
         preset("huge")
 

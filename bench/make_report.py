@@ -865,6 +865,34 @@ def scale_section(entry: dict[str, Any]) -> list[str]:
     return lines
 
 
+SPEEDUP_TARGET = 2.3  # the tiny step's speed goal: mel frames/s against the code before the speed work
+
+
+def speedup_section(entries: list[dict[str, Any]]) -> list[str]:
+    """Return the report lines of every bench/speedup.py entry: this code's step against an earlier revision's."""
+    lines = ["bench/speedup.py trains the checkout and an earlier revision alternately in one run on one machine "
+             "(fresh processes, same corpus and settings, both reading characters), so machine-to-machine "
+             f"differences drop out. The goal for the tiny preset is {SPEEDUP_TARGET}× the mel frames/s of the code "
+             "before the speed work.", ""]
+    for number, entry in enumerate(entries):
+        rows = []
+        for row in entry["rows"]:
+            base, ours = row["baseline"], row["worktree"]
+            rows.append([str(row["threads"]), num(base["median_sec_per_step"]), num(base["mel_frames_per_s"], 0),
+                         num(ours["median_sec_per_step"]), num(ours["mel_frames_per_s"], 0),
+                         f"{num(row['frames_per_s_ratio'], 2)}×",
+                         ", ".join(num(v, 0) for v in base["each_run_mel_frames_per_s"]) + " / "
+                         + ", ".join(num(v, 0) for v in ours["each_run_mel_frames_per_s"])])
+        lines += ([""] if number else []) + [
+            f"{entry['preset']} preset, batch {entry['batch_size']}, {entry['steps_timed']} steps timed, "
+            f"{entry['rounds']} rounds, baseline {entry['baseline_revision']}, OpenMP wait policy "
+            f"{entry.get('omp_wait_policy', '?')}:", ""]
+        lines += table(["Threads", "Baseline s/step", "Baseline mel frames/s", "This code s/step",
+                        "This code mel frames/s", "Ratio", "Each round (baseline / this code)"], rows)
+        lines += ["", machine_line(entry)]
+    return lines
+
+
 def stop_gate_section(entries: list[dict[str, Any]]) -> list[str]:
     """Return the report lines of every bench/stop_gate.py entry (one row per checkpoint step)."""
     runs = {run["step"]: (run, entry) for entry in entries for run in entry["runs"]}
@@ -986,6 +1014,7 @@ SECTIONS = [
     ("alignment", "Alignment over a longer run"),
     ("profile_step", "Where a training step's time goes"),
     ("scale", "Memory at corpus scale"),
+    ("speedup", "The training step against the code before the speed work"),
     ("stop_gate", "Stop gate: adaptive against fixed threshold"),
 ]
 
@@ -1016,7 +1045,7 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
             continue
         entry = latest(entries, bench)
         if entry is None:
-            if bench in ("alignment", "profile_step", "scale"):  # optional sections
+            if bench in ("alignment", "profile_step", "scale", "speedup"):  # optional sections
                 out = out[:-2]
             else:
                 out += [f"Not measured yet: run `python bench/{bench}.py`.", ""]
@@ -1095,6 +1124,8 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
                     out += ([""] if number else []) + [f"### {device.upper()}", ""] + profile_section(newest, entries)
         elif bench == "scale":
             out += scale_section(entry)
+        elif bench == "speedup":
+            out += speedup_section([e for e in entries if e.get("bench") == "speedup"])
         out.append("")
     if dropped:
         out += ["## Measured and dropped", "",

@@ -3,8 +3,9 @@
 Builds the preset's model, loss and optimiser on the bench corpus (batches as training draws
 them), runs ``--warmup`` steps, then times ``--steps`` steps phase by phase (forward,
 loss, backward, clip + optimiser) and runs them again under ``torch.profiler`` for the
-operators that take the time (self CPU time per step). Then one validation as training runs
-it (teacher-forced batches plus ``fr_utterances`` free-running sentences), timed whole, and
+operators that take the time (self CPU time per step; where the profiler counts floating-point
+operations, the rate they ran at, which tells arithmetic from overhead). Then one validation as
+training runs it (teacher-forced batches plus ``fr_utterances`` free-running sentences), timed whole, and
 its share of a trial's wall time at a validation interval (``--val-interval``, the demo's 25).
 On CUDA the step runs as training runs it: under autocast, with TF32 and, for float16, a
 GradScaler.
@@ -16,7 +17,7 @@ ratio: ``cells``, the ``nn.LSTMCell`` modules against the per-pass-gradient cell
 (trainer/recurrent.py). Appends to bench/results.jsonl.
 
     python bench/profile_step.py [--preset tiny] [--steps 5] [--warmup 2] [--utterances 300]
-                                 [--val-interval 25] [--threads 2] [--device cpu|cuda]
+                                 [--val-interval 25] [--threads N] [--device cpu|cuda]
                                  [--batch-size N] [--at-step N] [--ab cells]
 """
 
@@ -81,7 +82,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2, help="steps not counted (default 2)")
     parser.add_argument("--utterances", type=int, default=300)
     parser.add_argument("--val-interval", type=int, default=25, help="steps between validations (default 25)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: the preset's torch_threads, 0 there meaning torch's default)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--batch-size", type=int, default=None, help="default: the preset's")
     parser.add_argument("--at-step", type=int, default=1,
@@ -111,9 +113,11 @@ def main() -> int:
     from trainer.losses import TacotronLoss
     from trainer.train import TrainState, configure_cuda, seed_everything, step_hparams
 
-    torch.set_num_threads(args.threads)
     corpus = ensure_corpus(args.workdir, args.utterances)
     config = preset(args.preset).replace(device=args.device, fr_asr="off")
+    threads = args.threads if args.threads is not None else config.torch_threads
+    if threads:
+        torch.set_num_threads(threads)
     if args.batch_size is not None:
         config = config.replace(batch_size=args.batch_size, grad_accum_steps=1)
     seed_everything(config.seed)
@@ -168,14 +172,21 @@ def main() -> int:
     phases: dict[str, list[float]] = {"forward": [], "loss": [], "backward": [], "optimiser": []}
     frames = [one_step(args.warmup + k, phases) for k in range(1, args.steps + 1)]
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
+    with profile(activities=activities, with_flops=True) as prof:
         for k in range(1, args.steps + 1):
             one_step(args.warmup + args.steps + k, None)
     averages = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total_self = sum(e.self_cpu_time_total for e in averages) or 1.0
+    # Floating-point operations the profiler counts (matrix products and convolutions) over their
+    # own time: near the core's peak an operator is doing arithmetic, far below it, paying overhead.
     ops = [{"op": e.key, "self_cpu_ms_per_step": round(e.self_cpu_time_total / 1000 / args.steps, 2),
-            "share": round(e.self_cpu_time_total / total_self, 4), "calls_per_step": round(e.count / args.steps, 1)}
+            "share": round(e.self_cpu_time_total / total_self, 4), "calls_per_step": round(e.count / args.steps, 1),
+            **({"gflop_per_s": round(e.flops / e.self_cpu_time_total / 1e3, 1)} if e.flops and device.type == "cpu"
+               else {})}
            for e in averages[:TOP_OPS]]
+    counted = [e for e in averages if e.flops]
+    arithmetic = {"gflop_per_step": round(sum(e.flops for e in counted) / 1e9 / args.steps, 2),
+                  "share_of_self_time": round(sum(e.self_cpu_time_total for e in counted) / total_self, 4)}
 
     ab = None
     if args.ab is not None:
@@ -190,14 +201,14 @@ def main() -> int:
     step_s = [sum(values) for values in zip(*phases.values(), strict=True)]
     median_step = statistics.median(step_s)
     result: dict[str, Any] = {
-        "bench": "profile_step", "preset": args.preset, "device": args.device, "threads": args.threads,
+        "bench": "profile_step", "preset": args.preset, "device": args.device, "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "batch_size": config.batch_size, "reduction_factor": config.model.reduction_factor,
         "at_step": args.at_step, "steps_timed": args.steps, "median_step_s": round(median_step, 3),
         "mel_frames_per_s": round(sum(frames) / sum(step_s), 1),
         "phases_s": {name: round(statistics.median(values), 3) for name, values in phases.items()},
         "phase_shares": {name: round(statistics.median(values) / median_step, 3) for name, values in phases.items()},
-        "top_ops": ops,
+        "top_ops": ops, "counted_flops": arithmetic,
         **({"ab": ab} if ab is not None else {}),
         "validation": {"seconds": round(validation_s, 2), "val_utterances": len(val_set),
                        "fr_utterances": min(config.fr_utterances, len(val_set)), "interval": args.val_interval,

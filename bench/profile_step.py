@@ -2,7 +2,7 @@
 
 Builds the preset's model, loss and optimiser on the bench corpus (batches as training draws
 them), runs ``--warmup`` steps, then times ``--steps`` steps phase by phase (forward,
-loss, backward, clip + optimiser) and runs them again under ``torch.profiler`` for the
+loss, backward, clip + optimiser) and runs the same batches again under ``torch.profiler`` for the
 operators that take the time (self CPU time per step; where the profiler counts floating-point
 operations, the rate they ran at, which tells arithmetic from overhead). Then one validation as
 training runs it (teacher-forced batches plus ``fr_utterances`` free-running sentences), timed whole, and
@@ -170,11 +170,14 @@ def main() -> int:
     for step in range(1, args.warmup + 1):
         one_step(step, None)
     phases: dict[str, list[float]] = {"forward": [], "loss": [], "backward": [], "optimiser": []}
-    frames = [one_step(args.warmup + k, phases) for k in range(1, args.steps + 1)]
+    # The profiler sees the batches just timed: the operator table then adds up to the phases
+    # (other batches differ in length, and one longer than any before also pays for new memory).
+    drawn = [next(batches) for _ in range(args.steps)]
+    frames = [one_step(args.warmup + k, phases, ids) for k, ids in enumerate(drawn, start=1)]
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities, with_flops=True) as prof:
-        for k in range(1, args.steps + 1):
-            one_step(args.warmup + args.steps + k, None)
+        for k, ids in enumerate(drawn, start=1):
+            one_step(args.warmup + args.steps + k, None, ids)
     averages = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total_self = sum(e.self_cpu_time_total for e in averages) or 1.0
     # Floating-point operations the profiler counts (matrix products and convolutions) over their
@@ -209,6 +212,9 @@ def main() -> int:
         "phases_s": {name: round(statistics.median(values), 3) for name, values in phases.items()},
         "phase_shares": {name: round(statistics.median(values) / median_step, 3) for name, values in phases.items()},
         "top_ops": ops, "counted_flops": arithmetic,
+        # The profiler's own per-call bookkeeping (shapes recorded for the flop counts) lengthens
+        # the many small operators more than the few large ones: compare with median_step_s.
+        "profiled_self_s_per_step": round(total_self / 1e6 / args.steps, 3),
         **({"ab": ab} if ab is not None else {}),
         "validation": {"seconds": round(validation_s, 2), "val_utterances": len(val_set),
                        "fr_utterances": min(config.fr_utterances, len(val_set)), "interval": args.val_interval,

@@ -524,7 +524,8 @@ def base_128_readings(entries: list[dict[str, Any]]) -> list[tuple[dict[str, Any
 def throughput_rows(chosen: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[list[str]]:
     """Return one table row per (preset row, entry)."""
     return [[p["preset"], e.get("machine", {}).get("gpu") or "CPU", f"{p['batch_size']} × {p['grad_accum_steps']}",
-             str(p["reduction_factor"]), num(p["median_sec_per_step"]), num(p["mel_frames_per_s"], 0),
+             str(p["reduction_factor"]), str(p.get("threads", "–")), num(p["median_sec_per_step"]),
+             num(p["mel_frames_per_s"], 0),
              pct(p["data_wait_share"]), p.get("amp_dtype", "on") if p["amp"] else "off",
              num(p.get("peak_gpu_mib")), e.get("machine", {}).get("revision") or "–"] for p, e in chosen]
 
@@ -532,8 +533,8 @@ def throughput_rows(chosen: list[tuple[dict[str, Any], dict[str, Any]]]) -> list
 def throughput_section(entries: list[dict[str, Any]]) -> list[str]:
     """Return the report lines of bench/throughput.py: each preset's newest figures on the CPU and on CUDA."""
     cpu, gpu = newest_per_preset(entries, "cpu"), newest_per_preset(entries, "cuda")
-    lines = table(["Preset", "Device", "Batch × accumulation", "r", "s/step (median)", "Mel frames/s", "Data wait",
-                   "AMP", "Peak GPU MiB", "Revision"], throughput_rows(cpu + gpu))
+    lines = table(["Preset", "Device", "Batch × accumulation", "r", "Threads", "s/step (median)", "Mel frames/s",
+                   "Data wait", "AMP", "Peak GPU MiB", "Revision"], throughput_rows(cpu + gpu))
     cpu_entries = [e for e in entries if e.get("bench") == "throughput" and e.get("device", "cpu") == "cpu"]
     if cpu_entries and cpu:
         cache = cpu_entries[-1]["cache"]
@@ -837,9 +838,21 @@ def profile_section(entry: dict[str, Any], entries: list[dict[str, Any]]) -> lis
                      + (f" (the median of each batch's own ratio: {num(ab['paired_speedup'], 2)}×)"
                         if "paired_speedup" in ab else "") + ".")
     lines += ["", "Operators by self CPU time (torch.profiler, per step):", ""]
+    rates = any("gflop_per_s" in op for op in entry["top_ops"])  # entries before the flop counts had none
     rows = [[f"`{op['op']}`", num(op["self_cpu_ms_per_step"], 1), pct(op["share"]), num(op["calls_per_step"], 0)]
-            for op in entry["top_ops"]]
-    lines += table(["Operator", "ms per step", "Share", "Calls per step"], rows)
+            + ([num(op.get("gflop_per_s"), 1)] if rates else []) for op in entry["top_ops"]]
+    lines += table(["Operator", "ms per step", "Share", "Calls per step"] + (["GFLOP/s"] if rates else []), rows)
+    if "counted_flops" in entry:
+        lines += ["", f"The operators whose floating-point operations the profiler counts (matrix products, "
+                      f"convolutions' forward, element-wise products and sums) did "
+                      f"{num(entry['counted_flops']['gflop_per_step'], 2)} GFLOP a step in "
+                      f"{pct(entry['counted_flops']['share_of_self_time'])} of the step's self time; GFLOP/s near the "
+                      "core's peak is arithmetic, far below it per-call overhead."]
+    if "profiled_self_s_per_step" in entry:
+        lines += ["", f"Under the profiler the operators' self times add up to "
+                      f"{num(entry['profiled_self_s_per_step'])} s a step against {num(entry['median_step_s'])} s "
+                      "unprofiled: its own bookkeeping per call, which weighs most on the many small operators, so "
+                      "their shares above are upper bounds."]
     lines += ["", f"One validation ({val['val_utterances']} held-out utterances teacher-forced, "
                   f"{val['fr_utterances']} free-running): {num(val['seconds'])} s, {pct(val['share_of_trial'])} of a "
                   f"trial's wall time at one validation every {val['interval']} steps.", "", machine_line(entry)]
@@ -866,6 +879,15 @@ def scale_section(entry: dict[str, Any]) -> list[str]:
 
 
 SPEEDUP_TARGET = 2.3  # the tiny step's speed goal: mel frames/s against the code before the speed work
+
+
+def speedup_threads(threads: str | int) -> str:
+    """Return how a bench/speedup.py thread setting reads in a sentence."""
+    if threads == "preset":
+        return "each revision's own thread setting"
+    if threads == "default":
+        return "torch's default threads in both"
+    return f"{threads} thread{'' if str(threads) == '1' else 's'} in both"
 
 
 def speedup_section(entries: list[dict[str, Any]]) -> list[str]:
@@ -1126,6 +1148,11 @@ def render(entries: list[dict[str, Any]]) -> tuple[str, list[str]]:
             out += scale_section(entry)
         elif bench == "speedup":
             out += speedup_section([e for e in entries if e.get("bench") == "speedup"])
+            ratios = ", ".join(f"{num(row['frames_per_s_ratio'], 2)}× ({speedup_threads(row['threads'])})"
+                               for row in entry["rows"])
+            headline.append(f"- Speed ({entry['preset']} preset, CPU, batch {entry['batch_size']}) against the code "
+                            f"before the speed work, in one run on one machine: {ratios} the mel frames/s "
+                            f"(goal {SPEEDUP_TARGET}×).")
         out.append("")
     if dropped:
         out += ["## Measured and dropped", "",

@@ -133,7 +133,7 @@ def main() -> int:
             # Alternate which revision goes first, so neither always meets the machine in the same state.
             order = list(trees) if round_index % 2 == 0 else list(reversed(trees))
             for label in order:
-                run_dir = runs_dir / f"{label}-t{count}-r{round_index}"
+                run_dir = runs_dir / f"{label}-threads-{thread_label(count)}-r{round_index}"
                 figures = time_run(trees[label], corpus, run_dir, args.preset, args.batch_size, args.steps, count)
                 samples.setdefault((count, label), []).append(figures)
                 print(f"round {round_index + 1} threads {thread_label(count)} {label}: "

@@ -363,3 +363,43 @@ def test_the_load_watch_keeps_the_highest_load_it_read() -> None:
     assert watch.sample() >= 0.0  # a reading replaced it
     watch.peak = 1e6
     assert watch.sample() == 1e6  # a lower reading never lowers the peak
+
+
+def test_speedup_shows_both_revisions_each_round_and_the_ratio_against_the_goal() -> None:
+    def side(step_s: float, rounds: list[float]) -> dict[str, Any]:
+        return {"median_sec_per_step": step_s, "mel_frames_per_s": sorted(rounds)[len(rounds) // 2],
+                "each_run_mel_frames_per_s": rounds}
+
+    entry = {"bench": "speedup", "preset": "tiny", "batch_size": 16, "steps_timed": 12, "rounds": 2,
+             "baseline_revision": "a506954", "omp_wait_policy": "PASSIVE", "machine": MACHINE,
+             "rows": [{"threads": "preset", "baseline": side(2.1, [1555.0, 1690.0]),
+                       "worktree": side(1.2, [2611.0, 2943.0]), "frames_per_s_ratio": 1.741},
+                      {"threads": "1", "baseline": side(1.6, [1961.0, 2378.0]),
+                       "worktree": side(1.2, [2611.0, 2943.0]), "frames_per_s_ratio": 1.238}],
+             "command": "python bench/speedup.py"}
+    text, headline = make_report.render([entry])
+    assert any("1.74× (each revision's own thread setting), 1.24× (1 thread in both) the mel frames/s (goal 2.3×)"
+               in line for line in headline)
+    section = text.split("## The training step against the code before the speed work", 1)[1]
+    assert "| preset | 2.1 | 1690 | 1.2 | 2943 | 1.74× | 1555, 1690 / 2611, 2943 |" in section
+    assert "| 1 | 1.6 | 2378 |" in section and "baseline a506954" in section
+    assert f"{make_report.SPEEDUP_TARGET}×" in section
+
+
+def test_a_profile_with_flop_counts_shows_each_operators_rate() -> None:
+    entry = {"bench": "profile_step", "preset": "tiny", "device": "cpu", "threads": 1, "batch_size": 16,
+             "reduction_factor": 2, "steps_timed": 3, "median_step_s": 1.1, "mel_frames_per_s": 2400.0,
+             "phases_s": {"forward": 0.5, "backward": 0.6}, "phase_shares": {"forward": 0.45, "backward": 0.55},
+             "top_ops": [{"op": "aten::mm", "self_cpu_ms_per_step": 262.2, "share": 0.27, "calls_per_step": 1875,
+                          "gflop_per_s": 38.1},
+                         {"op": "aten::bernoulli_", "self_cpu_ms_per_step": 24.9, "share": 0.03,
+                          "calls_per_step": 360}],
+             "counted_flops": {"gflop_per_step": 12.89, "share_of_self_time": 0.46}, "profiled_self_s_per_step": 1.37,
+             "validation": {"seconds": 2.0, "val_utterances": 8, "fr_utterances": 8, "interval": 25,
+                            "share_of_trial": 0.07}, "machine": MACHINE, "command": "python bench/profile_step.py"}
+    section = "\n".join(make_report.profile_section(entry, [entry]))
+    assert "| Operator | ms per step | Share | Calls per step | GFLOP/s |" in section
+    assert "| `aten::mm` | 262.2 | 27.0% | 1875 | 38.1 |" in section
+    assert "| `aten::bernoulli_` | 24.9 | 3.0% | 360 | – |" in section
+    assert "did 12.89 GFLOP a step in 46.0% of the step's self time" in section
+    assert "add up to 1.37 s a step against 1.1 s unprofiled" in section

@@ -158,8 +158,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--jobs", type=int, default=2, help="variants trained at once (default 2)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads per variant (default 1: the tiny decoder is overhead-bound, so "
-                             "two one-thread runs on two cores beat one two-thread run)")
+                        help="torch threads per variant (default 1: at the tiny size a second thread does not "
+                             "pay, so two one-thread runs on two cores beat one two-thread run)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--score", type=Path, default=None, metavar="RUN_DIR",
                         help="train nothing: score the step checkpoints of an earlier run of this bench "

@@ -5,8 +5,9 @@ validation every ``every`` steps. The preset's schedules are kept as a user gets
 fix that acts late shows little in a short run (in the tiny preset scheduled sampling starts
 at step 300 and σ anneals over 1,000 steps); the phases take their proportions of the run.
 
-On a CPU the runs go two at a time, one thread each: the decoder loop is overhead-bound,
-so two one-thread runs on 2 cores each step about as fast as one two-thread run.
+On a CPU the runs go two at a time, one thread each: at the tiny size a second thread does not
+pay (docs/PERFORMANCE.md, "Threads"), so two one-thread runs on 2 cores each step about as fast
+as one two-thread run.
 """
 
 from __future__ import annotations

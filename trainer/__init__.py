@@ -7,8 +7,9 @@ import os
 # a step slows down by 5-10x (measured on 2 cores). Passive waiting has its own price when
 # the run has the machine to itself: the tiny preset's two-thread step took 1.16 s with it
 # against 0.66 s with OMP_WAIT_POLICY=ACTIVE (2 idle cores). Passive is the safe default for
-# shared machines and tuner workers; a lone run on idle cores may set ACTIVE. It must be set
-# before torch loads OpenMP, hence here; a user's own setting wins.
+# shared machines and tuner workers; a lone run on idle cores may set ACTIVE. The tiny and small
+# presets sidestep both by training on one thread (trainer/presets.py). It must be set before
+# torch loads OpenMP, hence here; a user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"

@@ -104,7 +104,7 @@ class LocationSensitiveAttention(nn.Module):
         Both are bias-free linear maps, so their product is one linear map of the K-wide
         window of (previous, cumulative) weights around each token. Applied as unfold +
         matmul it costs one small GEMM per decoder step instead of a convolution and a
-        linear layer (the decoder loop is overhead-bound on CPU). Compute it once per pass.
+        linear layer (on the CPU each call of the decoder loop costs overhead). Compute it once per pass.
         """
         fused = torch.einsum("af,fck->ack", self.location.weight, self.location_conv.weight)  # (A, 2, K)
         return fused.reshape(fused.shape[0], -1).t()
@@ -197,7 +197,7 @@ class Decoder(nn.Module):
 
         ``_project`` turns hidden states into frames and gate logits; the training pass
         applies it once to every step's hidden state (one product instead of one per step:
-        the loop is overhead-bound on CPU). ``cells`` are the (attention, decoder) LSTM cells.
+        each call of the loop costs overhead on CPU). ``cells`` are the (attention, decoder) LSTM cells.
         """
         attention_rnn, decoder_rnn = cells
         att_h, att_c = attention_rnn(torch.cat([prenet_out, state["context"]], -1),

@@ -556,7 +556,9 @@ def throughput_section(entries: list[dict[str, Any]]) -> list[str]:
                       "frames/s on one H100, NVIDIA's published per-A100 figure for their Tacotron2 (TF32, batch "
                       f"128). Every reading, oldest first: {readings}. The spread between runs on one machine "
                       "is the noise to read them by."]
-    side = [e for e in cpu_entries if "coqui" in e]
+    # The newest run that trained Coqui: a later run without its environment hides no comparison.
+    tried = [e for e in cpu_entries if "coqui" in e]
+    side = [e for e in tried if "skipped" not in e["coqui"]] or tried[-1:]
     if side:
         lines += ["", *coqui_lines(side[-1])]
     lines.append("")
@@ -818,11 +820,14 @@ def profile_section(entry: dict[str, Any], entries: list[dict[str, Any]]) -> lis
                  and p["grad_accum_steps"] == 1),
                 None)
     if loop is not None:
+        # Mel frames a second, not seconds a step: the two benches draw batches of different lengths.
+        cost = entry["mel_frames_per_s"] / loop["mel_frames_per_s"]
         lines.append(f"Inside the training loop (bench/throughput.py, newest {entry['preset']} entry) a step takes "
                      f"{num(loop['median_sec_per_step'])} s ({num(loop['mel_frames_per_s'], 0)} mel frames/s): "
-                     f"{num(loop['median_sec_per_step'] / entry['median_step_s'], 2)}× the bare step: what the "
-                     "loop does around forward, loss, backward and the optimiser (batches, logging, schedules) adds "
-                     f"{pct(loop['median_sec_per_step'] / entry['median_step_s'] - 1)} to them.")
+                     f"the bare step trains {num(cost, 2)}× the loop's mel frames a second, so what the loop does "
+                     "around forward, loss, backward and the optimiser (batches, logging, schedules) adds "
+                     f"{pct(cost - 1)} to them (batches of other lengths, and another run: a few percent either way "
+                     "is noise).")
     revision = entry.get("machine", {}).get("revision")
     for other in [e for e in entries if e.get("bench") == "profile_step" and e.get("device") == entry["device"]
                   and (e is entry or (revision and e.get("machine", {}).get("revision") == revision))]:
@@ -907,7 +912,8 @@ def speedup_section(entries: list[dict[str, Any]]) -> list[str]:
                          + ", ".join(num(v, 0) for v in ours["each_run_mel_frames_per_s"])])
         lines += ([""] if number else []) + [
             f"{entry['preset']} preset, batch {entry['batch_size']}, {entry['steps_timed']} steps timed, "
-            f"{entry['rounds']} rounds, baseline {entry['baseline_revision']}, OpenMP wait policy "
+            f"{entry['rounds']} rounds, this code at {entry['machine'].get('revision') or '?'} against baseline "
+            f"{entry['baseline_revision']}, OpenMP wait policy "
             f"{entry.get('omp_wait_policy', '?')}:", ""]
         lines += table(["Threads", "Baseline s/step", "Baseline mel frames/s", "This code s/step",
                         "This code mel frames/s", "Ratio", "Each round (baseline / this code)"], rows)

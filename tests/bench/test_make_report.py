@@ -248,6 +248,9 @@ def test_coqui_side_by_side_gives_ratios_and_the_base_verdict() -> None:
     assert "Measured 0.85×: **not met**." in text
     skipped = "\n".join(make_report.throughput_section([_throughput_entry({})]))
     assert "not run in the newest comparison (no --coqui-venv given)" in skipped and "Frames/s vs Coqui" not in skipped
+    # A later run without Coqui's environment keeps the earlier side-by-side in the report.
+    later = "\n".join(make_report.throughput_section([_throughput_entry(coqui), _throughput_entry({})]))
+    assert "Measured 0.85×: **not met**." in later and "not run in the newest comparison" not in later
 
 
 def test_the_default_intelligibility_variant_names_the_frontend_it_read() -> None:
@@ -382,7 +385,7 @@ def test_speedup_shows_both_revisions_each_round_and_the_ratio_against_the_goal(
                in line for line in headline)
     section = text.split("## The training step against the code before the speed work", 1)[1]
     assert "| preset | 2.1 | 1690 | 1.2 | 2943 | 1.74× | 1555, 1690 / 2611, 2943 |" in section
-    assert "| 1 | 1.6 | 2378 |" in section and "baseline a506954" in section
+    assert "| 1 | 1.6 | 2378 |" in section and f"at {MACHINE.get('revision', '?')} against baseline a506954" in section
     assert f"{make_report.SPEEDUP_TARGET}×" in section
 
 
@@ -397,7 +400,9 @@ def test_a_profile_with_flop_counts_shows_each_operators_rate() -> None:
              "counted_flops": {"gflop_per_step": 12.89, "share_of_self_time": 0.46}, "profiled_self_s_per_step": 1.37,
              "validation": {"seconds": 2.0, "val_utterances": 8, "fr_utterances": 8, "interval": 25,
                             "share_of_trial": 0.07}, "machine": MACHINE, "command": "python bench/profile_step.py"}
-    section = "\n".join(make_report.profile_section(entry, [entry]))
+    loop = _throughput_entry({})  # its tiny step: 1.0 s, 3,200 mel frames/s on batches of other lengths
+    section = "\n".join(make_report.profile_section({**entry, "mel_frames_per_s": 3520.0}, [loop, entry]))
+    assert "the bare step trains 1.1× the loop's mel frames a second" in section and "adds 10.0% to them" in section
     assert "| Operator | ms per step | Share | Calls per step | GFLOP/s |" in section
     assert "| `aten::mm` | 262.2 | 27.0% | 1875 | 38.1 |" in section
     assert "| `aten::bernoulli_` | 24.9 | 3.0% | 360 | – |" in section

@@ -23,12 +23,14 @@ and the checkout's frames/s as a ratio of the baseline's. Appends to bench/resul
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,19 +48,23 @@ WORKTREE = "worktree"  # the checkout's own label in the results
 
 
 def extract(revision: str, into: Path) -> Path:
-    """Return a folder holding ``revision``'s files (extracted once by ``git archive``)."""
-    commit = subprocess.run(["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], cwd=ROOT, check=True,
-                            capture_output=True, text=True).stdout.strip()
+    """Return a folder holding ``revision``'s files (extracted once by ``git archive``); ValueError if unknown."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], cwd=ROOT, check=True,
+                                capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        raise ValueError(f"--baseline {revision}: not a commit of this repository's history "
+                         "(a shallow clone lacks older ones: git fetch --unshallow)") from None
     tree = into / f"rev-{commit[:12]}"
-    if not (tree / "trainer").is_dir():
-        tree.mkdir(parents=True, exist_ok=True)
+    into.mkdir(parents=True, exist_ok=True)
+    if not tree.is_dir():
+        # Extracted beside and renamed into place, so an interrupted extraction is never taken for a tree.
+        partial = Path(tempfile.mkdtemp(prefix=f"{tree.name}-", dir=into))
         archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=ROOT, check=True,
                                  capture_output=True).stdout
-        tar = tree / "source.tar"
-        tar.write_bytes(archive)
-        with tarfile.open(tar) as source:
-            source.extractall(tree, filter="data")
-        tar.unlink()
+        with tarfile.open(fileobj=io.BytesIO(archive)) as source:
+            source.extractall(partial, filter="data")
+        partial.rename(tree)
     return tree
 
 
@@ -124,8 +130,11 @@ def main() -> int:
         parser.error("--steps, --rounds and --batch-size take positive counts")
 
     started = time.perf_counter()
+    try:
+        trees = {"baseline": extract(args.baseline, args.workdir / "revisions"), WORKTREE: ROOT}
+    except ValueError as error:
+        parser.error(str(error))
     corpus = ensure_corpus(args.workdir, args.utterances)
-    trees = {"baseline": extract(args.baseline, args.workdir / "revisions"), WORKTREE: ROOT}
     runs_dir = args.workdir / "runs" / f"speedup-{int(time.time())}"
     samples: dict[tuple[int | None, str], list[dict[str, float]]] = {}
     for round_index in range(args.rounds):

@@ -21,16 +21,23 @@ def emit(result: dict[str, Any], results: Path) -> None:
         handle.write(json.dumps(result) + "\n")
 
 
-def revision() -> str | None:
-    """Return the git commit the bench ran on (``+dirty`` when the tree had changes), None outside git.
+# What the benches themselves write: a change there says nothing about the code measured.
+GENERATED = ("bench/results.jsonl", "docs/RESULTS.md")
 
-    Read it when the bench starts, not when it ends: the tree may change during a long run.
+
+def revision(where: Path | None = None) -> str | None:
+    """Return the git commit the bench ran on (``+dirty`` when tracked code had changes), None outside git.
+
+    ``where`` is a folder inside the repository (default: this script's). Changes to GENERATED
+    files do not count. Read it when the bench starts, not when it ends: the tree may change
+    during a long run.
     """
-    here = Path(__file__).resolve().parent
+    here = where or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/",
+                                *(f":(top,exclude){path}" for path in GENERATED)], cwd=here,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -408,3 +409,25 @@ def test_a_profile_with_flop_counts_shows_each_operators_rate() -> None:
     assert "| `aten::bernoulli_` | 24.9 | 3.0% | 360 | – |" in section
     assert "did 12.89 GFLOP a step in 46.0% of the step's self time" in section
     assert "add up to 1.37 s a step against 1.1 s unprofiled" in section
+
+
+def test_a_bench_revision_is_dirty_for_code_changes_not_for_the_results_it_writes(tmp_path: Path) -> None:
+    import report
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "docs").mkdir()
+    for path in ("trainer.py", *report.GENERATED):
+        (tmp_path / path).write_text("first\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "files")
+    clean = report.revision(tmp_path / "bench")
+    assert clean is not None and not clean.endswith("+dirty")
+    for path in report.GENERATED:
+        (tmp_path / path).write_text("appended by a bench\n")
+    assert report.revision(tmp_path / "bench") == clean
+    (tmp_path / "trainer.py").write_text("changed\n")
+    assert report.revision(tmp_path / "bench") == clean + "+dirty"

@@ -199,7 +199,7 @@ def main() -> int:
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     steps = [int(s) for s in args.steps.split(",")]
     if len(steps) != len(presets) or any(p not in PRESETS for p in presets) or min(steps) < 1:
-        parser.error("--presets takes tiny and/or base, and --steps one positive count per preset")
+        parser.error(f"--presets takes names of {', '.join(PRESETS)}, and --steps one positive count per preset")
 
     import torch
 

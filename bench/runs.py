@@ -91,6 +91,21 @@ def text_frontend_of(preset_name: str) -> str:
     return preset(preset_name).model.text_frontend
 
 
+WARMUP_STEPS = 2  # training steps a speed figure leaves out: the first ones also allocate
+
+
+def timed_steps(run_dir: Path, warmup: int = WARMUP_STEPS) -> list[dict[str, Any]]:
+    """Return the training-step records of ``run_dir``'s metrics.jsonl after the first ``warmup`` steps."""
+    from trainer.fileio import read_jsonl
+
+    return [r for _, r in read_jsonl(run_dir / "metrics.jsonl") if r.get("kind") == "train" and r["step"] > warmup]
+
+
+def frames_per_second(timed: list[dict[str, Any]]) -> float:
+    """Return the mel frames trained per second of step time over ``timed`` step records."""
+    return sum(r["frames"] for r in timed) / sum(r["sec_per_step"] for r in timed)
+
+
 def ensure_corpus(workdir: Path, utterances: int, seed: int = 0, lang: str = "en") -> Path:
     """Return the bench's eSpeak corpus folder (made on first use: ``utterances`` sentences of ``seed`` in ``lang``)."""
     from trainer.corpus import make_corpus

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import statistics
 import subprocess
@@ -36,14 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from report import emit, machine  # bench/report.py, beside this script
-from runs import ROOT, ensure_corpus
+from runs import ROOT, WARMUP_STEPS, ensure_corpus, frames_per_second, timed_steps
 
 from trainer.presets import PRESETS
 
 # The parent of the first commit of the speed work (bench/profile_step.py): the tiny step of
 # this code was the starting figure of the speed targets.
 BASELINE_REVISION = "a5069542fdeecea2c5b97822cab15ae67be133f4"
-WARMUP_STEPS = 2  # not timed: the first steps also allocate
 WORKTREE = "worktree"  # the checkout's own label in the results
 
 
@@ -96,10 +94,9 @@ def time_run(tree: Path, corpus: Path, run_dir: Path, preset_name: str, batch_si
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise SystemExit(f"{tree.name}: trainer train ended with code {done.returncode}: {tail[0]}")
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    timed = [r for r in records if r.get("kind") == "train" and r["step"] > WARMUP_STEPS]
+    timed = timed_steps(run_dir)
     return {"sec_per_step": statistics.median(r["sec_per_step"] for r in timed),
-            "mel_frames_per_s": sum(r["frames"] for r in timed) / sum(r["sec_per_step"] for r in timed)}
+            "mel_frames_per_s": frames_per_second(timed)}
 
 
 def thread_label(threads: int | None) -> str:

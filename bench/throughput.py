@@ -35,11 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from report import emit, machine  # bench/report.py, beside this script
-from runs import ROOT, ensure_corpus
+from runs import ROOT, WARMUP_STEPS, ensure_corpus, frames_per_second, timed_steps
 
 from trainer.presets import PRESETS
-
-WARMUP_STEPS = 2
 
 
 def cache_figures(corpus: Path, batch_size: int) -> dict[str, Any]:
@@ -89,16 +87,15 @@ def train_figures(preset_name: str, steps: int, corpus: Path, workdir: Path, dev
     # torch's thread count is per process: an earlier preset's own setting must not carry over.
     torch.set_num_threads(config.torch_threads or default_threads)
     train(config, corpus, run_dir, show_progress=False)
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     # The last step's time includes nothing else: validation runs after it is logged.
-    timed = [r for r in records if r["kind"] == "train" and r["step"] > WARMUP_STEPS]
+    timed = timed_steps(run_dir)
     step_s = statistics.median(r["sec_per_step"] for r in timed)
     return {
         "preset": preset_name, "steps_timed": len(timed), "batch_size": config.batch_size,
         "threads": torch.get_num_threads(),
         "grad_accum_steps": config.grad_accum_steps, "reduction_factor": config.model.reduction_factor,
         "median_sec_per_step": round(step_s, 3),
-        "mel_frames_per_s": round(sum(r["frames"] for r in timed) / sum(r["sec_per_step"] for r in timed), 1),
+        "mel_frames_per_s": round(frames_per_second(timed), 1),
         "data_wait_share": round(sum(r["data_sec"] for r in timed) / sum(r["sec_per_step"] for r in timed), 4),
         "median_data_wait_s": round(statistics.median(r["data_sec"] for r in timed), 4),
         "amp": device == "cuda" and config.amp,

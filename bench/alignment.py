@@ -22,9 +22,9 @@ from pathlib import Path
 from report import emit, machine  # bench/report.py, beside this script
 
 from trainer.config import preset
-from trainer.corpus import make_corpus
+from trainer.corpora.make import make_corpus
 from trainer.presets import PRESETS
-from trainer.train import train
+from trainer.training.loop import train
 
 ROOT = Path(__file__).resolve().parent.parent
 

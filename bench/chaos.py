@@ -12,7 +12,7 @@ timeouts are shortened (``--heartbeat``, ``--grace``; the storage retry window d
 them) so that the outage outlasts all three. The trials are few-step from-scratch runs of the
 tiny preset on a 24-utterance eSpeak corpus, a checkpoint every 2 steps.
 
-When the last worker is done, ``tuner.audit`` reads the study and the runs' records: trials
+When the last worker is done, ``tuner.fleet.audit`` reads the study and the runs' records: trials
 lost (failed for a transient reason without a retry, or left RUNNING/WAITING), trials trained
 twice (a predecessor wrote a step after its retry's first), retries that did not resume from the
 newest checkpoint, and the steps repeated after resumes (trained past the checkpoint, lost with
@@ -188,9 +188,9 @@ def main() -> int:
 
     import optuna
 
-    from tuner.audit import audit_trials
+    from tuner.fleet.audit import audit_trials
     from tuner.paths import Home
-    from tuner.study import open_storage, resolve_storage
+    from tuner.study.storage import open_storage, resolve_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     workdir = args.workdir.resolve()

@@ -48,7 +48,7 @@ INFERENCE_VARIANTS: dict[str, dict[str, Any]] = {"no_prenet_dropout_at_inference
 
 def ensure_flite_corpus(workdir: Path, name: str, utterances: int, seed: int, voice: str) -> Path:
     """Return a flite corpus under ``workdir`` (made once; equal arguments give the same corpus)."""
-    from trainer.corpus import make_corpus
+    from trainer.corpora.make import make_corpus
 
     path = workdir / f"flite-{voice}-{name}-{utterances}-seed{seed}"
     if not (path / "metadata.csv").is_file():
@@ -58,9 +58,9 @@ def ensure_flite_corpus(workdir: Path, name: str, utterances: int, seed: int, vo
 
 def reference_rates(heldout: Path) -> dict[str, float]:
     """Return the WER/CER of the held-out recordings and of their Griffin-Lim resynthesis."""
-    from trainer import audio
-    from trainer.asr import error_rates, transcribe
-    from trainer.data import read_corpus
+    from trainer.audio import mel as audio
+    from trainer.data.corpus import read_corpus
+    from trainer.evaluation.asr import error_rates, transcribe
 
     items = read_corpus(heldout)
     texts = [item.text for item in items]
@@ -79,12 +79,12 @@ def score_checkpoint(checkpoint: Path, heldout: Path, overrides: dict[str, Any])
     """Return WER/CER (plain and enhanced), stop behaviour and what was heard, for one checkpoint."""
     import torch
 
-    from trainer import audio
-    from trainer.architectures import build_model
-    from trainer.asr import error_rates, transcribe
-    from trainer.data import read_corpus
-    from trainer.enhance import EnhancerConfig, enhance
-    from trainer.infer import load_model, synthesize
+    from trainer.audio import mel as audio
+    from trainer.data.corpus import read_corpus
+    from trainer.evaluation.asr import error_rates, transcribe
+    from trainer.model.architectures import build_model
+    from trainer.synthesis.enhance import EnhancerConfig, enhance
+    from trainer.synthesis.infer import load_model, synthesize
 
     model, config = load_model(checkpoint)
     if overrides:  # an inference-only change: the same weights in a model built with the new settings
@@ -127,7 +127,7 @@ def run_variant(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from trainer.config import preset
-    from trainer.train import train
+    from trainer.training.loop import train
 
     torch.set_num_threads(job["threads"])
     overrides = VARIANTS[job["variant"]]
@@ -178,9 +178,9 @@ def main() -> int:
 
     import soundfile as sf
 
-    from trainer.asr import unavailable_reason
     from trainer.config import TrainConfig
-    from trainer.data import read_corpus
+    from trainer.data.corpus import read_corpus
+    from trainer.evaluation.asr import unavailable_reason
 
     reason = unavailable_reason("en")
     if reason is not None:

@@ -1018,7 +1018,7 @@ def chaos_section(entry: dict[str, Any]) -> list[str]:
              f"{entry['max_steps']} steps (a checkpoint every 2), a random worker SIGKILLed every 1.5–5 s and "
              "replaced at once, the database stopped half-way for longer than the grace period "
              f"(heartbeat {num(entry['heartbeat_s'])} s, grace {num(entry['grace_s'])} s); audited by "
-             "`tuner.audit` from the runs' timed records. Goal: nothing lost, nothing trained twice, every "
+             "`tuner.fleet.audit` from the runs' timed records. Goal: nothing lost, nothing trained twice, every "
              "retry from the newest checkpoint: " + ("met." if entry["goal_met"] else "**not met**."), ""]
     lines += table(["Workers", "Kills", "Outage", "Finished / target", "Trials lost", "Trained twice",
                     "Wrong resumes", "Retries", "Steps resumed", "Steps repeated", "Wall s"], rows)

@@ -14,9 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from trainer.architectures import build_model
-from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import config_from_stored
+from trainer.model.architectures import build_model
+from trainer.model.checkpoint import load_checkpoint, save_checkpoint
 
 
 def shrink(source: Path, target: Path) -> int:

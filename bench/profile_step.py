@@ -14,7 +14,7 @@ With ``--ab cells`` (CPU) it also times ``--steps`` batches twice each,
 the decoder loop as it ran before a change and as it runs now, alternated in this one process
 so that both see the same batches and machine state, and reports both medians and their
 ratio: ``cells``, the ``nn.LSTMCell`` modules against the per-pass-gradient cells
-(trainer/recurrent.py). Appends to bench/results.jsonl.
+(trainer/model/recurrent.py). Appends to bench/results.jsonl.
 
     python bench/profile_step.py [--preset tiny] [--steps 5] [--warmup 2] [--utterances 300]
                                  [--val-interval 25] [--threads N] [--device cpu|cuda]
@@ -42,7 +42,7 @@ TOP_OPS = 15
 
 def ab_variants(decoder: Any) -> dict[str, Callable[[], None]]:
     """Return {variant: install it} for ``--ab cells``: the way the code ran before, then as it runs now."""
-    from trainer.recurrent import LSTMCellWeights
+    from trainer.model.recurrent import LSTMCellWeights
 
     def install(cells: Callable[[Any], tuple[Any, Any]]) -> Callable[[], None]:
         def apply() -> None:
@@ -106,12 +106,14 @@ def main() -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from trainer.architectures import build_model
     from trainer.config import preset
-    from trainer.data import TTSDataset, bucketed_batches, collate, read_corpus, split_train_val
-    from trainer.evaluate import amp_dtype, autocast, validate
-    from trainer.losses import TacotronLoss
-    from trainer.train import TrainState, configure_cuda, seed_everything, step_hparams
+    from trainer.data.batches import bucketed_batches, collate
+    from trainer.data.corpus import read_corpus, split_train_val
+    from trainer.data.dataset import TTSDataset
+    from trainer.evaluation.validate import amp_dtype, autocast, validate
+    from trainer.model.architectures import build_model
+    from trainer.training.loop import TrainState, configure_cuda, seed_everything, step_hparams
+    from trainer.training.losses import TacotronLoss
 
     corpus = ensure_corpus(args.workdir, args.utterances)
     config = preset(args.preset).replace(device=args.device, fr_asr="off")

@@ -108,7 +108,7 @@ def frames_per_second(timed: list[dict[str, Any]]) -> float:
 
 def ensure_corpus(workdir: Path, utterances: int, seed: int = 0, lang: str = "en") -> Path:
     """Return the bench's eSpeak corpus folder (made on first use: ``utterances`` sentences of ``seed`` in ``lang``)."""
-    from trainer.corpus import make_corpus
+    from trainer.corpora.make import make_corpus
 
     name = f"corpus-{lang}-{utterances}" if seed == 0 else f"corpus-{lang}-{utterances}-seed{seed}"
     corpus = workdir / name
@@ -125,7 +125,7 @@ def first_step(history: list[dict[str, Any]], key: str, target: float = TARGET) 
 def execute(spec: RunSpec) -> dict[str, Any]:
     """Train one bench run and return its figures (steps and seconds to the target, final metrics, history)."""
     os.environ.setdefault("OMP_NUM_THREADS", str(spec.threads))
-    from trainer.train import train
+    from trainer.training.loop import train
 
     config = all_fixes_config(spec.preset, spec.steps, spec.every, spec.seed, spec.device, spec.threads)
     config = config.replace(**spec.overrides)

@@ -48,7 +48,8 @@ def _peak_rss_mib() -> float:
 
 def measure_load(corpus: str, cache_dir: str) -> dict[str, Any]:
     """In a fresh process: load ``corpus`` (the cache as it is); seconds, resident memory added, what it holds."""
-    from trainer.data import FeatureCache, TTSDataset, read_corpus
+    from trainer.data.corpus import read_corpus
+    from trainer.data.dataset import FeatureCache, TTSDataset
 
     items = read_corpus(corpus)
     base_rss = _rss_mib()
@@ -67,7 +68,7 @@ def measure_load(corpus: str, cache_dir: str) -> dict[str, Any]:
 def measure_train(corpus: str, steps: int, workdir: str, cache_dir: str) -> dict[str, Any]:
     """In a fresh process (a trial's): train ``steps`` tiny-preset steps; median s/step and peak resident memory."""
     from trainer.config import preset
-    from trainer.train import train
+    from trainer.training.loop import train
 
     config = preset("tiny").replace(max_steps=steps + 2, val_interval=steps + 2, checkpoint_interval=steps + 2,
                                     log_interval=1, plots=False, fr_utterances=0, val_size=2, controller=False,

@@ -1,7 +1,7 @@
 """Adaptive vs fixed stop threshold: early stops and run-ons in free-running synthesis. Prints JSON.
 
 Synthesises unseen demo sentences (a fresh eSpeak corpus) with a trained checkpoint, once
-with the fixed threshold 0.5 and once with the adaptive one (trainer.schedules.stop_threshold
+with the fixed threshold 0.5 and once with the adaptive one (trainer.training.schedules.stop_threshold
 at the checkpoint's training progress), and compares stop error, early stops (< 0.8 x the
 reference length), run-ons (> 1.2 x or never stopped) and max-step hits. Appends to
 bench/results.jsonl.
@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 from report import emit, machine  # bench/report.py, beside this script
 
-from trainer.checkpoint import load_checkpoint
-from trainer.corpus import make_corpus
-from trainer.data import FeatureCache, TTSDataset, read_corpus
-from trainer.evaluate import free_running
-from trainer.infer import load_model
+from trainer.corpora.make import make_corpus
+from trainer.data.corpus import read_corpus
+from trainer.data.dataset import FeatureCache, TTSDataset
+from trainer.evaluation.validate import free_running
+from trainer.model.checkpoint import load_checkpoint
+from trainer.synthesis.infer import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

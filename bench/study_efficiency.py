@@ -11,7 +11,7 @@ uses another sampler seed (rep 1 seed 1, ...); its two studies run side by side 
 
 The study fine-tunes, as the default space does: every trial warm-starts from the shipped
 ``tests/data/tiny-aligned.pt`` (the tiny preset trained on an English eSpeak corpus of seed 0)
-and trains on a 60-utterance corpus of the second voice (``trainer.corpus.SECOND_VOICES["en"]``,
+and trains on a 60-utterance corpus of the second voice (``trainer.corpora.make.SECOND_VOICES["en"]``,
 sentences of seed 1, made once under the work folder). The space is ``search_spaces/default.yaml``
 with a short budget, written into the work folder:
 
@@ -118,7 +118,7 @@ def bounded_int(low: int):
 
 def ensure_voice_corpus(workdir: Path) -> Path:
     """Return the second voice's 60-utterance eSpeak corpus, made on first use."""
-    from trainer.corpus import SECOND_VOICES, make_corpus
+    from trainer.corpora.make import SECOND_VOICES, make_corpus
 
     voice = SECOND_VOICES["en"]
     corpus = workdir / f"voice-{voice}-{VOICE_UTTERANCES}-seed{VOICE_SEED}"
@@ -143,8 +143,8 @@ def write_space(folder: Path, rep: int, variant: str, trials: int, max_steps: in
 
 def warm_feature_cache(space_path: Path, corpus: Path) -> None:
     """Compute the corpus's mel features once, so the two studies do not both compute them in their first trial."""
-    from trainer.train import load_data
-    from tuner.space import load_space
+    from trainer.training.loop import load_data
+    from tuner.space.load import load_space
 
     space = load_space(space_path)
     load_data(space.build_config(space.defaults_or_low()), corpus, False)
@@ -200,7 +200,7 @@ def load_trials(space: Path) -> list:
     """Return the trials of the study whose home is beside ``space``, in trial-number order."""
     import optuna
 
-    from tuner.study import open_storage
+    from tuner.study.storage import open_storage
 
     storage = open_storage(f"sqlite:///{space.parent / 'home' / 'optuna.db'}")
     study = optuna.load_study(study_name=STUDY, storage=storage)

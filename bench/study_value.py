@@ -325,7 +325,7 @@ def arm_space(raw: dict[str, Any], arm: str, *, trials: int, max_steps: int, sam
 
 def ensure_corpus(workdir: Path, voice: str, utterances: int, seed: int) -> Path:
     """Return an eSpeak corpus of ``voice`` with varied prosody (``utterances`` sentences of ``seed``), made once."""
-    from trainer.corpus import make_corpus
+    from trainer.corpora.make import make_corpus
 
     corpus = workdir / f"voice-{voice}-prosody-{utterances}-seed{seed}"
     if not (corpus / "metadata.csv").is_file():
@@ -335,7 +335,7 @@ def ensure_corpus(workdir: Path, voice: str, utterances: int, seed: int) -> Path
 
 def heldout_indices(heldout: Path, corpus: Path) -> tuple[list[int], int]:
     """Return (indices of the held-out utterances whose text is not in ``corpus``, how many were left out)."""
-    from trainer.data import read_corpus
+    from trainer.data.corpus import read_corpus
 
     seen = {u.text.strip().lower() for u in read_corpus(corpus)}
     items = read_corpus(heldout)
@@ -353,10 +353,11 @@ def score_checkpoint(checkpoint: Path, heldout: Path, indices: list[int], corpus
     """
     import torch
 
-    from trainer.data import TTSDataset, read_corpus
-    from trainer.evaluate import band_range, free_running
-    from trainer.infer import load_model
-    from trainer.train import load_data
+    from trainer.data.corpus import read_corpus
+    from trainer.data.dataset import TTSDataset
+    from trainer.evaluation.validate import band_range, free_running
+    from trainer.synthesis.infer import load_model
+    from trainer.training.loop import load_data
 
     model, config = load_model(checkpoint, device)
     dataset = TTSDataset.for_config(read_corpus(heldout), config)
@@ -378,8 +379,8 @@ def retrain(spec: dict[str, Any]) -> dict[str, Any]:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import json
 
-    from trainer.train import train
-    from tuner.space import load_space
+    from trainer.training.loop import train
+    from tuner.space.load import load_space
 
     space = load_space(Path(spec["space"]))
     config = space.build_config(spec["params"], max_steps=spec["max_steps"]).replace(seed=spec["seed"])
@@ -462,7 +463,7 @@ def load_arm_trials(space: Path, arm: str, max_steps: int) -> list[dict[str, Any
     """Return the trial records of an arm's study (home beside ``space``), in trial-number order."""
     import optuna
 
-    from tuner.study import open_storage
+    from tuner.study.storage import open_storage
 
     database = space.parent / "home" / "optuna.db"
     if not database.is_file():
@@ -584,9 +585,9 @@ def main() -> int:
     import torch
     import yaml
 
-    from trainer.corpus import SECOND_VOICES
+    from trainer.corpora.make import SECOND_VOICES
     from trainer.yamlio import safe_load
-    from tuner.space import load_space
+    from tuner.space.load import load_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)  # this process scores between the others' runs

@@ -42,8 +42,9 @@ from trainer.presets import PRESETS
 
 def cache_figures(corpus: Path, batch_size: int) -> dict[str, Any]:
     """Return corpus load seconds with a cold and a warm feature cache, and one batch's mel cost (s)."""
-    from trainer import audio
-    from trainer.data import FeatureCache, TTSDataset, read_corpus
+    from trainer.audio import mel as audio
+    from trainer.data.corpus import read_corpus
+    from trainer.data.dataset import FeatureCache, TTSDataset
 
     items = read_corpus(corpus)
     with tempfile.TemporaryDirectory() as folder:
@@ -72,8 +73,8 @@ def train_figures(preset_name: str, steps: int, corpus: Path, workdir: Path, dev
     import torch
 
     from trainer.config import preset
-    from trainer.evaluate import amp_dtype
-    from trainer.train import train
+    from trainer.evaluation.validate import amp_dtype
+    from trainer.training.loop import train
 
     total = steps + WARMUP_STEPS
     config = preset(preset_name).replace(max_steps=total, val_interval=total, checkpoint_interval=total,

@@ -14,7 +14,7 @@ Optuna). Every process and trial runs with one thread (``OMP_NUM_THREADS=1``,
         [--postgres-url postgresql://postgres@127.0.0.1:5432/postgres] [--workdir studies/bench]
         [--results bench/results.jsonl] [--device cpu]
 
-Per trial the numbers come from the trial's ``timing`` attribute (tuner/runner.py) and
+Per trial the numbers come from the trial's ``timing`` attribute (tuner/trial/runner.py) and
 Optuna's own start and end: total = datetime_complete - datetime_start, overhead = total -
 train_s, in parts: ``process_start`` (the child's creation to its ``train`` call: interpreter,
 imports, storage connection), ``parent_before_child`` (sampling, MLflow run, job file),
@@ -148,7 +148,7 @@ def admin_sql(admin_url: str, statement: str) -> None:
 
 def ensure_corpus(workdir: Path) -> Path:
     """Return the bench's 24-utterance English eSpeak corpus, made on first use."""
-    from trainer.corpus import make_corpus
+    from trainer.corpora.make import make_corpus
 
     corpus = workdir / f"corpus-en-{UTTERANCES}"
     if not (corpus / "metadata.csv").is_file():
@@ -167,8 +167,8 @@ def write_space(folder: Path, trials: int, device: str) -> Path:
 
 def warm_feature_cache(space_path: Path, corpus: Path) -> None:
     """Compute the corpus's mel features once, so no configuration's first trial pays for them."""
-    from trainer.train import load_data
-    from tuner.space import load_space
+    from trainer.training.loop import load_data
+    from tuner.space.load import load_space
 
     space = load_space(space_path)
     load_data(space.build_config(space.defaults_or_low()), corpus, False)
@@ -180,8 +180,9 @@ def create_study(space_path: Path, storage_url: str) -> None:
     SQLite has no creation lock in the tuner (it serves one process), so workers starting
     together on a fresh file could race on its tables.
     """
-    from tuner.space import load_space
-    from tuner.study import check_storage, open_study
+    from tuner.space.load import load_space
+    from tuner.study.storage import check_storage
+    from tuner.study.studies import open_study
 
     check_storage(storage_url)
     opened = open_study(load_space(space_path), STUDY, storage_url, MAX_STEPS, VAL_INTERVAL)
@@ -250,7 +251,7 @@ def summarise(storage_url: str) -> dict[str, Any]:
     import optuna
     from optuna.trial import TrialState
 
-    from tuner.study import open_storage
+    from tuner.study.storage import open_storage
 
     study = optuna.load_study(study_name=STUDY, storage=open_storage(storage_url))
     try:

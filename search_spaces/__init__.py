@@ -2,5 +2,5 @@
 
 The files stay in this top-level folder of the repository (its documented layout);
 ``pyproject.toml`` maps the package onto it, so wheels and editable installs both carry them
-and ``tuner.space.spaces_dir()`` finds them through ``importlib.resources`` from any folder.
+and ``tuner.space.load.spaces_dir()`` finds them through ``importlib.resources`` from any folder.
 """

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.corpus import make_corpus
+from trainer.corpora.make import make_corpus
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -13,3 +13,15 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    """``trainer.train`` is the training entry point (``trainer.training.loop.train``), imported on first use.
+
+    Lazily, so that ``import trainer.errors`` (the tuner's command line does it) does not load torch.
+    """
+    if name == "train":
+        from trainer.training.loop import train  # lazy: torch, see the docstring
+
+        return train
+    raise AttributeError(f"module 'trainer' has no attribute {name!r}")

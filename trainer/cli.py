@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from trainer.console import EXIT_FAILED, Parser, add_debug_flag, add_version_flag, main_with
 from trainer.errors import DataError, UserError
 from trainer.presets import DEFAULT_PRESET, PRESETS
-from trainer.text import LANGUAGES
+from trainer.text.symbols import LANGUAGES
 from trainer.tracking import DEFAULT_EXPERIMENT, TRACKING_URI_ENV
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def _add_make_corpus(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_make_corpus(args: argparse.Namespace) -> int:
-    from trainer.corpus import make_corpus
+    from trainer.corpora.make import make_corpus
 
     if args.utterances < 1:
         raise UserError(f"--utterances must be >= 1, got {args.utterances}")
@@ -137,7 +137,7 @@ def _add_check_data(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_check_data(args: argparse.Namespace) -> int:
-    from trainer.data import check_corpus
+    from trainer.data.corpus import check_corpus
 
     report = check_corpus(_data(args), lang=args.lang, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
                           drop_unknown_chars=args.drop_unknown_chars)
@@ -172,7 +172,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from trainer.config import load_config, preset, with_overrides
-    from trainer.train import config_for_resume, train
+    from trainer.training.loop import config_for_resume, train
 
     data = _data(args)
     overrides = _overrides(args.overrides)
@@ -275,11 +275,11 @@ def _run_synth(args: argparse.Namespace) -> int:
     import numpy as np
     import torch  # lazy, as every command's heavy imports: --help and argument errors stay fast
 
-    from trainer.audio import SAMPLE_RATE, write_wav
-    from trainer.enhance import EnhancerConfig
+    from trainer.audio.mel import SAMPLE_RATE, write_wav
     from trainer.fileio import atomic_write_bytes
-    from trainer.infer import load_model, synthesize
-    from trainer.vocoder import make_vocoder
+    from trainer.synthesis.enhance import EnhancerConfig
+    from trainer.synthesis.infer import load_model, synthesize
+    from trainer.synthesis.vocoder import make_vocoder
 
     device = _device(args.device)
     vocoder = make_vocoder(args.vocoder, args.vocoder_config, device)  # a bad vocoder fails before any work
@@ -311,7 +311,7 @@ def _add_export_mels(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export_mels(args: argparse.Namespace) -> int:
-    from trainer.export_mels import export_mels
+    from trainer.synthesis.export_mels import export_mels
 
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -339,7 +339,7 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_plan(args: argparse.Namespace) -> int:
-    from trainer.plan import plan_training
+    from trainer.data.plan import plan_training
 
     if args.batch_size < 1 or args.grad_accum < 1:
         raise UserError("--batch-size and --grad-accum must be >= 1")

@@ -18,13 +18,13 @@ from typing import Any
 
 import yaml
 
-from trainer import metric_registry
-from trainer.architectures import architecture_names
 from trainer.errors import ConfigError
+from trainer.evaluation import metric_registry
 from trainer.fileio import atomic_write_text
+from trainer.model.architectures import architecture_names
 from trainer.presets import OVERRIDES, PRESETS
-from trainer.schedules import LR_PROFILES
-from trainer.text import CHARACTER_LANGUAGES, LANGUAGES, LEGACY_TEXT_FRONTEND
+from trainer.text.symbols import CHARACTER_LANGUAGES, LANGUAGES, LEGACY_TEXT_FRONTEND
+from trainer.training.schedules import LR_PROFILES
 from trainer.yamlio import safe_load
 
 
@@ -36,7 +36,7 @@ class ModelConfig:
     which a warm start handles by skipping the text embedding).
     """
 
-    architecture: str = "tacotron2"  # a name in trainer.architectures
+    architecture: str = "tacotron2"  # a name in trainer.model.architectures
     symbols_embedding_dim: int = 512
     encoder_embedding_dim: int = 512
     encoder_n_convolutions: int = 3
@@ -64,7 +64,7 @@ MODEL_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ModelConf
 class TrainConfig:
     """All training settings. Units are in the field names or comments (steps are optimiser steps)."""
 
-    # --- audio: features follow the fixed Tacotron2/HiFi-GAN convention (trainer.audio) ---
+    # --- audio: features follow the fixed Tacotron2/HiFi-GAN convention (trainer.audio.mel) ---
     peak_normalize: bool = False
 
     # --- text ---
@@ -76,7 +76,7 @@ class TrainConfig:
     max_seconds: float = 12.0
     val_size: int = 8  # held-out utterances (taken deterministically from the corpus)
     skip_bad_items: bool = False
-    cache_dir: str | None = None  # None: trainer.data.default_cache_root() ($SMART_TUNER_CACHE, $XDG_CACHE_HOME)
+    cache_dir: str | None = None  # None: trainer.data.dataset.default_cache_root() ($SMART_TUNER_CACHE, XDG)
 
     # --- model: the network's shape (ModelConfig); dropout rates and the inference limit follow ---
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -134,7 +134,7 @@ class TrainConfig:
     stop_threshold: float = 0.5  # gate threshold of teacher-forced metrics, and of inference when stop_gate is fixed
 
     # --- inference stop gate and free-running validation ---
-    stop_gate: str = "adaptive"  # "adaptive" (trainer.schedules.stop_threshold) | "fixed" (stop_threshold)
+    stop_gate: str = "adaptive"  # "adaptive" (trainer.training.schedules.stop_threshold) | "fixed" (stop_threshold)
     fr_utterances: int = 8  # held-out sentences synthesised without teacher forcing at each validation; 0: off
     fr_max_factor: float = 2.0  # free-running limit per utterance, as a multiple of its reference length
     fr_asr: str = "auto"  # fr_wer/fr_cer by an English recogniser: "auto" (when installed and English) | "on" | "off"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from trainer.data import CorpusReport
+    from trainer.data.corpus import CorpusReport
 
 __all__ = [
     "UserError",

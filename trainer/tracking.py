@@ -148,7 +148,7 @@ class RunTracker:
 
     def finish(self, status: str, best_checkpoint: Path | None = None) -> None:
         """Log what is left, the slim best checkpoint (when given) and the run's end state."""
-        from trainer.checkpoint import save_inference_checkpoint  # lazy: torch
+        from trainer.model.checkpoint import save_inference_checkpoint  # lazy: torch
 
         self.sync()
         if best_checkpoint is not None and best_checkpoint.is_file():

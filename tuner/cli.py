@@ -22,30 +22,30 @@ from typing import TYPE_CHECKING
 
 from optuna.artifacts import FileSystemArtifactStore
 
-from trainer import metric_registry
 from trainer.console import Parser, add_debug_flag, add_version_flag, main_with
-from trainer.metric_registry import Metric
+from trainer.evaluation import metric_registry
+from trainer.evaluation.metric_registry import Metric
 from trainer.presets import PRESETS
 from tuner import env
+from tuner.commands.export import export_best, register_best
+from tuner.commands.status import best_lines, counts_line, trial_records, trials_csv, trials_table
 from tuner.errors import NothingFound, TunerError
-from tuner.export import export_best, register_best
 from tuner.paths import Home, home_origin
-from tuner.study import (
+from tuner.study.storage import (
     check_storage,
     creation_lock,
     list_study_names,
-    load_existing_study,
     open_storage,
     resolve_storage,
     storage_setting,
 )
-from tuner.summary import best_lines, counts_line, trial_records, trials_csv, trials_table
-from tuner.urls import mask_url
+from tuner.study.studies import load_existing_study
+from tuner.study.urls import mask_url
 
 if TYPE_CHECKING:
     from optuna import Study
 
-    from tuner.tracking import StudyTracker
+    from tuner.tracking.runs import StudyTracker
 
 PROG = "tuner"
 STORAGE_ENV = env.STORAGE  # the storage URL from the environment: keeps a password out of `ps`
@@ -54,7 +54,7 @@ INTERRUPTED = "interrupted (the running trial is failed; run the same command to
 
 def _add_common(p: argparse.ArgumentParser,
                 storage_help: str = "study storage URL (default: SQLite in the home)") -> None:
-    # Resolved when the command runs (tuner.study.storage_setting), not here: the "looked in"
+    # Resolved when the command runs (tuner.study.storage.storage_setting), not here: the "looked in"
     # messages say which of --storage, $SMART_TUNER_STORAGE and $OPTUNA_STORAGE chose it.
     p.add_argument("--storage", default=None, metavar="URL",
                    help=f"{storage_help}; else ${STORAGE_ENV}, else ${env.OPTUNA_STORAGE}, when set")
@@ -136,7 +136,7 @@ def _add_run_study(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_run_study(args: argparse.Namespace) -> int:
-    from tuner.driver import StudyRequest, run_study  # lazy: imports torch (see the module docstring)
+    from tuner.commands.run_study import StudyRequest, run_study  # lazy: imports torch (see the module docstring)
 
     storage, _ = storage_setting(args.storage)
     return run_study(StudyRequest(space=args.space, study=args.study, storage=storage, data=args.data,
@@ -205,7 +205,7 @@ def _run_best(args: argparse.Namespace) -> int:
     def tracker() -> StudyTracker:
         """Open the study's MLflow tracking once, when first needed (mlflow takes seconds to import)."""
         if not opened:
-            from tuner.tracking import StudyTracker  # lazy: see above
+            from tuner.tracking.runs import StudyTracker  # lazy: see above
 
             lookup = _Lookup.of(args)
             opened.append(StudyTracker.open(lookup.home, study, None, lookup.url, {}, mark_running=False))
@@ -245,7 +245,7 @@ def _add_train_best(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train_best(args: argparse.Namespace) -> int:
-    from tuner.train_best import TrainBestRequest, train_best  # lazy: imports torch
+    from tuner.commands.train_best import TrainBestRequest, train_best  # lazy: imports torch
 
     if args.steps is not None and args.steps < 1:
         raise TunerError(f"--steps must be >= 1, got {args.steps}")
@@ -253,7 +253,7 @@ def _run_train_best(args: argparse.Namespace) -> int:
     lookup = _Lookup.of(args)
     tracker = None
     if not args.no_mlflow:
-        from tuner.tracking import StudyTracker  # lazy: mlflow takes over a second to import
+        from tuner.tracking.runs import StudyTracker  # lazy: mlflow takes over a second to import
 
         tracker = StudyTracker.open(lookup.home, study, None, lookup.url, {}, mark_running=False)
     request = TrainBestRequest(trial=args.trial, steps=args.steps, data=args.data, out=args.out,
@@ -298,7 +298,7 @@ def _add_check_space(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_check_space(args: argparse.Namespace) -> int:
-    from tuner.space import load_space  # lazy: imports torch (see the module docstring)
+    from tuner.space.load import load_space  # lazy: imports torch (see the module docstring)
 
     space = load_space(args.space)
     study = space.study
@@ -319,7 +319,8 @@ def _run_check_space(args: argparse.Namespace) -> int:
 def _add_metrics(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("metrics", help="list every metric the trainer reports (objective and gate names)",
                        description="List every metric the trainer reports at validation, as declared in "
-                                   "trainer.metric_registry: the names a search space's objective and gates may "
+                                   "trainer.evaluation.metric_registry: the names a search space's objective and gates "
+                                   "may "
                                    "use, what better means (direction), the range of values, the label in the "
                                    "live view and `tuner status`, and what it measures.")
     p.add_argument("--format", choices=["text", "json"], default="text",

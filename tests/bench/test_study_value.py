@@ -150,7 +150,7 @@ def test_arm_spaces_scale_the_shipped_space_and_load(tmp_path: Path) -> None:
     import yaml
 
     from trainer.yamlio import safe_load
-    from tuner.space import load_space
+    from tuner.space.load import load_space
 
     raw = safe_load(study_value.DEFAULT_SPACE.read_text(encoding="utf-8"))
     assert raw["study"]["max_steps"] == 300  # the scale below assumes the space's own budget

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer import metric_registry
-from trainer.asr import error_rates, normalize, transcribe, unavailable_reason
-from trainer.audio import load_audio
+from trainer.audio.mel import load_audio
 from trainer.config import preset
-from trainer.data import read_corpus
+from trainer.data.corpus import read_corpus
 from trainer.errors import ConfigError
-from trainer.train import asr_scorer, train
+from trainer.evaluation import metric_registry
+from trainer.evaluation.asr import error_rates, normalize, transcribe, unavailable_reason
+from trainer.training.loop import asr_scorer, train
 
 
 def test_error_rates_of_known_transcripts() -> None:

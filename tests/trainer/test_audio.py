@@ -11,15 +11,15 @@ import soundfile as sf
 import torch
 import torchaudio
 
-from trainer import audio
-from trainer.audio import AudioError, griffin_lim, load_audio, mel_spectrogram
+from trainer.audio import mel as audio
+from trainer.audio.mel import AudioError, griffin_lim, load_audio, mel_spectrogram
 
 SR = 22050
 
 
 # --------------------------------------------------------------------------- independent reference
 # Written from the definitions (librosa's Slaney formulas, a plain numpy STFT), sharing no code
-# with trainer.audio, so a wrong scale, norm, window, padding, power or log shows up here.
+# with trainer.audio.mel, so a wrong scale, norm, window, padding, power or log shows up here.
 
 
 def slaney_hz_to_mel(hz: np.ndarray) -> np.ndarray:

@@ -10,10 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from trainer.checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state, warm_start
 from trainer.config import preset
 from trainer.fileio import atomic_write
-from trainer.model import Tacotron2
+from trainer.model.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    warm_start,
+)
+from trainer.model.tacotron2 import Tacotron2
 
 MICRO = dict(symbols_embedding_dim=16, encoder_embedding_dim=16, attention_rnn_dim=16, attention_dim=8,
              attention_location_n_filters=2, attention_location_kernel_size=3, prenet_dim=8, decoder_rnn_dim=16,
@@ -108,8 +115,9 @@ def test_metrics_files_are_read_whole_lines_only(tmp_path: Path) -> None:
 def test_a_checkpoint_from_before_text_frontend_still_reads_characters(tmp_path: Path) -> None:
     # Written before the key existed (every model read characters then): today's default is phonemes,
     # and reading the old checkpoint with it would index a different symbol table.
-    from trainer.infer import load_model, synthesize
-    from trainer.text import SYMBOLS, text_to_ids
+    from trainer.synthesis.infer import load_model, synthesize
+    from trainer.text.encode import text_to_ids
+    from trainer.text.symbols import SYMBOLS
 
     config = preset("tiny").replace(**MICRO, text_frontend="characters", max_decoder_steps=6).to_dict()
     del config["model"]["text_frontend"]

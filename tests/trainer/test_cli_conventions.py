@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from trainer.cli import main
-from trainer.data import FeatureCache, default_cache_root
+from trainer.data.dataset import FeatureCache, default_cache_root
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINT = ROOT / "tests" / "data" / "tiny-aligned.pt"

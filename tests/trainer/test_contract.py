@@ -11,17 +11,17 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.architectures import build_model, register_architecture, unregister_architecture
-from trainer.audio import N_MELS
-from trainer.checkpoint import load_checkpoint, warm_start
+from trainer.audio.mel import N_MELS
 from trainer.config import TrainConfig, preset
-from trainer.contract import TEXT_EMBEDDING, AcousticModel, Inference, ModelOutputs, StopThreshold
-from trainer.data import Batch
+from trainer.data.batches import Batch
 from trainer.errors import ConfigError
-from trainer.infer import load_model, synthesize
-from trainer.masks import length_mask
-from trainer.text import symbols
-from trainer.train import train
+from trainer.model.architectures import build_model, register_architecture, unregister_architecture
+from trainer.model.checkpoint import load_checkpoint, warm_start
+from trainer.model.contract import TEXT_EMBEDDING, AcousticModel, Inference, ModelOutputs, StopThreshold
+from trainer.model.masks import length_mask
+from trainer.synthesis.infer import load_model, synthesize
+from trainer.text.symbols import symbols
+from trainer.training.loop import train
 
 
 class ToyModel(AcousticModel):

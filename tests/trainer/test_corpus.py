@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from trainer.audio import SAMPLE_RATE
+from trainer.audio.mel import SAMPLE_RATE
 from trainer.cli import main as trainer_main
-from trainer.corpus import DEFAULT_VOICES, SECOND_VOICES, CorpusSummary, make_corpus, trim_silence
+from trainer.corpora.make import DEFAULT_VOICES, SECOND_VOICES, CorpusSummary, make_corpus, trim_silence
+from trainer.corpora.sentences import generate_sentences
 from trainer.errors import CorpusError, UnknownCharacterError, UserError, VoiceError
-from trainer.espeak import check_voice, list_voice_variants, synthesize
-from trainer.sentences import generate_sentences
-from trainer.text import clean_text, text_to_ids
+from trainer.text.cleaners import clean_text
+from trainer.text.encode import text_to_ids
+from trainer.text.espeak import check_voice, list_voice_variants, synthesize
 
 N = 5
 
@@ -214,7 +215,7 @@ def test_rerun_replaces_corpus(tmp_path):
 
 
 def test_interrupted_run_leaves_no_metadata(tmp_path, monkeypatch):
-    import trainer.corpus as corpus
+    import trainer.corpora.make as corpus
 
     make_corpus(tmp_path / "c", utterances=2, seed=1)
 

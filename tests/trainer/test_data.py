@@ -19,20 +19,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from trainer import audio
-from trainer.data import (
-    CorpusError,
-    Example,
-    FeatureCache,
-    TTSDataset,
-    Utterance,
-    bucketed_batches,
-    check_corpus,
-    collate,
-    read_corpus,
-    split_train_val,
-)
-from trainer.text import UnknownCharacterError, text_to_ids
+from trainer.audio import mel as audio
+from trainer.data.batches import bucketed_batches, collate
+from trainer.data.corpus import Utterance, check_corpus, read_corpus, split_train_val
+from trainer.data.dataset import Example, FeatureCache, TTSDataset
+from trainer.errors import CorpusError, UnknownCharacterError
+from trainer.text.encode import text_to_ids
 
 SR = audio.SAMPLE_RATE
 
@@ -389,7 +381,7 @@ WORKER = r"""
 import json, sys, threading, time
 from pathlib import Path
 import numpy as np
-from trainer.data import FeatureCache
+from trainer.data.dataset import FeatureCache
 
 root, start_flag, out, order, *wavs = sys.argv[1:]
 if order == "reversed":

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from trainer.audio import mel_spectrogram
-from trainer.corpus import synthesize
-from trainer.enhance import (
+from trainer.audio.mel import mel_spectrogram
+from trainer.corpora.make import synthesize
+from trainer.synthesis.enhance import (
     FLOOR,
     EnhancerConfig,
     enhance,

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.architectures import build_model
-from trainer.checkpoint import CheckpointError, warm_start
 from trainer.config import preset
-from trainer.text import NVIDIA_SYMBOLS
+from trainer.model.architectures import build_model
+from trainer.model.checkpoint import CheckpointError, warm_start
+from trainer.text.symbols import NVIDIA_SYMBOLS
 
 BN = ("weight", "bias", "running_mean", "running_var")
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.data import FeatureCache, TTSDataset, read_corpus
-from trainer.evaluate import band_range, free_running
-from trainer.infer import load_model, synthesize
+from trainer.data.corpus import read_corpus
+from trainer.data.dataset import FeatureCache, TTSDataset
+from trainer.evaluation.validate import band_range, free_running
+from trainer.synthesis.infer import load_model, synthesize
 
 ALIGNED = Path(__file__).resolve().parent.parent / "data" / "tiny-aligned.pt"
 
@@ -36,7 +37,7 @@ def test_trained_checkpoint_aligns_and_stops_without_teacher_forcing(aligned, de
 
 
 def test_an_untrained_model_scores_worse_on_the_same_figures(aligned, demo_corpus: Path) -> None:
-    from trainer.model import Tacotron2
+    from trainer.model.tacotron2 import Tacotron2
 
     _, config = aligned
     torch.manual_seed(0)

@@ -14,13 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.checkpoint import load_checkpoint
 from trainer.config import TrainConfig, preset
-from trainer.data import FeatureCache, TTSDataset, read_corpus
-from trainer.evaluate import band_range, free_running
-from trainer.infer import load_model, synthesize
-from trainer.losses import TacotronLoss
-from trainer.train import train
+from trainer.data.corpus import read_corpus
+from trainer.data.dataset import FeatureCache, TTSDataset
+from trainer.evaluation.validate import band_range, free_running
+from trainer.model.checkpoint import load_checkpoint
+from trainer.synthesis.infer import load_model, synthesize
+from trainer.training.loop import train
+from trainer.training.losses import TacotronLoss
 
 pytestmark = pytest.mark.gpu
 

@@ -9,19 +9,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainer.losses import (
-    LossWeights,
-    SpectralMelLoss,
-    TacotronLoss,
-    gate_loss,
-    gaussian_blur,
-    gram_style_loss,
+from trainer.training.alignment_losses import (
     guided_attention_kl_loss,
     guided_attention_loss,
     guided_attention_weights,
+    monotonic_alignment_loss,
+)
+from trainer.training.losses import LossWeights, TacotronLoss, gate_loss
+from trainer.training.mel_losses import (
+    SpectralMelLoss,
+    gaussian_blur,
+    gram_style_loss,
     masked_l1,
     masked_mse,
-    monotonic_alignment_loss,
     structural_mel_loss,
 )
 

@@ -7,14 +7,17 @@ import math
 
 import pytest
 
-import trainer.losses
-import trainer.masks
-import trainer.metrics
-import trainer.recurrent
-import trainer.text
-import trainer.vocoder
-from trainer import metric_registry
-from trainer.metric_registry import MAXIMIZE, MINIMIZE, Metric, UnknownMetricError
+import trainer.evaluation.metrics
+import trainer.model.masks
+import trainer.model.recurrent
+import trainer.synthesis.vocoder
+import trainer.text.cleaners
+import trainer.text.encode
+import trainer.text.numbers
+import trainer.training.alignment_losses
+import trainer.training.mel_losses
+from trainer.evaluation import metric_registry
+from trainer.evaluation.metric_registry import MAXIMIZE, MINIMIZE, Metric, UnknownMetricError
 
 
 def test_the_trainers_metrics_are_declared_with_directions_and_ranges() -> None:
@@ -68,8 +71,10 @@ def test_a_malformed_declaration_is_refused(bad: dict) -> None:
         Metric(**fields)
 
 
-@pytest.mark.parametrize("module", [trainer.losses, trainer.masks, trainer.metrics, trainer.recurrent, trainer.text,
-                                    trainer.vocoder])
+@pytest.mark.parametrize("module", [trainer.training.alignment_losses, trainer.training.mel_losses,
+                                    trainer.model.masks, trainer.evaluation.metrics, trainer.model.recurrent,
+                                    trainer.text.numbers, trainer.text.cleaners, trainer.text.encode,
+                                    trainer.synthesis.vocoder])
 def test_docstring_examples_hold(module) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from trainer.metrics import (
+from trainer.evaluation.metrics import (
     alignment_metrics,
     alignment_metrics_per_utterance,
     gate_balanced_accuracy,

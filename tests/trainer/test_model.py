@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from trainer.config import preset
-from trainer.data import Batch
-from trainer.model import Prenet, Tacotron2
+from trainer.data.batches import Batch
+from trainer.model.tacotron2 import Prenet, Tacotron2
 
 MICRO = dict(symbols_embedding_dim=32, encoder_embedding_dim=32, attention_rnn_dim=48, attention_dim=16,
              attention_location_n_filters=4, attention_location_kernel_size=7, prenet_dim=24, decoder_rnn_dim=48,
@@ -71,7 +71,7 @@ def test_fused_location_layer_equals_conv_then_linear() -> None:
 
 @pytest.mark.parametrize("teacher_forcing", [1.0, 0.5])
 def test_cpu_cells_with_per_pass_gradients_match_the_lstm_modules(monkeypatch, teacher_forcing) -> None:
-    """The CPU training pass's cells (trainer/recurrent.py) give the modules' values and gradients."""
+    """The CPU training pass's cells (trainer/model/recurrent.py) give the modules' values and gradients."""
     model = micro_model(2)
     text, lens, mels = batch(2)
     mels = mels.repeat(1, 1, 3)  # 18 decoder steps: enough for gradients to build up across steps

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from trainer.checkpoint import warm_start
 from trainer.config import ConfigError, config_from_dict, preset
 from trainer.errors import UnknownCharacterError
-from trainer.text import PHONEME_SYMBOLS, SYMBOLS, ids_to_text, phonemize, symbol_set_id, text_to_ids
+from trainer.model.checkpoint import warm_start
+from trainer.text.encode import phonemize, text_to_ids
+from trainer.text.symbols import PHONEME_SYMBOLS, SYMBOLS, ids_to_text, symbol_set_id
 
 
 def test_phonemes_keep_punctuation_and_stress_and_follow_the_cleaners() -> None:
@@ -42,10 +43,10 @@ def test_tables_and_their_ids() -> None:
 
 
 def test_a_phoneme_model_trains_aligns_speaks_and_keeps_its_table(demo_corpus: Path, tmp_path: Path) -> None:
-    from trainer.architectures import build_model
-    from trainer.checkpoint import load_checkpoint
-    from trainer.infer import load_model, synthesize
-    from trainer.train import train
+    from trainer.model.architectures import build_model
+    from trainer.model.checkpoint import load_checkpoint
+    from trainer.synthesis.infer import load_model, synthesize
+    from trainer.training.loop import train
 
     micro = dict(symbols_embedding_dim=32, encoder_embedding_dim=32, attention_rnn_dim=64, attention_dim=16,
                  attention_location_n_filters=4, prenet_dim=32, decoder_rnn_dim=64, postnet_embedding_dim=16)
@@ -81,9 +82,9 @@ Der Zug fährt um 8 Uhr ab.
 
 
 def test_a_german_corpus_trains_on_phonemes_and_speaks(tmp_path: Path) -> None:
-    from trainer.corpus import make_corpus
-    from trainer.infer import load_model, synthesize
-    from trainer.train import train
+    from trainer.corpora.make import make_corpus
+    from trainer.synthesis.infer import load_model, synthesize
+    from trainer.training.loop import train
 
     text = tmp_path / "de.txt"
     text.write_text(GERMAN, encoding="utf-8")

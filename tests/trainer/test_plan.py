@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from trainer.plan import (
+from trainer.data.plan import (
     VoiceMeasures,
     complexity_class,
     measure_points,

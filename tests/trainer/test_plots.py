@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from trainer.plots import plot_alignment, plot_gate, plot_mels
+from trainer.evaluation.plots import plot_alignment, plot_gate, plot_mels
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from trainer.quality import ControllerConfig, Decision, QualityController, quality_score
-from trainer.schedules import phase_boundaries
+from trainer.training.quality import ControllerConfig, Decision, QualityController, quality_score
+from trainer.training.schedules import phase_boundaries
 
 
 def healthy(step: int, **changes: float) -> dict[str, float]:

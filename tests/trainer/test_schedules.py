@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from trainer.schedules import (
+from trainer.training.schedules import (
     LR_PROFILES,
     estimate_frames_per_char,
     expected_decoder_steps,

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.text import (
-    SYMBOLS,
-    UnknownCharacterError,
-    clean_text,
-    ids_to_text,
-    number_to_words,
-    ordinal_to_words,
-    ru_plural,
-    symbol_set_id,
-    text_to_ids,
-    text_to_ids_counted,
-)
+from trainer.errors import UnknownCharacterError
+from trainer.text.cleaners import clean_text
+from trainer.text.encode import text_to_ids, text_to_ids_counted
+from trainer.text.numbers import number_to_words, ordinal_to_words, ru_plural
+from trainer.text.symbols import SYMBOLS, ids_to_text, symbol_set_id
 
 
 def test_symbol_inventory_is_fixed():

@@ -11,12 +11,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from trainer import metric_registry
-from trainer.checkpoint import load_checkpoint
 from trainer.config import TrainConfig, preset
-from trainer.infer import load_model, synthesize
-from trainer.losses import TacotronLoss
-from trainer.train import DataError, NonFiniteLossError, train
+from trainer.evaluation import metric_registry
+from trainer.model.checkpoint import load_checkpoint
+from trainer.synthesis.infer import load_model, synthesize
+from trainer.training.loop import DataError, NonFiniteLossError, train
+from trainer.training.losses import TacotronLoss
 
 MICRO = dict(symbols_embedding_dim=32, encoder_embedding_dim=32, attention_rnn_dim=64, attention_dim=16,
              attention_location_n_filters=4, attention_location_kernel_size=7, prenet_dim=32, decoder_rnn_dim=64,
@@ -221,7 +221,7 @@ def test_phases_are_logged_at_their_boundaries(demo_corpus: Path, tmp_path: Path
 
 def test_controller_rolls_back_an_exploding_run(demo_corpus: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    import trainer.train as loop
+    import trainer.training.loop as loop
 
     real_validate = loop.validate
     calls = {"n": 0}
@@ -271,9 +271,9 @@ def test_cli_internal_error_is_exit_1_and_debug_shows_the_traceback(demo_corpus:
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in the trainer")
 
-    import trainer.plan
+    import trainer.data.plan
 
-    monkeypatch.setattr(trainer.plan, "plan_training", broken)
+    monkeypatch.setattr(trainer.data.plan, "plan_training", broken)
     assert cli.main(["plan", str(demo_corpus)]) == 1
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: a bug in the trainer" in err and "--debug" in err
@@ -318,7 +318,7 @@ def test_best_metric_must_be_a_registered_metric_with_a_direction() -> None:
 
 
 def test_a_warm_started_run_scores_free_running_with_a_trained_gate(demo_corpus: Path, tmp_path: Path) -> None:
-    from trainer.train import TrainState
+    from trainer.training.loop import TrainState
 
     state = TrainState(base_lr=1e-3, frames_per_char=5.0, step=30)
     assert state.gate_progress(120) == 0.25  # from scratch: the share of the budget done
@@ -369,7 +369,7 @@ def test_a_stop_request_saves_the_step_and_resume_goes_on_from_it(demo_corpus: P
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    import trainer.train as loop
+    import trainer.training.loop as loop
     from trainer.errors import TrainingInterrupted
 
     stop = threading.Event()

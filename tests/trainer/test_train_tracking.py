@@ -30,7 +30,7 @@ def test_train_is_tracked_and_a_resume_continues_the_same_run(tmp_path: Path, de
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow.tracking import MlflowClient
 
-    from trainer.checkpoint import load_checkpoint
+    from trainer.model.checkpoint import load_checkpoint
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # set: tracking is on without --mlflow

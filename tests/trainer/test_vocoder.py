@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from trainer.cli import main
-from trainer.data import FeatureCache, read_corpus
+from trainer.data.corpus import read_corpus
+from trainer.data.dataset import FeatureCache
 from trainer.errors import ConfigError, UserError
-from trainer.vocoder import HifiGanConfig, HifiGanGenerator, fold_weight_norm, load_hifigan, make_vocoder
+from trainer.synthesis.vocoder import HifiGanConfig, HifiGanGenerator, fold_weight_norm, load_hifigan, make_vocoder
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "tiny-aligned.pt"
 
@@ -169,7 +170,7 @@ def test_vocoder_config_keys_are_checked() -> None:
 
 def test_training_samples_use_the_configured_vocoder(tmp_path: Path, demo_corpus: Path) -> None:
     from trainer.config import preset
-    from trainer.train import train
+    from trainer.training.loop import train
 
     checkpoint, config_file, _ = _public_generator(V2, tmp_path, parametrized=False)
     # A generator whose output is a constant tanh(5): sound no Griffin-Lim reconstruction can make.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.corpus import make_corpus
+from trainer.corpora.make import make_corpus
 
 SHORT_SENTENCES = """\
 The cat sat.
@@ -115,9 +115,10 @@ def fast_space_writer():
 def small_runner(folder: Path, data: Path, study_name: str, **options):
     """Return (study, TrialRunner) of a 2-step fast space on the home's SQLite file; ``options`` go to the runner."""
     from tuner.paths import Home
-    from tuner.runner import LiveView, TrialRunner
-    from tuner.space import load_space
-    from tuner.study import check_storage, open_study
+    from tuner.space.load import load_space
+    from tuner.study.storage import check_storage
+    from tuner.study.studies import open_study
+    from tuner.trial.runner import LiveView, TrialRunner
 
     space = load_space(fast_space(folder, study=study_name, max_steps=2, samples=0, gates="[]"))
     url = f"sqlite:///{Home.resolve().optuna_db}"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.plan import plan_training
-from tuner.driver import DEMO_CPU_STEPS, DEMO_CPU_TRIALS, StudyRequest, make_plan
-from tuner.space import SPACES_DIR
+from trainer.data.plan import plan_training
+from tuner.commands.run_study import DEMO_CPU_STEPS, DEMO_CPU_TRIALS, StudyRequest, make_plan
+from tuner.space.load import SPACES_DIR
 
 
 def space_without_budget(tmp_path: Path) -> Path:

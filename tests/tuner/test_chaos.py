@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.audit import audit_trials
+from tuner.fleet.audit import audit_trials
 
 # ---------------------------------------------------------------------- helpers
 
@@ -36,7 +36,7 @@ def _workers_children(home: Path) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if "tuner.trial_worker" in command and str(home) in command and state != "Z":
+        if "tuner.trial.child" in command and str(home) in command and state != "Z":
             found.append(int(entry.name))
     return found
 
@@ -45,7 +45,7 @@ def _study(url: str, name: str):
     import optuna
 
     from tuner.paths import Home
-    from tuner.study import open_storage, resolve_storage
+    from tuner.study.storage import open_storage, resolve_storage
 
     storage = open_storage(resolve_storage(url, Home(Path("unused"))))
     return optuna.load_study(study_name=name, storage=storage)
@@ -186,9 +186,10 @@ def slow_add_trial(self, trial):
     time.sleep(1.0)
     return _add_trial(self, trial)
 optuna.Study.add_trial = slow_add_trial
-from tuner.space import load_space
+from tuner.space.load import load_space
 from tuner.paths import Home
-from tuner.study import open_study, resolve_storage
+from tuner.study.storage import resolve_storage
+from tuner.study.studies import open_study
 space = load_space(Path(sys.argv[1]))
 go = Path(sys.argv[3])
 while not go.exists():

@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from trainer.console import distribution_version
 from tuner.cli import build_parser, main
-from tuner.study import storage_setting
+from tuner.study.storage import storage_setting
 
 LR = {"learning_rate": FloatDistribution(1e-5, 1e-3, log=True)}
 

@@ -53,9 +53,9 @@ def test_corrupt_base_checkpoint_is_refused(tmp_path: Path, capsys, short_corpus
 def test_base_checkpoint_reading_another_frontend_names_the_fixed_key(tmp_path: Path, capsys,
                                                                       short_corpus: Path) -> None:
     # A base trained before phonemes became the default reads characters: the error says how to follow it.
-    from trainer.architectures import build_model
-    from trainer.checkpoint import save_checkpoint
     from trainer.config import preset
+    from trainer.model.architectures import build_model
+    from trainer.model.checkpoint import save_checkpoint
 
     config = preset("tiny").replace(text_frontend="characters")
     ckpt = save_checkpoint(tmp_path / "base.pt", model=build_model(config), optimizer=None, config=config.to_dict(),
@@ -121,7 +121,7 @@ def test_status_of_a_missing_storage(tmp_path: Path, capsys) -> None:
 
 def test_mlflow_and_optuna_may_not_share_a_database() -> None:
     from tuner.errors import TunerError
-    from tuner.tracking import check_separate
+    from tuner.tracking.runs import check_separate
 
     with pytest.raises(TunerError, match="alembic_version"):
         check_separate("postgresql://u:p@db:5432/hpo", "postgresql+psycopg://u@db/hpo")
@@ -129,7 +129,7 @@ def test_mlflow_and_optuna_may_not_share_a_database() -> None:
 
 
 def test_mask_url_hides_passwords() -> None:
-    from tuner.urls import mask_url, normalize_url
+    from tuner.study.urls import mask_url, normalize_url
 
     assert normalize_url("postgresql://u:pw@h/db") == "postgresql+psycopg://u:pw@h/db"
     assert "pw" not in mask_url("postgresql+psycopg://u:pw@h/db")
@@ -139,7 +139,7 @@ def test_mask_url_hides_passwords() -> None:
 
 
 def test_a_trials_mlflow_link_never_carries_the_trackers_password() -> None:
-    from tuner.tracking import StudyTracker
+    from tuner.tracking.runs import StudyTracker
 
     tracker = StudyTracker(client=None, uri="http://user:s3cret@mlflow.example:5000", experiment_id="7",
                            parent_run_id="p", study_name="s")
@@ -175,9 +175,9 @@ def _boom(*args: object, **kwargs: object) -> None:
 
 
 def test_an_internal_error_is_a_bug_exit_1_with_the_traceback_under_debug(monkeypatch, capsys) -> None:
-    import tuner.space
+    import tuner.space.load
 
-    monkeypatch.setattr(tuner.space, "load_space", _boom)
+    monkeypatch.setattr(tuner.space.load, "load_space", _boom)
     monkeypatch.delenv("SMART_TUNER_DEBUG", raising=False)
     assert main(["check-space", "default"]) == 1
     captured = capsys.readouterr()
@@ -197,12 +197,12 @@ def test_an_internal_error_is_a_bug_exit_1_with_the_traceback_under_debug(monkey
 
 def test_a_plain_value_error_is_a_bug_not_bad_input(monkeypatch, capsys) -> None:
     # Only UserError (every TunerError) means bad input; a ValueError from our own code is a bug.
-    import tuner.space
+    import tuner.space.load
 
     def value_error(*args: object) -> None:
         raise ValueError("an internal ValueError")
 
-    monkeypatch.setattr(tuner.space, "load_space", value_error)
+    monkeypatch.setattr(tuner.space.load, "load_space", value_error)
     assert main(["check-space", "default"]) == 1
     assert "internal error: ValueError: an internal ValueError" in capsys.readouterr().err
 
@@ -214,12 +214,12 @@ def test_a_user_error_still_exits_2_with_one_line(tmp_path: Path, capsys) -> Non
 
 
 def test_an_interrupt_says_how_to_continue(monkeypatch, capsys) -> None:
-    import tuner.space
+    import tuner.space.load
 
     def interrupt(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tuner.space, "load_space", interrupt)
+    monkeypatch.setattr(tuner.space.load, "load_space", interrupt)
     assert main(["check-space", "default"]) == 130
     assert capsys.readouterr().err.strip() == (
         "tuner: interrupted (the running trial is failed; run the same command to continue)")
@@ -228,7 +228,7 @@ def test_an_interrupt_says_how_to_continue(monkeypatch, capsys) -> None:
 def test_metrics_lists_every_registered_metric(capsys) -> None:
     import json
 
-    from trainer import metric_registry
+    from trainer.evaluation import metric_registry
 
     assert main(["metrics", "--format", "json"]) == 0
     listed = json.loads(capsys.readouterr().out)

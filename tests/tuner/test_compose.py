@@ -106,7 +106,7 @@ def test_postgres_has_a_volume_and_two_databases(compose: dict[str, Any]) -> Non
 
 
 def test_mlflow_server_uses_postgres_and_an_artifact_volume(compose: dict[str, Any]) -> None:
-    from tuner.tracking import check_separate
+    from tuner.tracking.runs import check_separate
 
     mlflow = compose["services"]["mlflow"]
     command = mlflow["command"]
@@ -143,7 +143,7 @@ def test_worker_scales_with_one_gpu_each(compose: dict[str, Any]) -> None:
 def test_worker_stop_grace_covers_a_checkpoint_save(compose: dict[str, Any]) -> None:
     # Docker kills a container stop_grace_period after SIGTERM; the worker needs the child's save
     # time plus a few storage writes (failing the trials, queueing their resumes) inside it.
-    from tuner.runner import STOP_GRACE_SECONDS
+    from tuner.trial.runner import STOP_GRACE_SECONDS
 
     text = str(compose["services"]["worker"]["stop_grace_period"])
     seconds = float(text.removesuffix("s")) * (60 if text.endswith("m") else 1)

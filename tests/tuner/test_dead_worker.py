@@ -19,7 +19,7 @@ from pathlib import Path
 
 def checkpoint_step(path: Path) -> int:
     """Return the optimiser step a trainer checkpoint was saved at."""
-    from trainer.checkpoint import load_checkpoint
+    from trainer.model.checkpoint import load_checkpoint
 
     return int(load_checkpoint(path)["position"]["step"])
 

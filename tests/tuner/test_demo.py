@@ -8,8 +8,8 @@ import io
 import json
 from pathlib import Path
 
-from tuner.demo import DemoPlan, demo_assets, ensure_demo
-from tuner.driver import StudyRequest, run_study
+from tuner.commands.demo import DemoPlan, demo_assets, ensure_demo
+from tuner.commands.run_study import StudyRequest, run_study
 from tuner.paths import Home
 
 
@@ -23,7 +23,7 @@ def _mini_plan(text_file: Path) -> DemoPlan:
 def test_demo_study_fine_tunes_the_cached_base_on_a_second_voice(tuner_home: Path, short_text: Path) -> None:
     from optuna.trial import TrialState
 
-    from trainer.corpus import SECOND_VOICES
+    from trainer.corpora.make import SECOND_VOICES
 
     plan = _mini_plan(short_text)
     request = StudyRequest(space="default.yaml", trials=1, max_steps=2, mlflow=False, demo_plan=plan)
@@ -72,11 +72,11 @@ def test_demo_corpus_only_for_a_from_scratch_space(tuner_home: Path, short_text:
 
 def test_a_demo_built_for_another_network_is_not_reused(monkeypatch) -> None:
     # A demo base cached before the tiny preset changed shape or frontend no longer fits the trials: new key.
-    import tuner.demo
+    import tuner.commands.demo
     from trainer.config import preset
 
     plan = DemoPlan()
     before = plan.key()
     assert DemoPlan().key() == before  # same plan, same network: the cache is found again
-    monkeypatch.setattr(tuner.demo, "preset", lambda name: preset(name).replace(text_frontend="characters"))
+    monkeypatch.setattr(tuner.commands.demo, "preset", lambda name: preset(name).replace(text_frontend="characters"))
     assert plan.key() != before and plan.key().startswith("en-")

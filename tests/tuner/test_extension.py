@@ -1,5 +1,5 @@
 """Extending the tuner without touching it: a new search-space parameter needs only the YAML, and a new
-metric registered in ``trainer.metric_registry`` can be gated on and shows in the live view and status."""
+metric registered in ``trainer.evaluation.metric_registry`` can be gated on and shows in the live view and status."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from trainer import metric_registry
-from trainer.checkpoint import load_checkpoint
 from trainer.config import config_from_dict
-from trainer.metric_registry import Metric
+from trainer.evaluation import metric_registry
+from trainer.evaluation.metric_registry import Metric
+from trainer.model.checkpoint import load_checkpoint
 from tuner.cli import main
-from tuner.reporting import Reporter
-from tuner.runner import LiveView
-from tuner.space import Gate, Objective, load_space
-from tuner.summary import trials_table
+from tuner.commands.status import trials_table
+from tuner.space.load import load_space
+from tuner.space.spec import Gate, Objective
+from tuner.trial.reporting import Reporter
+from tuner.trial.runner import LiveView
 
 # ------------------------------------------------------------------ a new parameter: only the YAML
 

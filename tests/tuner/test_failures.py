@@ -1,6 +1,6 @@
 """A crashing, raising or hung trial fails alone, with its reason on the trial; the study goes on.
 
-Faults are injected with ``SMART_TUNER_FAULT`` (read only by ``tuner.trial_worker``).
+Faults are injected with ``SMART_TUNER_FAULT`` (read only by ``tuner.trial.child``).
 """
 
 from __future__ import annotations
@@ -99,11 +99,11 @@ def test_a_storage_outage_on_the_tuner_side_of_a_trial_is_a_transient_failure(
         tmp_path: Path, tuner_home: Path, short_corpus: Path, runner_builder,
         monkeypatch: pytest.MonkeyPatch) -> None:
     # An outage longer than one call's retry window is the database's fault, not the trial's:
-    # the reason must be one the lease retries (tuner.lease.TRANSIENT), not a permanent failure.
+    # the reason must be one the lease retries (tuner.fleet.lease.TRANSIENT), not a permanent failure.
     from sqlalchemy.exc import OperationalError
 
     from tuner.errors import TrialFailed
-    from tuner.lease import is_transient_failure
+    from tuner.fleet.lease import is_transient_failure
 
     study, runner = runner_builder(tmp_path, short_corpus, "outage")
     trial = study.ask()

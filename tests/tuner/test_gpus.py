@@ -50,7 +50,7 @@ def test_threads_never_pop_one_enqueued_trial_twice_on_sqlite(tmp_path: Path) ->
 
     import optuna
 
-    from tuner.study import open_storage
+    from tuner.study.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     for round_ in range(2):
@@ -77,7 +77,7 @@ def test_claim_takes_a_free_gpu_and_a_dead_worker_frees_it(tmp_path: Path) -> No
     import sys
 
     from tuner.errors import TunerError
-    from tuner.gpuclaim import claim_gpu
+    from tuner.fleet.gpuclaim import claim_gpu
 
     locks = tmp_path / "locks"
     first = claim_gpu(locks, ["0", "1"], "w1")
@@ -90,7 +90,8 @@ def test_claim_takes_a_free_gpu_and_a_dead_worker_frees_it(tmp_path: Path) -> No
 
     # Another process holding GPU 2 is SIGKILLed: the kernel drops its lock, the GPU is free again.
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from tuner.gpuclaim import claim_gpu; c = claim_gpu(Path(sys.argv[1]), ['2'], 'x'); "
+                               "from tuner.fleet.gpuclaim import claim_gpu; "
+                               "c = claim_gpu(Path(sys.argv[1]), ['2'], 'x'); "
                                "print('held', flush=True); time.sleep(60)", str(locks)], stdout=subprocess.PIPE,
                               text=True)
     assert holder.stdout.readline().strip() == "held"

@@ -17,9 +17,21 @@ import trainer
 import tuner
 
 PACKAGE = Path(tuner.__file__).resolve().parent
-MODULES = sorted(f"tuner.{path.stem}" for path in PACKAGE.glob("*.py") if path.stem != "__init__")
 TRAINER = Path(trainer.__file__).resolve().parent
-TRAINER_MODULES = sorted(f"trainer.{path.stem}" for path in TRAINER.glob("*.py") if path.stem != "__init__")
+
+
+def _modules(folder: Path) -> dict[str, Path]:
+    """Return {dotted name: file} of every module of the package in ``folder``, subpackages included."""
+    found = {}
+    for path in folder.rglob("*.py"):
+        parts = path.relative_to(folder.parent).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+FILES = {**_modules(PACKAGE), **_modules(TRAINER)}
+MODULES = sorted(name for name in FILES if name.startswith("tuner"))
+TRAINER_MODULES = sorted(name for name in FILES if name.startswith("trainer"))
 
 
 def _is_type_checking(node: ast.AST) -> bool:
@@ -47,20 +59,18 @@ def _imports(tree: ast.Module) -> list[tuple[ast.Import | ast.ImportFrom, bool]]
 
 def _targets(node: ast.Import | ast.ImportFrom, modules: list[str]) -> set[str]:
     """Return the modules of ``modules`` (one package's) an import statement loads."""
-    package = modules[0].split(".")[0]
     if isinstance(node, ast.Import):
         names = [alias.name for alias in node.names]
-    elif node.module == package:
-        names = [f"{package}.{alias.name}" for alias in node.names]
     else:
-        names = [node.module or ""]
+        base = node.module or ""
+        names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
     return {name for name in names if name in modules}
 
 
-def _graph(folder: Path = PACKAGE, modules: list[str] = MODULES) -> dict[str, set[str]]:
+def _graph(modules: list[str] = MODULES) -> dict[str, set[str]]:
     graph = {}
     for module in modules:
-        tree = ast.parse((folder / f"{module.split('.')[1]}.py").read_text(encoding="utf-8"))
+        tree = ast.parse(FILES[module].read_text(encoding="utf-8"))
         graph[module] = set().union(*(_targets(node, modules) for node, _ in _imports(tree))) - {module}
     return graph
 
@@ -95,34 +105,35 @@ def test_the_cycle_finder_finds_cycles() -> None:
 
 def test_no_import_cycle_between_tuner_modules() -> None:
     graph = _graph()
-    assert graph["tuner.study"] and graph["tuner.cli"], graph  # the reader does see imports
+    assert graph["tuner.study.studies"] and graph["tuner.cli"], graph  # the reader does see imports
     cycle = _cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
 def test_no_import_cycle_between_trainer_modules() -> None:
-    graph = _graph(TRAINER, TRAINER_MODULES)
-    assert graph["trainer.train"], graph
+    graph = _graph(TRAINER_MODULES)
+    assert graph["trainer.training.loop"], graph
     cycle = _cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
     # The leaves everything may depend on depend on nothing of the trainer's but the error base.
-    for leaf in ("trainer.errors", "trainer.masks", "trainer.audio_format", "trainer.architectures", "trainer.presets"):
+    for leaf in ("trainer.errors", "trainer.model.masks", "trainer.audio.format", "trainer.model.architectures",
+                 "trainer.presets"):
         assert graph[leaf] == set(), (leaf, graph[leaf])
-    assert graph["trainer.metric_registry"] <= {"trainer.errors"}
+    assert graph["trainer.evaluation.metric_registry"] <= {"trainer.errors"}
 
 
 def test_the_leaf_modules_import_no_other_tuner_module_but_errors_and_env() -> None:
     graph = _graph()
-    for leaf in ("tuner.env", "tuner.errors", "tuner.urls"):
+    for leaf in ("tuner.env", "tuner.errors", "tuner.study.urls"):
         assert graph[leaf] == set(), (leaf, graph[leaf])
-    assert graph["tuner.samplers"] <= {"tuner.errors"}
-    assert graph["tuner.yamlfile"] == set()
+    assert graph["tuner.space.samplers"] <= {"tuner.errors"}
+    assert graph["tuner.space.yamlfile"] == set()
 
 
 def test_every_import_inside_a_function_says_why() -> None:
     unexplained = []
     for module in MODULES:
-        path = PACKAGE / f"{module.split('.')[1]}.py"
+        path = FILES[module]
         lines = path.read_text(encoding="utf-8").splitlines()
         for node, top in _imports(ast.parse("\n".join(lines))):
             if top:
@@ -155,13 +166,13 @@ def test_every_tuner_module_imports_in_a_fresh_interpreter() -> None:
 
 
 def test_start_up_stays_cheap() -> None:
-    # The trial child (python -m tuner.trial_worker) loads optuna, torch and the trainer inside run(),
+    # The trial child (python -m tuner.trial.child) loads optuna, torch and the trainer inside run(),
     # after taking its process_start_s; `tuner --help`, status, best and metrics never load torch or MLflow.
-    worker = _loaded_after("import tuner.trial_worker")
+    worker = _loaded_after("import tuner.trial.child")
     assert not {"optuna", "torch", "mlflow", "sqlalchemy", "matplotlib"} & worker
     cli = _loaded_after("import tuner.cli")
     assert not {"torch", "mlflow", "matplotlib", "optuna_dashboard"} & cli
     # run-study's parent: MLflow only when tracking starts; matplotlib (which writes a font cache under
     # $HOME when first imported) only in the trial child and the demo's base build.
-    driver = _loaded_after("import tuner.driver")
+    driver = _loaded_after("import tuner.commands.run_study")
     assert not {"mlflow", "matplotlib", "optuna_dashboard"} & driver

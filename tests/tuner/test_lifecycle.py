@@ -16,7 +16,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from tuner.cli import main
-from tuner.lease import (
+from tuner.fleet.lease import (
     HEARTBEAT_ATTR,
     OWNER_ATTR,
     Failed,
@@ -26,8 +26,8 @@ from tuner.lease import (
     owner_alive,
     owner_token,
 )
-from tuner.study import sqlite_single_process
-from tuner.timeouts import Timeouts, timeouts
+from tuner.fleet.timeouts import Timeouts, timeouts
+from tuner.study.storage import sqlite_single_process
 
 # ------------------------------------------------------------------ the lease's parts
 
@@ -94,7 +94,7 @@ def test_lost_leases_and_their_one_retry() -> None:
 
 def test_an_interrupted_trial_resumes_without_using_up_its_retries() -> None:
     # Rolling restarts or reclaimed spot machines stop trials on request, each time after saving the step.
-    from tuner.lease import RETRIES_USED_ATTR
+    from tuner.fleet.lease import RETRIES_USED_ATTR
 
     study = optuna.create_study()
     trial = _running(study, "h:1:1", time.time())
@@ -128,8 +128,8 @@ def _failed(study: optuna.Study, reason: str, ago: float, history: list[int] | N
 
 def test_a_retry_lost_between_failing_and_queuing_is_queued_later_exactly_once() -> None:
     # Failing a trial and queuing its retry are two writes; a database lost between them must not lose the trial.
-    from tuner.lease import unqueued_retries
-    from tuner.worker import Worker
+    from tuner.fleet.lease import unqueued_retries
+    from tuner.fleet.worker import Worker
 
     study = optuna.create_study()
     orphan = _failed(study, "worker lost: no heartbeat for 200 s", ago=300)
@@ -173,8 +173,8 @@ def test_a_retry_is_queued_once_when_its_creation_is_retried_or_queued_twice(
     # two copies would train the same configuration twice.
     from sqlalchemy import event
 
-    from tuner.lease import queue_retry
-    from tuner.study import open_storage
+    from tuner.fleet.lease import queue_retry
+    from tuner.study.storage import open_storage
 
     url = request.getfixturevalue("database") if kind == "postgresql" else f"sqlite:///{tmp_path}/study.db"
     url = url.replace("postgresql://", "postgresql+psycopg://")
@@ -204,7 +204,7 @@ def test_a_retry_is_queued_once_when_its_creation_is_retried_or_queued_twice(
 def test_the_audit_names_two_retries_of_one_trial_that_both_trained(tmp_path: Path) -> None:
     from optuna.trial import create_trial
 
-    from tuner.audit import audit_trials
+    from tuner.fleet.audit import audit_trials
 
     def trial(number: int, state: TrialState, history: list[int] | None, steps: range) -> optuna.trial.FrozenTrial:
         run_dir = tmp_path / f"trial-{number}"
@@ -242,7 +242,7 @@ class _SlowWrites:
 def test_the_lease_clock_starts_when_the_heartbeat_is_stamped_not_when_its_write_returns() -> None:
     # Other workers judge the stored stamp; a clock started after a slow write would keep this
     # worker's child training past the moment they take the trial over.
-    from tuner.lease import LeaseKeeper, claim
+    from tuner.fleet.lease import LeaseKeeper, claim
 
     study = optuna.create_study()
     trial = study.ask({"x": FloatDistribution(0, 1)})
@@ -260,9 +260,9 @@ def test_the_lease_clock_starts_when_the_heartbeat_is_stamped_not_when_its_write
 
 def test_an_unreadable_live_process_is_not_called_dead(monkeypatch: pytest.MonkeyPatch) -> None:
     # /proc mounted with hidepid hides other users' processes: alive, but their start time unreadable.
-    import tuner.lease
+    import tuner.fleet.lease
 
-    monkeypatch.setattr(tuner.lease, "_start_ticks", lambda pid: None)
+    monkeypatch.setattr(tuner.fleet.lease, "_start_ticks", lambda pid: None)
     assert owner_alive(owner_token(os.getpid())) is None  # exists (os.kill says so): only the heartbeat speaks
     finished = subprocess.Popen([sys.executable, "-c", "pass"])
     token = owner_token(finished.pid)
@@ -353,7 +353,7 @@ def test_sigterm_saves_the_step_and_the_next_worker_resumes_it(tmp_path: Path, t
     stopped, queued = study.trials
     assert stopped.state == TrialState.FAIL and stopped.user_attrs["fail_reason"].startswith("interrupted at step ")
     step = int(stopped.user_attrs["fail_reason"].split()[3])
-    from trainer.checkpoint import load_checkpoint
+    from trainer.model.checkpoint import load_checkpoint
 
     assert load_checkpoint(run0 / "checkpoints" / "last.pt")["position"]["step"] == step >= 3  # no step lost
     assert queued.state == TrialState.WAITING and queued.system_attrs["retry_history"] == [0]
@@ -400,17 +400,18 @@ def test_a_worker_whose_trial_was_taken_stops_training_it_and_goes_on(tmp_path: 
 
 
 # Two trial slots in one worker, as `--gpus 0,1` makes (the CLI refuses --gpus without CUDA, so the
-# script wires the same parts as tuner.driver; on this CPU machine each child trains on the CPU).
+# script wires the same parts as tuner.commands.run_study; on this CPU machine each child trains on the CPU).
 TWO_SLOTS = """
 import sys
 from pathlib import Path
-from tuner.driver import stop_on_signals
+from tuner.commands.run_study import stop_on_signals
 from tuner.paths import Home
-from tuner.runner import LiveView, TrialRunner
-from tuner.space import load_space
-from tuner.study import check_storage, open_study
-from tuner.timeouts import timeouts
-from tuner.worker import Worker
+from tuner.trial.runner import LiveView, TrialRunner
+from tuner.space.load import load_space
+from tuner.study.storage import check_storage
+from tuner.study.studies import open_study
+from tuner.fleet.timeouts import timeouts
+from tuner.fleet.worker import Worker
 
 def say(line):
     print(line, file=sys.stderr, flush=True)
@@ -439,7 +440,7 @@ def _trial_processes(home: Path) -> list[int]:
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if "tuner.trial_worker" in command and str(home) in command and state != "Z":
+        if "tuner.trial.child" in command and str(home) in command and state != "Z":
             found.append(int(entry.name))
     return found
 
@@ -468,7 +469,7 @@ def test_ctrl_c_with_two_trial_slots_saves_both_and_leaves_no_child(tmp_path: Pa
     assert time.monotonic() - signalled < 30 and worker.returncode == 0, err
     assert "SIGINT: stopping" in err and "stopped on request" in err, err
     assert _trial_processes(home) == []  # no child survived its worker's stop
-    from trainer.checkpoint import load_checkpoint
+    from trainer.model.checkpoint import load_checkpoint
 
     trials = optuna.load_study(study_name="slots", storage=f"sqlite:///{home}/optuna.db").trials
     stopped = [t for t in trials if t.state == TrialState.FAIL]
@@ -483,7 +484,7 @@ def test_ctrl_c_with_two_trial_slots_saves_both_and_leaves_no_child(tmp_path: Pa
 
 def test_a_failing_follow_up_after_a_stored_trial_does_not_end_the_worker() -> None:
     # after_trial (the live view's line) runs once the end is stored; its failure must not cost the study its slot.
-    from tuner.worker import Worker
+    from tuner.fleet.worker import Worker
 
     study = optuna.create_study()
     said: list[str] = []
@@ -502,7 +503,7 @@ def test_a_failing_follow_up_after_a_stored_trial_does_not_end_the_worker() -> N
 def test_a_stop_during_an_outage_does_not_claim_the_trial_was_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy.exc import OperationalError
 
-    from tuner.worker import Worker
+    from tuner.fleet.worker import Worker
 
     study = optuna.create_study()
     said: list[str] = []

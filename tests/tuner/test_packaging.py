@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.space import SPACES_DIR, load_space, resolve_space_path, shipped_spaces
+from tuner.space.load import SPACES_DIR, load_space, resolve_space_path, shipped_spaces
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("pyproject.toml", "README.md", "trainer", "tuner", "search_spaces")
@@ -126,7 +126,7 @@ def test_an_editable_install_finds_the_spaces_in_the_source_tree(tmp_path: Path,
     _pip_install(python, "--editable", str(sources))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    found = _run([python, "-c", "import tuner.space as s; print(s.spaces_dir())"], elsewhere)
+    found = _run([python, "-c", "import tuner.space.load as s; print(s.spaces_dir())"], elsewhere)
     assert found.returncode == 0 and Path(found.stdout.strip()) == sources / "search_spaces", found
     checked = _run([tmp_path / "venv" / "bin" / "tuner", "check-space", "default.yaml"], elsewhere)
     assert checked.returncode == 0, checked.stderr

@@ -8,9 +8,9 @@ import optuna
 import pytest
 
 from tuner.errors import TunerError
-from tuner.reporting import Reporter
-from tuner.samplers import build_pruner
-from tuner.space import Gate, Objective
+from tuner.space.samplers import build_pruner
+from tuner.space.spec import Gate, Objective
+from tuner.trial.reporting import Reporter
 
 SINGLE = Objective(("val_mel_postnet_l1",), ("minimize",))
 TWO = Objective(("val_mel_postnet_l1", "quality_score"), ("minimize", "maximize"))

@@ -7,10 +7,10 @@ from pathlib import Path
 import optuna
 import torch
 
-from trainer.architectures import build_model
-from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.config import preset
-from tuner.resume import prepare_resume
+from trainer.model.architectures import build_model
+from trainer.model.checkpoint import load_checkpoint, save_checkpoint
+from tuner.trial.resume import prepare_resume
 
 MICRO = dict(symbols_embedding_dim=16, encoder_embedding_dim=16, attention_rnn_dim=16, attention_dim=8,
              attention_location_n_filters=2, attention_location_kernel_size=3, prenet_dim=8, decoder_rnn_dim=16,

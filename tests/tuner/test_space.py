@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tuner.errors import SpaceError
-from tuner.space import SPACES_DIR, load_space
+from tuner.space.load import SPACES_DIR, load_space
 
 
 def test_default_space_is_the_documented_fine_tuning_space() -> None:
@@ -106,7 +106,7 @@ GOOD_HEAD = "preset: tiny\nstudy:\n  name: s\nparams:\n"
     ("params:\n  ga_weight: {low: 1.0, high: 2.0}\n  dropout: {low: 0.1, high: 0.2, targets: ga_weight}\n", 3,
      "'ga_weight' is already set by parameter 'ga_weight'"),
     ("study:\n  objective: bleu\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 2, "unknown metric 'bleu'"),
-    # Metric names come from trainer.metric_registry: the old alias is gone, with a hint to the one name.
+    # Metric names come from trainer.evaluation.metric_registry: the old alias is gone, with a hint to the one name.
     ("study:\n  objective: quality\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 2,
      "study.objective: unknown metric 'quality'; did you mean quality_score"),
     ("study:\n  objective: [val_total, {metric: tf_diagonalty}]\nparams:\n  ga_weight: {low: 1.0, high: 2.0}\n", 2,
@@ -148,7 +148,7 @@ def test_two_objectives_and_quality_directions(tmp_path: Path) -> None:
 
 
 def test_gate_checks_after_its_start() -> None:
-    from tuner.space import Gate
+    from tuner.space.spec import Gate
 
     gate = Gate("tf_diagonality", min=0.5, after_step=100)
     assert gate.violation(50, {"tf_diagonality": 0.1}, 300) is None
@@ -174,7 +174,7 @@ def test_settings_optuna_rejects_are_reported_at_load(tmp_path: Path) -> None:
     ("fr_quality_score", "maximize"),
 ])
 def test_an_objectives_default_direction_is_the_registrys(tmp_path: Path, objective: str, direction: str) -> None:
-    from trainer import metric_registry
+    from trainer.evaluation import metric_registry
 
     path = tmp_path / "o.yaml"
     path.write_text(f"study:\n  objective: {objective}\nparams:\n  ga_weight: {{low: 1.0, high: 2.0}}\n")
@@ -221,7 +221,7 @@ def test_a_vocoder_in_fixed_is_a_file_relative_to_the_space(tmp_path: Path) -> N
 
 def test_run_study_vocoder_flags_replace_the_space_vocoder(tmp_path: Path, short_corpus: Path, tuner_home: Path,
                                                            fast_space_writer, cli, monkeypatch) -> None:
-    from tuner.driver import StudyRequest, make_plan
+    from tuner.commands.run_study import StudyRequest, make_plan
     from tuner.errors import TunerError
 
     (tmp_path / "voc").mkdir()

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tuner.errors import ServerUnreachable, StorageError
-from tuner.study import check_storage
+from tuner.study.storage import check_storage
 
 pytestmark = pytest.mark.postgres
 

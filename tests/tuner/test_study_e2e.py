@@ -33,8 +33,9 @@ class StudyRun:
 
 @pytest.fixture(scope="module")
 def study_run(tmp_path_factory: pytest.TempPathFactory, short_corpus: Path, fast_space_writer) -> StudyRun:
-    from tuner.space import load_space
-    from tuner.study import check_storage, open_study
+    from tuner.space.load import load_space
+    from tuner.study.storage import check_storage
+    from tuner.study.studies import open_study
 
     folder = tmp_path_factory.mktemp("e2e")
     home = folder / "home"
@@ -137,7 +138,7 @@ def test_mlflow_has_a_parent_run_and_a_nested_run_per_trial(study_run: StudyRun)
     parent_id = parents[0].info.run_id
     assert all(r.data.tags["mlflow.parentRunId"] == parent_id for r in children.values())
     assert parents[0].data.params["space"] == study_run.space.name
-    # The parent run declares every metric the runs report (trainer.metric_registry).
+    # The parent run declares every metric the runs report (trainer.evaluation.metric_registry).
     definitions = json.loads(Path(client.download_artifacts(parent_id, "metric_definitions.json")).read_text())
     declared = {d["name"]: d for d in definitions}
     assert declared["quality_score"]["direction"] == "maximize" and declared["tf_diagonality"]["high"] == 1.0
@@ -206,7 +207,7 @@ def test_status_and_best_export(study_run: StudyRun, tmp_path: Path, capsys) -> 
     summary = json.loads((export / "best.json").read_text())
     assert summary["trial"] == 0 and summary["params"] == {"learning_rate": 3e-3}
     # The trial's value is the objective of the checkpoint it exports, and that checkpoint's fr_mcd comes along.
-    from trainer.checkpoint import load_checkpoint
+    from trainer.model.checkpoint import load_checkpoint
 
     trial = _study(study_run).trials[0]
     assert load_checkpoint(export / "best.pt")["metrics"]["val_mel_postnet_l1"] == trial.value
@@ -218,8 +219,8 @@ def test_a_complete_trials_checkpoint_is_in_mlflow_exported_and_registered_from_
         study_run: StudyRun, tmp_path: Path, capsys) -> None:
     from mlflow.tracking import MlflowClient
 
-    from trainer.checkpoint import load_checkpoint
-    from trainer.infer import load_model
+    from trainer.model.checkpoint import load_checkpoint
+    from trainer.synthesis.infer import load_model
 
     client = MlflowClient(f"sqlite:///{study_run.home}/mlflow.db")
     experiment = client.get_experiment_by_name("e2e")
@@ -298,7 +299,7 @@ def test_dashboard_serves_the_study_over_http(study_run: StudyRun, free_port) ->
 def test_train_best_continues_the_winner_in_a_copy_tracked_under_the_study(study_run: StudyRun, capsys) -> None:
     from mlflow.tracking import MlflowClient
 
-    from trainer.checkpoint import load_checkpoint
+    from trainer.model.checkpoint import load_checkpoint
 
     trial_dir = Path(_study(study_run).best_trial.user_attrs["run_dir"])
     trial_last = (trial_dir / "checkpoints" / "last.pt").read_bytes()

@@ -22,8 +22,9 @@ CHILD_KEYS = {"process_start_s", "worker_start_to_train_s", "train_s", "media_s"
 def trials(tmp_path_factory: pytest.TempPathFactory, short_corpus: Path, fast_space_writer) -> list:
     import optuna
 
-    from tuner.space import load_space
-    from tuner.study import check_storage, open_study
+    from tuner.space.load import load_space
+    from tuner.study.storage import check_storage
+    from tuner.study.studies import open_study
 
     folder = tmp_path_factory.mktemp("timing")
     home = folder / "home"

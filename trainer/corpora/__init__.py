@@ -1,0 +1,1 @@
+"""Making speech corpora: sentences, eSpeak NG and flite voices, LJSpeech-layout folders."""

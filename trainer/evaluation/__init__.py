@@ -1,0 +1,1 @@
+"""Evaluation: validation, alignment and free-running metrics, the metric registry, intelligibility, plots."""

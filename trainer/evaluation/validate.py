@@ -1,0 +1,223 @@
+"""Validation: teacher-forced losses and alignment (``val_*``, ``tf_*``) and free-running synthesis (``fr_*``).
+
+Teacher-forced attention can look perfect while free-running inference babbles, so every
+validation also synthesises the held-out sentences from text alone and measures the
+inference attention with the same metrics (``trainer.evaluation.metrics``), plus where the stop gate
+fired. Every name reported here is declared in ``trainer.evaluation.metric_registry``.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from trainer.config import TrainConfig
+from trainer.data.batches import Batch, collate
+from trainer.data.dataset import TTSDataset
+from trainer.evaluation.asr import AsrScorer
+from trainer.evaluation.metrics import alignment_metrics, gate_balanced_accuracy, mel_cepstral_distortion, stop_metrics
+from trainer.model.contract import AcousticModel, ModelOutputs, StopThreshold
+from trainer.training import schedules
+from trainer.training.losses import LossWeights, TacotronLoss
+from trainer.training.mel_losses import masked_l1
+
+EARLY_STOP_SHARE = 0.8  # stopped before 80% of the reference length
+RUN_ON_SHARE = 1.2  # still going past 120% of it (or never stopped)
+
+
+@dataclass
+class Sample:
+    """One utterance's validation pictures: attention (S, N), mels (80, F), gate logits (S,)."""
+
+    utterance: str
+    tf_attention: torch.Tensor
+    fr_attention: torch.Tensor
+    target_mel: torch.Tensor
+    tf_mel: torch.Tensor
+    fr_mel: torch.Tensor
+    tf_gate: torch.Tensor
+    gate_target: torch.Tensor
+    fr_gate: torch.Tensor
+
+
+def amp_dtype(config: TrainConfig) -> torch.dtype:
+    """Return the autocast dtype on CUDA: ``config.amp_dtype``, or for "auto" bfloat16 where supported, else float16.
+
+    bfloat16 keeps float32's exponent range, so it needs no loss scaling; float16 (GPUs
+    before Ampere) does, which is why the training step keeps a GradScaler for it.
+    """
+    if config.amp_dtype == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if config.amp_dtype == "bfloat16" else torch.float16
+
+
+def autocast(device: torch.device, config: TrainConfig) -> AbstractContextManager[object]:
+    """Return autocast to ``amp_dtype(config)`` on CUDA when ``config.amp``; a no-op context on the CPU."""
+    if device.type == "cuda" and config.amp:
+        return torch.autocast("cuda", dtype=amp_dtype(config))
+    return nullcontext()
+
+
+def compute_loss(model: AcousticModel, criterion: TacotronLoss, batch: Batch, teacher_forcing: float,
+                 weights: LossWeights) -> tuple[torch.Tensor, dict[str, torch.Tensor], ModelOutputs]:
+    """Run the model on ``batch`` and return (total loss, detached terms, model outputs)."""
+    out = model(batch, teacher_forcing)
+    total, terms = criterion(out, batch, weights)
+    return total, terms, out
+
+
+def band_range(dataset: TTSDataset) -> torch.Tensor:
+    """Return (2, 80): the lowest and highest value of each mel band over ``dataset``'s mels."""
+    mels = torch.cat([example.mel for example in dataset.examples], dim=1)  # (80, all frames)
+    return torch.stack([mels.amin(dim=1), mels.amax(dim=1)])
+
+
+def stop_threshold_fn(config: TrainConfig, text_lens: torch.Tensor, frames_per_char: float,
+                      progress: float) -> StopThreshold:
+    """Return the inference stop threshold: the fixed one, or the adaptive one per utterance and step.
+
+    The adaptive threshold (``schedules.stop_threshold``) rises with training ``progress``
+    in [0, 1] and depends on where the decoder is relative to each utterance's expected
+    length, estimated as text length × the corpus's frames per character / r.
+    """
+    if config.stop_gate == "fixed":
+        return config.stop_threshold
+    expected = schedules.expected_decoder_steps(text_lens, frames_per_char, config.model.reduction_factor)
+
+    def threshold(step: int) -> torch.Tensor:  # (B,): a tensor, since ``expected`` is one
+        return torch.as_tensor(schedules.stop_threshold(progress, step + 1, expected))
+
+    return threshold
+
+
+@torch.no_grad()
+def validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
+             device: torch.device, weights: LossWeights, frames_per_char: float,
+             progress: float, band_range: torch.Tensor | None = None,
+             asr: AsrScorer | None = None) -> tuple[dict[str, float], Sample | None]:
+    """Return (metrics, sample): teacher-forced ``val_*``/``tf_*`` and free-running ``fr_*`` figures.
+
+    ``weights`` are the current step's loss weights (so ``val_total`` is comparable with the
+    training loss); ``progress`` in [0, 1] moves the adaptive stop threshold; ``band_range``
+    (2, 80), the training corpus's lowest and highest value of each mel band
+    (``band_range``), gives ``fr_out_of_range``; ``asr`` gives ``fr_wer`` and ``fr_cer``.
+
+    ``val_mel_postnet_l1`` (masked L1 of the postnet mel) is computed whatever the training
+    loss is, so studies comparing loss settings share one objective. Free-running runs on
+    the first ``fr_utterances`` held-out sentences, each allowed ``fr_max_factor`` × its
+    reference length (and at most ``max_decoder_steps``); ``fr_hit_max_rate`` is the share
+    that never stopped within that limit. ``sample`` holds the first utterance's pictures.
+    """
+    # Validation draws random numbers (prenet dropout stays on at inference). Drawing them from
+    # a forked, fixed-seed generator keeps validations comparable with each other and leaves
+    # the training RNG untouched, so --resume stays exact whatever validation did.
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(config.seed)
+        return _validate(model, criterion, dataset, config, device, weights, frames_per_char, progress, band_range,
+                         asr)
+
+
+def _validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
+              device: torch.device, weights: LossWeights, frames_per_char: float,
+              progress: float, band_range: torch.Tensor | None,
+              asr: AsrScorer | None) -> tuple[dict[str, float], Sample | None]:
+    model.eval()
+    sums: dict[str, float] = {}
+    count = 0
+    lengths = dataset.frame_lengths()
+    order = sorted(range(len(dataset)), key=lambda i: lengths[i])
+    first_id = ""
+    first: dict[str, torch.Tensor] = {}
+    for start in range(0, len(order), config.batch_size):
+        batch = collate([dataset[i] for i in order[start:start + config.batch_size]],
+                        config.model.reduction_factor).to(device)
+        with autocast(device, config):
+            _, terms, out = compute_loss(model, criterion, batch, 1.0, weights)
+        att = out.att.float()
+        figures = {f"val_{name}": float(value) for name, value in terms.items()}
+        figures["val_mel_postnet_l1"] = float(masked_l1(out.mel_post.float(), batch.mels, batch.mel_lens))
+        figures.update({f"tf_{k}": v for k, v in alignment_metrics(att, batch.text_lens, batch.out_lens).items()})
+        figures["tf_gate_balanced_accuracy"] = gate_balanced_accuracy(
+            out.gate.float(), batch.gate_targets, batch.out_lens, config.stop_threshold)
+        size = len(batch.ids)
+        for name, value in figures.items():
+            sums[name] = sums.get(name, 0.0) + value * size
+        count += size
+        if not first:
+            steps, tokens, frames = int(batch.out_lens[0]), int(batch.text_lens[0]), int(batch.mel_lens[0])
+            first_id = batch.ids[0]
+            first = {"tf_attention": att[0, :steps, :tokens].cpu(),
+                     "target_mel": batch.mels[0, :, :frames].cpu(), "tf_mel": out.mel_post[0, :, :frames].float().cpu(),
+                     "tf_gate": out.gate[0, :steps].float().cpu(), "gate_target": batch.gate_targets[0, :steps].cpu()}
+    metrics = {name: value / count for name, value in sums.items()}
+    sample = None
+    if config.fr_utterances > 0:
+        fr_metrics, fr_first = free_running(model, dataset, order[: config.fr_utterances], config, device,
+                                            frames_per_char, progress, band_range, asr)
+        metrics.update(fr_metrics)
+        if first and fr_first is not None:
+            sample = Sample(first_id, first["tf_attention"], fr_first["attention"], first["target_mel"],
+                            first["tf_mel"], fr_first["mel"], first["tf_gate"], first["gate_target"], fr_first["gate"])
+    model.train()
+    return metrics, sample
+
+
+@torch.no_grad()
+def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], config: TrainConfig,
+                 device: torch.device, frames_per_char: float, progress: float,
+                 band_range: torch.Tensor | None = None,
+                 asr: AsrScorer | None = None) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
+    """Return (fr_* metrics, first utterance's attention/mel/gate) from synthesis without teacher forcing.
+
+    Metrics: the alignment metrics on the inference attention (restricted to the
+    predicted length), ``fr_stop_error`` (mean |predicted − reference| / reference length),
+    ``fr_hit_max_rate``, ``fr_early_stop_rate`` (< 0.8 × reference) and ``fr_run_on_rate``
+    (> 1.2 × reference, or never stopped); ``fr_mcd``, the mean MCD-DTW (dB) of each
+    synthesised mel against its recording's (``metrics.mel_cepstral_distortion``; an
+    utterance that never stopped is scored on what it produced up to its limit), and
+    ``fr_length_ratio``, the mean predicted / reference length (1 is right); with
+    ``band_range``, ``fr_out_of_range``: the share of predicted mel values (within each
+    utterance's predicted length) outside the training corpus's range of their band; with
+    ``asr``, ``fr_wer``/``fr_cer``, what an English recogniser hears of the synthesised
+    sentences, and ``fr_wer_ceiling``/``fr_cer_ceiling``, the same for the recordings' mels
+    vocoded alike (``trainer.evaluation.asr``).
+    """
+    if not indices:
+        return {}, None
+    batch = collate([dataset[i] for i in indices], config.model.reduction_factor).to(device)
+    limit = min(config.max_decoder_steps, int(float(batch.out_lens.max()) * config.fr_max_factor) + 1)
+    threshold = stop_threshold_fn(config, batch.text_lens, frames_per_char, progress)
+    with autocast(device, config):
+        out = model.infer(batch.text, batch.text_lens, limit, threshold)
+    att = out.att.float()
+    own_limit = (batch.out_lens.float() * config.fr_max_factor).ceil().long().clamp(max=limit)
+    pred = torch.minimum(out.out_lens, own_limit)
+    hit_max = out.hit_max | (out.out_lens > own_limit)
+    metrics = {f"fr_{k}": v for k, v in alignment_metrics(att, batch.text_lens, pred.clamp(min=1)).items()}
+    stops = stop_metrics(pred, batch.out_lens, hit_max)
+    ratio = pred.float() / batch.out_lens.float()
+    r = config.model.reduction_factor
+    mel_post = out.mel_post.float().cpu()
+    mcd = [mel_cepstral_distortion(batch.mels[b, :, : int(batch.mel_lens[b])].cpu(), mel_post[b, :, : int(pred[b]) * r])
+           for b in range(len(indices))]
+    metrics.update(fr_stop_error=stops["stop_error"], fr_hit_max_rate=stops["hit_max_rate"],
+                   fr_early_stop_rate=float((ratio < EARLY_STOP_SHARE).float().mean()),
+                   fr_run_on_rate=float(((ratio > RUN_ON_SHARE) | hit_max).float().mean()),
+                   fr_mcd=sum(mcd) / len(mcd), fr_length_ratio=float(ratio.mean()))
+    if band_range is not None:
+        low, high = band_range[0].cpu()[:, None], band_range[1].cpu()[:, None]  # (80, 1) each
+        outside = [((m < low) | (m > high)).float().mean() for m in
+                   (mel_post[b, :, : max(int(pred[b]), 1) * r] for b in range(len(indices)))]
+        metrics["fr_out_of_range"] = float(torch.stack(outside).mean())
+    if asr is not None:
+        texts = [dataset[i].text for i in indices]  # the cleaned text, not the ids: they may be phonemes
+        predicted = [mel_post[b, :, : int(pred[b]) * r] for b in range(len(indices))]
+        references = [batch.mels[b, :, : int(batch.mel_lens[b])].cpu() for b in range(len(indices))]
+        metrics.update(asr.score(batch.ids, texts, predicted, references))
+    steps, tokens = int(pred[0]), int(batch.text_lens[0])
+    first = {"attention": att[0, :steps, :tokens].cpu(), "mel": mel_post[0, :, : steps * r],
+             "gate": out.gate[0, :steps].float().cpu()}
+    return metrics, first

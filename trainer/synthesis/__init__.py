@@ -1,0 +1,1 @@
+"""Synthesis: a checkpoint to speech (free-running decoding, the enhancer, vocoders), mels for vocoders."""

@@ -1,0 +1,1 @@
+"""Training: the loop, the loss terms, the schedules and the quality controller."""

@@ -1,0 +1,366 @@
+"""``run-study`` from arguments to the last table: check everything, then create or join, then optimise.
+
+Order matters: every input (space file, arguments, data, base checkpoint, storage reachability,
+MLflow/Optuna separation) is checked before the study storage, the MLflow store or the demo
+are written, so a bad command leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import torch
+
+from trainer.config import TrainConfig, config_from_stored
+from trainer.data.corpus import check_corpus
+from trainer.data.plan import plan_training
+from trainer.errors import CheckpointError, ConfigError, CorpusError
+from trainer.model.checkpoint import load_checkpoint
+from tuner import env
+from tuner.commands.demo import DemoPlan, ensure_demo
+from tuner.commands.status import best_lines, counts_line, trials_table
+from tuner.errors import TunerError
+from tuner.fleet.gpuclaim import CLAIM, claim_gpu, lock_folder
+from tuner.fleet.timeouts import Timeouts, timeouts
+from tuner.fleet.worker import FINISHED, Worker
+from tuner.paths import Home, safe_name
+from tuner.space.load import load_space, with_vocoder
+from tuner.space.samplers import describe_pruner
+from tuner.space.spec import SearchSpace
+from tuner.study.storage import check_storage, creation_lock, resolve_storage, sqlite_single_process, worker_id
+from tuner.study.studies import open_study
+from tuner.study.urls import mask_url
+from tuner.tracking.runs import StudyTracker, check_separate, tracking_uri
+from tuner.trial.runner import LiveView, TrialRunner
+
+
+@dataclass
+class StudyRequest:
+    """The options of ``tuner run-study`` (None: the space's or the default's value)."""
+
+    space: str
+    study: str | None = None
+    storage: str | None = None
+    data: Path | None = None
+    warm_start: Path | None = None
+    trials: int | None = None
+    timeout: float | None = None
+    max_steps: int | None = None
+    gpus: str | None = None
+    preset: str | None = None
+    home: Path | None = None
+    trial_timeout: float | None = None
+    mlflow: bool = True
+    quiet: bool = False
+    vocoder: str | None = None  # replaces the space's fixed vocoder (hifigan:GENERATOR or griffin-lim)
+    vocoder_config: Path | None = None
+    wait_for_storage: float = 0.0  # seconds to wait for an unreachable database server at start
+    demo_plan: DemoPlan | None = None  # tests pass a miniature one
+
+
+@dataclass
+class Plan:
+    """A checked request: what will run, where."""
+
+    space: SearchSpace
+    home: Home
+    study_name: str
+    storage_url: str
+    data: Path | None
+    warm_start: Path | None
+    use_demo: bool
+    preset: str
+    max_steps: int
+    val_interval: int
+    n_trials: int
+    gpus: list[str] | None
+    trial_timeout: float | None
+    timeouts: Timeouts  # the trial lease's heartbeat, grace and storage retry (tuner.fleet.timeouts)
+    claim_gpu: bool = False  # --gpus claim: take one free GPU of this machine (see tuner.fleet.gpuclaim)
+
+
+DEMO_CPU_TRIALS = 5
+DEMO_CPU_STEPS = 150
+
+
+def _cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def planned_steps(data: Path, space: SearchSpace, preset: str) -> int | None:
+    """Return the epoch planner's optimiser steps for ``data`` (trainer.data.plan), or None when it cannot plan.
+
+    Used as the per-trial budget when neither the space nor --max-steps gives one. The
+    batch size is the space's default trial's.
+    """
+    config = space.build_config(space.defaults_or_low(), preset_name=preset, max_steps=None)
+    try:
+        plan = plan_training(data, config.batch_size, config.grad_accum_steps, val_size=config.val_size,
+                             lang=config.lang, min_seconds=config.min_seconds, max_seconds=config.max_seconds,
+                             drop_unknown_chars=config.on_unknown_char == "drop")
+    except ValueError:  # a CorpusError, or too few utterances to plan: check_data below names the problem
+        return None
+    return plan.steps
+
+
+def parse_gpus(text: str | None) -> list[str] | None:
+    """Return the GPU ids of ``--gpus 0,1`` (None when not given); TunerError on a malformed list."""
+    if text is None:
+        return None
+    ids = [part.strip() for part in text.split(",") if part.strip()]
+    if not ids or not all(part.isdigit() for part in ids):
+        raise TunerError(f"--gpus {text!r}: expected GPU numbers separated by commas, e.g. 0,1")
+    if len(set(ids)) != len(ids):
+        raise TunerError(f"--gpus {text!r}: a GPU is listed twice")
+    return ids
+
+
+def check_base_checkpoint(path: Path, config: TrainConfig) -> None:
+    """Raise TunerError unless ``path`` is a checkpoint whose network shape (ModelConfig) matches ``config``."""
+    if not path.is_file():
+        raise TunerError(f"{path}: base checkpoint not found")
+    try:
+        payload = load_checkpoint(path)
+        saved = config_from_stored(payload["config"], source=str(path)).model
+    except (CheckpointError, ConfigError) as err:
+        raise TunerError(str(err)) from None
+    for key, value in vars(saved).items():
+        if value != getattr(config.model, key):
+            # The frontend is not a preset's: a base trained before phonemes became the default reads characters.
+            fix = (f"add `{key}: {value}` under the space's fixed keys" if key == "text_frontend"
+                   else "use the preset the base was trained with (--preset)")
+            raise TunerError(f"{path}: the base checkpoint has {key}={value} but the trials' config has "
+                             f"{getattr(config.model, key)}; {fix}")
+
+
+def check_data(data: Path, config: TrainConfig) -> None:
+    """Raise TunerError when the corpus is missing or has problems that block training."""
+    if not data.exists():
+        raise TunerError(f"{data}: corpus not found (an LJSpeech folder or a path|text filelist)")
+    try:
+        report = check_corpus(data, lang=config.lang, min_seconds=config.min_seconds, max_seconds=config.max_seconds,
+                              drop_unknown_chars=config.on_unknown_char == "drop")
+    except CorpusError as err:
+        raise TunerError(str(err)) from None
+    if report.blocking and not config.skip_bad_items:
+        raise TunerError(f"{data}: {len(report.blocking)} blocking problem(s), first: {report.blocking[0].line()} "
+                         "(see `trainer check-data`)")
+    if len(report.usable) <= config.val_size:
+        raise TunerError(f"{data}: {len(report.usable)} usable utterances, not enough for a validation set of "
+                         f"{config.val_size} plus training")
+
+
+def make_plan(request: StudyRequest) -> Plan:
+    """Return the checked plan of ``request``; TunerError/SpaceError name the first problem. Writes nothing."""
+    space = load_space(request.space)
+    if request.vocoder is not None:
+        space = with_vocoder(space, request.vocoder, request.vocoder_config)
+    elif request.vocoder_config is not None:
+        raise TunerError("--vocoder-config needs --vocoder hifigan:GENERATOR")
+    home = Home.resolve(request.home)
+    for name, count in (("--trials", request.trials), ("--max-steps", request.max_steps)):
+        if count is not None and count < 1:
+            raise TunerError(f"{name} must be >= 1, got {count}")
+    for name, seconds in (("--timeout", request.timeout), ("--trial-timeout", request.trial_timeout)):
+        if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
+            raise TunerError(f"{name} must be a positive number of seconds, got {seconds}")
+    if not (request.wait_for_storage >= 0 and math.isfinite(request.wait_for_storage)):
+        raise TunerError(f"--wait-for-storage must be 0 or more seconds, got {request.wait_for_storage}")
+    preset = request.preset or space.preset
+    claim = request.gpus == CLAIM
+    gpus = None if claim else parse_gpus(request.gpus)
+    storage_url = resolve_storage(request.storage, home)
+    warm_start = request.warm_start or space.study.warm_start
+    data = request.data
+    use_demo = data is None and warm_start is None
+    trials, max_steps = request.trials, request.max_steps
+    if use_demo and not gpus and not claim and not _cuda_available():
+        # The zero-flag demo on a CPU: the documented space's 20 trials x 300 steps would take
+        # hours on 2 cores, so it runs a short study unless the user asks for more.
+        trials = trials or min(space.study.n_trials, DEMO_CPU_TRIALS)
+        max_steps = max_steps or min(space.study.max_steps or DEMO_CPU_STEPS, DEMO_CPU_STEPS)
+    if max_steps is None and space.study.max_steps is None and data is not None and Path(data).exists():
+        max_steps = planned_steps(Path(data), space, preset)
+    sample_config = space.build_config(space.defaults_or_low(), preset_name=preset, max_steps=max_steps)
+    if space.study.fine_tune and warm_start is None and not use_demo:
+        lr = next((p for p in space.params if "learning_rate" in p.targets), None)
+        rates = f" (learning rate {lr.low:g}..{lr.high:g})" if lr is not None and lr.low is not None else ""
+        raise TunerError(f"{space.path.name} is a fine-tuning space{rates}: its trials must warm-start from a "
+                         "trained base checkpoint; give --warm-start CKPT (or study.warm_start in the space), "
+                         "or leave out --data for the embedded demo")
+    if data is None and warm_start is not None:
+        raise TunerError(f"a base checkpoint ({warm_start}) needs --data: the corpus of the voice to fine-tune on")
+    if data is not None:
+        check_data(Path(data), sample_config)
+    if warm_start is not None:
+        check_base_checkpoint(Path(warm_start), sample_config)
+    if gpus or claim:
+        if not torch.cuda.is_available():
+            raise TunerError(f"--gpus {request.gpus} given but no CUDA device is visible")
+        visible = torch.cuda.device_count()
+        if any(int(g) >= visible for g in gpus or []) and env.CUDA_VISIBLE_DEVICES not in os.environ:
+            raise TunerError(f"--gpus {request.gpus}: only {visible} GPU(s) visible")
+    return Plan(space=space, home=home, study_name=request.study or space.study.name, storage_url=storage_url,
+                data=None if data is None else Path(data).resolve(),
+                warm_start=None if warm_start is None else Path(warm_start).resolve(), use_demo=use_demo,
+                preset=preset, max_steps=sample_config.max_steps, val_interval=sample_config.val_interval,
+                n_trials=trials or space.study.n_trials, gpus=gpus,
+                trial_timeout=request.trial_timeout or space.study.trial_timeout, timeouts=timeouts(),
+                claim_gpu=claim)
+
+
+def next_steps(home: Home, storage_url: str, study_name: str, mlflow_uri: str | None) -> list[str]:
+    """Return the commands that look at this study: dashboard, MLflow runs, export and long run of its best trial.
+
+    Each is a shell line (paths quoted; ``#`` comments say what it opens). Passwords are masked,
+    so a masked URL is followed by a line saying how to give the real one.
+    """
+    shown = mask_url(storage_url)
+    where = f"--home {shlex.quote(str(home.root))} --storage {shlex.quote(shown)}"
+    lines = ["look at this study:",
+             f"  tuner dashboard {where}  # optuna-dashboard on http://127.0.0.1:8080/"]
+    if mlflow_uri is not None:
+        if mlflow_uri.startswith(("http://", "https://")):
+            lines.append(f"  # MLflow UI: {mask_url(mlflow_uri)} (the tracking server it logged to)")
+        else:
+            lines.append(f"  mlflow ui --backend-store-uri {shlex.quote(mask_url(mlflow_uri))}"
+                         "  # MLflow UI on http://127.0.0.1:5000/")
+    lines.append(f"  tuner best {where} --study {shlex.quote(study_name)} "
+                 f"--export {shlex.quote('best-' + safe_name(study_name))}  # config, checkpoint, samples of the best")
+    lines.append(f"  tuner train-best {where} --study {shlex.quote(study_name)}"
+                 "  # train the winner to the corpus's planned length")
+    if "***" in shown and "***" not in storage_url:
+        lines.append(f"  # the storage's password is masked: give the URL in ${env.STORAGE} instead of --storage")
+    return lines
+
+
+def run_study(request: StudyRequest) -> int:
+    """Run ``tuner run-study``; return the exit code (0 also when trials were pruned or failed)."""
+    plan = make_plan(request)
+    if request.mlflow:
+        check_separate(tracking_uri(plan.home), plan.storage_url)
+    say = (lambda line: None) if request.quiet else (lambda line: print(line, flush=True))
+    # Last check: for SQLite it makes the storage's folder.
+    check_storage(plan.storage_url, wait=request.wait_for_storage, say=say)
+
+    # SQLite serves one process: a second run-study on the same file is refused (tuner.study).
+    with sqlite_single_process(plan.storage_url):
+        return _run_locked(request, plan, say)
+
+
+def _run_locked(request: StudyRequest, plan: Plan, say: Callable[[str], None]) -> int:
+    """Claim a GPU, build the demo when asked, open (or join) the study and run the worker loop."""
+    space = plan.space
+    if plan.claim_gpu:
+        # Held until this process ends (the kernel drops the lock then, whatever the ending).
+        claim = claim_gpu(lock_folder(plan.home.root), [str(i) for i in range(torch.cuda.device_count())],
+                          worker_id())
+        plan.gpus = [claim.gpu]
+        say(f"claimed GPU {claim.gpu} of this machine")
+
+    data, warm_start = plan.data, plan.warm_start
+    if plan.use_demo:
+        assets = ensure_demo(plan.home, request.demo_plan, need_base=space.study.fine_tune, say=say,
+                             show_progress=not request.quiet)
+        if space.study.fine_tune:
+            data, warm_start = assets.voice_corpus, assets.base_checkpoint
+            check_base_checkpoint(warm_start, space.build_config(space.defaults_or_low(), preset_name=plan.preset,
+                                                                 max_steps=plan.max_steps))
+        else:
+            data = assets.base_corpus
+    assert data is not None, "make_plan sends a request without --data to the demo"
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the live view reports trials; Optuna's lines repeat them
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    opened = open_study(space, plan.study_name, plan.storage_url, plan.max_steps, plan.val_interval)
+    study = opened.study
+    view = LiveView(study, quiet=request.quiet)
+    tracker = None
+    if request.mlflow:
+        tracker = StudyTracker.open(plan.home, study, space, plan.storage_url,
+                                    {"max_steps": plan.max_steps, "n_trials": plan.n_trials,
+                                     "data": str(data), "warm_start": str(warm_start) if warm_start else "none"})
+    say(f"study {plan.study_name!r} ({'new' if opened.created else 'continued'}) in {mask_url(plan.storage_url)}")
+    say(f"  space {space.path.name}: {space.study.objective.describe()}; {len(space.params)} parameters; "
+        f"{plan.max_steps} steps per trial; preset {plan.preset}")
+    say(f"  pruner {describe_pruner(space)}; gates: "
+        + ("; ".join(g.describe() for g in space.study.gates) or "none"))
+    say(f"  data {data}" + (f"; warm start from {warm_start}" if warm_start else "; from scratch"))
+
+    runner = TrialRunner(space=space, study=study, home=plan.home, storage_url=plan.storage_url, data=Path(data),
+                         warm_start=warm_start, preset=plan.preset, max_steps=plan.max_steps,
+                         val_interval=plan.val_interval, trial_timeout=plan.trial_timeout,
+                         stall_timeout=space.study.stall_timeout, view=view, tracker=tracker, gpus=plan.gpus)
+    worker = Worker(study, runner, target=plan.n_trials, timeouts=plan.timeouts,
+                    max_retries=space.study.max_retries, max_consecutive_failures=space.study.max_consecutive_failures,
+                    jobs=len(plan.gpus) if plan.gpus else 1, timeout=request.timeout, stopping=runner.stopping,
+                    say=lambda line: print(f"tuner: {line}", file=sys.stderr, flush=True),
+                    serialize=lambda: creation_lock(plan.storage_url, "ask"),
+                    after_trial=lambda study_, number: view.after_trial(study_, study_.trials[number]))
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    if finished >= plan.n_trials:
+        say(f"the study already has {finished} finished trials (target {plan.n_trials}); raise --trials to run more")
+    else:
+        say(f"running trials until the study holds {plan.n_trials} finished ones (it has {finished})"
+            + (f", on GPUs {','.join(plan.gpus)}" if plan.gpus else ""))
+    with stop_on_signals(runner.stopping, say):
+        try:
+            result = worker.run()
+        finally:
+            if tracker is not None:
+                try:
+                    tracker.finish_study(study)
+                except Exception as err:  # the study's results are safe in Optuna; say and go on
+                    print(f"tuner: mlflow: could not close the study run ({err})", file=sys.stderr)
+    if result.exit_code != 0:
+        print(f"tuner: {result.reason}", file=sys.stderr)
+    elif runner.stopping.is_set():
+        say(result.reason)
+    if not request.quiet:
+        print()
+        print(trials_table(study))
+        print(counts_line(study))
+        print("\n".join(best_lines(study)))
+        print()
+        print("\n".join(next_steps(plan.home, plan.storage_url, plan.study_name,
+                                   tracking_uri(plan.home) if request.mlflow else None)))
+    return result.exit_code
+
+
+@contextmanager
+def stop_on_signals(stopping: threading.Event, say: Callable[[str], None],
+                    what: str = "the running trials save their checkpoints and are queued to resume") -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into a graceful stop for the ``with`` block; a second signal stops at once.
+
+    Graceful: ``stopping`` is set; each running trial's child saves its checkpoint at the end of
+    its current step and the trial is failed as interrupted and queued to resume; no new trial
+    starts. Only the main thread can install signal handlers; elsewhere the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stopping.is_set():  # the second signal: the user means it
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        stopping.set()
+        say(f"{signal.Signals(signum).name}: stopping; {what} (a second signal stops at once)")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

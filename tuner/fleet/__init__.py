@@ -1,0 +1,1 @@
+"""Many workers on one study: the worker loop, trial leases and their timeouts, GPU claims, the audit."""

@@ -1,0 +1,1 @@
+"""Study storage: URLs, opening storages that ride out outages, creating or joining a study."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from trainer.errors import UserError
 
-__all__ = ["TunerError", "SpaceError", "StorageError", "NothingFound", "ServerUnreachable", "TrialFailed"]
+__all__ = ["TunerError", "SpaceError", "StorageError", "NothingFound", "ServerUnreachable"]
 
 
 class TunerError(UserError):
@@ -31,6 +31,3 @@ class NothingFound(StorageError):
 class ServerUnreachable(StorageError):
     """The database server did not answer (as opposed to answering with a refusal): waiting may help."""
 
-
-class TrialFailed(Exception):
-    """A trial's worker crashed, hung or raised; the reason is stored on the trial as ``fail_reason``."""

@@ -114,19 +114,24 @@ def fast_space_writer():
 
 def small_runner(folder: Path, data: Path, study_name: str, **options):
     """Return (study, TrialRunner) of a 2-step fast space on the home's SQLite file; ``options`` go to the runner."""
+    import optuna
+
     from tuner.paths import Home
     from tuner.space.load import load_space
     from tuner.study.storage import check_storage
     from tuner.study.studies import open_study
-    from tuner.trial.runner import LiveView, TrialRunner
+    from tuner.trial.observers import LiveView, Observers
+    from tuner.trial.runner import TrialRunner
+    from tuner.trial.setup import TrialSetup
+    from tuner.trial.supervisor import Limits
 
     space = load_space(fast_space(folder, study=study_name, max_steps=2, samples=0, gates="[]"))
     url = f"sqlite:///{Home.resolve().optuna_db}"
     check_storage(url)
-    study = open_study(space, study_name, url, max_steps=2, val_interval=2).study
-    runner = TrialRunner(space=space, study=study, home=Home.resolve(), storage_url=url, data=data,
-                         warm_start=None, preset="tiny", max_steps=2, val_interval=2, trial_timeout=120,
-                         stall_timeout=None, view=LiveView(study, quiet=True), **options)
+    study = open_study(space, study_name, url, 2, optuna.pruners.NopPruner()).study
+    setup = TrialSetup.of(space, preset="tiny", max_steps=2, data=data)
+    observers = Observers(LiveView(study, quiet=True), Home.resolve(), space)
+    runner = TrialRunner(setup, study, Home.resolve(), url, observers, Limits(trial_timeout=120), **options)
     return study, runner
 
 

@@ -167,7 +167,7 @@ def test_an_outage_longer_than_the_grace_costs_steps_not_trials(database: str, t
     trials = _study(database, "outage").get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 2 and all(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials), [
-        (t.number, t.state, t.user_attrs.get("fail_reason")) for t in trials]
+        (t.number, t.state, t.user_attrs.get("stop_reason")) for t in trials]
     for trial in complete:  # the whole run's validations, across the outage
         assert sorted(trial.intermediate_values) == [4, 8, 12, 16, 20, 24], trial.intermediate_values
     audit = audit_trials(trials)
@@ -194,7 +194,7 @@ space = load_space(Path(sys.argv[1]))
 go = Path(sys.argv[3])
 while not go.exists():
     time.sleep(0.01)
-open_study(space, "together", resolve_storage(sys.argv[2], Home(Path("unused"))), 8, 4)
+open_study(space, "together", resolve_storage(sys.argv[2], Home(Path("unused"))), 8, optuna.pruners.NopPruner())
 """
 
 

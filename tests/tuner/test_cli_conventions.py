@@ -175,7 +175,11 @@ def test_status_as_json_has_one_object_per_trial(tmp_path: Path, capsys) -> None
     assert done["user_attrs"] == {"last_step": 8, "best_step": 4, "run_dir": "/runs/s/trial-0000", "worker": "host:1",
                                   "last_metrics": {"fr_mcd": 61.5, "tf_diagonality": None, "quality_score": 0.4}}
     assert pruned["user_attrs"]["prune_reason"].startswith("quality gate: tf_diagonality")
-    assert failed["user_attrs"] == {"fail_reason": "the trial process died (exit 86)"}
+    # A study stored before stop reasons existed: its texts are read, and their kinds told from them.
+    assert pruned["user_attrs"]["stop_reason"]["kind"] == "gated"
+    assert failed["user_attrs"] == {"fail_reason": "the trial process died (exit 86)",
+                                    "stop_reason": {"kind": "failed", "detail": "the trial process died (exit 86)",
+                                                    "step": None}}
     assert done["datetime_start"] <= done["datetime_complete"] and done["duration_s"] >= 0
 
 
@@ -190,7 +194,8 @@ def test_status_as_csv_has_a_header_and_a_row_per_trial(tmp_path: Path, capsys) 
     assert header.index("tf_diagonality") < header.index("fr_mcd") < header.index("quality_score")
     assert rows[0]["value"] == "61.25" and rows[0]["fr_mcd"] == "61.5" and rows[0]["tf_diagonality"] == ""
     assert rows[1]["value"] == "" and rows[1]["prune_reason"].startswith("quality gate")
-    assert rows[2]["fail_reason"] == "the trial process died (exit 86)"
+    assert rows[2]["fail_reason"] == rows[2]["stop_reason"] == "the trial process died (exit 86)"
+    assert [r["stop_kind"] for r in rows] == ["", "gated", "failed"]
 
 
 # --------------------------------------------------------------------------- help and version

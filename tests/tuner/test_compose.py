@@ -143,7 +143,7 @@ def test_worker_scales_with_one_gpu_each(compose: dict[str, Any]) -> None:
 def test_worker_stop_grace_covers_a_checkpoint_save(compose: dict[str, Any]) -> None:
     # Docker kills a container stop_grace_period after SIGTERM; the worker needs the child's save
     # time plus a few storage writes (failing the trials, queueing their resumes) inside it.
-    from tuner.trial.runner import STOP_GRACE_SECONDS
+    from tuner.trial.supervisor import STOP_GRACE_SECONDS
 
     text = str(compose["services"]["worker"]["stop_grace_period"])
     seconds = float(text.removesuffix("s")) * (60 if text.endswith("m") else 1)

@@ -47,7 +47,8 @@ def test_demo_study_fine_tunes_the_cached_base_on_a_second_voice(tuner_home: Pat
     warm = [r for r in records if r.get("event") == "warm_start"]
     assert warm and "warm start: loaded all" in warm[0]["detail"]  # every tensor of the base was used
     job = json.loads(Path(trial.user_attrs["run_dir"], "job.json").read_text())
-    assert job["warm_start"] == str(assets.base_checkpoint) and job["data"] == str(assets.voice_corpus)
+    settings = job["settings"]
+    assert settings["warm_start"] == str(assets.base_checkpoint) and settings["data"] == str(assets.voice_corpus)
 
     # The second run reuses the demo: no corpus synthesis, no base training (and, its target of
     # one trial being met, runs no trial).

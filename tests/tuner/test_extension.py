@@ -19,8 +19,9 @@ from tuner.cli import main
 from tuner.commands.status import trials_table
 from tuner.space.load import load_space
 from tuner.space.spec import Gate, Objective
-from tuner.trial.reporting import Reporter
-from tuner.trial.runner import LiveView
+from tuner.study.optuna_api import storage_of, trial_id
+from tuner.trial.observers import LiveView
+from tuner.trial.reporting import Reporter, TrialHandle
 
 # ------------------------------------------------------------------ a new parameter: only the YAML
 
@@ -96,12 +97,13 @@ def test_an_unregistered_metric_is_unknown_again(tmp_path: Path, capsys) -> None
 
 def test_a_registered_metric_is_gated_and_shown(toy_metric: Metric) -> None:
     study = optuna.create_study(direction="maximize")
-    reporter = Reporter(study.ask(), Objective(("toy_score",), ("maximize",)),
+    handle = TrialHandle(study, storage_of(study), trial_id(study.ask()))
+    reporter = Reporter(handle, Objective(("toy_score",), ("maximize",)),
                         (Gate("toy_score", min=0.5, after_step=10),), max_steps=20)
     record = {"kind": "val", "step": 10, "tf_diagonality": 0.61, "val_mel_postnet_l1": 1.25, "toy_score": 0.25}
     metrics = {k: v for k, v in record.items() if k != "kind"}
     assert reporter(10, metrics) is True
-    assert reporter.prune_reason.startswith("quality gate: toy_score 0.250 < 0.5 at step 10")
+    assert reporter.stop.text().startswith("quality gate: toy_score 0.250 < 0.5 at step 10")
     # The live view: every labelled metric the record holds, under its label, in registry order.
     stream = io.StringIO()
     LiveView(study, stream=stream).validation(0, 10, 20, record)

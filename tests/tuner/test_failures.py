@@ -12,6 +12,18 @@ from pathlib import Path
 import pytest
 
 from tuner.cli import main
+from tuner.fleet.endings import StopReason
+
+
+def _reason(trial) -> str:
+    """The trial's stop reason in words ('' when it has none)."""
+    stop = StopReason.of(trial)
+    return stop.text() if stop is not None else ""
+
+
+def _kind(trial) -> str | None:
+    stop = StopReason.of(trial)
+    return stop.kind if stop is not None else None
 
 
 def _trials(home: Path, name: str):
@@ -37,12 +49,13 @@ def test_crashing_and_raising_trials_fail_alone(tmp_path: Path, tuner_home: Path
         (t.state, t.user_attrs) for t in trials]
     crashed, raised, *fine = trials
     # A crash is transient (an out-of-memory kill looks the same): it is retried, as trial 1...
-    assert crashed.user_attrs["fail_reason"].startswith("crashed: worker exited with status 86 without an outcome")
+    assert _reason(crashed).startswith("crashed: worker exited with status 86 without an outcome")
+    assert _kind(crashed) == "crashed"
     assert raised.system_attrs["retry_history"] == [0] and raised.user_attrs["origin"].startswith("retry of trial 0")
     # ...whose injected exception is not transient: no retry of it.
-    assert raised.user_attrs["fail_reason"].startswith("RuntimeError: injected fault")
+    assert _reason(raised).startswith("RuntimeError: injected fault") and _kind(raised) == "failed"
     assert all("retry_history" not in t.system_attrs for t in fine)
-    assert all(t.value is not None and "fail_reason" not in t.user_attrs for t in fine)
+    assert all(t.value is not None and _kind(t) == "completed" for t in fine)
     assert "trial 0 FAILED crashed: worker exited with status 86" in out.getvalue()
     assert "done 3, pruned 0, failed 2" in out.getvalue()
 
@@ -62,7 +75,8 @@ def test_hung_trial_is_killed_at_its_time_limit_retried_then_the_worker_stops(
     assert code == 1
     trials = _trials(tuner_home, "hang")
     assert [t.state for t in trials] == [TrialState.FAIL] * 3, [(t.state, t.user_attrs) for t in trials]
-    assert all(t.user_attrs["fail_reason"].startswith("timed out: still running after 6 s") for t in trials)
+    assert all(_reason(t).startswith("timed out: still running after 6 s") for t in trials)
+    assert {_kind(t) for t in trials} == {"timed_out"}
     assert [t.system_attrs.get("retry_history") for t in trials] == [None, [0], [0, 1]]
     assert all((t.datetime_complete - t.datetime_start).total_seconds() < 60 for t in trials)
     err = capsys.readouterr().err
@@ -85,10 +99,11 @@ def test_training_faults_each_end_in_their_own_state(tmp_path: Path, tuner_home:
     assert [t.state for t in trials] == [TrialState.FAIL] * 3 + [TrialState.COMPLETE], [
         (t.state, t.user_attrs) for t in trials]
     nonfinite, oom, loader, fine = trials
-    assert nonfinite.user_attrs["fail_reason"].startswith("NonFiniteLossError: loss or gradient non-finite")
-    assert oom.user_attrs["fail_reason"].startswith("out of memory (try a smaller batch_size or preset): "
+    assert _reason(nonfinite).startswith("NonFiniteLossError: loss or gradient non-finite")
+    assert _reason(oom).startswith("out of memory (try a smaller batch_size or preset): "
                                                     "OutOfMemoryError: CUDA out of memory")
-    assert loader.user_attrs["fail_reason"].startswith("OSError: data loader: could not read the next batch")
+    assert _reason(loader).startswith("OSError: data loader: could not read the next batch")
+    assert [_kind(t) for t in trials] == ["failed", "out_of_memory", "failed", "completed"]
     assert fine.value is not None
     # Out of memory is transient (retried: trial 2 is its retry); a non-finite loss and a broken loader are not.
     assert loader.system_attrs.get("retry_history") == [1]
@@ -99,25 +114,22 @@ def test_a_storage_outage_on_the_tuner_side_of_a_trial_is_a_transient_failure(
         tmp_path: Path, tuner_home: Path, short_corpus: Path, runner_builder,
         monkeypatch: pytest.MonkeyPatch) -> None:
     # An outage longer than one call's retry window is the database's fault, not the trial's:
-    # the reason must be one the lease retries (tuner.fleet.lease.TRANSIENT), not a permanent failure.
+    # the trial fails as lease_lost, which the lease retries, not as a permanent failure.
     from sqlalchemy.exc import OperationalError
 
-    from tuner.errors import TrialFailed
-    from tuner.fleet.lease import is_transient_failure
+    from tuner.study.optuna_api import storage_of
 
     study, runner = runner_builder(tmp_path, short_corpus, "outage")
     trial = study.ask()
-    write = study._storage.set_trial_user_attr
+    storage = storage_of(study)
+    write = storage.set_trial_user_attr
 
     def unreachable(trial_id, key, value):
         if key == "worker":
             raise OperationalError("SELECT 1", {}, Exception("connection refused"))
         return write(trial_id, key, value)
 
-    monkeypatch.setattr(study._storage, "set_trial_user_attr", unreachable)
-    with pytest.raises(TrialFailed) as failed:
-        runner(trial)
-    reason = str(failed.value)
-    assert reason.startswith("lease lost: the study storage was unreachable (tuner: OperationalError")
-    assert is_transient_failure(reason)
-    assert study._storage.get_trial(trial._trial_id).user_attrs["fail_reason"] == reason
+    monkeypatch.setattr(storage, "set_trial_user_attr", unreachable)
+    ended = runner(trial)
+    assert ended.state == "failed" and ended.stop.kind == "lease_lost" and ended.stop.retried
+    assert ended.stop.text().startswith("lease lost: the study storage was unreachable (tuner: OperationalError")

@@ -16,6 +16,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from tuner.cli import main
+from tuner.fleet.endings import StopReason
 from tuner.fleet.lease import (
     HEARTBEAT_ATTR,
     OWNER_ATTR,
@@ -26,8 +27,9 @@ from tuner.fleet.lease import (
     owner_alive,
     owner_token,
 )
-from tuner.fleet.timeouts import Timeouts, timeouts
+from tuner.study.optuna_api import storage_of, trial_id
 from tuner.study.storage import sqlite_single_process
+from tuner.study.timeouts import Timeouts, timeouts
 
 # ------------------------------------------------------------------ the lease's parts
 
@@ -58,9 +60,9 @@ def test_a_process_of_another_machine_with_this_host_name_is_not_judged_here() -
 
 def _running(study: optuna.Study, owner: str, heartbeat: float) -> optuna.trial.FrozenTrial:
     trial = study.ask({"x": FloatDistribution(0, 1)})
-    study._storage.set_trial_system_attr(trial._trial_id, OWNER_ATTR, owner)
-    study._storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, heartbeat)
-    return study._storage.get_trial(trial._trial_id)
+    storage_of(study).set_trial_system_attr(trial_id(trial), OWNER_ATTR, owner)
+    storage_of(study).set_trial_system_attr(trial_id(trial), HEARTBEAT_ATTR, heartbeat)
+    return storage_of(study).get_trial(trial_id(trial))
 
 
 def test_lost_leases_and_their_one_retry() -> None:
@@ -71,9 +73,10 @@ def test_lost_leases_and_their_one_retry() -> None:
     mine = _running(study, owner_token(), now - 100)  # this process is alive: only its heartbeat speaks
     found = {trial.number: reason for trial, reason in lost_trials(study, grace=60, now=now)}
     assert set(found) == {silent.number, mine.number}
-    assert found[silent.number].startswith("worker lost: no heartbeat for 100 s")
-    assert holds(study._storage, live._trial_id, "another-host:2:2")
-    assert not holds(study._storage, live._trial_id, "someone else")
+    assert found[silent.number].text().startswith("worker lost: no heartbeat for 100 s")
+    assert found[silent.number].kind == "lease_lost"
+    assert holds(storage_of(study), trial_id(live), "another-host:2:2")
+    assert not holds(storage_of(study), trial_id(live), "someone else")
 
     first = fail_trial(study, silent, found[silent.number], max_retries=2)
     again = fail_trial(study, silent, found[silent.number], max_retries=2)  # a second worker, a moment later
@@ -82,13 +85,14 @@ def test_lost_leases_and_their_one_retry() -> None:
     assert retry.params == silent.params and retry.system_attrs["retry_history"] == [silent.number]
     # Not transient: failed for good.
     broken = _running(study, "h:3:3", now)
-    assert fail_trial(study, broken, "RuntimeError: a bug", max_retries=2).retry is None
+    assert fail_trial(study, broken, StopReason.from_text("RuntimeError: a bug"), max_retries=2).retry is None
     # Retries spent: the second retry of a trial (two attempts before it) is not queued again.
     last_try = _running(study, "h:4:4", now)
-    study._storage.set_trial_system_attr(last_try._trial_id, "retry_history", [7, 8])
-    last_try = study._storage.get_trial(last_try._trial_id)
+    storage_of(study).set_trial_system_attr(trial_id(last_try), "retry_history", [7, 8])
+    last_try = storage_of(study).get_trial(trial_id(last_try))
     waiting = len(study.get_trials(states=(TrialState.WAITING,)))
-    assert fail_trial(study, last_try, "worker lost: no heartbeat", max_retries=2) == Failed(True, None)
+    lost = StopReason.from_text("worker lost: no heartbeat")
+    assert fail_trial(study, last_try, lost, max_retries=2) == Failed(True, None)
     assert len(study.get_trials(states=(TrialState.WAITING,))) == waiting
 
 
@@ -101,13 +105,13 @@ def test_an_interrupted_trial_resumes_without_using_up_its_retries() -> None:
     outcomes = []
     for reason in ("interrupted at step 10 (checkpoint saved)", "interrupted at step 20 (checkpoint saved)",
                    "worker lost: no heartbeat for 200 s", "out of memory", "worker lost: no heartbeat for 200 s"):
-        failed = fail_trial(study, trial, reason, max_retries=2)
+        failed = fail_trial(study, trial, StopReason.from_text(reason), max_retries=2)
         outcomes.append((failed.retry, failed.retries_left))
         if failed.retry is None:
             break
         nxt = study.ask()  # the queued retry (WAITING trials come first)
-        study._storage.set_trial_system_attr(nxt._trial_id, OWNER_ATTR, "h:1:1")
-        trial = study._storage.get_trial(nxt._trial_id)
+        storage_of(study).set_trial_system_attr(trial_id(nxt), OWNER_ATTR, "h:1:1")
+        trial = storage_of(study).get_trial(trial_id(nxt))
     assert outcomes == [(2, 2), (3, 2), (4, 1), (5, 0), (None, None)]
     assert trial.system_attrs[RETRIES_USED_ATTR] == 2 and len(trial.system_attrs["retry_history"]) == 4
 
@@ -138,12 +142,12 @@ def test_a_retry_lost_between_failing_and_queuing_is_queued_later_exactly_once()
     _failed(study, "stalled: no progress", ago=300, history=[70, 71])  # its retries were spent
     retried = _failed(study, "worker lost: no heartbeat", ago=300)
     _failed(study, "RuntimeError: a bug", ago=300, history=[retried])  # ...and this is its retry
-    owed = [(t.number, reason) for t, reason in unqueued_retries(study, max_retries=2, settle=120)]
+    owed = [(t.number, stop.text()) for t, stop in unqueued_retries(study, max_retries=2, settle=120)]
     assert owed == [(orphan, "worker lost: no heartbeat for 200 s")]
     assert fresh not in [n for n, _ in owed]
 
     said: list[str] = []
-    worker = Worker(study, lambda trial, lease: 0.0, target=1, timeouts=timeouts(), say=said.append)
+    worker = Worker(study, lambda trial, lease: None, target=1, timeouts=timeouts(), say=said.append)  # runs nothing
     worker.recover()
     worker.recover()  # a second look (or another worker under the same lock) finds it queued
     (waiting,) = study.get_trials(states=(TrialState.WAITING,))
@@ -186,8 +190,9 @@ def test_a_retry_is_queued_once_when_its_creation_is_retried_or_queued_twice(
     event.listen(storage.engine, "commit", lost)
     try:
         lost.armed = True
-        first = queue_retry(study, frozen, "worker lost: no heartbeat for 200 s", max_retries=2)
-        again = queue_retry(study, frozen, "worker lost: no heartbeat for 200 s", max_retries=2)  # a second worker
+        gone = StopReason.from_text("worker lost: no heartbeat for 200 s")
+        first = queue_retry(study, frozen, gone, max_retries=2)
+        again = queue_retry(study, frozen, gone, max_retries=2)  # a second worker
     finally:
         event.remove(storage.engine, "commit", lost)
     assert lost.fired == 1  # the creation really was answered with a lost connection, after its commit
@@ -196,7 +201,7 @@ def test_a_retry_is_queued_once_when_its_creation_is_retried_or_queued_twice(
     assert [t.system_attrs["retry_history"] for t in waiting] == [[failed]]
     # A retry of another trial is a trial of its own.
     other = _failed(study, "out of memory", ago=300)
-    queue_retry(study, study.trials[other], "out of memory", max_retries=2)
+    queue_retry(study, study.trials[other], StopReason.from_text("out of memory"), max_retries=2)
     assert sorted(t.system_attrs["retry_history"] for t in study.get_trials(states=(TrialState.WAITING,))) == [
         [failed], [other]]
 
@@ -246,10 +251,10 @@ def test_the_lease_clock_starts_when_the_heartbeat_is_stamped_not_when_its_write
 
     study = optuna.create_study()
     trial = study.ask({"x": FloatDistribution(0, 1)})
-    slow = _SlowWrites(study._storage, delay=0.3)
-    moment = claim(slow, trial._trial_id, owner_token())
+    slow = _SlowWrites(storage_of(study), delay=0.3)
+    moment = claim(slow, trial_id(trial), owner_token())
     assert moment <= slow.entered[0] and time.monotonic() - moment >= 0.6  # two slow writes after the stamp
-    with LeaseKeeper(slow, trial._trial_id, owner_token(), heartbeat=0.05, retry=5, claimed_at=moment) as keeper:
+    with LeaseKeeper(slow, trial_id(trial), owner_token(), heartbeat=0.05, retry=5, claimed_at=moment) as keeper:
         assert keeper._last_ok == moment
         deadline = time.monotonic() + 10
         while len(slow.entered) < 4 and time.monotonic() < deadline:  # claim's two writes, then two beats
@@ -351,8 +356,10 @@ def test_sigterm_saves_the_step_and_the_next_worker_resumes_it(tmp_path: Path, t
     assert "SIGTERM: stopping" in out + err
     study = optuna.load_study(study_name="term", storage=f"sqlite:///{tuner_home}/optuna.db")
     stopped, queued = study.trials
-    assert stopped.state == TrialState.FAIL and stopped.user_attrs["fail_reason"].startswith("interrupted at step ")
-    step = int(stopped.user_attrs["fail_reason"].split()[3])
+    stop = StopReason.of(stopped)
+    assert stopped.state == TrialState.FAIL and stop.kind == "interrupted"
+    assert stop.text().startswith("interrupted at step ")
+    step = int(stop.text().split()[3])
     from trainer.model.checkpoint import load_checkpoint
 
     assert load_checkpoint(run0 / "checkpoints" / "last.pt")["position"]["step"] == step >= 3  # no step lost
@@ -404,13 +411,16 @@ def test_a_worker_whose_trial_was_taken_stops_training_it_and_goes_on(tmp_path: 
 TWO_SLOTS = """
 import sys
 from pathlib import Path
+import optuna
 from tuner.commands.run_study import stop_on_signals
 from tuner.paths import Home
-from tuner.trial.runner import LiveView, TrialRunner
+from tuner.trial.observers import LiveView, Observers
+from tuner.trial.runner import TrialRunner
+from tuner.trial.setup import TrialSetup
 from tuner.space.load import load_space
 from tuner.study.storage import check_storage
 from tuner.study.studies import open_study
-from tuner.fleet.timeouts import timeouts
+from tuner.study.timeouts import timeouts
 from tuner.fleet.worker import Worker
 
 def say(line):
@@ -419,10 +429,10 @@ def say(line):
 space, home = load_space(Path(sys.argv[1])), Home(Path(sys.argv[3]))
 url = f"sqlite:///{home.root}/optuna.db"
 check_storage(url)
-study = open_study(space, "slots", url, max_steps=400, val_interval=4).study
-runner = TrialRunner(space=space, study=study, home=home, storage_url=url, data=Path(sys.argv[2]), warm_start=None,
-                     preset="tiny", max_steps=400, val_interval=4, trial_timeout=None, stall_timeout=None,
-                     view=LiveView(study, quiet=True), gpus=["0", "1"])
+study = open_study(space, "slots", url, 400, optuna.pruners.NopPruner()).study
+setup = TrialSetup.of(space, preset="tiny", max_steps=400, data=Path(sys.argv[2]))
+observers = Observers(LiveView(study, quiet=True), home, space)
+runner = TrialRunner(setup, study, home, url, observers, gpus=["0", "1"])
 worker = Worker(study, runner, target=2, timeouts=timeouts(), jobs=2, stopping=runner.stopping, say=say)
 with stop_on_signals(runner.stopping, say):
     result = worker.run()
@@ -475,45 +485,57 @@ def test_ctrl_c_with_two_trial_slots_saves_both_and_leaves_no_child(tmp_path: Pa
     stopped = [t for t in trials if t.state == TrialState.FAIL]
     assert sorted(t.number for t in stopped) == [0, 1], [(t.number, t.state) for t in trials]
     for trial in stopped:  # each saved the step it was stopped at, and is queued to resume from it
-        step = int(trial.user_attrs["fail_reason"].split()[3])
+        step = int(StopReason.of(trial).text().split()[3])
         run = Path(trial.user_attrs["run_dir"])
         assert load_checkpoint(run / "checkpoints" / "last.pt")["position"]["step"] == step >= 1
     queued = [t for t in trials if t.state == TrialState.WAITING]
     assert sorted(t.system_attrs["retry_history"] for t in queued) == [[0], [1]]
 
 
-def test_a_failing_follow_up_after_a_stored_trial_does_not_end_the_worker() -> None:
+def test_a_failing_follow_up_after_a_stored_trial_does_not_end_the_worker(tmp_path: Path, fast_space_writer) -> None:
     # after_trial (the live view's line) runs once the end is stored; its failure must not cost the study its slot.
+    import io
+
+    from tuner.fleet.endings import Verdict
     from tuner.fleet.worker import Worker
+    from tuner.paths import Home
+    from tuner.space.load import load_space
+    from tuner.trial.observers import LiveView, Observers
 
     study = optuna.create_study()
     said: list[str] = []
+    broken = io.StringIO()
+    broken.close()  # every line the live view prints fails
+    view = LiveView(study, stream=broken)
+    view.say = lambda line: said.append(line) if "could not be printed" in line else print(line, file=broken)
+    observers = Observers(view, Home(tmp_path), load_space(fast_space_writer(tmp_path)))
 
-    def follow_up(study_: optuna.Study, number: int) -> None:
-        raise ConnectionError("the storage dropped the read")
+    def run_trial(trial, lease) -> Verdict:
+        return Verdict("complete", StopReason("completed"), [trial.suggest_float("x", 0, 1)])
 
-    worker = Worker(study, lambda trial, lease: trial.suggest_float("x", 0, 1), target=3, timeouts=timeouts(),
-                    after_trial=follow_up, say=said.append)
+    worker = Worker(study, run_trial, target=3, timeouts=timeouts(), after_trial=observers.after_trial, say=said.append)
     result = worker.run()
     assert (result.exit_code, result.reason) == (0, "done")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
-    assert sum("stored, but its follow-up failed (ConnectionError" in line for line in said) == 3
+    assert sum("stored, but its line could not be printed (ValueError" in line for line in said) == 3
 
 
 def test_a_stop_during_an_outage_does_not_claim_the_trial_was_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy.exc import OperationalError
 
+    from tuner.fleet.endings import Verdict
     from tuner.fleet.worker import Worker
 
     study = optuna.create_study()
     said: list[str] = []
-    worker = Worker(study, lambda trial, lease: 0.0, target=1, timeouts=timeouts(), say=said.append)
+    done = Verdict("complete", StopReason("completed"), [0.0])
+    worker = Worker(study, lambda trial, lease: done, target=1, timeouts=timeouts(), say=said.append)
 
-    def stop_then_lose_the_database(trial, lease) -> float:
+    def stop_then_lose_the_database(trial, lease) -> Verdict:
         worker.stopping.set()  # a SIGTERM while the trial ends...
         monkeypatch.setattr(study, "tell", lambda *a, **k: (_ for _ in ()).throw(
             OperationalError("UPDATE", {}, Exception("server closed the connection"))))  # ...and no database
-        return 0.5
+        return Verdict("complete", StopReason("completed"), [0.5])
 
     worker.run_trial = stop_then_lose_the_database
     result = worker.run()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tuner.trial.runner import quality_decisions
+from tuner.trial.observers import quality_decisions
 
 
 def test_quality_decisions_are_read_from_the_run_log(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import pytest
 from tuner.errors import TunerError
 from tuner.space.samplers import build_pruner
 from tuner.space.spec import Gate, Objective
-from tuner.trial.reporting import Reporter
+from tuner.study.optuna_api import storage_of, trial_id
+from tuner.trial.reporting import Reporter, TrialHandle
 
 SINGLE = Objective(("val_mel_postnet_l1",), ("minimize",))
 TWO = Objective(("val_mel_postnet_l1", "quality_score"), ("minimize", "maximize"))
@@ -25,10 +26,14 @@ def _study(pruner=None, directions=("minimize",)):
     return optuna.create_study(directions=list(directions), pruner=pruner or optuna.pruners.NopPruner())
 
 
+def _handle(study: optuna.Study) -> TrialHandle:
+    """A new trial of ``study``, reached by storage id as the trial's child process reaches it."""
+    return TrialHandle(study, storage_of(study), trial_id(study.ask()))
+
+
 def test_reports_each_validation_and_returns_the_best_value() -> None:
     study = _study()
-    trial = study.ask()
-    reporter = Reporter(trial, SINGLE, (), max_steps=30)
+    reporter = Reporter(_handle(study), SINGLE, (), max_steps=30)
     assert reporter(10, _metrics(2.0)) is False
     assert reporter(20, _metrics(1.5)) is False
     assert reporter(30, _metrics(1.7)) is False
@@ -42,7 +47,7 @@ def test_reports_each_validation_and_returns_the_best_value() -> None:
 
 def test_the_quality_score_is_the_trainers_and_is_never_invented() -> None:
     study = _study(directions=("maximize",))
-    reporter = Reporter(study.ask(), Objective(("quality_score",), ("maximize",)), (), max_steps=10)
+    reporter = Reporter(_handle(study), Objective(("quality_score",), ("maximize",)), (), max_steps=10)
     assert reporter(10, _metrics(1.0)) is False
     assert reporter.final_values() == [0.75]
     without = {k: v for k, v in _metrics(1.0).items() if k != "quality_score"}
@@ -53,13 +58,12 @@ def test_the_quality_score_is_the_trainers_and_is_never_invented() -> None:
 
 def test_quality_gate_stops_training_with_its_reason() -> None:
     study = _study()
-    trial = study.ask()
-    reporter = Reporter(trial, SINGLE, (Gate("tf_diagonality", min=0.5, after_step=20),), max_steps=40)
+    reporter = Reporter(_handle(study), SINGLE, (Gate("tf_diagonality", min=0.5, after_step=20),), max_steps=40)
     assert reporter(10, _metrics(2.0, diag=0.1)) is False  # before the gate's start
+    assert reporter.stop is None
     assert reporter(20, _metrics(1.9, diag=0.1)) is True
-    assert reporter.prune_step == 20
-    assert study.trials[0].user_attrs["prune_reason"] == reporter.prune_reason
-    assert reporter.prune_reason.startswith("quality gate: tf_diagonality 0.100 < 0.5 at step 20")
+    assert (reporter.stop.kind, reporter.stop.step) == ("gated", 20)
+    assert reporter.stop.text().startswith("quality gate: tf_diagonality 0.100 < 0.5 at step 20")
 
 
 def test_optuna_pruner_is_asked_through_the_storage() -> None:
@@ -69,23 +73,22 @@ def test_optuna_pruner_is_asked_through_the_storage() -> None:
     for step, loss in ((10, 1.0), (20, 0.9)):
         good.report(loss, step)
     study.tell(good, 0.9)
-    bad = study.ask()
-    reporter = Reporter(bad, SINGLE, (), max_steps=30, pruner_name="median")
+    reporter = Reporter(_handle(study), SINGLE, (), max_steps=30, pruner_name="median")
     assert reporter(10, _metrics(5.0)) is True
-    assert reporter.prune_reason.startswith("pruner median: val_mel_postnet_l1 5.0000 at step 10")
+    assert reporter.stop.kind == "pruned"
+    assert reporter.stop.text().startswith("pruner median: val_mel_postnet_l1 5.0000 at step 10")
 
 
 def test_not_finite_objective_is_pruned() -> None:
-    reporter = Reporter(_study().ask(), SINGLE, (), max_steps=10)
+    reporter = Reporter(_handle(_study()), SINGLE, (), max_steps=10)
     assert reporter(10, _metrics(math.nan)) is True
-    assert "not finite" in reporter.prune_reason
+    assert reporter.stop.kind == "gated" and "not finite" in reporter.stop.text()
 
 
 def test_two_objectives_report_nothing_but_keep_the_gates() -> None:
     assert isinstance(build_pruner({"name": "median"}, True, 30, 10), optuna.pruners.NopPruner)
     study = _study(directions=("minimize", "maximize"))
-    trial = study.ask()
-    reporter = Reporter(trial, TWO, (Gate("tf_diagonality", min=0.5, after_step=20),), max_steps=30)
+    reporter = Reporter(_handle(study), TWO, (Gate("tf_diagonality", min=0.5, after_step=20),), max_steps=30)
     assert reporter(10, _metrics(2.0)) is False
     assert reporter(20, _metrics(1.0)) is False
     assert reporter(25, {**_metrics(1.2), "quality_score": 0.9}) is False
@@ -96,7 +99,7 @@ def test_two_objectives_report_nothing_but_keep_the_gates() -> None:
 
 
 def test_missing_objective_metric_is_named() -> None:
-    reporter = Reporter(_study().ask(), Objective(("val_bleu",), ("minimize",)), (), max_steps=10)
+    reporter = Reporter(_handle(_study()), Objective(("val_bleu",), ("minimize",)), (), max_steps=10)
     with pytest.raises(TunerError, match="objective metric 'val_bleu' is not reported"):
         reporter(10, _metrics(1.0))
 

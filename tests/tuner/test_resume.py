@@ -10,6 +10,7 @@ import torch
 from trainer.config import preset
 from trainer.model.architectures import build_model
 from trainer.model.checkpoint import load_checkpoint, save_checkpoint
+from tuner.study.optuna_api import storage_of, trial_id
 from tuner.trial.resume import prepare_resume
 
 MICRO = dict(symbols_embedding_dim=16, encoder_embedding_dim=16, attention_rnn_dim=16, attention_dim=8,
@@ -37,7 +38,7 @@ def test_a_retry_falls_back_past_a_damaged_last_checkpoint(tmp_path: Path) -> No
     dead.set_user_attr("run_dir", str(dead_run))
     study.tell(dead, state=optuna.trial.TrialState.FAIL)
     retry = study.ask()
-    study._storage.set_trial_system_attr(retry._trial_id, "retry_history", [dead.number])
+    storage_of(study).set_trial_system_attr(trial_id(retry), "retry_history", [dead.number])
 
     resumed = prepare_resume(study, retry, tmp_path / "trial-0001")
     assert resumed is not None
@@ -58,5 +59,5 @@ def test_a_retry_of_a_trial_without_a_readable_checkpoint_starts_over(tmp_path: 
     dead.set_user_attr("run_dir", str(dead_run))
     study.tell(dead, state=optuna.trial.TrialState.FAIL)
     retry = study.ask()
-    study._storage.set_trial_system_attr(retry._trial_id, "retry_history", [dead.number])
+    storage_of(study).set_trial_system_attr(trial_id(retry), "retry_history", [dead.number])
     assert prepare_resume(study, retry, tmp_path / "trial-0001") is None

@@ -33,6 +33,8 @@ class StudyRun:
 
 @pytest.fixture(scope="module")
 def study_run(tmp_path_factory: pytest.TempPathFactory, short_corpus: Path, fast_space_writer) -> StudyRun:
+    import optuna
+
     from tuner.space.load import load_space
     from tuner.study.storage import check_storage
     from tuner.study.studies import open_study
@@ -47,7 +49,7 @@ def study_run(tmp_path_factory: pytest.TempPathFactory, short_corpus: Path, fast
         patch.delenv("SMART_TUNER_HOME", raising=False)
         # Create the study as run-study would (defaults enqueued first), then queue a rate too small to align.
         check_storage(storage)
-        opened = open_study(load_space(space_path), "e2e", storage, max_steps=8, val_interval=4)
+        opened = open_study(load_space(space_path), "e2e", storage, 8, optuna.pruners.NopPruner())
         opened.study.enqueue_trial({"learning_rate": 1e-7}, user_attrs={"origin": "test: too small to align"})
         buffer = io.StringIO()
         with contextlib.redirect_stdout(buffer):
@@ -77,12 +79,15 @@ def test_study_finishes_with_one_complete_and_one_gated_trial(study_run: StudyRu
     assert sorted(gated.intermediate_values) == [4]
     assert first.value == pytest.approx(min(first.intermediate_values.values()))
     assert 0 < first.value < 10
-    # The prune reason is stored on the trial and names the gate and the figure.
-    reason = gated.user_attrs["prune_reason"]
-    assert reason.startswith("quality gate: tf_diagonality") and "< 0.2 at step 4" in reason
+    # One stop reason per trial: the gate, naming its metric and the figure; the full trial trained its budget.
+    stop = gated.user_attrs["stop_reason"]
+    assert stop["kind"] == "gated" and stop["step"] == 4
+    assert stop["detail"].startswith("quality gate: tf_diagonality") and "< 0.2 at step 4" in stop["detail"]
     diagonality = [t.user_attrs["last_metrics"]["tf_diagonality"] for t in (gated, first)]
     assert diagonality[0] < 0.2 <= diagonality[1]
-    assert "prune_reason" not in first.user_attrs
+    assert first.user_attrs["stop_reason"] == {"kind": "completed", "detail": "trained its budget of 8 steps",
+                                               "step": 8}
+    assert "prune_reason" not in first.user_attrs and "fail_reason" not in first.user_attrs  # written once, as stop
     assert first.user_attrs["best_step"] in (4, 8)
     assert Path(first.user_attrs["run_dir"], "checkpoints", "best.pt").is_file()
 
@@ -114,13 +119,16 @@ def test_status_for_machines_matches_the_study(study_run: StudyRun, capsys) -> N
     trials = _study(study_run).trials
     assert [(r["number"], r["state"], r["values"], r["params"]) for r in records] == [
         (t.number, t.state.name, t.values, t.params) for t in trials]
-    assert records[1]["user_attrs"]["prune_reason"] == trials[1].user_attrs["prune_reason"]
+    assert records[1]["user_attrs"]["stop_reason"] == trials[1].user_attrs["stop_reason"]
+    assert records[1]["user_attrs"]["prune_reason"] == trials[1].user_attrs["stop_reason"]["detail"]
     assert records[0]["user_attrs"]["best_step"] == trials[0].user_attrs["best_step"]
     assert records[0]["user_attrs"]["mlflow_run"] == trials[0].user_attrs["mlflow_run"]
     assert main(["status", "--home", str(study_run.home), "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [float(r["value"]) for r in rows] == [t.value for t in trials]  # a pruned trial's: its last report
     assert float(rows[0]["params_learning_rate"]) == 3e-3 and rows[1]["prune_reason"].startswith("quality gate")
+    assert [r["stop_kind"] for r in rows] == ["completed", "gated"]
+    assert rows[1]["stop_reason"] == rows[1]["prune_reason"]
     assert float(rows[0]["tf_diagonality"]) == pytest.approx(trials[0].user_attrs["last_metrics"]["tf_diagonality"])
 
 
@@ -147,7 +155,8 @@ def test_mlflow_has_a_parent_run_and_a_nested_run_per_trial(study_run: StudyRun)
     done, gated = children["0"], children["1"]
     assert done.data.tags["state"] == "COMPLETE" and done.info.status == "FINISHED"
     assert gated.data.tags["state"] == "PRUNED" and gated.info.status == "KILLED"
-    assert gated.data.tags["prune_reason"].startswith("quality gate: tf_diagonality")
+    assert gated.data.tags["stop_kind"] == "gated" and done.data.tags["stop_kind"] == "completed"
+    assert gated.data.tags["stop_reason"].startswith("quality gate: tf_diagonality")
     assert float(done.data.params["learning_rate"]) == 3e-3
     for key in ("val_mel_postnet_l1", "val_total", "val_gate", "tf_diagonality", "tf_focus", "tf_monotonicity",
                 "tf_coverage", "tf_gate_balanced_accuracy", "fr_mcd", "fr_length_ratio", "fr_out_of_range"):
@@ -180,10 +189,12 @@ def test_mlflow_has_a_parent_run_and_a_nested_run_per_trial(study_run: StudyRun)
 def test_trials_link_to_mlflow_and_carry_dashboard_artifacts(study_run: StudyRun) -> None:
     from optuna.artifacts import get_all_artifact_meta
 
+    from tuner.study.optuna_api import storage_of
+
     study = _study(study_run)
     first = study.trials[0]
     assert first.user_attrs["mlflow_run_id"] and "run" in first.user_attrs["mlflow_run"]
-    names = {meta.filename: meta for meta in get_all_artifact_meta(first, storage=study._storage)}
+    names = {meta.filename: meta for meta in get_all_artifact_meta(first, storage=storage_of(study))}
     assert {"alignment.png", "sample-1.wav"} <= set(names)
     # Each validation's free-running alignment and sample, uploaded while the trial ran.
     assert {"step_000004_alignment_fr.png", "step_000004_sample.wav", "step_000008_sample.wav"} <= set(names)
@@ -281,7 +292,8 @@ def test_dashboard_serves_the_study_over_http(study_run: StudyRun, free_port) ->
         # Each trial's note says in words what decided it.
         assert trials[0]["note"]["body"].startswith("## Trial 0: complete")
         assert "**val_mel_postnet_l1" in trials[0]["note"]["body"]
-        assert "Pruned at step 4: quality gate: tf_diagonality" in trials[1]["note"]["body"]
+        assert "Stopped: **completed** at step 8" in trials[0]["note"]["body"]
+        assert "Stopped: **gated** at step 4: quality gate: tf_diagonality" in trials[1]["note"]["body"]
         assert any(a["filename"] == "sample-1.wav" for a in trials[0]["artifacts"])
         artifact = next(a for a in trials[0]["artifacts"] if a["filename"] == "alignment.png")
         url = f"http://127.0.0.1:{port}/artifacts/{entry['study_id']}/{trials[0]['trial_id']}/{artifact['artifact_id']}"

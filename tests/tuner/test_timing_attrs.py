@@ -35,7 +35,7 @@ def trials(tmp_path_factory: pytest.TempPathFactory, short_corpus: Path, fast_sp
         patch.delenv("SMART_TUNER_FAULT", raising=False)
         patch.delenv("SMART_TUNER_HOME", raising=False)
         check_storage(storage)
-        opened = open_study(load_space(space_path), "timing", storage, max_steps=8, val_interval=4)
+        opened = open_study(load_space(space_path), "timing", storage, 8, optuna.pruners.NopPruner())
         opened.study.enqueue_trial({"learning_rate": 1e-7})
         code = main(["run-study", "--space", str(space_path), "--data", str(short_corpus), "--home", str(home),
                      "--trials", "2", "--no-mlflow", "--quiet"])

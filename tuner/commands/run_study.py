@@ -32,17 +32,21 @@ from tuner.commands.demo import DemoPlan, ensure_demo
 from tuner.commands.status import best_lines, counts_line, trials_table
 from tuner.errors import TunerError
 from tuner.fleet.gpuclaim import CLAIM, claim_gpu, lock_folder
-from tuner.fleet.timeouts import Timeouts, timeouts
-from tuner.fleet.worker import FINISHED, Worker
+from tuner.fleet.worker import FINISHED, Worker, WorkerResult
 from tuner.paths import Home, safe_name
 from tuner.space.load import load_space, with_vocoder
 from tuner.space.samplers import describe_pruner
 from tuner.space.spec import SearchSpace
 from tuner.study.storage import check_storage, creation_lock, resolve_storage, sqlite_single_process, worker_id
 from tuner.study.studies import open_study
+from tuner.study.timeouts import Timeouts, timeouts
 from tuner.study.urls import mask_url
 from tuner.tracking.runs import StudyTracker, check_separate, tracking_uri
-from tuner.trial.runner import LiveView, TrialRunner
+from tuner.trial.observers import LiveView, Observers
+from tuner.trial.protocol import RunSettings
+from tuner.trial.runner import TrialRunner
+from tuner.trial.setup import TrialSetup, space_digest
+from tuner.trial.supervisor import Limits
 
 
 @dataclass
@@ -82,11 +86,10 @@ class Plan:
     use_demo: bool
     preset: str
     max_steps: int
-    val_interval: int
     n_trials: int
     gpus: list[str] | None
-    trial_timeout: float | None
-    timeouts: Timeouts  # the trial lease's heartbeat, grace and storage retry (tuner.fleet.timeouts)
+    limits: Limits  # a trial's time limit and stall time (tuner.trial.supervisor)
+    timeouts: Timeouts  # the trial lease's heartbeat, grace and storage retry (tuner.study.timeouts)
     claim_gpu: bool = False  # --gpus claim: take one free GPU of this machine (see tuner.fleet.gpuclaim)
 
 
@@ -214,9 +217,10 @@ def make_plan(request: StudyRequest) -> Plan:
     return Plan(space=space, home=home, study_name=request.study or space.study.name, storage_url=storage_url,
                 data=None if data is None else Path(data).resolve(),
                 warm_start=None if warm_start is None else Path(warm_start).resolve(), use_demo=use_demo,
-                preset=preset, max_steps=sample_config.max_steps, val_interval=sample_config.val_interval,
+                preset=preset, max_steps=sample_config.max_steps,
                 n_trials=trials or space.study.n_trials, gpus=gpus,
-                trial_timeout=request.trial_timeout or space.study.trial_timeout, timeouts=timeouts(),
+                limits=Limits(request.trial_timeout or space.study.trial_timeout, space.study.stall_timeout),
+                timeouts=timeouts(),
                 claim_gpu=claim)
 
 
@@ -261,14 +265,46 @@ def run_study(request: StudyRequest) -> int:
 
 def _run_locked(request: StudyRequest, plan: Plan, say: Callable[[str], None]) -> int:
     """Claim a GPU, build the demo when asked, open (or join) the study and run the worker loop."""
-    space = plan.space
     if plan.claim_gpu:
         # Held until this process ends (the kernel drops the lock then, whatever the ending).
         claim = claim_gpu(lock_folder(plan.home.root), [str(i) for i in range(torch.cuda.device_count())],
                           worker_id())
         plan.gpus = [claim.gpu]
         say(f"claimed GPU {claim.gpu} of this machine")
+    setup = TrialSetup(plan.space, _settings(request, plan, say))
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the live view reports trials; Optuna's lines repeat them
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    opened = open_study(plan.space, plan.study_name, plan.storage_url, plan.max_steps, setup.pruner())
+    study = opened.study
+    tracker = None
+    if request.mlflow:
+        tracker = StudyTracker.open(plan.home, study, plan.space, plan.storage_url,
+                                    {"max_steps": plan.max_steps, "n_trials": plan.n_trials,
+                                     "data": setup.settings.data, "warm_start": setup.settings.warm_start or "none"})
+    observers = Observers(LiveView(study, quiet=request.quiet), plan.home, plan.space, tracker)
+    for line in _intro(plan, setup, opened.created):
+        say(line)
+    runner = TrialRunner(setup, study, plan.home, plan.storage_url, observers, plan.limits, plan.gpus)
+    result = _work(request, plan, study, runner, say)
+    if tracker is not None:  # the study's results are safe in Optuna; a failure here is said and passed
+        observers.best_effort("mlflow: could not close the study run", lambda: tracker.finish_study(study))
+    if result.exit_code != 0:
+        print(f"tuner: {result.reason}", file=sys.stderr)
+    elif runner.stopping.is_set():
+        say(result.reason)
+    if not request.quiet:
+        print()
+        print("\n".join(closing_lines(study, plan.home, plan.storage_url, plan.study_name,
+                                      tracking_uri(plan.home) if request.mlflow else None)))
+    return result.exit_code
 
+
+def _settings(request: StudyRequest, plan: Plan, say: Callable[[str], None]) -> RunSettings:
+    """Return what every trial of this run shares: the space file, the preset, the budget and the data.
+
+    The embedded demo's corpora and base checkpoint are built here, once, when the plan asks for them.
+    """
+    space = plan.space
     data, warm_start = plan.data, plan.warm_start
     if plan.use_demo:
         assets = ensure_demo(plan.home, request.demo_plan, need_base=space.study.fine_tune, say=say,
@@ -280,34 +316,36 @@ def _run_locked(request: StudyRequest, plan: Plan, say: Callable[[str], None]) -
         else:
             data = assets.base_corpus
     assert data is not None, "make_plan sends a request without --data to the demo"
+    vocoder = space.fixed.get("vocoder") if request.vocoder is not None else None
+    vocoder_config = space.fixed.get("vocoder_config") if request.vocoder is not None else None
+    return RunSettings(space=str(space.path), space_sha256=space_digest(space), preset=plan.preset,
+                       max_steps=plan.max_steps, data=str(data),
+                       warm_start=None if warm_start is None else str(warm_start), vocoder=vocoder,
+                       vocoder_config=vocoder_config)
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the live view reports trials; Optuna's lines repeat them
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    opened = open_study(space, plan.study_name, plan.storage_url, plan.max_steps, plan.val_interval)
-    study = opened.study
-    view = LiveView(study, quiet=request.quiet)
-    tracker = None
-    if request.mlflow:
-        tracker = StudyTracker.open(plan.home, study, space, plan.storage_url,
-                                    {"max_steps": plan.max_steps, "n_trials": plan.n_trials,
-                                     "data": str(data), "warm_start": str(warm_start) if warm_start else "none"})
-    say(f"study {plan.study_name!r} ({'new' if opened.created else 'continued'}) in {mask_url(plan.storage_url)}")
-    say(f"  space {space.path.name}: {space.study.objective.describe()}; {len(space.params)} parameters; "
-        f"{plan.max_steps} steps per trial; preset {plan.preset}")
-    say(f"  pruner {describe_pruner(space)}; gates: "
-        + ("; ".join(g.describe() for g in space.study.gates) or "none"))
-    say(f"  data {data}" + (f"; warm start from {warm_start}" if warm_start else "; from scratch"))
 
-    runner = TrialRunner(space=space, study=study, home=plan.home, storage_url=plan.storage_url, data=Path(data),
-                         warm_start=warm_start, preset=plan.preset, max_steps=plan.max_steps,
-                         val_interval=plan.val_interval, trial_timeout=plan.trial_timeout,
-                         stall_timeout=space.study.stall_timeout, view=view, tracker=tracker, gpus=plan.gpus)
+def _intro(plan: Plan, setup: TrialSetup, created: bool) -> list[str]:
+    """Return the lines that say what this run is about to do."""
+    space, settings = plan.space, setup.settings
+    return [f"study {plan.study_name!r} ({'new' if created else 'continued'}) in {mask_url(plan.storage_url)}",
+            f"  space {space.path.name}: {space.study.objective.describe()}; {len(space.params)} parameters; "
+            f"{plan.max_steps} steps per trial; preset {plan.preset}",
+            f"  pruner {describe_pruner(space.study.pruner, space.study.objective.multi)}; gates: "
+            + ("; ".join(g.describe() for g in space.study.gates) or "none"),
+            f"  data {settings.data}" + (f"; warm start from {settings.warm_start}" if settings.warm_start
+                                         else "; from scratch")]
+
+
+def _work(request: StudyRequest, plan: Plan, study: optuna.Study, runner: TrialRunner,
+          say: Callable[[str], None]) -> WorkerResult:
+    """Run the worker loop until the study holds the target number of finished trials (or a stop)."""
+    space = plan.space
     worker = Worker(study, runner, target=plan.n_trials, timeouts=plan.timeouts,
                     max_retries=space.study.max_retries, max_consecutive_failures=space.study.max_consecutive_failures,
                     jobs=len(plan.gpus) if plan.gpus else 1, timeout=request.timeout, stopping=runner.stopping,
                     say=lambda line: print(f"tuner: {line}", file=sys.stderr, flush=True),
                     serialize=lambda: creation_lock(plan.storage_url, "ask"),
-                    after_trial=lambda study_, number: view.after_trial(study_, study_.trials[number]))
+                    after_trial=runner.observers.after_trial)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     if finished >= plan.n_trials:
         say(f"the study already has {finished} finished trials (target {plan.n_trials}); raise --trials to run more")
@@ -315,27 +353,14 @@ def _run_locked(request: StudyRequest, plan: Plan, say: Callable[[str], None]) -
         say(f"running trials until the study holds {plan.n_trials} finished ones (it has {finished})"
             + (f", on GPUs {','.join(plan.gpus)}" if plan.gpus else ""))
     with stop_on_signals(runner.stopping, say):
-        try:
-            result = worker.run()
-        finally:
-            if tracker is not None:
-                try:
-                    tracker.finish_study(study)
-                except Exception as err:  # the study's results are safe in Optuna; say and go on
-                    print(f"tuner: mlflow: could not close the study run ({err})", file=sys.stderr)
-    if result.exit_code != 0:
-        print(f"tuner: {result.reason}", file=sys.stderr)
-    elif runner.stopping.is_set():
-        say(result.reason)
-    if not request.quiet:
-        print()
-        print(trials_table(study))
-        print(counts_line(study))
-        print("\n".join(best_lines(study)))
-        print()
-        print("\n".join(next_steps(plan.home, plan.storage_url, plan.study_name,
-                                   tracking_uri(plan.home) if request.mlflow else None)))
-    return result.exit_code
+        return worker.run()
+
+
+def closing_lines(study: optuna.Study, home: Home, storage_url: str, study_name: str,
+                  mlflow_uri: str | None) -> list[str]:
+    """Return the closing table of a run: the trials, their counts, the best, and the commands to look further."""
+    return [trials_table(study), counts_line(study), *best_lines(study), "",
+            *next_steps(home, storage_url, study_name, mlflow_uri)]
 
 
 @contextmanager

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 from optuna.trial import TrialState
 
 from trainer.evaluation import metric_registry
+from tuner.fleet.endings import StopReason
 
 if TYPE_CHECKING:
     from optuna import Study
+    from optuna.trial import FrozenTrial
 
 
 def _fmt(value: Any) -> str:
@@ -53,7 +55,8 @@ def trials_table(study: Study) -> str:
         values = trial.values or [None] * len(objective)
         attrs = trial.user_attrs
         last = attrs.get("last_metrics", {})
-        reason = attrs.get("prune_reason") or attrs.get("fail_reason") or ""
+        stop = StopReason.of(trial)
+        reason = stop.text() if stop is not None else ""
         rows.append([str(trial.number), trial.state.name, *(_fmt(v) for v in values),
                      _fmt(attrs.get("last_step")), *(_fmt(last.get(m.name)) for m in shown),
                      *(_fmt(trial.params.get(n)) for n in names), reason[:90]])
@@ -92,7 +95,7 @@ def best_lines(study: Study) -> list[str]:
 # The trial user attributes `tuner status --format json|csv` carries: what decided the trial and
 # where its files and runs are. Left out: MLflow's internal ids (mlflow_run links the run) and
 # `timing` (bench/tuner_overhead.py reads it from the study).
-STATUS_ATTRS = ("last_step", "best_step", "last_metrics", "prune_reason", "fail_reason", "run_dir", "mlflow_run",
+STATUS_ATTRS = ("last_step", "best_step", "last_metrics", "stop_reason", "run_dir", "mlflow_run",
                 "worker", "gpu", "retry_of", "retries_left", "resumed_from")
 
 
@@ -113,7 +116,9 @@ def trial_records(study: Study) -> list[dict[str, Any]]:
     Keys: ``number``; ``state`` (COMPLETE, PRUNED, FAIL, RUNNING, WAITING); ``values`` (the
     objective values in the space's order, None until complete); ``params``; ``datetime_start``
     and ``datetime_complete`` (ISO 8601, local time, None when not yet); ``duration_s`` (seconds);
-    ``user_attrs`` (those of ``STATUS_ATTRS`` the trial has). Non-finite numbers are None.
+    ``user_attrs`` (those of ``STATUS_ATTRS`` the trial has; ``stop_reason`` is ``{"kind", "detail",
+    "step"}``, ``tuner.fleet.endings``, and a pruned or failed trial also has its text as ``prune_reason`` or
+    ``fail_reason``, the keys earlier versions wrote). Non-finite numbers are None.
     """
     records = []
     for trial in study.get_trials(deepcopy=False):
@@ -126,9 +131,20 @@ def trial_records(study: Study) -> list[dict[str, Any]]:
             "datetime_start": start.isoformat() if start else None,
             "datetime_complete": end.isoformat() if end else None,
             "duration_s": round((end - start).total_seconds(), 3) if start and end else None,
-            "user_attrs": {k: trial.user_attrs[k] for k in STATUS_ATTRS if k in trial.user_attrs},
+            "user_attrs": _status_attrs(trial),
         }))
     return records
+
+
+def _status_attrs(trial: FrozenTrial) -> dict[str, Any]:
+    """Return the ``user_attrs`` of a trial's status record (see ``trial_records``)."""
+    attrs = {k: trial.user_attrs[k] for k in STATUS_ATTRS if k in trial.user_attrs}
+    stop = StopReason.of(trial)
+    if stop is not None:
+        attrs["stop_reason"] = stop.to_attr()
+        if trial.state in (TrialState.PRUNED, TrialState.FAIL):
+            attrs["prune_reason" if trial.state == TrialState.PRUNED else "fail_reason"] = stop.text()
+    return attrs
 
 
 def trials_csv(study: Study) -> str:
@@ -137,8 +153,9 @@ def trials_csv(study: Study) -> str:
     Columns: number, state, the objective values (``value``, or ``values_0``, ``values_1``, ... with
     two objectives, as Optuna's data frames name them), datetime_start, datetime_complete,
     duration_s, last_step, best_step, ``params_NAME`` per parameter, then the last validation's
-    figures (``last_metrics``) under their registry names, then prune_reason, fail_reason,
-    run_dir and mlflow_run. An absent value is an empty cell.
+    figures (``last_metrics``) under their registry names, then stop_kind and stop_reason (how the
+    trial ended, ``tuner.fleet.endings``), prune_reason and fail_reason (the same text, as earlier
+    versions named it), run_dir and mlflow_run. An absent value is an empty cell.
     """
     records = trial_records(study)
     n_values = len(study.directions)
@@ -153,18 +170,19 @@ def trials_csv(study: Study) -> str:
     order = [m.name for m in metric_registry.all_metrics()]
     metrics = [n for n in order if n in seen] + sorted(seen - set(order))
     trailing = ["prune_reason", "fail_reason", "run_dir", "mlflow_run"]
+    stops = [StopReason.from_attr(record["user_attrs"].get("stop_reason")) for record in records]
     header = ["number", "state", *value_columns, "datetime_start", "datetime_complete", "duration_s", "last_step",
-              "best_step", *(f"params_{n}" for n in params), *metrics, *trailing]
+              "best_step", *(f"params_{n}" for n in params), *metrics, "stop_kind", "stop_reason", *trailing]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
-    for record in records:
+    for record, stop in zip(records, stops, strict=True):
         attrs = record["user_attrs"]
         last = attrs.get("last_metrics") or {}
         values = record["values"] or [None] * n_values
         row = [record["number"], record["state"], *values, record["datetime_start"], record["datetime_complete"],
                record["duration_s"], attrs.get("last_step"), attrs.get("best_step"),
                *(record["params"].get(n) for n in params), *(last.get(n) for n in metrics),
-               *(attrs.get(n) for n in trailing)]
+               stop.kind if stop else None, stop.text() if stop else None, *(attrs.get(n) for n in trailing)]
         writer.writerow(["" if cell is None else cell for cell in row])
     return out.getvalue()

@@ -24,9 +24,10 @@ from optuna.trial import TrialState
 
 from trainer.errors import TrainingInterrupted
 from tuner.errors import TunerError
+from tuner.fleet.endings import COMPLETED, FAILED, INTERRUPTED, StopReason
 from tuner.paths import Home, safe_name
 from tuner.tracking.runs import ROLE_TAG
-from tuner.trial.protocol import TrialJob
+from tuner.trial.protocol import job_corpus
 
 if TYPE_CHECKING:
     from optuna import Study
@@ -106,7 +107,8 @@ def train_best(study: Study, home: Home, request: TrainBestRequest,
     out = request.out or home.root / "runs" / safe_name(study.study_name) / f"best-trial-{trial.number:04d}"
     continuing = (out / "checkpoints" / "last.pt").is_file()
     job_file = Path(trial.user_attrs.get("run_dir", "")) / "job.json"
-    data = request.data or (Path(TrialJob.read(job_file).data) if job_file.is_file() else None)
+    recorded = job_corpus(job_file)
+    data = request.data or (Path(recorded) if recorded else None)
     if data is None or not data.exists():
         raise TunerError(f"trial {trial.number}: its corpus {data or '(not recorded)'} is not here; give --data DIR")
     if not continuing:
@@ -144,17 +146,19 @@ def train_best(study: Study, home: Home, request: TrainBestRequest,
             result = train(config, data, out, callback=log, resume=True, show_progress=not request.quiet, stop=stop)
     except TrainingInterrupted as stopped:
         if tracker is not None and run_id is not None:
-            tracker.finish_trial(run_id, "FAIL", f"interrupted at step {stopped.step}", None, [])
+            tracker.finish_trial(run_id, "FAIL", StopReason(INTERRUPTED, f"interrupted at step {stopped.step}",
+                                                            stopped.step), None, [])
         return [f"stopped at step {stopped.step}, saved in {out / 'checkpoints' / 'last.pt'}; "
                 "run the same command to continue"]
     except BaseException:
         if tracker is not None and run_id is not None:
-            tracker.finish_trial(run_id, "FAIL", "training failed", None, [])
+            tracker.finish_trial(run_id, "FAIL", StopReason(FAILED, "training failed"), None, [])
         raise
     best = RunFolder(out).best
     if tracker is not None and run_id is not None:
         tracker.log_checkpoint(run_id, best, RunFolder(out).config)
-        tracker.finish_trial(run_id, "COMPLETE", None, [result.best_metric], [(RunFolder(out).config, "config")])
+        tracker.finish_trial(run_id, "COMPLETE", StopReason(COMPLETED, f"trained to step {result.step}", result.step),
+                             [result.best_metric], [(RunFolder(out).config, "config")])
     verb = "continued" if continuing else "trained"
     return [f"{verb} trial {trial.number}'s configuration from step {start} to {result.step} in {out}",
             f"best {config.best_metric} {result.best_metric:.4f}: {best}",

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 from optuna.trial import TrialState
 
 from trainer.fileio import read_jsonl
-from tuner.fleet.lease import RETRY_HISTORY_ATTR, is_transient_failure
+from tuner.fleet.endings import StopReason
+from tuner.fleet.lease import RETRY_HISTORY_ATTR
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -102,9 +103,9 @@ def audit_trials(trials: list[FrozenTrial], workers_gone: bool = True) -> Audit:
         if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
             audit.finished += 1
         elif trial.state == TrialState.FAIL:
-            reason = trial.user_attrs.get("fail_reason")
-            if is_transient_failure(reason) and trial.number not in retried:
-                audit.lost.append(f"trial {trial.number} failed ({reason}) and was not retried")
+            stop = StopReason.of(trial)
+            if stop is not None and stop.retried and trial.number not in retried:
+                audit.lost.append(f"trial {trial.number} failed ({stop.text()}) and was not retried")
         elif workers_gone:
             audit.lost.append(f"trial {trial.number} is still {trial.state.name} with no worker left")
         history = [int(n) for n in trial.system_attrs.get(RETRY_HISTORY_ATTR, [])]

@@ -25,7 +25,7 @@ workers finding the same lost lease one retries it, exactly once.
 
 ``LeaseKeeper`` is the heartbeat of one running trial: a thread that keeps the lease and
 notices when it is gone (another worker failed the trial, or the storage stayed unreachable
-for the retry window; ``tuner.fleet.timeouts`` says why that window is shorter than the grace).
+for the retry window; ``tuner.study.timeouts`` says why that window is shorter than the grace).
 It never dies silently: whatever ends it sets ``lost`` with a reason.
 """
 
@@ -44,7 +44,9 @@ from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState, create_trial
 
-from tuner.study.resilience import CREATE_KEY_ATTR, is_transient
+from tuner.fleet.endings import LEASE_LOST, StopReason, record_stop
+from tuner.study.optuna_api import CREATE_KEY_ATTR, storage_of, trial_id
+from tuner.study.resilience import is_transient
 
 if TYPE_CHECKING:
     from optuna import Study
@@ -52,29 +54,14 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 __all__ = ["Failed", "LeaseKeeper", "LostLease", "OWNER_ATTR", "HEARTBEAT_ATTR", "RETRY_HISTORY_ATTR",
-           "RETRIES_USED_ATTR", "TRANSIENT", "claim", "fail_trial", "holds", "is_interruption", "is_transient_failure",
-           "lost_trials",
-           "owner_alive", "owner_token", "queue_retry", "silent_trials", "unqueued_retries"]
+           "RETRIES_USED_ATTR", "claim", "fail_trial", "holds", "lost_trials", "owner_alive", "owner_token",
+           "queue_retry", "silent_trials", "unqueued_retries"]
 
 OWNER_ATTR = "lease_owner"  # system attribute: the holder's owner token
 HEARTBEAT_ATTR = "lease_heartbeat"  # system attribute: unix time of the holder's last heartbeat
 RETRY_HISTORY_ATTR = "retry_history"  # system attribute: numbers of the trials this one retries, oldest first
 RETRIES_LEFT_ATTR = "retries_left"  # user attribute shown on a retry: how many more it may get
 RETRIES_USED_ATTR = "retries_used"  # system attribute: the retries its failures have charged so far
-
-# Reasons of failures that say nothing about the configuration: the trial is retried from its checkpoint.
-TRANSIENT = ("worker lost", "interrupted", "out of memory", "timed out", "stalled", "crashed", "lease lost")
-
-
-def is_transient_failure(reason: str | None) -> bool:
-    """True when a trial that failed for ``reason`` may succeed if run again (see ``TRANSIENT``)."""
-    return bool(reason) and str(reason).lower().startswith(TRANSIENT)
-
-
-def is_interruption(reason: str | None) -> bool:
-    """True when a trial failed because it was stopped on request (it saved its step; see ``fail_trial``)."""
-    return bool(reason) and str(reason).lower().startswith("interrupted")
-
 
 def _start_ticks(pid: int) -> int | None:
     """Return process ``pid``'s start time in clock ticks after boot (/proc), or None when it does not exist."""
@@ -160,7 +147,7 @@ class LostLease(Exception):
     """This process no longer holds its trial's lease: it must stop, write nothing more and tell nothing."""
 
 
-def lost_trials(study: Study, grace: float, now: float | None = None) -> list[tuple[FrozenTrial, str]]:
+def lost_trials(study: Study, grace: float, now: float | None = None) -> list[tuple[FrozenTrial, StopReason]]:
     """Return the RUNNING trials whose lease is lost, with the reason (see the module docstring)."""
     now = time.time() if now is None else now
     found = []
@@ -171,9 +158,10 @@ def lost_trials(study: Study, grace: float, now: float | None = None) -> list[tu
             beat = trial.datetime_start.timestamp()  # claimed by nobody yet: the start counts
         alive = owner_alive(owner) if isinstance(owner, str) else None
         if alive is False:
-            found.append((trial, f"worker lost: its process ({owner}) on this machine is gone"))
+            found.append((trial, StopReason(LEASE_LOST, f"worker lost: its process ({owner}) on this machine is gone")))
         elif beat is not None and now - float(beat) > grace:
-            found.append((trial, f"worker lost: no heartbeat for {now - float(beat):.0f} s (grace {grace:g} s)"))
+            found.append((trial, StopReason(LEASE_LOST, f"worker lost: no heartbeat for {now - float(beat):.0f} s "
+                                                        f"(grace {grace:g} s)")))
     return found
 
 
@@ -204,8 +192,8 @@ class Failed:
     retries_left: int | None = None  # after the queued retry, how many more its failures may charge
 
 
-def fail_trial(study: Study, trial: FrozenTrial, reason: str, max_retries: int) -> Failed:
-    """Fail the RUNNING ``trial`` for ``reason``; queue its retry when transient with retries left.
+def fail_trial(study: Study, trial: FrozenTrial, stop: StopReason, max_retries: int) -> Failed:
+    """Fail the RUNNING ``trial`` for ``stop``; queue its retry when its kind is retried and retries are left.
 
     The state change is a compare-and-set in the storage: of two workers failing the same
     trial, one does it (and queues the one retry), the other learns it was too late.
@@ -213,33 +201,33 @@ def fail_trial(study: Study, trial: FrozenTrial, reason: str, max_retries: int) 
     its step and says nothing about itself, so its retry is free; every other transient failure
     charges one of ``max_retries``.
     """
-    storage = study._storage
+    storage = storage_of(study)
     try:
-        storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-        if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+        record_stop(storage, trial_id(trial), stop)
+        if not storage.set_trial_state_values(trial_id(trial), TrialState.FAIL):
             return Failed(False)
     except UpdateFinishedTrialError:
         return Failed(False)  # someone finished it first
-    return queue_retry(study, trial, reason, max_retries)
+    return queue_retry(study, trial, stop, max_retries)
 
 
-def _retries_used(trial: FrozenTrial, reason: str) -> int:
-    """Return the retries charged once ``trial`` has failed for ``reason`` (see ``fail_trial``)."""
+def _retries_used(trial: FrozenTrial, stop: StopReason) -> int:
+    """Return the retries charged once ``trial`` has failed for ``stop`` (see ``fail_trial``)."""
     # Trials queued before the count existed charged every attempt: their history's length is their count.
     earlier = trial.system_attrs.get(RETRY_HISTORY_ATTR, [])
     used = int(trial.system_attrs.get(RETRIES_USED_ATTR, len(earlier)))
-    return used + (0 if is_interruption(reason) else 1)
+    return used + (0 if stop.free else 1)
 
 
-def queue_retry(study: Study, trial: FrozenTrial, reason: str, max_retries: int) -> Failed:
-    """Queue the retry of ``trial``, which failed for ``reason``, when transient with retries left."""
+def queue_retry(study: Study, trial: FrozenTrial, stop: StopReason, max_retries: int) -> Failed:
+    """Queue the retry of ``trial``, which failed for ``stop``, when its kind is retried and retries are left."""
     history = [int(n) for n in trial.system_attrs.get(RETRY_HISTORY_ATTR, [])] + [trial.number]
-    used = _retries_used(trial, reason)
-    if not is_transient_failure(reason) or used > max_retries:
+    used = _retries_used(trial, stop)
+    if not stop.retried or used > max_retries:
         return Failed(True)
     distributions: dict[str, BaseDistribution] = dict(trial.distributions)
     copy = create_trial(state=TrialState.WAITING, params=dict(trial.params), distributions=distributions,
-                        user_attrs={"origin": f"retry of trial {trial.number} ({reason[:80]})",
+                        user_attrs={"origin": f"retry of trial {trial.number} ({stop.text()[:80]})",
                                     RETRIES_LEFT_ATTR: max_retries - used},
                         system_attrs={RETRY_HISTORY_ATTR: history, RETRIES_USED_ATTR: used,
                                       # one retry per failed trial, however often its creation is retried
@@ -249,8 +237,8 @@ def queue_retry(study: Study, trial: FrozenTrial, reason: str, max_retries: int)
 
 
 def unqueued_retries(study: Study, max_retries: int, settle: float,
-                     now: float | None = None) -> list[tuple[FrozenTrial, str]]:
-    """Return the failed trials whose retry is owed but was never queued, with their fail reasons.
+                     now: float | None = None) -> list[tuple[FrozenTrial, StopReason]]:
+    """Return the failed trials whose retry is owed but was never queued, with their stop reasons.
 
     Failing a trial and queuing its retry are two writes: a database lost between them (or the
     answer to the first lost, so that its retried write finds the trial already failed) leaves a
@@ -262,12 +250,12 @@ def unqueued_retries(study: Study, max_retries: int, settle: float,
     retried = {int(h[-1]) for t in trials if (h := t.system_attrs.get(RETRY_HISTORY_ATTR))}
     owed = []
     for trial in trials:
-        reason = trial.user_attrs.get("fail_reason")
-        if (trial.state != TrialState.FAIL or trial.number in retried or not is_transient_failure(reason)
+        stop = StopReason.of(trial)
+        if (trial.state != TrialState.FAIL or trial.number in retried or stop is None or not stop.retried
                 or trial.datetime_complete is None or now - trial.datetime_complete.timestamp() <= settle):
             continue
-        if _retries_used(trial, str(reason)) <= max_retries:
-            owed.append((trial, str(reason)))
+        if _retries_used(trial, stop) <= max_retries:
+            owed.append((trial, stop))
     return owed
 
 

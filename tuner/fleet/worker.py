@@ -31,11 +31,10 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
-from optuna import TrialPruned
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from tuner.errors import TrialFailed
+from tuner.fleet.endings import LEASE_LOST, StopReason, Verdict, record_stop
 from tuner.fleet.lease import (
     OWNER_ATTR,
     LeaseKeeper,
@@ -43,15 +42,15 @@ from tuner.fleet.lease import (
     claim,
     fail_trial,
     holds,
-    is_interruption,
     lost_trials,
     owner_token,
     queue_retry,
     silent_trials,
     unqueued_retries,
 )
-from tuner.fleet.timeouts import Timeouts
-from tuner.study.resilience import is_transient
+from tuner.study.optuna_api import storage_of, trial_id
+from tuner.study.resilience import STORAGE_ERRORS, is_transient
+from tuner.study.timeouts import Timeouts
 
 if TYPE_CHECKING:
     from optuna import Study, Trial
@@ -65,8 +64,8 @@ OUTAGE_LIMIT = 1800.0  # seconds a worker waits for an unreachable study storage
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 WAIT = "wait"  # _decide_and_ask: nothing to start now, but a silent trial may need this worker soon
 
-# runner(trial, lease) -> the objective value(s); raises TrialPruned, TrialFailed or LostLease.
-TrialFunction = Callable[["Trial", LeaseKeeper], "float | list[float]"]
+# runner(trial, lease) -> the trial's verdict; raises LostLease when the trial stopped being this worker's.
+TrialFunction = Callable[["Trial", LeaseKeeper], Verdict]
 
 
 @dataclass
@@ -91,7 +90,8 @@ class Worker:
     jobs: int = 1
     timeout: float | None = None
     say: Callable[[str], None] = print
-    after_trial: Callable[[Study, int], None] | None = None  # (study, trial number) once its end is stored
+    # (study, trial number) once its end is stored; it must not raise (tuner.trial.observers makes it best effort)
+    after_trial: Callable[[Study, int], None] | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
     owner: str = field(default_factory=owner_token)
     serialize: Callable[[], AbstractContextManager[object]] = nullcontext  # a lock shared by the study's workers
@@ -164,100 +164,98 @@ class Worker:
         if self.stopping.is_set() or self._failed_out is not None:
             return None
         trial = self.study.ask()
-        self._claimed[trial._trial_id] = claim(self.study._storage, trial._trial_id, self.owner)
+        self._claimed[trial_id(trial)] = claim(storage_of(self.study), trial_id(trial), self.owner)
         trial.set_user_attr("worker", self.owner)
         return trial
 
     def recover(self) -> list[int]:
         """Fail the trials whose lease is lost and queue their retries; return their numbers."""
         taken = []
-        for trial, reason in lost_trials(self.study, self.timeouts.grace):
-            failed = fail_trial(self.study, trial, reason, self.max_retries)
+        for trial, stop in lost_trials(self.study, self.timeouts.grace):
+            failed = fail_trial(self.study, trial, stop, self.max_retries)
             if not failed.by_us:
                 continue  # another worker took it over a moment earlier
             taken.append(trial.number)
             if failed.retry is not None:
-                self.say(f"trial {trial.number}: {reason}; queued to resume from its checkpoint "
+                self.say(f"trial {trial.number}: {stop.text()}; queued to resume from its checkpoint "
                          f"({_attempt(failed)})")
             else:
-                self.say(f"trial {trial.number}: {reason}; failed (no retries left)")
-        for trial, reason in unqueued_retries(self.study, self.max_retries, settle=self.timeouts.grace):
-            failed = queue_retry(self.study, trial, reason, self.max_retries)
-            self.say(f"trial {trial.number} failed ({reason[:120]}) but its retry was never queued (the study "
+                self.say(f"trial {trial.number}: {stop.text()}; failed (no retries left)")
+        for trial, stop in unqueued_retries(self.study, self.max_retries, settle=self.timeouts.grace):
+            failed = queue_retry(self.study, trial, stop, self.max_retries)
+            self.say(f"trial {trial.number} failed ({stop.text()[:120]}) but its retry was never queued (the study "
                      f"database was lost in between); queued now ({_attempt(failed)})")
         return taken
 
     # ------------------------------------------------------------------ one trial
 
     def _run_one(self, trial: Trial) -> None:
-        storage = self.study._storage
-        verdict: tuple[str, object]
-        with LeaseKeeper(storage, trial._trial_id, self.owner, self.timeouts.heartbeat, self.timeouts.retry,
-                         claimed_at=self._claimed.pop(trial._trial_id, None)) as lease:
+        storage = storage_of(self.study)
+        ended: Verdict | LostLease
+        with LeaseKeeper(storage, trial_id(trial), self.owner, self.timeouts.heartbeat, self.timeouts.retry,
+                         claimed_at=self._claimed.pop(trial_id(trial), None)) as lease:
             try:
-                verdict = ("complete", self.run_trial(trial, lease))
-            except TrialPruned as err:
-                verdict = ("pruned", str(err))
-            except TrialFailed as err:
-                verdict = ("failed", str(err) or "failed")
-            except LostLease as err:
-                verdict = ("lost", str(err))
+                ended = self.run_trial(trial, lease)
+            except LostLease as lost:
+                ended = lost
         self._trials_run += 1
-        kind, detail = verdict
-        if kind == "lost":
+        if isinstance(ended, LostLease):
+            stop = StopReason(LEASE_LOST, str(ended))
             with self._lock:
-                self._with_storage(lambda: self._give_up(trial, str(detail)))
+                self._with_storage(lambda: self._give_up(trial, stop))
             return
         with self._lock:
-            told = self._with_storage(lambda: self._tell(trial, kind, detail))
+            told = self._with_storage(lambda: self._tell(trial, ended))
         if told and self.after_trial is not None:
-            try:
-                self.after_trial(self.study, trial.number)
-            except Exception as err:  # the trial is stored; a failed follow-up must not end this trial slot
-                self.say(f"trial {trial.number}: stored, but its follow-up failed ({type(err).__name__}: {err})")
+            self.after_trial(self.study, trial.number)
 
-    def _give_up(self, trial: Trial, reason: str) -> None:
+    def _give_up(self, trial: Trial, stop: StopReason) -> None:
         """After a lost lease: if the storage still names this worker (its heartbeats failed, nobody
         took the trial over), fail the trial and queue its resume now rather than after the grace."""
-        frozen = self.study._storage.get_trial(trial._trial_id)
+        frozen = storage_of(self.study).get_trial(trial_id(trial))
         if frozen.state == TrialState.RUNNING and frozen.system_attrs.get(OWNER_ATTR) == self.owner:
-            failed = fail_trial(self.study, frozen, reason, self.max_retries)
+            failed = fail_trial(self.study, frozen, stop, self.max_retries)
             if failed.by_us and failed.retry is not None:
-                self.say(f"trial {trial.number}: {reason}; queued to resume from its checkpoint "
+                self.say(f"trial {trial.number}: {stop.text()}; queued to resume from its checkpoint "
                          f"({_attempt(failed)})")
                 return
-        self.say(f"trial {trial.number}: {reason}; this worker goes on with the next trial")
+        self.say(f"trial {trial.number}: {stop.text()}; this worker goes on with the next trial")
 
-    def _tell(self, trial: Trial, kind: str, detail: object) -> bool:
+    def _tell(self, trial: Trial, ended: Verdict) -> bool:
         """Store the trial's end if this worker still holds it; count failures in a row; return whether stored."""
-        storage = self.study._storage
-        if not holds(storage, trial._trial_id, self.owner):
+        storage = storage_of(self.study)
+        if not holds(storage, trial_id(trial), self.owner):
             self.say(f"trial {trial.number}: taken over by another worker before its end could be stored; "
                      "this worker goes on")
             return False
-        if kind in ("complete", "pruned"):
-            try:
-                if kind == "complete":
-                    self.study.tell(trial, detail, skip_if_finished=True)  # type: ignore[arg-type]
-                else:
-                    self.study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
-            except UpdateFinishedTrialError:
-                pass  # finished already: our own write whose answer was lost and retried, or a takeover
-            self._in_a_row = 0
-        else:
-            reason = str(detail)
-            frozen = storage.get_trial(trial._trial_id)
-            failed = fail_trial(self.study, frozen, reason, self.max_retries)
-            if failed.retry is not None:
-                self.say(f"trial {trial.number} will resume from its checkpoint as a retry "
-                         f"({_attempt(failed)})")
-            if not is_interruption(reason):
-                self._in_a_row += 1
-            if self._in_a_row >= self.max_consecutive_failures and self._failed_out is None:
-                self._failed_out = (f"{self._in_a_row} trials failed in a row (the last: {reason[:200]}); "
-                                    "stopping this worker: something outside the trials is wrong "
-                                    "(see their fail_reason in `tuner status`)")
+        for key, value in ended.attrs.items():
+            storage.set_trial_user_attr(trial_id(trial), key, value)
+        if ended.state == "failed":
+            self._fail(trial, ended.stop)
+            return True
+        record_stop(storage, trial_id(trial), ended.stop)
+        try:
+            if ended.state == "complete":
+                self.study.tell(trial, ended.values, skip_if_finished=True)
+            else:
+                self.study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+        except UpdateFinishedTrialError:
+            pass  # finished already: our own write whose answer was lost and retried, or a takeover
+        self._in_a_row = 0
         return True
+
+    def _fail(self, trial: Trial, stop: StopReason) -> None:
+        """Fail the trial (its retry queued when due); a worker whose trials keep failing stops."""
+        frozen = storage_of(self.study).get_trial(trial_id(trial))
+        failed = fail_trial(self.study, frozen, stop, self.max_retries)
+        if failed.retry is not None:
+            self.say(f"trial {trial.number} will resume from its checkpoint as a retry ({_attempt(failed)})")
+        if not stop.free:
+            self._in_a_row += 1
+        if self._in_a_row >= self.max_consecutive_failures and self._failed_out is None:
+            self._failed_out = (f"{self._in_a_row} trials failed in a row (the last: {stop.text()[:200]}); "
+                                "stopping this worker: something outside the trials is wrong "
+                                "(see their stop reasons in `tuner status`)")
 
     # ------------------------------------------------------------------ the storage
 
@@ -267,7 +265,7 @@ class Worker:
         while True:
             try:
                 return call()
-            except Exception as err:
+            except STORAGE_ERRORS as err:
                 if not is_transient(err):
                     raise
                 now = time.monotonic()

@@ -1,24 +1,21 @@
 """Optuna samplers and pruners by the names a search-space file uses, and how the tuner builds them.
 
-A leaf module: the space validator (``tuner.space``) builds a space's sampler and pruner once to
-report bad settings at load time, the parent (``tuner.study``) builds them for the study, and
-each trial's child (``tuner.trial.child``) rebuilds the pruner it asks through the storage.
+A leaf module that knows the space's sections, not the space: the space validator
+(``tuner.space.load``) builds a space's sampler and pruner once to report bad settings at load
+time, the study (``tuner.study.studies``) gets its sampler here, and the parent and each trial's
+child get the pruner through ``tuner.trial.setup``.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 
 from tuner.errors import TunerError
 
-if TYPE_CHECKING:
-    from tuner.space.spec import SearchSpace
-
-__all__ = ["SAMPLERS", "PRUNERS", "sampler_class", "pruner_class", "build_pruner", "make_sampler", "make_pruner",
-           "describe_pruner"]
+__all__ = ["SAMPLERS", "PRUNERS", "sampler_class", "pruner_class", "build_pruner", "make_sampler", "describe_pruner"]
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "nsgaii")
 PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "threshold", "none")
@@ -42,17 +39,12 @@ def pruner_class(name: str) -> type[optuna.pruners.BasePruner] | None:
     return classes[name]
 
 
-def make_sampler(space: SearchSpace) -> optuna.samplers.BaseSampler:
-    """Return the space's Optuna sampler, built from its name and settings."""
-    settings = {k: v for k, v in space.study.sampler.items() if k != "name"}
+def make_sampler(section: dict[str, Any]) -> optuna.samplers.BaseSampler:
+    """Return the Optuna sampler of a space's ``sampler`` section (its name and settings)."""
+    settings = {k: v for k, v in section.items() if k != "name"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return sampler_class(space.study.sampler["name"])(**settings)
-
-
-def make_pruner(space: SearchSpace, max_steps: int, val_interval: int) -> optuna.pruners.BasePruner:
-    """Return the space's Optuna pruner for a budget of ``max_steps`` steps validated every ``val_interval``."""
-    return build_pruner(space.study.pruner, space.study.objective.multi, max_steps, val_interval)
+        return sampler_class(section["name"])(**settings)
 
 
 def build_pruner(section: dict[str, Any], multi: bool, max_steps: int, val_interval: int) -> optuna.pruners.BasePruner:
@@ -89,10 +81,9 @@ def build_pruner(section: dict[str, Any], multi: bool, max_steps: int, val_inter
     return pruner
 
 
-def describe_pruner(space: SearchSpace) -> str:
-    """Return a short text of the configured pruner, e.g. ``median (patience 2)``."""
-    if space.study.objective.multi:
+def describe_pruner(section: dict[str, Any], multi: bool) -> str:
+    """Return a short text of a space's ``pruner`` section, e.g. ``median (patience 2)``."""
+    if multi:
         return "off (several objectives; quality gates only)"
-    section = space.study.pruner
     extra = f" (patience {section['patience']})" if section.get("patience") is not None else ""
     return f"{section['name']}{extra}"

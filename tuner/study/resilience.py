@@ -6,7 +6,7 @@ report or state change of every worker raises and ends a trial or the whole stud
 ``ResilientRDBStorage`` retries each storage call on *transient* errors (connection refused,
 dropped or invalidated: SQLAlchemy's OperationalError, InterfaceError, DisconnectionError),
 sleeping 0.5 s, 1 s, 2 s ... (at most 10 s) for up to the lease's storage retry window
-(``tuner.fleet.timeouts``: shorter than the grace period less one heartbeat, 60 s by default, so a
+(``tuner.study.timeouts``: shorter than the grace period less one heartbeat, 60 s by default, so a
 worker cut off from the database gives its trial up before another may retry it);
 ``pool_pre_ping`` (set in ``study.open_storage``) throws away the pool's dead connections.
 Other errors (constraint violations, a finished trial) are never retried.
@@ -26,26 +26,24 @@ the trial it continues), so two workers queuing the same retry also get one tria
 from __future__ import annotations
 
 import functools
-import json
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from optuna.exceptions import StorageInternalError
 from optuna.storages import RDBStorage
-from optuna.storages._rdb import models
 from sqlalchemy import exc
 
-from tuner.fleet.timeouts import timeouts
+from tuner.study.optuna_api import KeyedRDBStorage
+from tuner.study.timeouts import timeouts
 from tuner.study.urls import mask_url, scrub
 
 if TYPE_CHECKING:
-    from optuna.trial import FrozenTrial
-    from sqlalchemy.orm import Session
+    pass
 
 BACKOFF_START, BACKOFF_MAX = 0.5, 10.0
-CREATE_KEY_ATTR = "create_key"  # system attribute of a template trial: the study holds one trial per key
 
 # RDBStorage methods that talk to the database; each is retried as a whole.
 RETRIED_METHODS = (
@@ -55,9 +53,10 @@ RETRIED_METHODS = (
     "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value", "set_trial_user_attr",
     "set_trial_system_attr", "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials",
     "get_best_trial", "get_n_trials", "get_trial_number_from_id", "get_trial_params", "record_heartbeat",
-    "_get_stale_trial_ids",
 )
 
+# What a storage call raises when its database goes away: SQLAlchemy's errors, or Optuna's wrapping of them.
+STORAGE_ERRORS: tuple[type[Exception], ...] = (exc.SQLAlchemyError, StorageInternalError)
 _local = threading.local()  # calls nested inside a retried call are not retried again
 
 
@@ -76,7 +75,7 @@ def is_transient(err: BaseException) -> bool:
 
 
 def retry_seconds() -> float:
-    """Return how long a storage call retries: the lease's retry window (``tuner.fleet.timeouts``)."""
+    """Return how long a storage call retries: the lease's retry window (``tuner.study.timeouts``)."""
     return timeouts().retry
 
 
@@ -98,7 +97,7 @@ def with_retry(method: Callable[..., Any], name: str) -> Callable[..., Any]:
             while True:
                 try:
                     result = method(self, *args, **kwargs)
-                except Exception as err:
+                except STORAGE_ERRORS as err:
                     left = retry_seconds() - (time.monotonic() - started)
                     if not is_transient(err) or left <= 0:
                         raise
@@ -107,7 +106,7 @@ def with_retry(method: Callable[..., Any], name: str) -> Callable[..., Any]:
                         _say(f"storage {mask_url(self.url)}: connection lost in {name} ({detail}); "
                              f"retrying for up to {retry_seconds():g} s")
                         warned = True
-                    # Never sleep past the window: the lease's timing (tuner.fleet.timeouts) counts on it.
+                    # Never sleep past the window: the lease's timing (tuner.study.timeouts) counts on it.
                     time.sleep(min(delay, left))
                     delay = min(delay * 2, BACKOFF_MAX)
                     continue
@@ -118,31 +117,6 @@ def with_retry(method: Callable[..., Any], name: str) -> Callable[..., Any]:
             _local.active = False
 
     return wrapper
-
-
-def keyed_trial(session: Session, study_id: int, template_trial: FrozenTrial | None) -> models.TrialModel | None:
-    """Return the trial of study ``study_id`` that holds ``template_trial``'s creation key, if one does."""
-    key = template_trial.system_attrs.get(CREATE_KEY_ATTR) if template_trial is not None else None
-    if key is None:
-        return None
-    attr = models.TrialSystemAttributeModel
-    return (session.query(models.TrialModel).join(attr, attr.trial_id == models.TrialModel.trial_id)
-            .filter(models.TrialModel.study_id == study_id, attr.key == CREATE_KEY_ATTR,
-                    attr.value_json == json.dumps(key))
-            .order_by(models.TrialModel.trial_id).first())
-
-
-class KeyedRDBStorage(RDBStorage):
-    """RDBStorage that creates at most one trial per creation key (``CREATE_KEY_ATTR``) in a study."""
-
-    def _get_prepared_new_trial(self, study_id: int, template_trial: FrozenTrial | None,
-                                session: Session) -> models.TrialModel:
-        # Runs inside create_new_trial's transaction, after it locked the study row: the check and the
-        # insert are one step for every worker.
-        existing = keyed_trial(session, study_id, template_trial)
-        if existing is not None:
-            return existing
-        return super()._get_prepared_new_trial(study_id, template_trial, session)
 
 
 def _resilient_storage_class() -> type[RDBStorage]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
+from optuna.exceptions import OptunaError
 from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from sqlalchemy import create_engine, text
@@ -31,13 +32,16 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from tuner import env
 from tuner.errors import NothingFound, ServerUnreachable, StorageError
 from tuner.paths import Home
-from tuner.study.resilience import BACKOFF_MAX, BACKOFF_START, KeyedRDBStorage, ResilientRDBStorage
+from tuner.study.optuna_api import KeyedRDBStorage
+from tuner.study.resilience import BACKOFF_MAX, BACKOFF_START, STORAGE_ERRORS, ResilientRDBStorage
 from tuner.study.urls import mask_url, normalize_url, scrub
 
 if TYPE_CHECKING:
     pass
 
 
+# What opening a storage raises for a URL it cannot use (RuntimeError: a schema of another Optuna version).
+OPENING_ERRORS: tuple[type[Exception], ...] = (*STORAGE_ERRORS, OptunaError, ImportError, ValueError, RuntimeError)
 POOL_RECYCLE_SECONDS = 1800  # reopen pooled connections before firewalls and proxies drop idle ones
 
 
@@ -221,7 +225,7 @@ def open_storage(url: str) -> BaseStorage:
         try:
             cls = SerializedSQLiteStorage if is_sqlite(url) else ResilientRDBStorage
             return cls(url, engine_kwargs=engine_kwargs)
-        except Exception as err:  # sqlalchemy errors carry the URL; show ours, masked
+        except OPENING_ERRORS as err:  # they carry the URL: show ours, masked
             first = scrub(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__, url)
             raise StorageError(f"storage {mask_url(url)}: {first}") from None
 

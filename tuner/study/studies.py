@@ -1,5 +1,4 @@
-"""Creating or joining a study (the space's sampler, pruner, fingerprint and defaults), and loading one to read.
-"""
+"""Creating or joining a study (the space's sampler, pruner, fingerprint and defaults), and loading one to read."""
 
 from __future__ import annotations
 
@@ -11,12 +10,12 @@ import optuna
 from optuna.study import StudyDirection
 
 from tuner.errors import NothingFound, StorageError
-from tuner.space.samplers import make_pruner, make_sampler
+from tuner.space.samplers import make_sampler
+from tuner.study.storage import creation_lock, list_study_names, open_storage
 from tuner.study.urls import mask_url
 
 if TYPE_CHECKING:
     from tuner.space.spec import SearchSpace
-from tuner.study.storage import creation_lock, list_study_names, open_storage
 
 
 @dataclass
@@ -29,22 +28,21 @@ class OpenedStudy:
 
 
 def open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps: int,
-               val_interval: int) -> OpenedStudy:
-    """Create the study ``study_name`` or join it when it exists; return it.
+               pruner: optuna.pruners.BasePruner) -> OpenedStudy:
+    """Create the study ``study_name`` or join it when it exists; return it, pruning with ``pruner``.
 
     A new study stores the space's fingerprint and gets the space's defaults enqueued as its
     first trial. Joining a study made from a different space (other parameters or objective)
     raises StorageError instead of mixing incompatible trials.
     """
     with creation_lock(storage_url):
-        return _open_study(space, study_name, storage_url, max_steps, val_interval)
+        return _open_study(space, study_name, storage_url, max_steps, pruner)
 
 
 def _open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps: int,
-                val_interval: int) -> OpenedStudy:
+                pruner: optuna.pruners.BasePruner) -> OpenedStudy:
     storage = open_storage(storage_url)
-    sampler = make_sampler(space)
-    pruner = make_pruner(space, max_steps, val_interval)
+    sampler = make_sampler(space.study.sampler)
     directions = list(space.study.objective.directions)
     existing = study_name in list_study_names(storage)
     try:

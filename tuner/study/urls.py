@@ -9,6 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 __all__ = ["DATABASE_SCHEMES", "mask_url", "normalize_url", "scrub"]
 
@@ -29,7 +30,7 @@ def mask_url(url: str) -> str:
     if scheme in DATABASE_SCHEMES:
         try:
             return make_url(url).render_as_string(hide_password=True)
-        except Exception:  # malformed: mask it by hand below
+        except (ArgumentError, ValueError):  # malformed: mask it by hand below
             pass
     try:  # an MLflow http(s):// URI, say: mask its user information by hand
         parts = urlsplit(url)
@@ -49,6 +50,6 @@ def scrub(text: str, url: str | None) -> str:
         return text
     try:
         password = make_url(url).password
-    except Exception:  # not a URL SQLAlchemy can parse: it has no password we could find
+    except (ArgumentError, ValueError):  # not a URL SQLAlchemy can parse: it has no password we could find
         return text
     return text.replace(str(password), "***") if password else text

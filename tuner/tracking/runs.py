@@ -30,12 +30,14 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from trainer.evaluation import metric_registry
 from trainer.fileio import file_lock
 from trainer.tracking import BATCH, EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, log_renamed, quiet_mlflow, record_metrics
 from tuner import env
 from tuner.errors import TunerError
+from tuner.fleet.endings import INTERRUPTED, LEASE_LOST, StopReason
 from tuner.paths import Home, safe_name
 from tuner.study.urls import mask_url, normalize_url
 
@@ -57,6 +59,8 @@ TRIAL_TAG = "smart_tuner.trial"
 
 
 PARENT_TAG = "mlflow.parentRunId"  # what the MLflow UI nests runs by
+STOP_KIND_TAG = "stop_kind"  # how a trial ended (tuner.fleet.endings.KINDS)
+STOP_REASON_TAG = "stop_reason"  # ... and why, in words
 
 
 CHECKPOINT_FOLDER = "checkpoints"  # a complete trial's inference checkpoint and config: what a model version holds
@@ -92,7 +96,7 @@ def check_separate(uri: str, storage_url: str) -> None:
     def identity(url: str) -> tuple | None:
         try:
             parsed = make_url(normalize_url(url))
-        except Exception:  # not a database URL (an http:// tracking server): nothing to share
+        except (ArgumentError, ValueError):  # not a database URL (an http:// tracking server): nothing to share
             return None
         if parsed.drivername.startswith("sqlite"):
             return ("sqlite", str(Path(parsed.database or "").resolve()))
@@ -125,7 +129,8 @@ class StudyTracker:
         its state alone.
         """
         quiet_mlflow()
-        from mlflow.tracking import MlflowClient  # lazy: mlflow takes over a second to import
+        from mlflow.exceptions import MlflowException  # lazy: mlflow takes over a second to import
+        from mlflow.tracking import MlflowClient  # lazy: as above
 
         uri = tracking_uri(home)
         check_separate(uri, storage_url)
@@ -148,7 +153,7 @@ class StudyTracker:
                 try:
                     if client.get_run(parent_id).info.experiment_id != experiment_id:
                         parent_id = None
-                except Exception:  # a run deleted or a store swapped since: make a new one
+                except MlflowException:  # a run deleted or a store swapped since: make a new one
                     parent_id = None
             if parent_id is None:
                 found = client.search_runs([experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'study'",
@@ -253,15 +258,19 @@ class StudyTracker:
                 (out / folder).rmdir()
         return written
 
-    def finish_trial(self, run_id: str, state: str, reason: str | None, value: list[float] | None,
+    def finish_trial(self, run_id: str, state: str, stop: StopReason | None, value: list[float] | None,
                      files: list[tuple[Path, str]]) -> None:
-        """Log a trial's artifacts, final tags and status (FINISHED, KILLED for pruned, FAILED)."""
+        """Log a trial's artifacts, final tags (its state and stop reason) and status.
+
+        The status is FINISHED for a complete trial, FAILED for a failed one, KILLED for a pruned one
+        and for one stopped from outside that goes on as a retry (interrupted, lease lost).
+        """
         for path, folder in files:
             if path.is_file():
                 self.client.log_artifact(run_id, str(path), folder)
         tags = {"state": state}
-        if reason:
-            tags["prune_reason" if state == "PRUNED" else "fail_reason"] = reason[:4000]
+        if stop is not None:
+            tags.update({STOP_KIND_TAG: stop.kind, STOP_REASON_TAG: stop.text()[:4000]})
         for key, tag in tags.items():
             self.client.set_tag(run_id, key, tag)
         if value:
@@ -269,7 +278,7 @@ class StudyTracker:
                 if math.isfinite(v):
                     self.client.log_metric(run_id, "objective" if len(value) == 1 else f"objective_{i}", v)
         status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}.get(state, "FAILED")
-        if state == "FAIL" and (reason or "").startswith(("interrupted", "lease lost")):
+        if state == "FAIL" and stop is not None and stop.kind in (INTERRUPTED, LEASE_LOST):
             status = "KILLED"  # stopped from outside; the trial goes on as a retry
         self.client.set_terminated(run_id, status)
 

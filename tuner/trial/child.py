@@ -2,7 +2,7 @@
 
 It attaches to the running trial through the shared storage, trains with ``trainer.train``
 and the ``Reporter`` callback, makes the trial's plots and samples, and writes its outcome
-(complete with values, pruned with reason, failed with reason) for the parent. A crash of
+(complete with values, pruned or failed, each with its stop reason) for the parent. A crash of
 this process (segfault, out-of-memory kill) leaves no outcome: the parent then fails the
 trial with the exit status as reason.
 
@@ -23,10 +23,10 @@ interpreter start, the first imports), ``worker_start_to_train_s`` (``run`` to t
 (plots and samples), ``report_s`` and ``report_calls`` (the Reporter's storage work per
 validation, a part of ``train_s``).
 
-Imports: at module level only the standard library and ``tuner.env``/``tuner.errors``/``tuner.trial.protocol``
-(light), so the process starts fast; optuna, torch, the trainer and the tuner modules that use
-them are imported inside ``run``, after ``process_start_s`` is taken, so their cost shows in
-``worker_start_to_train_s``.
+Imports: at module level only the standard library and light tuner modules (``tuner.env``,
+``tuner.errors``, ``tuner.fleet.endings``, ``tuner.trial.protocol``), so the process starts fast;
+optuna, torch, the trainer and the tuner modules that use them are imported inside ``run``, after
+``process_start_s`` is taken, so their cost shows in ``worker_start_to_train_s``.
 """
 
 from __future__ import annotations
@@ -39,10 +39,16 @@ import time
 import traceback
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuner import env
 from tuner.errors import TunerError
+from tuner.fleet.endings import COMPLETED, CONTROLLER, FAILED, INTERRUPTED, LEASE_LOST, OUT_OF_MEMORY, StopReason
 from tuner.trial.protocol import CRASH_EXIT_CODE, LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE, Outcome, TrialJob
+
+if TYPE_CHECKING:
+    from tuner.trial.reporting import Reporter
+    from tuner.trial.setup import TrialSetup
 
 FAULT_ENV = env.FAULT
 STOP = threading.Event()  # set by SIGTERM/SIGINT: the trainer saves at the end of its step and stops
@@ -189,10 +195,19 @@ TRAINING_FAULTS = {"nonfinite": _fault_nonfinite, "oom": _fault_oom, "dataloader
 
 def _reason(err: BaseException) -> str:
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    reason = f"{type(err).__name__}: {text}"[:500] if text else type(err).__name__
+    return f"{type(err).__name__}: {text}"[:500] if text else type(err).__name__
+
+
+def _stop_of(err: BaseException) -> StopReason:
+    """Return why an error ended the trial: out of memory and a lost database are retried, the rest is a failure."""
+    from tuner.study.resilience import is_transient  # lazy: loaded by run() already; not at start-up (sqlalchemy)
+
+    reason = _reason(err)
     if type(err).__name__ == "OutOfMemoryError":
-        reason = "out of memory (try a smaller batch_size or preset): " + reason
-    return reason
+        return StopReason(OUT_OF_MEMORY, f"out of memory (try a smaller batch_size or preset): {reason}"[:500])
+    if is_transient(err):  # the database, not the trial: the trial resumes (tuner.fleet.lease)
+        return StopReason(LEASE_LOST, f"lease lost: the study storage was unreachable ({reason})"[:500])
+    return StopReason(FAILED, reason)
 
 
 def run(job_path: Path) -> Outcome:
@@ -204,73 +219,94 @@ def run(job_path: Path) -> Outcome:
     timings: dict[str, float] = {"process_start_s": seconds_since_process_start()}
     # lazy: these take seconds (optuna, torch, the trainer); imported after process_start_s is taken,
     # they count in worker_start_to_train_s (see the module docstring)
-    import optuna
-
-    from trainer.config import config_from_dict
     from trainer.errors import TrainingInterrupted
     from trainer.training.loop import train
-    from tuner.space.samplers import build_pruner
-    from tuner.space.spec import Gate, Objective
-    from tuner.study.storage import open_storage
-    from tuner.trial.reporting import Reporter
-    from tuner.trial.resume import earlier_validations
 
     job = TrialJob.read(job_path)
     print(f"worker: trial {job.trial_number}, pid {os.getpid()}, "
           f"CUDA_VISIBLE_DEVICES={os.environ.get(env.CUDA_VISIBLE_DEVICES, '(unset)')}", flush=True)
     inject_fault(job.trial_number)
+    setup, reporter = _attach(job)
+    train_started = time.perf_counter()
+    timings["worker_start_to_train_s"] = train_started - run_started
+    try:
+        # warm_start also on resume: it picks the learning-rate profile (the weights come from last.pt).
+        result = train(setup.config(job.params), job.settings.data, job.run_dir, callback=reporter, resume=job.resume,
+                       warm_start=job.settings.warm_start, show_progress=False, stop=STOP)
+    except TrainingInterrupted as stopped:  # retried (tuner.fleet.endings): queued to resume from here
+        return Outcome("failed", StopReason(INTERRUPTED, f"interrupted at step {stopped.step} (checkpoint saved)",
+                                            stopped.step),
+                       timings={**timings, "train_s": time.perf_counter() - train_started})
+    timings["train_s"] = time.perf_counter() - train_started
+    if reporter.stop is not None:
+        outcome = Outcome("pruned", reporter.stop)
+    else:
+        outcome = Outcome("complete", _training_end(Path(job.run_dir), result.step, result.stopped_early),
+                          values=reporter.final_values(), best_step=reporter.best_step())
+    media_started = time.perf_counter()
+    outcome.media = _media(job, outcome.state == "complete", setup.space.study.samples)
+    timings.update(media_s=time.perf_counter() - media_started, report_s=reporter.report_seconds,
+                   report_calls=reporter.report_calls)
+    outcome.timings = timings
+    return outcome
+
+
+def _attach(job: TrialJob) -> tuple[TrialSetup, Reporter]:
+    """Rebuild the trial's setup from its job and attach a Reporter to the running trial through the storage."""
+    import optuna  # lazy: see run()
+
+    from tuner.study.storage import open_storage  # lazy: see run()
+    from tuner.trial.reporting import Reporter, TrialHandle  # lazy: see run()
+    from tuner.trial.resume import earlier_validations  # lazy: see run()
+    from tuner.trial.setup import TrialSetup  # lazy: see run()
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    setup = TrialSetup.load(job.settings)
     storage = open_storage(os.environ[env.STORAGE])
-    objective = Objective(tuple(job.objective_metrics), tuple(job.objective_directions))
-    pruner = build_pruner(job.pruner, objective.multi, job.max_steps, job.val_interval)
-    # A light sampler: the parent already sampled; the child only reports and asks should_prune.
-    study = optuna.load_study(study_name=job.study_name, storage=storage, pruner=pruner,
+    # A light sampler: the parent already sampled; the child only reports and asks the pruner.
+    study = optuna.load_study(study_name=job.study_name, storage=storage, pruner=setup.pruner(),
                               sampler=optuna.samplers.RandomSampler())
-    trial = optuna.trial.Trial(study, job.trial_id)
-    reporter = Reporter(trial, objective, tuple(Gate(**g) for g in job.gates), job.max_steps,
-                        pruner_name=job.pruner.get("name", "pruner"), owner=job.owner)
-
-    config = config_from_dict(job.config, source=f"trial {job.trial_number} config")
+    reporter = Reporter(TrialHandle(study, storage, job.trial_id), setup.objective, setup.gates,
+                        job.settings.max_steps, pruner_name=setup.space.study.pruner.get("name", "pruner"),
+                        owner=job.owner)
     if job.resume:
         # The dead trial's validations up to its checkpoint: back into the objective and the trial.
         for step, metrics in earlier_validations(Path(job.run_dir)):
             reporter.replay(step, metrics)
-    # warm_start also on resume: it picks the learning-rate profile (the weights come from last.pt).
-    train_started = time.perf_counter()
-    timings["worker_start_to_train_s"] = train_started - run_started
-    try:
-        result = train(config, job.data, job.run_dir, callback=reporter, resume=job.resume,
-                       warm_start=job.warm_start, show_progress=False, stop=STOP)
-    except TrainingInterrupted as stopped:  # transient (tuner.fleet.lease.TRANSIENT): queued to resume from here
-        return Outcome("failed", reason=f"interrupted at step {stopped.step} (checkpoint saved)", step=stopped.step,
-                       timings={**timings, "train_s": time.perf_counter() - train_started})
-    timings["train_s"] = time.perf_counter() - train_started
-    if reporter.prune_reason is not None:
-        outcome = Outcome("pruned", reason=reporter.prune_reason, step=reporter.prune_step)
-    else:
-        outcome = Outcome("complete", values=reporter.final_values(), step=result.step,
-                          best_step=reporter.best_step())
-    # Pictures and sounds: of the best checkpoint when the trial finished, of the last when pruned.
+    return setup, reporter
+
+
+def _training_end(run_dir: Path, step: int, stopped_early: bool) -> StopReason:
+    """Return why a run the tuner did not stop ended: its budget, or the quality controller (its last stop decision)."""
+    if not stopped_early:
+        return StopReason(COMPLETED, f"trained its budget of {step} steps", step)
+    from trainer.fileio import read_jsonl  # lazy: see run()
+
+    decisions = [r for _, r in read_jsonl(run_dir / "metrics.jsonl") if r.get("kind") == "quality"
+                 and r.get("action") == "stop"]
+    why = f"{decisions[-1]['detection']}: {decisions[-1].get('reason', '')}" if decisions else "it asked to stop"
+    return StopReason(CONTROLLER, f"the trainer's quality controller stopped it at step {step} ({why})", step)
+
+
+def _media(job: TrialJob, complete: bool, samples: int) -> list[str]:
+    """Make the trial's plots and samples: of the best checkpoint when it finished, of the last when pruned.
+
+    Media are a bonus: a broken plotting or audio stack costs them, never the trained trial.
+    """
     checkpoints = Path(job.run_dir) / "checkpoints"
-    chosen = checkpoints / ("best.pt" if outcome.state == "complete" and (checkpoints / "best.pt").is_file()
-                            else "last.pt")
-    media_started = time.perf_counter()
+    chosen = checkpoints / ("best.pt" if complete and (checkpoints / "best.pt").is_file() else "last.pt")
     try:
         # lazy: inside the try, so a broken plotting or audio stack costs the media, never the trained trial
         from tuner.trial.media import make_trial_media
 
-        media = make_trial_media(job.run_dir, job.data, chosen, job.samples if outcome.state == "complete" else 0,
+        media = make_trial_media(job.run_dir, job.settings.data, chosen, samples if complete else 0,
                                  f"trial {job.trial_number} ({chosen.stem} checkpoint)")
-        outcome.media = [str(p) for p in media.all()]
-    except Exception as err:  # media are a bonus: a plotting problem must not fail a trained trial
+    except Exception as err:  # the media's boundary: a plotting problem must not fail a trained trial
         print(f"media: {_reason(err)}", file=sys.stderr)
         traceback.print_exc()
-    timings["media_s"] = time.perf_counter() - media_started
-    timings["report_s"] = reporter.report_seconds
-    timings["report_calls"] = reporter.report_calls
-    outcome.timings = timings
-    return outcome
+        return []
+    return [str(p) for p in media.all()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,11 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"worker: {err}; stopping without an outcome", file=sys.stderr, flush=True)
             return LEASE_LOST_EXIT_CODE
         traceback.print_exc()
-        outcome = Outcome("failed", reason=_reason(err))
-        from tuner.study.resilience import is_transient  # lazy: as above
-
-        if is_transient(err):  # the database, not the trial: transient, so the trial resumes (tuner.fleet.lease)
-            outcome.reason = f"lease lost: the study storage was unreachable ({outcome.reason})"[:500]
+        outcome = Outcome("failed", _stop_of(err))
     outcome.write(outcome_path)
     return 0
 

@@ -1,9 +1,10 @@
 """The callback a trial gives the trainer: report to Optuna, apply quality gates, ask the pruner.
 
-Runs in the trial's child process; every report and every ``should_prune`` goes through the
+Runs in the trial's child process; every report and every prune question goes through the
 shared study storage, so the parent's pruner settings and the other trials are seen as they are.
-Metrics are read by the names the trainer reports them under (``trainer.evaluation.metric_registry``);
-the quality score is the trainer's ``quality_score``.
+The child reaches its trial by storage id through ``TrialHandle``, Optuna's public storage API,
+not by constructing an ``optuna.Trial`` for a trial another process asked for. Metrics are read
+by the names the trainer reports them under (``trainer.evaluation.metric_registry``).
 """
 
 from __future__ import annotations
@@ -11,39 +12,61 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trainer.evaluation import metric_registry
 from tuner.errors import TunerError
+from tuner.fleet.endings import GATED, PRUNED, StopReason
 from tuner.fleet.lease import LostLease, holds
-from tuner.space.spec import Gate, Objective
 
 if TYPE_CHECKING:
-    from optuna import Trial
+    from optuna import Study
+    from optuna.storages import BaseStorage
+
+    from tuner.space.spec import Gate, Objective
+
+
+@dataclass(frozen=True)
+class TrialHandle:
+    """A running trial of ``study`` named by its storage id: report it and ask the study's pruner about it."""
+
+    study: Study
+    storage: BaseStorage
+    trial_id: int
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        """Store a user attribute on the trial."""
+        self.storage.set_trial_user_attr(self.trial_id, key, value)
+
+    def report(self, value: float, step: int) -> None:
+        """Store the trial's intermediate objective ``value`` at ``step`` (what pruners compare)."""
+        self.storage.set_trial_intermediate_value(self.trial_id, step, value)
+
+    def should_prune(self) -> bool:
+        """Return the study pruner's judgement of the trial as stored now."""
+        return self.study.pruner.prune(self.study, self.storage.get_trial(self.trial_id))
 
 
 @dataclass
 class Reporter:
-    """Callable ``(step, metrics) -> stop?`` for ``trainer.train``; remembers why it stopped.
+    """Callable ``(step, metrics) -> stop?`` for ``trainer.train``; remembers why it stopped (``stop``).
 
-    ``trial`` is an ``optuna.trial.Trial`` attached to the running trial. With one objective,
-    each validation's value is reported at its step and the pruner is asked; with several,
-    nothing is reported (Optuna cannot prune them) and only the quality gates apply.
+    With one objective, each validation's value is reported at its step and the pruner is asked;
+    with several, nothing is reported (Optuna cannot prune them) and only the quality gates apply.
 
     ``report_seconds`` and ``report_calls`` measure the tuner's cost per validation: the wall
-    time of every ``__call__`` (its storage work: ``set_user_attr``, ``trial.report``,
-    ``should_prune``; the gate arithmetic around them takes microseconds) and how many calls
-    there were. ``replay`` (a resumed run restoring earlier validations) is not counted.
+    time of every ``__call__`` (its storage work: the attributes, the report, the prune question;
+    the gate arithmetic around them takes microseconds) and how many calls there were.
+    ``replay`` (a resumed run restoring earlier validations) is not counted.
     """
 
-    trial: Trial
+    trial: TrialHandle
     objective: Objective
     gates: tuple[Gate, ...]
     max_steps: int
     pruner_name: str = "pruner"
     history: list[tuple[int, dict[str, float]]] = field(default_factory=list)
-    prune_reason: str | None = None
-    prune_step: int | None = None
+    stop: StopReason | None = None  # why this callback stopped training (pruned or gated), None while it has not
     report_seconds: float = 0.0  # wall time spent in __call__ (storage round trips), summed over calls
     report_calls: int = 0  # number of __call__ (validations reported)
     owner: str = ""  # the lease this trial runs under (tuner.fleet.lease); "" for none: nothing is checked
@@ -64,7 +87,7 @@ class Reporter:
         """
         started = time.perf_counter()
         try:
-            if self.owner and not holds(self.trial.storage, self.trial._trial_id, self.owner):
+            if self.owner and not holds(self.trial.storage, self.trial.trial_id, self.owner):
                 raise LostLease(f"lease lost at step {step}: the trial is no longer this worker's")
             return self._report(step, metrics)
         finally:
@@ -87,19 +110,21 @@ class Reporter:
         self.trial.set_user_attr("last_metrics", metric_registry.summary(metrics, self.summary_names()))
         if not self.objective.multi:
             self.trial.report(values[0], step)
+        self.stop = self._judge(step, metrics, values)
+        return self.stop is not None
+
+    def _judge(self, step: int, metrics: dict[str, float], values: list[float]) -> StopReason | None:
+        """Return why training must stop at this validation (a gate, a non-finite objective, the pruner), or None."""
         reason = next((r for r in (g.violation(step, metrics, self.max_steps) for g in self.gates) if r), None)
-        not_finite = [m for m, v in zip(self.objective.metrics, values, strict=True) if not math.isfinite(v)]
-        if reason is None and not_finite:
-            reason = f"objective {not_finite[0]} is not finite at step {step}"
-        if reason is None and not self.objective.multi and self.trial.should_prune():
-            reason = (f"pruner {self.pruner_name}: {self.objective.metrics[0]} {values[0]:.4f} at step {step} "
-                      "is worse than the other trials at this step")
         if reason is not None:
-            self.prune_reason = reason
-            self.prune_step = step
-            self.trial.set_user_attr("prune_reason", reason)
-            return True
-        return False
+            return StopReason(GATED, reason, step)
+        not_finite = [m for m, v in zip(self.objective.metrics, values, strict=True) if not math.isfinite(v)]
+        if not_finite:
+            return StopReason(GATED, f"objective {not_finite[0]} is not finite at step {step}", step)
+        if not self.objective.multi and self.trial.should_prune():
+            return StopReason(PRUNED, f"pruner {self.pruner_name}: {self.objective.metrics[0]} {values[0]:.4f} at "
+                                      f"step {step} is worse than the other trials at this step", step)
+        return None
 
     def replay(self, step: int, metrics: dict[str, float]) -> None:
         """Take an earlier validation of a resumed run: remember it and restore its intermediate value.

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from trainer.fileio import atomic_write_text, read_jsonl
 from trainer.model.checkpoint import CheckpointError, load_resumable
+from tuner.study.optuna_api import storage_of, trial_id
 
 if TYPE_CHECKING:
     from optuna import Study, Trial
@@ -46,7 +47,7 @@ class Resumed:
 
 def retry_history(study: Study, trial: Trial) -> list[int]:
     """Return the numbers of the trials ``trial`` retries, oldest first (empty for a fresh trial)."""
-    attrs = study._storage.get_trial_system_attrs(trial._trial_id)
+    attrs = storage_of(study).get_trial_system_attrs(trial_id(trial))
     return [int(n) for n in attrs.get("retry_history", [])]
 
 

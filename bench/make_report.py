@@ -690,6 +690,22 @@ def study_value_headline(entry: dict[str, Any]) -> str:
     return text
 
 
+def in_this_checkout(path: str) -> str:
+    """Return an absolute ``path`` relative to this checkout when it names one of its files, else as given.
+
+    A bench run with ``--plot`` pointing into a checkout records that checkout's absolute path; run in
+    another checkout of the repository (a git worktree, say), the path is not inside this one, and the
+    longest tail of it that names a file here is taken, so the report does not depend on where it is made.
+    """
+    given = Path(path)
+    if not given.is_absolute():
+        return path
+    if given.is_relative_to(ROOT):
+        return str(given.relative_to(ROOT))
+    tails = (Path(*given.parts[k:]) for k in range(1, len(given.parts)))
+    return next((str(tail) for tail in tails if (ROOT / tail).is_file()), path)
+
+
 def study_value_section(entry: dict[str, Any]) -> list[str]:
     """Return the report lines of bench/study_value.py's latest entry: defaults vs winner, pruners, early evidence."""
     c, h = entry["corpus"], entry["heldout"]
@@ -763,9 +779,7 @@ def study_value_section(entry: dict[str, Any]) -> list[str]:
                       f"{rank['n']} complete trials of the unpruned study: ρ = {num(rank['rho_value'], 2)} against its "
                       f"value (best validation), {num(rank['rho_last'], 2)} against its last validation; "
                       f"{describe_rho(rank['rho_value'])}. ρ against the value at each validation step: {steps}."]
-    plot = entry.get("plot", "")
-    if Path(plot).is_absolute() and Path(plot).is_relative_to(ROOT):
-        plot = str(Path(plot).relative_to(ROOT))  # a bench run with --plot pointing into this checkout
+    plot = in_this_checkout(entry.get("plot", ""))
     # RESULTS.md lives in docs/: a repository path is written relative to it, an outside path as it is
     shown = plot[len("docs/"):] if plot.startswith("docs/") else plot if plot.startswith("/") else "../" + plot
     lines += ["", f"![Best {entry['objective']} so far against cumulative trial-steps, one line per pruner]({shown})",

@@ -1,196 +1,29 @@
-"""Shared by the training benches: the configurations compared, and short runs executed in parallel.
+"""What the bench scripts imported from here, now in bench/harness/ (training runs, corpora, spreads).
 
-A bench run is the tiny (or base) preset trained for ``steps`` optimiser steps with a
-validation every ``every`` steps. The preset's schedules are kept as a user gets them, so a
-fix that acts late shows little in a short run (in the tiny preset scheduled sampling starts
-at step 300 and σ anneals over 1,000 steps); the phases take their proportions of the run.
-
-On a CPU the runs go two at a time, one thread each: at the tiny size a second thread does not
-pay (docs/PERFORMANCE.md, "Threads"), so two one-thread runs on 2 cores each step about as fast
-as one two-thread run.
+Kept while the scripts move to the harness's runner; nothing is defined here.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import statistics
-import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from multiprocessing import get_context
-from pathlib import Path
-from typing import Any
-
-ROOT = Path(__file__).resolve().parent.parent
-TARGET = 0.85  # teacher-forced diagonality that counts as aligned: the figure the original design promised
-
-# The published Tacotron2 recipe (NVIDIA/tacotron2 hparams.py): no guided attention, prenet
-# dropout 0.5 in training and inference, encoder/postnet dropout 0.5, attention/decoder 0.1,
-# constant learning rate 1e-3, fixed stop threshold 0.5, full teacher forcing, plain MSE on
-# the mels and an unweighted gate loss. Model sizes stay the preset's.
-PUBLISHED_DROPOUT: dict[str, Any] = {"prenet_dropout": 0.5, "prenet_dropout_inference": 0.5,
-                                     "encoder_dropout": 0.5, "postnet_dropout": 0.5,
-                                     "attention_dropout": 0.1, "decoder_dropout": 0.1}
-CONSTANT_LR: dict[str, Any] = {"learning_rate": 1e-3, "warmup_steps": 0, "lr_restart_period": 10**9}
-FULL_TEACHER_FORCING: dict[str, Any] = {"tf_hold_steps": 10**9}
-PLAIN_MSE: dict[str, Any] = {"mel_loss": "mse", "perceptual_weight": 0.0, "style_weight": 0.0}
-FIXED_GATE: dict[str, Any] = {"stop_gate": "fixed", "stop_threshold": 0.5, "gate_pos_weight": 1.0}
-BASELINE: dict[str, Any] = {"ga_kind": "off", **PUBLISHED_DROPOUT, **CONSTANT_LR, **FULL_TEACHER_FORCING,
-                            **PLAIN_MSE, **FIXED_GATE, "monotonic_weight": 0.0, "phases": False,
-                            "controller": False}
-
-# Each fix switched off alone, from "all fixes on" (the trainer's defaults plus phases).
-ABLATIONS: dict[str, dict[str, Any]] = {
-    "guided_attention": {"ga_kind": "off"},
-    "ga_sigma_schedule": {"ga_sigma_end": 0.4},  # σ stays at its start value
-    "dropout": PUBLISHED_DROPOUT,
-    "lr_schedule": CONSTANT_LR,
-    "adaptive_gate": FIXED_GATE,  # fixed inference threshold and no positive-class weight
-    "scheduled_sampling": FULL_TEACHER_FORCING,
-    "spectral_loss": {"mel_loss": "mse"},
-    "monotonic_loss": {"monotonic_weight": 0.0},
-    "phases": {"phases": False},
-    "controller": {"controller": False},
-}
-
-
-@dataclass
-class RunSpec:
-    """One training run of a bench: a name, the config overrides on top of "all fixes on", a seed."""
-
-    name: str
-    overrides: dict[str, Any]
-    seed: int
-    preset: str = "tiny"
-    steps: int = 150
-    every: int = 25
-    device: str = "cpu"
-    threads: int = 1
-    corpus: str = ""
-    workdir: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def all_fixes_config(preset_name: str, steps: int, every: int, seed: int, device: str, threads: int):
-    """Return the "all fixes on" TrainConfig of a bench run: the preset's defaults with phases on.
-
-    The preset's schedules stay as a user gets them; the phases scale to ``steps`` by design.
-    """
-    from trainer.config import preset
-
-    return preset(preset_name).replace(max_steps=steps, val_interval=every, checkpoint_interval=steps, seed=seed,
-                                       device=device, torch_threads=threads, plots=False, phases=True,
-                                       early_stop=False, fr_asr="off")  # alignment benches: no recogniser
-
-
-def text_frontend_of(preset_name: str) -> str:
-    """Return what the bench's runs read (the preset's text frontend; no bench changes it)."""
-    from trainer.config import preset
-
-    return preset(preset_name).model.text_frontend
-
-
-WARMUP_STEPS = 2  # training steps a speed figure leaves out: the first ones also allocate
-
-
-def timed_steps(run_dir: Path, warmup: int = WARMUP_STEPS) -> list[dict[str, Any]]:
-    """Return the training-step records of ``run_dir``'s metrics.jsonl after the first ``warmup`` steps."""
-    from trainer.fileio import read_jsonl
-
-    return [r for _, r in read_jsonl(run_dir / "metrics.jsonl") if r.get("kind") == "train" and r["step"] > warmup]
-
-
-def frames_per_second(timed: list[dict[str, Any]]) -> float:
-    """Return the mel frames trained per second of step time over ``timed`` step records."""
-    return sum(r["frames"] for r in timed) / sum(r["sec_per_step"] for r in timed)
-
-
-def ensure_corpus(workdir: Path, utterances: int, seed: int = 0, lang: str = "en") -> Path:
-    """Return the bench's eSpeak corpus folder (made on first use: ``utterances`` sentences of ``seed`` in ``lang``)."""
-    from trainer.corpora.make import make_corpus
-
-    name = f"corpus-{lang}-{utterances}" if seed == 0 else f"corpus-{lang}-{utterances}-seed{seed}"
-    corpus = workdir / name
-    if not (corpus / "metadata.csv").is_file():
-        make_corpus(corpus, lang=lang, utterances=utterances, seed=seed)
-    return corpus
-
-
-def first_step(history: list[dict[str, Any]], key: str, target: float = TARGET) -> dict[str, Any] | None:
-    """Return the first validation record whose ``key`` is at least ``target`` (None: never)."""
-    return next((h for h in history if h.get(key) is not None and h[key] >= target), None)
-
-
-def execute(spec: RunSpec) -> dict[str, Any]:
-    """Train one bench run and return its figures (steps and seconds to the target, final metrics, history)."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(spec.threads))
-    from trainer.training.loop import train
-
-    config = all_fixes_config(spec.preset, spec.steps, spec.every, spec.seed, spec.device, spec.threads)
-    config = config.replace(**spec.overrides)
-    run_dir = Path(spec.workdir) / f"{spec.name}-seed{spec.seed}-{int(time.time() * 1000)}"
-    history: list[dict[str, Any]] = []
-    started = time.perf_counter()
-    kept = ("tf_diagonality", "fr_diagonality", "tf_gate_balanced_accuracy", "fr_stop_error", "fr_hit_max_rate",
-            "fr_run_on_rate", "fr_early_stop_rate", "val_mel_postnet_l1", "fr_mcd")
-
-    def record(step: int, metrics: dict[str, float]) -> bool:
-        history.append({"step": step, "wall_s": round(time.perf_counter() - started, 1),
-                        **{k: round(float(metrics[k]), 4) for k in kept if k in metrics}})
-        return False
-
-    train(config, spec.corpus, run_dir, callback=record, show_progress=False)
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    step_times = [r["sec_per_step"] for r in records if r["kind"] == "train" and r["step"] > 1]
-    decisions = [f"{r['step']}: {r['action']}" for r in records
-                 if r["kind"] == "quality" and not str(r["action"]).startswith("none")]
-    tf_hit, fr_hit = first_step(history, "tf_diagonality"), first_step(history, "fr_diagonality")
-    final = history[-1]
-    return {
-        "name": spec.name, "seed": spec.seed, "steps": spec.steps,
-        "steps_to_tf_diag": tf_hit["step"] if tf_hit else None,
-        "wall_s_to_tf_diag": tf_hit["wall_s"] if tf_hit else None,
-        "steps_to_fr_diag": fr_hit["step"] if fr_hit else None,
-        "wall_s_to_fr_diag": fr_hit["wall_s"] if fr_hit else None,
-        "first": {k: v for k, v in history[0].items() if k != "wall_s"},
-        "final": {k: v for k, v in final.items() if k != "wall_s"},
-        "wall_s": round(time.perf_counter() - started, 1),
-        "median_sec_per_step": round(statistics.median(step_times), 3) if step_times else None,
-        "controller_actions": decisions,
-        "history": history,
-    }
-
-
-def run_all(specs: list[RunSpec], jobs: int) -> list[dict[str, Any]]:
-    """Execute ``specs`` ``jobs`` at a time (fresh processes) and return their figures in order."""
-    if jobs <= 1:
-        return [execute(spec) for spec in specs]
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        return list(pool.map(execute, specs))
-
-
-def spread(values: list[float | None]) -> dict[str, Any]:
-    """Return {"median", "min", "max", "n", "missing"} over the values that are not None (None: never reached)."""
-    present = [v for v in values if v is not None]
-    missing = len(values) - len(present)
-    if not present:
-        return {"median": None, "min": None, "max": None, "n": 0, "missing": missing}
-    return {"median": round(statistics.median(present), 4), "min": min(present), "max": max(present),
-            "n": len(present), "missing": missing}
-
-
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return median and spread over seeds of each figure of ``runs`` (one configuration)."""
-    return {
-        "steps_to_tf_diag": spread([r["steps_to_tf_diag"] for r in runs]),
-        "wall_s_to_tf_diag": spread([r["wall_s_to_tf_diag"] for r in runs]),
-        "steps_to_fr_diag": spread([r["steps_to_fr_diag"] for r in runs]),
-        "wall_s_to_fr_diag": spread([r["wall_s_to_fr_diag"] for r in runs]),
-        **{f"final_{k}": spread([r["final"].get(k) for r in runs])
-           for k in ("tf_diagonality", "fr_diagonality", "tf_gate_balanced_accuracy", "fr_stop_error",
-                     "fr_hit_max_rate", "val_mel_postnet_l1", "fr_mcd")},
-        "first_tf_diagonality": spread([r["first"].get("tf_diagonality") for r in runs]),
-        "first_tf_gate_balanced_accuracy": spread([r["first"].get("tf_gate_balanced_accuracy") for r in runs]),
-        "median_sec_per_step": spread([r["median_sec_per_step"] for r in runs]),
-    }
+from harness.common import ROOT, ensure_corpus  # noqa: F401
+from harness.stats import spread  # noqa: F401
+from harness.training import (  # noqa: F401
+    ABLATIONS,
+    BASELINE,
+    CONSTANT_LR,
+    FIXED_GATE,
+    FULL_TEACHER_FORCING,
+    PLAIN_MSE,
+    PUBLISHED_DROPOUT,
+    TARGET,
+    WARMUP_STEPS,
+    RunSpec,
+    all_fixes_config,
+    execute,
+    first_step,
+    frames_per_second,
+    run_all,
+    summarise,
+    text_frontend_of,
+    timed_steps,
+)

@@ -14,7 +14,18 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import make_report  # noqa: E402  (bench/ is a folder of scripts, not a package)
-import runs  # noqa: E402
+import report  # noqa: E402
+from harness import format as fmt  # noqa: E402
+from harness import training as runs  # noqa: E402
+from sections import (  # noqa: E402
+    ablation,
+    baseline,
+    intelligibility,
+    profile_step,
+    speedup,
+    summary,
+    throughput,
+)
 
 MACHINE = {"platform": "Linux-test", "cpu_count": 2, "torch": "2.x", "gpu": None}
 
@@ -43,7 +54,7 @@ def baseline_entry(baseline_steps: list[int | None], fixed_steps: list[int | Non
 
 
 def test_a_baseline_that_never_aligns_gives_a_lower_bound_not_a_ratio() -> None:
-    lines, headline = make_report.claims(baseline_entry([None, None, None], [100, 125, 150]))
+    lines, headline = baseline.claims(baseline_entry([None, None, None], [100, 125, 150]))
     text = "\n".join(lines + headline)
     assert "at least 1.2×" in text  # 150 steps / median 125
     assert "the baseline never got there within 150 steps" in text
@@ -52,14 +63,14 @@ def test_a_baseline_that_never_aligns_gives_a_lower_bound_not_a_ratio() -> None:
 
 
 def test_a_baseline_that_aligns_later_gives_the_measured_ratio_and_time_saving() -> None:
-    lines, _ = make_report.claims(baseline_entry([150, 150, 125], [50, 75, 50]))
+    lines, _ = baseline.claims(baseline_entry([150, 150, 125], [50, 75, 50]))
     text = "\n".join(lines)
     assert "| 3.0× |" in text  # median 150 / median 50
     assert "67% less wall time" in text  # wall time is 2 s per step in both
 
 
 def test_a_fixed_run_missing_the_target_in_one_seed_is_counted_not_hidden() -> None:
-    lines, _ = make_report.claims(baseline_entry([None, None, None], [100, None, 150]))
+    lines, _ = baseline.claims(baseline_entry([None, None, None], [100, None, 150]))
     assert "1 of 3 runs not within 150 steps" in "\n".join(lines)
 
 
@@ -78,30 +89,30 @@ def test_ablation_verdict_is_decided_by_alignment_beyond_the_noise(reference_ste
                                                                   expected: str) -> None:
     reference = run("all_fixes", 1, reference_step, diag=0.9)
     ablated = run("no_x", 1, changed.pop("tf_step"), **changed)
-    assert make_report.verdict(ablated, reference, 150, 25, NOISE) == expected
+    assert ablation.verdict(ablated, reference, 150, 25, NOISE) == expected
 
 
 def test_a_mel_loss_change_is_noted_but_does_not_decide() -> None:
     reference = run("all_fixes", 1, None, diag=0.7, mel=2.0)
-    text = make_report.verdict(run("no_x", 1, None, diag=0.2, mel=1.0), reference, 150, 25, NOISE)
+    text = ablation.verdict(run("no_x", 1, None, diag=0.2, mel=1.0), reference, 150, 25, NOISE)
     assert text == "helps; mel L1 -50% without it"
-    assert make_report.verdict(run("no_x", 1, None, diag=0.7, mel=2.02), reference, 150, 25, NOISE) == \
+    assert ablation.verdict(run("no_x", 1, None, diag=0.7, mel=2.02), reference, 150, 25, NOISE) == \
         "no clear effect here"
 
 
 def test_a_later_free_running_alignment_is_noted_but_does_not_decide() -> None:
     reference = run("all_fixes", 1, 150, 150)
-    later = make_report.verdict(run("no_x", 1, 150, 450), reference, 600, 50, NOISE)
+    later = ablation.verdict(run("no_x", 1, 150, 450), reference, 600, 50, NOISE)
     assert later == "no clear effect here; free-running diagonality 0.85 at step 450 without it (150 with it)"
-    assert make_report.verdict(run("no_x", 1, 150, 150 + int(NOISE["steps"])), reference, 600, 50, NOISE) == \
+    assert ablation.verdict(run("no_x", 1, 150, 150 + int(NOISE["steps"])), reference, 600, 50, NOISE) == \
         "no clear effect here"  # within the margin
-    assert make_report.verdict(run("no_x", 1, 150, None), reference, 600, 50, NOISE) == \
+    assert ablation.verdict(run("no_x", 1, 150, None), reference, 600, 50, NOISE) == \
         "no clear effect here; free-running diagonality 0.85 not within 600 steps without it (step 150 with it)"
 
 
 def test_noise_margins_widen_to_the_seed_spread_of_the_baseline_bench() -> None:
     entry = baseline_entry([None] * 3, [75, 125, None])  # None counts as 150 + 25
-    margins, source = make_report.seed_noise(entry, 25)
+    margins, source = ablation.seed_noise(entry, 25)
     assert margins["steps"] == 100.0 and margins["fr_diag"] == 0.02 and margins["tf_diag"] == 0.05
     assert "3 seeds" in source
 
@@ -155,16 +166,16 @@ def long_baseline(baseline_steps: list[int | None], fixed_steps: list[int | None
 
 
 def test_summary_decides_each_claim_only_on_runs_long_enough() -> None:
-    verdicts = make_report.claim_verdicts(long_baseline([None, None, None], [100, 150, 150]))
+    verdicts = summary.claim_verdicts(long_baseline([None, None, None], [100, 150, 150]))
     assert verdicts["diagonality"][1] == "holds"
     assert verdicts["gate"][1] == "holds"
     assert verdicts["convergence"][1] == "holds: ≥ 4.0×"  # 600 / 150, the baseline never got there
     assert verdicts["time"][1] == "holds: ≥ 75% less wall time"  # 300 s to 0.85 against a whole 1,200 s run
-    weak_gate = make_report.claim_verdicts(long_baseline([None, None, None], [100, 150, 150], gate_final=0.8))
+    weak_gate = summary.claim_verdicts(long_baseline([None, None, None], [100, 150, 150], gate_final=0.8))
     assert weak_gate["gate"][1] == "does not hold: 80.0% (median)"
-    short = make_report.claim_verdicts(long_baseline([None, None, None], [None, None, None], steps=150))
+    short = summary.claim_verdicts(long_baseline([None, None, None], [None, None, None], steps=150))
     assert all(v[1].startswith("not decided: 150-step runs") for v in short.values())
-    slow = make_report.claim_verdicts(long_baseline([300, 300, 300], [150, 150, 150]))
+    slow = summary.claim_verdicts(long_baseline([300, 300, 300], [150, 150, 150]))
     assert slow["convergence"][1] == "does not hold: 2.0×"
     assert slow["time"][1] == "holds: 50% less wall time"  # 2 s a step in both arms
 
@@ -173,7 +184,7 @@ def test_summary_table_shows_each_corpus_and_one_verdict_where_they_agree() -> N
     entries = [long_baseline([None] * 3, [150] * 3, steps=150),  # shorter: not chosen
                long_baseline([None] * 3, [150] * 3, lang="en"),
                long_baseline([None] * 3, [150] * 3, lang="ru", gate_final=0.8)]
-    text = "\n".join(make_report.summary_section(entries))
+    text = "\n".join(summary.summary_section(entries))
     assert "en: 3 seeds × 600 steps" in text and "ru: 3 seeds × 600 steps" in text
     assert "| holds |" in text  # diagonality: the same verdict on both corpora
     assert "en: holds<br>ru: does not hold: 80.0% (median)" in text
@@ -191,16 +202,16 @@ def ablation_entry(seed: int, steps: int, reference_step: int, phases_step: int)
 def test_ablation_seeds_of_one_setup_are_shown_together_and_defaults_checked_against_them() -> None:
     entries = [long_baseline([None] * 3, [150] * 3),
                ablation_entry(1, 150, 100, 100), ablation_entry(1, 600, 300, 150), ablation_entry(2, 600, 300, 150)]
-    groups = make_report.ablation_groups(entries)
+    groups = ablation.ablation_groups(entries)
     assert [[e["seed"] for e in g] for g in groups] == [[1, 2], [1]]  # the longest setup first, its two seeds
     assert groups[0][0]["steps"] == 600
-    rows = {row[0]: row for row in make_report.defaults_rows(entries)}
+    rows = {row[0]: row for row in ablation.defaults_rows(entries)}
     # Phases are off by default and switching them off aligned sooner in both seeds: the default agrees.
     assert rows["phases"][1] == "no" and rows["phases"][3] == "yes"
     assert rows["phases"][2] == "seed 1: hurts here<br>seed 2: hurts here"
     # The learning-rate schedule is on by default and made no difference here: nothing to change.
     assert rows["lr_schedule"][1] == "yes" and rows["lr_schedule"][3] == "yes"
-    text = "\n".join(make_report.ablation_section(groups[0], entries[0]))
+    text = "\n".join(ablation.ablation_section(groups[0], entries[0]))
     assert "seeds 1, 2" in text and text.count("| reference |") == 2
 
 
@@ -211,7 +222,7 @@ def test_a_default_on_fix_that_hurts_in_every_seed_is_flagged() -> None:
         return entry
 
     entries = [long_baseline([None] * 3, [150] * 3), hurting(1), hurting(2)]
-    rows = {row[0]: row for row in make_report.defaults_rows(entries)}
+    rows = {row[0]: row for row in ablation.defaults_rows(entries)}
     assert rows["lr_schedule"][1] == "yes" and rows["lr_schedule"][3] == "no: it hurts in every seed"
     assert rows["phases"][3] == "yes"  # no difference: nothing to change
 
@@ -222,7 +233,7 @@ def test_defaults_gather_every_long_ablation_setup() -> None:
     other["runs"] = [run("all_fixes", 1, 150), run("no_dropout", 1, 300)]  # later without it: it helps
     entries = [long_baseline([None] * 3, [150] * 3), ablation_entry(1, 600, 300, 150), ablation_entry(2, 600, 300, 150),
                other]
-    rows = {row[0]: row for row in make_report.defaults_rows(entries)}
+    rows = {row[0]: row for row in ablation.defaults_rows(entries)}
     assert set(rows) == {"phases", "lr_schedule", "dropout"}
     assert rows["dropout"][2] == "seed 1: helps" and rows["dropout"][3] == "yes"  # on by default, and it helps
 
@@ -243,14 +254,14 @@ def test_coqui_side_by_side_gives_ratios_and_the_base_verdict() -> None:
     coqui = {"steps_timed": 20, "batch_size": 16, "reduction_factor": 1, "parameters": 28_200_000,
              "coqui_tts": "0.28", "torch": "t", "median_sec_per_step": 7.3, "mel_frames_per_s": 470.0,
              "peak_rss_mib": 2000}
-    text = "\n".join(make_report.throughput_section([_throughput_entry(coqui)]))
+    text = "\n".join(throughput.throughput_section([_throughput_entry(coqui)]))
     assert "| ours, base | 16 × 1 | 1 | 9 | 400 | 0.85× | 900 |" in text
     assert "Coqui TTS 0.28 Tacotron2 (28.2 M parameters)" in text
     assert "Measured 0.85×: **not met**." in text
-    skipped = "\n".join(make_report.throughput_section([_throughput_entry({})]))
+    skipped = "\n".join(throughput.throughput_section([_throughput_entry({})]))
     assert "not run in the newest comparison (no --coqui-venv given)" in skipped and "Frames/s vs Coqui" not in skipped
     # A later run without Coqui's environment keeps the earlier side-by-side in the report.
-    later = "\n".join(make_report.throughput_section([_throughput_entry(coqui), _throughput_entry({})]))
+    later = "\n".join(throughput.throughput_section([_throughput_entry(coqui), _throughput_entry({})]))
     assert "Measured 0.85×: **not met**." in later and "not run in the newest comparison" not in later
 
 
@@ -262,17 +273,17 @@ def test_the_default_intelligibility_variant_names_the_frontend_it_read() -> Non
              "runs": [{"variant": "default", "curve": curve, "first_step_wer_within_goal": None},
                       {"variant": "r1", "curve": curve, "first_step_wer_within_goal": None}],
              "machine": MACHINE, "command": "python bench/intelligibility.py"}
-    older = "\n".join(make_report.intelligibility_section(entry))  # written before phonemes were the default
+    older = "\n".join(intelligibility.intelligibility_section(entry))  # written before phonemes were the default
     assert "- default (characters): goal not reached" in older and "- r1: goal not reached" in older
-    newer = "\n".join(make_report.intelligibility_section({**entry, "default_text_frontend": "phonemes"}))
+    newer = "\n".join(intelligibility.intelligibility_section({**entry, "default_text_frontend": "phonemes"}))
     assert "- default (phonemes): goal not reached" in newer and "(characters)" not in newer
 
 
 def test_the_baseline_section_says_what_the_runs_read() -> None:
     entry = baseline_entry([None, None, None], [150, 150, 200])
-    assert "en eSpeak corpus read as characters," in "\n".join(make_report.baseline_section(entry))  # older entries
+    assert "en eSpeak corpus read as characters," in "\n".join(baseline.baseline_section(entry))  # older entries
     entry["text_frontend"] = "phonemes"
-    assert "en eSpeak corpus read as phonemes," in "\n".join(make_report.baseline_section(entry))
+    assert "en eSpeak corpus read as phonemes," in "\n".join(baseline.baseline_section(entry))
 
 
 def test_a_later_intelligibility_run_of_other_variants_hides_no_curve() -> None:
@@ -282,18 +293,18 @@ def test_a_later_intelligibility_run_of_other_variants_hides_no_curve() -> None:
 
     older = entry(None, "default", "phonemes")  # before phonemes became the default: default read characters
     r1 = entry("phonemes", "r1")
-    assert [[r["variant"] for r in e["runs"]] for e in make_report.newest_intelligibility([older, r1])] == \
+    assert [[r["variant"] for r in e["runs"]] for e in intelligibility.newest_intelligibility([older, r1])] == \
         [["default", "phonemes"], ["r1"]]
     # The same configurations under today's names replace the older runs: characters, and default (phonemes).
     again = entry("phonemes", "default", "characters")
-    assert [[r["variant"] for r in e["runs"]] for e in make_report.newest_intelligibility([older, r1, again])] == \
+    assert [[r["variant"] for r in e["runs"]] for e in intelligibility.newest_intelligibility([older, r1, again])] == \
         [["r1"], ["default", "characters"]]
     # Another seed of a variant is a curve of its own: both stay.
     small = {**entry("phonemes", "small"), "seed": 1234}
     other_seed = {**entry("phonemes", "small"), "seed": 4321}
-    assert [[r["variant"] for r in e["runs"]] for e in make_report.newest_intelligibility([small, other_seed])] == \
+    assert [[r["variant"] for r in e["runs"]] for e in intelligibility.newest_intelligibility([small, other_seed])] == \
         [["small"], ["small"]]
-    assert len(make_report.newest_intelligibility([small, {**small}])) == 1  # the same seed again replaces it
+    assert len(intelligibility.newest_intelligibility([small, {**small}])) == 1  # the same seed again replaces it
 
 
 def gpu_throughput(frames: float, steps: int) -> dict[str, Any]:
@@ -306,7 +317,7 @@ def gpu_throughput(frames: float, steps: int) -> dict[str, Any]:
 
 def test_every_gpu_reading_against_the_published_figure_is_shown_not_only_the_newest() -> None:
     entries = [gpu_throughput(30_331.6, 10), gpu_throughput(34_144.3, 20)]
-    text = "\n".join(make_report.throughput_section(entries))
+    text = "\n".join(throughput.throughput_section(entries))
     assert "30,332 on NVIDIA H100 (10 steps timed, below)" in text
     assert "34,144 on NVIDIA H100 (20 steps timed, meets)" in text
     _, headline = make_report.render(entries)
@@ -354,14 +365,12 @@ def test_the_machine_line_flags_load_that_came_and_went_during_a_bench() -> None
     quiet = {"machine": {**MACHINE, "load_at_start": [0.9, 1, 1], "load_at_end": [1.0, 1, 1], "load_peak": 1.2}}
     busy = {"machine": {**MACHINE, "load_at_start": [0.9, 1, 1], "load_at_end": [1.0, 1, 1], "load_peak": 3.4}}
     older = {"machine": {**MACHINE, "load_at_start": [0.9, 1, 1], "load_at_end": [1.0, 1, 1]}}
-    assert "1.2 at its highest in between." in make_report.machine_line(quiet)
-    assert "3.4 at its highest in between (other work shared the cores)." in make_report.machine_line(busy)
-    assert "highest" not in make_report.machine_line(older) and "at the end." in make_report.machine_line(older)
+    assert "1.2 at its highest in between." in fmt.machine_line(quiet)
+    assert "3.4 at its highest in between (other work shared the cores)." in fmt.machine_line(busy)
+    assert "highest" not in fmt.machine_line(older) and "at the end." in fmt.machine_line(older)
 
 
 def test_the_load_watch_keeps_the_highest_load_it_read() -> None:
-    import report
-
     watch = report.LoadWatch()
     watch.peak = -1.0  # below any load the machine can report
     assert watch.sample() >= 0.0  # a reading replaced it
@@ -387,7 +396,7 @@ def test_speedup_shows_both_revisions_each_round_and_the_ratio_against_the_goal(
     section = text.split("## The training step against the code before the speed work", 1)[1]
     assert "| preset | 2.1 | 1690 | 1.2 | 2943 | 1.74× | 1555, 1690 / 2611, 2943 |" in section
     assert "| 1 | 1.6 | 2378 |" in section and f"at {MACHINE.get('revision', '?')} against baseline a506954" in section
-    assert f"{make_report.SPEEDUP_TARGET}×" in section
+    assert f"{speedup.SPEEDUP_TARGET}×" in section
 
 
 def test_a_profile_with_flop_counts_shows_each_operators_rate() -> None:
@@ -402,7 +411,7 @@ def test_a_profile_with_flop_counts_shows_each_operators_rate() -> None:
              "validation": {"seconds": 2.0, "val_utterances": 8, "fr_utterances": 8, "interval": 25,
                             "share_of_trial": 0.07}, "machine": MACHINE, "command": "python bench/profile_step.py"}
     loop = _throughput_entry({})  # its tiny step: 1.0 s, 3,200 mel frames/s on batches of other lengths
-    section = "\n".join(make_report.profile_section({**entry, "mel_frames_per_s": 3520.0}, [loop, entry]))
+    section = "\n".join(profile_step.profile_section({**entry, "mel_frames_per_s": 3520.0}, [loop, entry]))
     assert "the bare step trains 1.1× the loop's mel frames a second" in section and "adds 10.0% to them" in section
     assert "| Operator | ms per step | Share | Calls per step | GFLOP/s |" in section
     assert "| `aten::mm` | 262.2 | 27.0% | 1875 | 38.1 |" in section
@@ -412,8 +421,6 @@ def test_a_profile_with_flop_counts_shows_each_operators_rate() -> None:
 
 
 def test_a_bench_revision_is_dirty_for_code_changes_not_for_the_results_it_writes(tmp_path: Path) -> None:
-    import report
-
     def git(*args: str) -> None:
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
 

@@ -15,6 +15,7 @@ sys.path.insert(0, str(BENCH))
 
 import make_report  # noqa: E402  (bench/ is a folder of scripts, not a package)
 import study_value  # noqa: E402
+from sections import study_value as section  # noqa: E402
 
 MACHINE = {"platform": "Linux-test", "cpu_count": 2, "torch": "2.x", "gpu": None}
 
@@ -250,7 +251,7 @@ def entry(winner_mcds: list[float] | None) -> dict[str, Any]:
 
 
 def test_study_value_section_states_the_figures_and_the_verdicts() -> None:
-    text = "\n".join(make_report.study_value_section(entry([7.0, 7.1, 7.2])))
+    text = "\n".join(section.study_value_section(entry([7.0, 7.1, 7.2])))
     assert "Measured with bench/study_value.py" in text and "`en-us+m3` with varied prosody" in text
     assert "15 sentences (seed 2) that no trial saw (1 more left out" in text
     assert "| defaults (trial 0) | learning_rate 1e-05, batch_size 12, dropout 0.08, ga_weight 2.5 | 7.7 ± 0.1 " \
@@ -273,20 +274,20 @@ def test_study_value_section_states_the_figures_and_the_verdicts() -> None:
 
 
 def test_study_value_section_says_no_with_the_reason_and_copes_without_a_winner() -> None:
-    text = "\n".join(make_report.study_value_section(entry([7.5, 7.7, 7.9])))
+    text = "\n".join(section.study_value_section(entry([7.5, 7.7, 7.9])))
     assert "beyond the seed spread?** no: " in text
     same = entry([7.6, 7.7, 7.8])
     same["winner"]["is_defaults"] = True
-    assert "(its value 7.7), the defaults: the same runs |" in "\n".join(make_report.study_value_section(same))
+    assert "(its value 7.7), the defaults: the same runs |" in "\n".join(section.study_value_section(same))
     empty = entry(None)
     empty["winner_beats_defaults"], empty["winner_reason"] = None, "not measured: the median study completed no trial"
-    text = "\n".join(make_report.study_value_section(empty))
+    text = "\n".join(section.study_value_section(empty))
     assert "| winner | – | not measured |" in text and "not measured: the median study completed no trial" in text
-    assert "cannot be compared with" in make_report.study_value_headline(empty)
+    assert "cannot be compared with" in section.study_value_headline(empty)
 
 
 def test_study_value_headline_and_render_place() -> None:
-    line = make_report.study_value_headline(entry([7.0, 7.1, 7.2]))
+    line = section.study_value_headline(entry([7.0, 7.1, 7.2]))
     assert line.startswith("- Tuning the fine-tuning space (4 trials × 150 steps, tiny preset): the winner's held-out "
                            "fr_mcd 7.1 dB against the defaults' 7.7 dB (means of 3 seeds): it beats the defaults")
     assert "Cheapest pruner: median, 83.3% of the unpruned study's trial-steps to its best (goal ≤ 35.0%)." in line

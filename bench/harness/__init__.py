@@ -1,0 +1,15 @@
+"""What every bench shares, so that a bench module holds only what is its own.
+
+- ``results``: the record every entry of bench/results.jsonl extends, and reading that file.
+- ``section``: a report section's declaration, as bench/make_report.py assembles them.
+- ``common``: paths (``ROOT``, the default work folder and results file), the CUDA check, argument
+  types, corpora made on first use.
+- ``format``: numbers, percentages, spreads, tables and the machine line of the report.
+- ``stats``: medians, spreads over seeds, ranks and rank correlation.
+- ``training``: the short training runs the alignment benches compare, and the step records the
+  speed benches time.
+- ``studies``: what the benches that run ``tuner run-study`` share: the child environment, the
+  command, PostgreSQL databases made for one run, the feature cache filled once.
+
+Each bench's record and report section live in ``bench/sections/<bench>.py``.
+"""

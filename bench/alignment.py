@@ -14,23 +14,20 @@ NG's IPA (the trainer's default); run both on one quiet machine to compare steps
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from pathlib import Path
 
-from report import emit, machine  # bench/report.py, beside this script
+from harness.common import ensure_corpus, output_arguments
+from harness.runner import Bench
+from harness.training import timed_steps
+from sections.alignment import AlignmentRecord
 
-from trainer.config import preset
-from trainer.corpora.make import make_corpus
 from trainer.presets import PRESETS
-from trainer.training.loop import train
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
+    from trainer.config import preset
+
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--every", type=int, default=100, help="validation interval in steps")
     parser.add_argument("--utterances", type=int, default=300)
@@ -41,13 +38,14 @@ def main() -> int:
     default_frontend = preset("tiny").model.text_frontend
     parser.add_argument("--text-frontend", default=default_frontend, choices=["characters", "phonemes"],
                         help=f"what the model reads (default {default_frontend}, the trainer's)")
-    parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
-    args = parser.parse_args()
+    output_arguments(parser)
 
-    corpus = args.workdir / f"corpus-en-{args.utterances}"
-    if not (corpus / "metadata.csv").is_file():
-        make_corpus(corpus, lang="en", utterances=args.utterances, seed=0)
+
+def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> AlignmentRecord:
+    from trainer.config import preset
+    from trainer.training.loop import train
+
+    corpus = ensure_corpus(args.workdir, args.utterances)
     run_dir = args.workdir / f"alignment-{args.preset}-{args.text_frontend}-{args.device}-{int(time.time())}"
     config = preset(args.preset).replace(max_steps=args.steps, val_interval=args.every, seed=args.seed,
                                          checkpoint_interval=args.steps, device=args.device,
@@ -64,23 +62,21 @@ def main() -> int:
         return False
 
     train(config, corpus, run_dir, callback=record, show_progress=sys.stderr.isatty())
-    steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    step_times = [r["sec_per_step"] for r in steps if r["kind"] == "train" and r["step"] > 1]
+    step_times = sorted(r["sec_per_step"] for r in timed_steps(run_dir, warmup=1))
     reached = next((h for h in history if h["tf_diagonality"] >= args.target), None)
-    result = {
-        "bench": "alignment", "preset": args.preset, "text_frontend": args.text_frontend, "device": args.device,
+    return {
+        "preset": args.preset, "text_frontend": args.text_frontend, "device": args.device,
         "steps": args.steps,
         "utterances": args.utterances, "seed": args.seed,
         "first_step_diagonality_ge_target": reached["step"] if reached else None,
         "wall_s_to_target": reached["wall_s"] if reached else None, "target": args.target,
-        "median_sec_per_step": round(sorted(step_times)[len(step_times) // 2], 3) if step_times else None,
+        # the upper median (an even count takes the later of the middle two), as this bench always reported it
+        "median_sec_per_step": round(step_times[len(step_times) // 2], 3) if step_times else None,
         "history": history,
-        "machine": machine(args.device),
-        "command": "python bench/alignment.py " + " ".join(sys.argv[1:]),
     }
-    emit(result, args.results)
-    return 0
 
+
+BENCH = Bench("alignment", __doc__, arguments, measure)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(BENCH.main())

@@ -38,10 +38,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from report import emit, machine  # bench/report.py, beside this script
-from tuner_overhead import admin_sql, database_url, ensure_corpus, positive_int, postgres_url
+from harness.common import ensure_corpus, output_arguments, positive_int, say
+from harness.runner import Bench
+from harness.studies import child_env, fresh_database, postgres_url, run_study_command, setup_study_bench
+from sections.chaos import ChaosRecord
 
-ROOT = Path(__file__).resolve().parent.parent
 SPACE = """\
 # Written by bench/chaos.py: few-step trials with frequent checkpoints; the training is not the point.
 preset: tiny
@@ -91,6 +92,78 @@ def outage(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
+class Fleet:
+    """The bench's workers: ``tuner run-study`` processes started, killed and replaced, restarted after an error
+    exit as Compose's restart policy does (e.g. one that started while the database was down and said so)."""
+
+    def __init__(self, command: list[str], env: dict[str, str], logs: Path) -> None:
+        self.command, self.env, self.logs = command, env, logs
+        self.workers: list[subprocess.Popen] = []
+        self.replaced: set[int] = set()  # indices of workers already restarted
+        self.spawned = 0
+        self.restarts = 0
+
+    def spawn(self) -> None:
+        """Start one more worker, its output in its own log."""
+        self.spawned += 1
+        with open(self.logs / f"worker-{self.spawned:03d}.log", "w", encoding="utf-8") as log:
+            self.workers.append(subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env))
+
+    def supervise(self) -> None:
+        """Restart the workers that exited with an error; a worker that exits 0 is done."""
+        for index, worker in enumerate(list(self.workers)):
+            if worker.poll() not in (None, 0, -signal.SIGKILL) and index not in self.replaced:
+                self.replaced.add(index)
+                self.restarts += 1
+                self.spawn()
+
+    def alive(self) -> list[subprocess.Popen]:
+        return [w for w in self.workers if w.poll() is None]
+
+    def busy(self) -> bool:
+        """Whether a worker still runs, or one exited with an error and was not restarted yet."""
+        return bool(self.alive()) or any(w.returncode not in (0, -signal.SIGKILL) and index not in self.replaced
+                                         for index, w in enumerate(self.workers))
+
+    def kill_all(self) -> None:
+        for worker in self.alive():
+            worker.kill()
+            worker.wait(timeout=30)
+
+
+def wait_for_a_checkpoint(home: Path) -> None:
+    """Return once some trial of the study has written a checkpoint (the kills start then)."""
+    runs = home / "runs" / "chaos"
+    while not (runs.is_dir() and any((d / "checkpoints" / "last.pt").is_file() for d in runs.iterdir())):
+        time.sleep(0.2)
+
+
+def kill_at_random(args: argparse.Namespace, fleet: Fleet, down: dict[str, str],
+                   outages: list[threading.Thread]) -> int:
+    """SIGKILL a random live worker every 1.5-5 s and replace it, ``--kills`` times; return the kills done.
+
+    Half-way, the outage starts in a thread of its own, added to ``outages`` (its result lands in ``down``).
+    """
+    rng = random.Random(args.seed)
+    kills = 0
+    while kills < args.kills:
+        time.sleep(rng.uniform(1.5, 5.0))
+        fleet.supervise()
+        alive = fleet.alive()
+        if not alive:
+            break
+        victim = rng.choice(alive)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+        kills += 1
+        fleet.spawn()
+        if not outages and kills >= args.kills // 2 and args.outage > 0:
+            say("chaos", f"{kills} kills; database down for {args.outage:g} s")
+            outages.append(threading.Thread(target=lambda: down.update(done=outage(args.outage))))
+            outages[-1].start()
+    return kills
+
+
 def run(args: argparse.Namespace, url: str, folder: Path, corpus: Path) -> dict[str, Any]:
     """Run the workers under kills and the outage; return the counts of what was done to them."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -98,78 +171,33 @@ def run(args: argparse.Namespace, url: str, folder: Path, corpus: Path) -> dict[
     space.write_text(SPACE.format(max_steps=args.max_steps), encoding="utf-8")
     home, logs = folder / "home", folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI",)}
-    env.update(SMART_TUNER_STORAGE=url, SMART_TUNER_HEARTBEAT_SECONDS=str(args.heartbeat),
-               SMART_TUNER_GRACE_SECONDS=str(args.grace), OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "tuner.cli", "run-study", "--space", str(space), "--data", str(corpus),
-               "--home", str(home), "--trials", str(args.trials), "--no-mlflow", "--quiet"]
-    spawned = 0
-
-    def spawn() -> subprocess.Popen:
-        nonlocal spawned
-        spawned += 1
-        with open(logs / f"worker-{spawned:03d}.log", "w", encoding="utf-8") as log:
-            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-
-    rng = random.Random(args.seed)
+    env = child_env(["MLFLOW_TRACKING_URI"], SMART_TUNER_STORAGE=url, SMART_TUNER_HEARTBEAT_SECONDS=str(args.heartbeat),
+                    SMART_TUNER_GRACE_SECONDS=str(args.grace), OMP_NUM_THREADS="1")
+    fleet = Fleet(run_study_command(space, corpus, home, args.trials), env, logs)
     started = time.monotonic()
-    workers = [spawn() for _ in range(args.workers)]
-    kills, restarts = 0, 0
+    for _ in range(args.workers):
+        fleet.spawn()
     down: dict[str, str] = {}
-    outage_thread: threading.Thread | None = None
-
-    def supervise() -> None:
-        """Restart workers that exited with an error, as Compose's restart policy does (e.g. one that
-        started while the database was down and said so); a worker that exits 0 is done."""
-        nonlocal restarts
-        for worker in list(workers):
-            if worker.poll() not in (None, 0, -signal.SIGKILL) and not getattr(worker, "replaced", False):
-                worker.replaced = True  # type: ignore[attr-defined]
-                restarts += 1
-                workers.append(spawn())
-
+    outages: list[threading.Thread] = []
     try:
-        runs = home / "runs" / "chaos"
-        while not (runs.is_dir() and any((d / "checkpoints" / "last.pt").is_file() for d in runs.iterdir())):
-            time.sleep(0.2)
-        while kills < args.kills:
-            time.sleep(rng.uniform(1.5, 5.0))
-            supervise()
-            alive = [w for w in workers if w.poll() is None]
-            if not alive:
-                break
-            victim = rng.choice(alive)
-            victim.send_signal(signal.SIGKILL)
-            victim.wait(timeout=30)
-            kills += 1
-            workers.append(spawn())
-            if outage_thread is None and kills >= args.kills // 2 and args.outage > 0:
-                print(f"chaos: {kills} kills; database down for {args.outage:g} s", file=sys.stderr, flush=True)
-                outage_thread = threading.Thread(target=lambda: down.update(done=outage(args.outage)))
-                outage_thread.start()
-        print(f"chaos: {kills} kills done; waiting for the workers to finish", file=sys.stderr, flush=True)
+        wait_for_a_checkpoint(home)
+        kills = kill_at_random(args, fleet, down, outages)
+        say("chaos", f"{kills} kills done; waiting for the workers to finish")
         deadline = time.monotonic() + 3600
-        while any(w.poll() is None for w in workers) or any(
-                w.returncode not in (0, -signal.SIGKILL) and not getattr(w, "replaced", False) for w in workers):
-            if time.monotonic() > deadline:
-                break
-            supervise()
+        while fleet.busy() and time.monotonic() <= deadline:
+            fleet.supervise()
             time.sleep(1)
     finally:
-        if outage_thread is not None:
-            outage_thread.join()
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-                worker.wait(timeout=30)
-    failed_exits = sorted({w.returncode for w in workers if w.returncode not in (0, -signal.SIGKILL)})
-    return {"kills": kills, "outage": down.get("done", "not reached"), "workers_started": spawned,
-            "restarts_after_error_exit": restarts, "error_exit_codes": failed_exits,
+        for thread in outages:  # the database is back before the workers are killed and it is dropped
+            thread.join()
+        fleet.kill_all()
+    failed_exits = sorted({w.returncode for w in fleet.workers if w.returncode not in (0, -signal.SIGKILL)})
+    return {"kills": kills, "outage": down.get("done", "not reached"), "workers_started": fleet.spawned,
+            "restarts_after_error_exit": fleet.restarts, "error_exit_codes": failed_exits,
             "wall_s": round(time.monotonic() - started, 1)}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=positive_int, default=4, help="workers at a time (default 4)")
     parser.add_argument("--kills", type=positive_int, default=20, help="random SIGKILLs (default 20)")
     parser.add_argument("--trials", type=positive_int, default=12, help="the study's target (default 12)")
@@ -180,37 +208,35 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1, help="seed of the kill schedule (default 1)")
     parser.add_argument("--postgres-url", type=postgres_url, default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="administrative URL used to create and drop the bench database")
-    parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
-    args = parser.parse_args()
-    if args.outage and args.outage <= args.grace:
-        parser.error(f"--outage {args.outage:g} must be longer than --grace {args.grace:g}: that is the case tested")
+    output_arguments(parser)
 
+
+def run_and_audit(args: argparse.Namespace, url: str, folder: Path, corpus: Path) -> tuple[dict[str, Any], Any]:
+    """Run the fleet on the study at ``url``; return what was done to it and tuner.fleet.audit's findings."""
     import optuna
 
     from tuner.fleet.audit import audit_trials
     from tuner.paths import Home
     from tuner.study.storage import open_storage, resolve_storage
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    workdir = args.workdir.resolve()
-    os.environ["SMART_TUNER_CACHE"] = str(workdir / "feature-cache")
-    corpus = ensure_corpus(workdir)
+    done = run(args, url, folder, corpus)
+    storage = open_storage(resolve_storage(url, Home(folder / "home")))
+    trials = optuna.load_study(study_name="chaos", storage=storage).get_trials(deepcopy=False)
+    return done, audit_trials(trials)
+
+
+def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ChaosRecord:
+    if args.outage and args.outage <= args.grace:
+        parser.error(f"--outage {args.outage:g} must be longer than --grace {args.grace:g}: that is the case tested")
+    setup_study_bench(args, parser)
+    corpus = ensure_corpus(args.workdir, 24)
     stamp = time.strftime("%Y%m%d_%H%M%S")
-    folder = workdir / "chaos" / stamp
-    database = f"tuner_chaos_{stamp}"
-    admin_sql(args.postgres_url, f'CREATE DATABASE "{database}"')
-    try:
-        url = database_url(args.postgres_url, database)
-        done = run(args, url, folder, corpus)
-        storage = open_storage(resolve_storage(url, Home(folder / "home")))
-        trials = optuna.load_study(study_name="chaos", storage=storage).get_trials(deepcopy=False)
-        audit = audit_trials(trials)
-    finally:
-        admin_sql(args.postgres_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    folder = args.workdir / "chaos" / stamp
+    with fresh_database(args.postgres_url, f"tuner_chaos_{stamp}") as url:
+        done, audit = run_and_audit(args, url, folder, corpus)
     figures = audit.as_dict()
-    result = {
-        "bench": "chaos", "workers": args.workers, "trials_target": args.trials, "max_steps": args.max_steps,
+    return {
+        "workers": args.workers, "trials_target": args.trials, "max_steps": args.max_steps,
         "heartbeat_s": args.heartbeat, "grace_s": args.grace, **done,
         "trials_lost": figures["lost"], "trials_trained_twice": figures["trained_twice"],
         "wrong_resumes": figures["wrong_resume"], "retries": figures["retries"],
@@ -218,12 +244,11 @@ def main() -> int:
         "trials": figures["trials"], "finished": figures["finished"], "findings": figures["findings"],
         "goal_met": figures["lost"] == 0 and figures["trained_twice"] == 0 and figures["wrong_resume"] == 0
         and figures["finished"] >= args.trials,
-        "run_folder": str(folder), "machine": machine("cpu"),
-        "command": "python bench/chaos.py " + " ".join(sys.argv[1:]),
+        "run_folder": str(folder),
     }
-    emit(result, args.results)
-    return 0
 
+
+BENCH = Bench("chaos", __doc__, arguments, measure)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(BENCH.main())

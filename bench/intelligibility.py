@@ -26,11 +26,12 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from report import emit, machine  # bench/report.py, beside this script
+from harness.common import made_once, output_arguments
+from harness.runner import Bench
+from sections.intelligibility import IntelligibilityRecord, VariantRun
 
 from trainer.presets import OVERRIDES
 
-ROOT = Path(__file__).resolve().parent.parent
 GOAL = 2.0  # the target: free-running WER at most this many times the resynthesis ceiling
 
 # One change at a time from the tiny preset; the inference-only ones reuse the default run's checkpoints.
@@ -48,12 +49,8 @@ INFERENCE_VARIANTS: dict[str, dict[str, Any]] = {"no_prenet_dropout_at_inference
 
 def ensure_flite_corpus(workdir: Path, name: str, utterances: int, seed: int, voice: str) -> Path:
     """Return a flite corpus under ``workdir`` (made once; equal arguments give the same corpus)."""
-    from trainer.corpora.make import make_corpus
-
-    path = workdir / f"flite-{voice}-{name}-{utterances}-seed{seed}"
-    if not (path / "metadata.csv").is_file():
-        make_corpus(path, lang="en", utterances=utterances, seed=seed, voice=voice, engine="flite")
-    return path
+    return made_once(workdir / f"flite-{voice}-{name}-{utterances}-seed{seed}", lang="en", utterances=utterances,
+                     seed=seed, voice=voice, engine="flite")
 
 
 def reference_rates(heldout: Path) -> dict[str, float]:
@@ -122,7 +119,7 @@ def score_run(run_dir: Path, variant: str, heldout: Path) -> list[dict[str, Any]
     return sorted(curve, key=lambda point: point["step"])
 
 
-def run_variant(job: dict[str, Any]) -> dict[str, Any]:
+def run_variant(job: dict[str, Any]) -> VariantRun:
     """Train one variant and score its step checkpoints (runs in a worker process, one thread)."""
     import torch
 
@@ -147,8 +144,7 @@ def run_variant(job: dict[str, Any]) -> dict[str, Any]:
             "curve": score_run(run_dir, job["variant"], Path(job["heldout"]))}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=3000, help="training steps per variant (default 3000)")
     parser.add_argument("--every", type=int, default=500, help="steps between scored checkpoints (default 500)")
     parser.add_argument("--utterances", type=int, default=160, help="training corpus size (default 160: ~9 min)")
@@ -164,9 +160,11 @@ def main() -> int:
     parser.add_argument("--score", type=Path, default=None, metavar="RUN_DIR",
                         help="train nothing: score the step checkpoints of an earlier run of this bench "
                              "(one that was stopped early, say); its variant is read from the folder name")
-    parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
-    args = parser.parse_args()
+    output_arguments(parser)
+
+
+def chosen_variants(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[str]:
+    """Return the variants to train (with ``--score``, the one its run folder names), or stop with a usage error."""
     if args.score is not None:
         if not (args.score / "checkpoints").is_dir():
             parser.error(f"--score {args.score}: no checkpoints folder")
@@ -175,45 +173,60 @@ def main() -> int:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant {unknown[0]!r} (choose from {', '.join(VARIANTS)})")
-
-    import soundfile as sf
-
-    from trainer.config import TrainConfig
-    from trainer.data.corpus import read_corpus
     from trainer.evaluation.asr import unavailable_reason
 
     reason = unavailable_reason("en")
     if reason is not None:
         parser.error(reason)
+    return variants
+
+
+def train_and_score(args: argparse.Namespace, variants: list[str], corpus: Path, heldout: Path,
+                    goal: float) -> list[VariantRun]:
+    """Train (or, with ``--score``, read) each variant ``--jobs`` at a time and score its curve against ``goal``."""
+    jobs = [{"variant": v, "steps": args.steps, "every": args.every, "seed": args.seed, "device": args.device,
+             "threads": args.threads, "corpus": str(corpus), "heldout": str(heldout),
+             "workdir": str(args.workdir), "score": str(args.score) if args.score else None} for v in variants]
+    with ProcessPoolExecutor(max_workers=max(1, min(args.jobs, len(jobs))), mp_context=get_context("spawn")) as pool:
+        runs = list(pool.map(run_variant, jobs))
+    for run in runs:
+        reached = next((point["step"] for point in run["curve"] if point["wer"] <= goal), None)
+        run["first_step_wer_within_goal"] = reached
+    return runs
+
+
+def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> IntelligibilityRecord:
+    variants = chosen_variants(args, parser)
+    import soundfile as sf
+
+    from trainer.config import TrainConfig
+    from trainer.data.corpus import read_corpus
+
     args.workdir.mkdir(parents=True, exist_ok=True)
     corpus = ensure_flite_corpus(args.workdir, "train", args.utterances, 0, args.voice)
     heldout = ensure_flite_corpus(args.workdir, "heldout", args.heldout, 99, args.voice)
     minutes = sum(sf.info(str(item.wav_path)).duration for item in read_corpus(corpus)) / 60
     started = time.perf_counter()
     references = reference_rates(heldout)
-    jobs = [{"variant": v, "steps": args.steps, "every": args.every, "seed": args.seed, "device": args.device,
-             "threads": args.threads, "corpus": str(corpus), "heldout": str(heldout),
-             "workdir": str(args.workdir), "score": str(args.score) if args.score else None} for v in variants]
-    with ProcessPoolExecutor(max_workers=max(1, min(args.jobs, len(jobs))), mp_context=get_context("spawn")) as pool:
-        runs = list(pool.map(run_variant, jobs))
     goal = GOAL * references["ceiling_wer"]
-    for run in runs:
-        reached = next((point["step"] for point in run["curve"] if point["wer"] <= goal), None)
-        run["first_step_wer_within_goal"] = reached
+    runs = train_and_score(args, variants, corpus, heldout, goal)
     if args.score is not None:  # the steps the run reached, not the ones asked for
         args.steps = max((point["step"] for run in runs for point in run["curve"]), default=0)
-    result = {
-        "bench": "intelligibility", "preset": "tiny", "device": args.device, "steps": args.steps, "every": args.every,
+    return {
+        "preset": "tiny", "device": args.device, "steps": args.steps, "every": args.every,
         "scored_earlier_run": args.score is not None, "default_text_frontend": TrainConfig().model.text_frontend,
         "voice": args.voice, "utterances": args.utterances, "corpus_minutes": round(minutes, 1),
         "heldout": args.heldout, "seed": args.seed, "references": {k: round(v, 4) for k, v in references.items()},
         "goal_wer": round(goal, 4), "runs": runs, "wall_s": round(time.perf_counter() - started, 1),
-        "machine": machine(args.device), "command": "python bench/intelligibility.py " + " ".join(sys.argv[1:]),
     }
-    emit(result, args.results)
-    print(json.dumps({run["variant"]: [(p["step"], p["wer"]) for p in run["curve"]] for run in runs}), file=sys.stderr)
-    return 0
 
+
+def curves(record: dict[str, Any]) -> str:
+    """Return each variant's (step, WER) curve as one JSON line, for the terminal after the record."""
+    return json.dumps({run["variant"]: [(p["step"], p["wer"]) for p in run["curve"]] for run in record["runs"]})
+
+
+BENCH = Bench("intelligibility", __doc__, arguments, measure, epilogue=curves)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(BENCH.main())

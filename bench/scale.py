@@ -15,7 +15,6 @@ the 8 GB that in-memory features may take. Appends to bench/results.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -25,8 +24,10 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from report import emit, machine  # bench/report.py, beside this script
-from runs import ROOT, ensure_corpus
+from harness.common import ensure_corpus, output_arguments
+from harness.runner import Bench
+from harness.training import timed_steps
+from sections.scale import CorpusRow, ScaleRecord
 
 FEATURE_BUDGET_GB = 8.0  # in-memory features a 24-hour corpus may take
 LJSPEECH_HOURS = 24.0
@@ -75,8 +76,7 @@ def measure_train(corpus: str, steps: int, workdir: str, cache_dir: str) -> dict
                                     fr_asr="off", device="cpu", cache_dir=cache_dir)
     run_dir = Path(workdir) / f"scale-{int(time.time() * 1000)}"
     train(config, corpus, run_dir, show_progress=False)
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    step_s = [r["sec_per_step"] for r in records if r["kind"] == "train" and r["step"] > 2]
+    step_s = [r["sec_per_step"] for r in timed_steps(run_dir)]
     return {"median_sec_per_step": round(statistics.median(step_s), 3), "steps_timed": len(step_s),
             "trial_peak_rss_mib": round(_peak_rss_mib(), 1)}
 
@@ -86,43 +86,44 @@ def _in_fresh_process(function: Any, *args: Any) -> dict[str, Any]:
         return pool.submit(function, *args).result()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def corpus_row(corpus: Path, steps: int, runs: Path) -> CorpusRow:
+    """Return one corpus's figures: its load with an empty and a filled cache, then its training, each in a fresh
+    process (so each memory figure is its own)."""
+    with tempfile.TemporaryDirectory() as cache_dir:
+        cold = _in_fresh_process(measure_load, str(corpus), cache_dir)  # fills the cache
+        row = _in_fresh_process(measure_load, str(corpus), cache_dir)  # memory measured on a clean process
+        row["load_s_cold_cache"], row["load_s_warm_cache"] = cold["load_s"], row.pop("load_s")
+        row.update(_in_fresh_process(measure_train, str(corpus), steps, str(runs), cache_dir))
+    return row
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--utterances", type=int, default=3000, help="size of the large corpus (>= 3000 asked)")
     parser.add_argument("--steps", type=int, default=10, help="timed tiny-preset steps per corpus")
-    parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
-    args = parser.parse_args()
+    output_arguments(parser)
+
+
+def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ScaleRecord:
     if args.utterances < 300 or args.steps < 1:
         parser.error("--utterances must be >= 300 and --steps >= 1")
-
     started = time.perf_counter()
     corpora = [ensure_corpus(args.workdir, 300), ensure_corpus(args.workdir, args.utterances)]
     made_s = time.perf_counter() - started
-    rows = []
-    for corpus in corpora:  # fresh processes, so each memory figure is its own
-        with tempfile.TemporaryDirectory() as cache_dir:
-            cold = _in_fresh_process(measure_load, str(corpus), cache_dir)  # fills the cache
-            row = _in_fresh_process(measure_load, str(corpus), cache_dir)  # memory measured on a clean process
-            row["load_s_cold_cache"], row["load_s_warm_cache"] = cold["load_s"], row.pop("load_s")
-            row.update(_in_fresh_process(measure_train, str(corpus), args.steps, str(args.workdir / "runs"),
-                                         cache_dir))
-        rows.append(row)
+    rows = [corpus_row(corpus, args.steps, args.workdir / "runs") for corpus in corpora]
     small, large = rows
     per_hour = statistics.mean(r["mel_mib_per_hour"] for r in rows)
     projected_gb = per_hour * LJSPEECH_HOURS / 1024
-    result = {
-        "bench": "scale", "corpora": rows, "corpus_build_s": round(made_s, 1),
+    return {
+        "corpora": rows, "corpus_build_s": round(made_s, 1),
         "mel_mib_per_hour": round(per_hour, 1), "projected_24h_gb": round(projected_gb, 2),
         "feature_budget_gb": FEATURE_BUDGET_GB, "fits_in_memory": projected_gb <= FEATURE_BUDGET_GB,
         "step_ratio_large_vs_small": round(large["median_sec_per_step"] / small["median_sec_per_step"], 3),
         "load_ratio_large_vs_small": round(large["load_s_warm_cache"] / max(small["load_s_warm_cache"], 1e-3), 2),
-        "wall_s": round(time.perf_counter() - started, 1), "machine": machine("cpu"),
-        "command": "python bench/scale.py " + " ".join(sys.argv[1:]),
+        "wall_s": round(time.perf_counter() - started, 1),
     }
-    emit(result, args.results)
-    return 0
 
+
+BENCH = Bench("scale", __doc__, arguments, measure)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(BENCH.main())

@@ -34,8 +34,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from report import emit, machine  # bench/report.py, beside this script
-from runs import ROOT, WARMUP_STEPS, ensure_corpus, frames_per_second, timed_steps
+from harness.common import ROOT, ensure_corpus, output_arguments
+from harness.runner import Bench
+from harness.training import WARMUP_STEPS, frames_per_second, timed_steps
+from sections.speedup import SpeedupRecord, ThreadRow
 
 from trainer.presets import PRESETS
 
@@ -104,8 +106,7 @@ def thread_label(threads: int | None) -> str:
     return "preset" if threads is None else str(threads or "default")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", default=BASELINE_REVISION, help="git revision to compare with "
                         f"(default {BASELINE_REVISION[:10]}, before the speed work)")
     parser.add_argument("--preset", default="tiny", choices=PRESETS)
@@ -116,22 +117,22 @@ def main() -> int:
                         help="thread settings, comma-separated: preset (each revision's own), 0 (torch's default) "
                              "or a count (default preset,0,1)")
     parser.add_argument("--utterances", type=int, default=300)
-    parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
-    args = parser.parse_args()
+    output_arguments(parser)
+
+
+def thread_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[int | None]:
+    """Return the ``--threads`` settings (None: the revision's own), or stop with a usage error."""
     names = [t.strip() for t in args.threads.split(",") if t.strip()]
     if not names or not all(t == "preset" or (t.isdigit()) for t in names):
         parser.error(f"--threads takes preset, 0 or thread counts, comma-separated; got {args.threads!r}")
-    threads: list[int | None] = [None if t == "preset" else int(t) for t in names]
     if args.steps < 1 or args.rounds < 1 or args.batch_size < 1:
         parser.error("--steps, --rounds and --batch-size take positive counts")
+    return [None if t == "preset" else int(t) for t in names]
 
-    started = time.perf_counter()
-    try:
-        trees = {"baseline": extract(args.baseline, args.workdir / "revisions"), WORKTREE: ROOT}
-    except ValueError as error:
-        parser.error(str(error))
-    corpus = ensure_corpus(args.workdir, args.utterances)
+
+def alternate(args: argparse.Namespace, trees: dict[str, Path], threads: list[int | None],
+              corpus: Path) -> dict[tuple[int | None, str], list[dict[str, float]]]:
+    """Train every revision at every thread setting ``--rounds`` times, taking turns; return each one's figures."""
     runs_dir = args.workdir / "runs" / f"speedup-{int(time.time())}"
     samples: dict[tuple[int | None, str], list[dict[str, float]]] = {}
     for round_index in range(args.rounds):
@@ -145,27 +146,42 @@ def main() -> int:
                 print(f"round {round_index + 1} threads {thread_label(count)} {label}: "
                       f"{figures['sec_per_step']:.3f} s/step, {figures['mel_frames_per_s']:.0f} mel frames/s",
                       file=sys.stderr, flush=True)
-    rows = []
-    for count in threads:
-        row: dict[str, Any] = {"threads": thread_label(count)}
-        for label in trees:
-            runs = samples[(count, label)]
-            row[label] = {"median_sec_per_step": round(statistics.median(r["sec_per_step"] for r in runs), 3),
-                          "mel_frames_per_s": round(statistics.median(r["mel_frames_per_s"] for r in runs), 1),
-                          "each_run_mel_frames_per_s": [round(r["mel_frames_per_s"], 1) for r in runs]}
-        row["frames_per_s_ratio"] = round(row[WORKTREE]["mel_frames_per_s"] / row["baseline"]["mel_frames_per_s"], 3)
-        rows.append(row)
+    return samples
+
+
+def thread_row(count: int | None, labels: list[str], samples: dict[tuple[int | None, str], list[dict[str, float]]]
+               ) -> ThreadRow:
+    """Return one thread setting's row: each revision's medians over its rounds, and the checkout's ratio."""
+    row: dict[str, Any] = {"threads": thread_label(count)}
+    for label in labels:
+        runs = samples[(count, label)]
+        row[label] = {"median_sec_per_step": round(statistics.median(r["sec_per_step"] for r in runs), 3),
+                      "mel_frames_per_s": round(statistics.median(r["mel_frames_per_s"] for r in runs), 1),
+                      "each_run_mel_frames_per_s": [round(r["mel_frames_per_s"], 1) for r in runs]}
+    row["frames_per_s_ratio"] = round(row[WORKTREE]["mel_frames_per_s"] / row["baseline"]["mel_frames_per_s"], 3)
+    return row
+
+
+def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> SpeedupRecord:
+    threads = thread_settings(args, parser)
+    started = time.perf_counter()
+    try:
+        trees = {"baseline": extract(args.baseline, args.workdir / "revisions"), WORKTREE: ROOT}
+    except ValueError as error:
+        parser.error(str(error))
+    corpus = ensure_corpus(args.workdir, args.utterances)
+    samples = alternate(args, trees, threads, corpus)
+    rows = [thread_row(count, list(trees), samples) for count in threads]
     baseline = subprocess.run(["git", "rev-parse", "--short", f"{args.baseline}^{{commit}}"], cwd=ROOT,
                               check=True, capture_output=True, text=True).stdout.strip()
     policy = os.environ.get("OMP_WAIT_POLICY", "PASSIVE (the trainer's default)")
-    result = {"bench": "speedup", "preset": args.preset, "batch_size": args.batch_size, "steps_timed": args.steps,
-              "rounds": args.rounds, "baseline_revision": baseline, "text_frontend": "characters",
-              "utterances": args.utterances,
-              "omp_wait_policy": policy, "rows": rows, "wall_s": round(time.perf_counter() - started, 1),
-              "machine": machine("cpu"), "command": "python bench/speedup.py " + " ".join(sys.argv[1:])}
-    emit(result, args.results)
-    return 0
+    return {"preset": args.preset, "batch_size": args.batch_size, "steps_timed": args.steps,
+            "rounds": args.rounds, "baseline_revision": baseline, "text_frontend": "characters",
+            "utterances": args.utterances,
+            "omp_wait_policy": policy, "rows": rows, "wall_s": round(time.perf_counter() - started, 1)}
 
+
+BENCH = Bench("speedup", __doc__, arguments, measure)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(BENCH.main())

@@ -14,60 +14,58 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-import torch
-from report import emit, machine  # bench/report.py, beside this script
-
-from trainer.corpora.make import make_corpus
-from trainer.data.corpus import read_corpus
-from trainer.data.dataset import FeatureCache, TTSDataset
-from trainer.evaluation.validate import free_running
-from trainer.model.checkpoint import load_checkpoint
-from trainer.synthesis.infer import load_model
-
-ROOT = Path(__file__).resolve().parent.parent
+from harness.common import ensure_corpus, output_arguments
+from harness.runner import Bench
+from sections.stop_gate import CheckpointFigures, StopGateRecord
 
 
-def evaluate(checkpoint: Path, dataset: TTSDataset, seed: int) -> dict:
-    """Return the free-running stop figures of ``checkpoint`` with each threshold kind."""
+def evaluate(checkpoint: Path, dataset: Any, seed: int) -> CheckpointFigures:
+    """Return the free-running stop figures of ``checkpoint`` with each threshold kind (``dataset``: a TTSDataset)."""
+    import torch
+
+    from trainer.evaluation.validate import free_running
+    from trainer.model.checkpoint import load_checkpoint
+    from trainer.synthesis.infer import load_model
+
     model, config = load_model(checkpoint)
     payload = load_checkpoint(checkpoint)
     step = int(payload["position"]["step"])
     progress = min(step / max(config.max_steps, 1), 1.0)
-    figures = {"checkpoint": str(checkpoint), "step": step, "progress": round(progress, 3)}
     indices = list(range(len(dataset)))
+    kinds: dict[str, dict[str, float]] = {}
     for kind in ("fixed", "adaptive"):
         torch.manual_seed(seed)  # the same prenet-dropout draws for both kinds
         chosen = config.replace(stop_gate=kind, stop_threshold=0.5, fr_max_factor=2.0)
         metrics, _ = free_running(model, dataset, indices, chosen, torch.device("cpu"),
                                   float(model.frames_per_char), progress)
-        figures[kind] = {k.removeprefix("fr_"): round(v, 4) for k, v in metrics.items()
-                         if k in ("fr_stop_error", "fr_early_stop_rate", "fr_run_on_rate", "fr_hit_max_rate",
-                                  "fr_diagonality")}
-    return figures
+        kinds[kind] = {k.removeprefix("fr_"): round(v, 4) for k, v in metrics.items()
+                       if k in ("fr_stop_error", "fr_early_stop_rate", "fr_run_on_rate", "fr_hit_max_rate",
+                                "fr_diagonality")}
+    return {"checkpoint": str(checkpoint), "step": step, "progress": round(progress, 3), "fixed": kinds["fixed"],
+            "adaptive": kinds["adaptive"]}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoints", type=Path, nargs="+")
     parser.add_argument("--utterances", type=int, default=48)
     parser.add_argument("--corpus-seed", type=int, default=99, help="sentence seed of the unseen test corpus")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
-    args = parser.parse_args()
+    output_arguments(parser)
 
-    corpus = args.workdir / f"corpus-en-{args.utterances}-seed{args.corpus_seed}"
-    if not (corpus / "metadata.csv").is_file():
-        make_corpus(corpus, lang="en", utterances=args.utterances, seed=args.corpus_seed)
+
+def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> StopGateRecord:
+    from trainer.data.corpus import read_corpus
+    from trainer.data.dataset import FeatureCache, TTSDataset
+
+    corpus = ensure_corpus(args.workdir, args.utterances, seed=args.corpus_seed)
     dataset = TTSDataset(read_corpus(corpus), FeatureCache())
-    result = {"bench": "stop_gate", "utterances": len(dataset), "corpus_seed": args.corpus_seed,
-              "runs": [evaluate(path, dataset, args.seed) for path in args.checkpoints],
-              "machine": machine("cpu"),
-              "command": "python bench/stop_gate.py " + " ".join(sys.argv[1:])}
-    emit(result, args.results)
-    return 0
+    return {"utterances": len(dataset), "corpus_seed": args.corpus_seed,
+            "runs": [evaluate(path, dataset, args.seed) for path in args.checkpoints]}
 
+
+BENCH = Bench("stop_gate", __doc__, arguments, measure)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(BENCH.main())

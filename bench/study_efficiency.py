@@ -51,7 +51,6 @@ before, 1.96 at step 10) and beats the base only after 20-30 steps, so a longer 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -59,10 +58,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from report import emit, machine  # bench/report.py, beside this script
+from harness.common import BASE_CHECKPOINT, ROOT, bounded_int, made_once, output_arguments, say
+from harness.runner import Bench
+from harness.studies import child_env, run_study_command, setup_study_bench, steps_to_reach, warm_feature_cache
+from sections.study_efficiency import Repetition, StudyEfficiencyRecord, StudyFigures
 
-ROOT = Path(__file__).resolve().parent.parent
-BASE_CHECKPOINT = ROOT / "tests" / "data" / "tiny-aligned.pt"
 STUDY = "efficiency"
 VOICE_UTTERANCES = 60
 VOICE_SEED = 1  # the base's corpus used the sentence generator's seed 0
@@ -102,29 +102,13 @@ PRUNED_GATES = ("[{metric: tf_diagonality, min: 0.5, after_fraction: 0.33}, "
                 "{metric: tf_gate_balanced_accuracy, min: 0.6, after_fraction: 0.7}]")
 
 
-def bounded_int(low: int):
-    """Return an argparse type accepting whole numbers >= ``low``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-
-    return parse
-
-
 def ensure_voice_corpus(workdir: Path) -> Path:
     """Return the second voice's 60-utterance eSpeak corpus, made on first use."""
-    from trainer.corpora.make import SECOND_VOICES, make_corpus
+    from trainer.corpora.make import SECOND_VOICES
 
     voice = SECOND_VOICES["en"]
-    corpus = workdir / f"voice-{voice}-{VOICE_UTTERANCES}-seed{VOICE_SEED}"
-    if not (corpus / "metadata.csv").is_file():
-        make_corpus(corpus, lang="en", utterances=VOICE_UTTERANCES, seed=VOICE_SEED, voice=voice)
-    return corpus
+    return made_once(workdir / f"voice-{voice}-{VOICE_UTTERANCES}-seed{VOICE_SEED}", lang="en",
+                     utterances=VOICE_UTTERANCES, seed=VOICE_SEED, voice=voice)
 
 
 def write_space(folder: Path, rep: int, variant: str, trials: int, max_steps: int, device: str) -> Path:
@@ -141,24 +125,13 @@ def write_space(folder: Path, rep: int, variant: str, trials: int, max_steps: in
     return path
 
 
-def warm_feature_cache(space_path: Path, corpus: Path) -> None:
-    """Compute the corpus's mel features once, so the two studies do not both compute them in their first trial."""
-    from trainer.training.loop import load_data
-    from tuner.space.load import load_space
-
-    space = load_space(space_path)
-    load_data(space.build_config(space.defaults_or_low()), corpus, False)
-
-
 def run_studies(spaces: dict[str, Path], corpus: Path, trials: int) -> dict[str, float]:
     """Run the studies of ``spaces`` (variant -> space file) side by side; return each one's wall seconds.
 
     Each study lives in the home beside its space file (SQLite storage, run folders, log).
     """
-    env = dict(os.environ)
-    env.pop("SMART_TUNER_STORAGE", None)  # each study's own SQLite file in its home
-    env.pop("SMART_TUNER_FAULT", None)
-    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    # each study's own SQLite file in its home
+    env = child_env(["SMART_TUNER_STORAGE", "SMART_TUNER_FAULT"], OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     started: dict[str, float] = {}
     walls: dict[str, float] = {}
     processes: dict[str, subprocess.Popen] = {}
@@ -166,9 +139,7 @@ def run_studies(spaces: dict[str, Path], corpus: Path, trials: int) -> dict[str,
     try:
         for variant, space in spaces.items():
             home = space.parent / "home"
-            command = [sys.executable, "-m", "tuner.cli", "run-study", "--space", str(space), "--study", STUDY,
-                       "--data", str(corpus), "--warm-start", str(BASE_CHECKPOINT), "--home", str(home),
-                       "--trials", str(trials), "--no-mlflow", "--quiet"]
+            command = run_study_command(space, corpus, home, trials, study=STUDY, warm_start=BASE_CHECKPOINT)
             handle = (space.parent / "run-study.log").open("wb")
             handles.append(handle)
             started[variant] = time.perf_counter()
@@ -207,7 +178,7 @@ def load_trials(space: Path) -> list:
     return sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
 
 
-def trial_steps(trial, max_steps: int) -> int:
+def trial_steps(trial: Any, max_steps: int) -> int:
     """Return the optimiser steps a trial trained: the budget when complete, else its last reported step."""
     from optuna.trial import TrialState
 
@@ -218,42 +189,30 @@ def trial_steps(trial, max_steps: int) -> int:
     return int(trial.user_attrs.get("last_step", 0))
 
 
-def best_value(trials: list) -> float | None:
-    """Return the lowest objective among the complete trials (None when none completed)."""
-    from optuna.trial import TrialState
+def trial_records(trials: list, max_steps: int) -> list[dict[str, Any]]:
+    """Return each trial's state (name), objective and steps trained, in trial order (harness.studies records)."""
+    return [{"state": t.state.name, "value": t.value, "steps": trial_steps(t, max_steps)} for t in trials]
 
-    values = [t.value for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+
+def best_value(records: list[dict[str, Any]]) -> float | None:
+    """Return the lowest objective among the complete trials (None when none completed)."""
+    values = [t["value"] for t in records if t["state"] == "COMPLETE" and t["value"] is not None]
     return min(values) if values else None
 
 
-def steps_to_reach(trials: list, target: float | None, max_steps: int) -> int | None:
-    """Return the trial-steps spent, in trial order, up to the first complete trial with objective <= ``target``."""
-    from optuna.trial import TrialState
-
-    if target is None:
-        return None
-    spent = 0
-    for trial in trials:
-        spent += trial_steps(trial, max_steps)
-        if trial.state == TrialState.COMPLETE and trial.value is not None and trial.value <= target:
-            return spent
-    return None
-
-
-def study_record(trials: list, target: float | None, max_steps: int, wall: float | None) -> dict[str, Any]:
+def study_record(trials: list, target: float | None, max_steps: int, wall: float | None) -> StudyFigures:
     """Return one study's figures (the keys of ``pruned``/``unpruned`` in a repetition)."""
-    from optuna.trial import TrialState
-
-    failed = [t for t in trials if t.state == TrialState.FAIL]
-    for trial in failed:
-        print(f"study_efficiency: trial {trial.number} failed: {trial.user_attrs.get('fail_reason', '')}",
-              file=sys.stderr)
-    best = best_value(trials)
+    records = trial_records(trials, max_steps)
+    for trial in trials:
+        if trial.state.name == "FAIL":
+            print(f"study_efficiency: trial {trial.number} failed: {trial.user_attrs.get('fail_reason', '')}",
+                  file=sys.stderr)
+    best = best_value(records)
     return {"best": None if best is None else round(best, 5),
-            "trial_steps_total": sum(trial_steps(t, max_steps) for t in trials),
-            "trial_steps_to_unpruned_best": steps_to_reach(trials, target, max_steps),
-            "complete": sum(t.state == TrialState.COMPLETE for t in trials),
-            "pruned": sum(t.state == TrialState.PRUNED for t in trials),
+            "trial_steps_total": sum(t["steps"] for t in records),
+            "trial_steps_to_unpruned_best": steps_to_reach(records, target),
+            "complete": sum(t["state"] == "COMPLETE" for t in records),
+            "pruned": sum(t["state"] == "PRUNED" for t in records),
             "wall_s": None if wall is None else round(wall, 1)}
 
 
@@ -263,47 +222,35 @@ def median_of(reps: list[dict[str, Any]], variant: str, key: str) -> float | Non
     return round(statistics.median(values), 5) if values else None
 
 
-def run_rep(rep: int, args: argparse.Namespace, corpus: Path, folder: Path) -> dict[str, Any]:
+def run_rep(rep: int, args: argparse.Namespace, corpus: Path, folder: Path) -> Repetition:
     """Run one repetition (both studies, sampler seed ``rep``); return its record."""
     spaces = {variant: write_space(folder / f"rep{rep}-{variant}", rep, variant, args.trials, args.max_steps,
                                    args.device) for variant in VARIANTS}
     if rep == 1:
         warm_feature_cache(spaces["unpruned"], corpus)
-    print(f"study_efficiency: repetition {rep}: {args.trials} trials x {args.max_steps} steps, pruning on and off ...",
-          file=sys.stderr, flush=True)
+    say("study_efficiency", f"repetition {rep}: {args.trials} trials x {args.max_steps} steps, pruning on and off ...")
     walls = run_studies(spaces, corpus, args.trials)
     trials = {variant: load_trials(space) for variant, space in spaces.items()}
-    target = best_value(trials["unpruned"])
+    target = best_value(trial_records(trials["unpruned"], args.max_steps))
     record = {"rep": rep, "sampler_seed": rep,
               **{variant: study_record(trials[variant], target, args.max_steps, walls.get(variant))
                  for variant in VARIANTS}}
-    print(f"study_efficiency:   pruned {record['pruned']}", file=sys.stderr)
-    print(f"study_efficiency:   unpruned {record['unpruned']}", file=sys.stderr, flush=True)
+    say("study_efficiency", f"  pruned {record['pruned']}")
+    say("study_efficiency", f"  unpruned {record['unpruned']}")
     return record
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=bounded_int(1), default=6, help="trials per study (default 6)")
     parser.add_argument("--max-steps", type=bounded_int(4), default=20,
                         help="steps per trial (default 20; a validation every max_steps // 4)")
     parser.add_argument("--reps", type=bounded_int(1), default=3, help="repetitions (default 3)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
-    args = parser.parse_args()
-    args.workdir = args.workdir.resolve()
-    if args.device == "cuda":
-        import torch
+    output_arguments(parser)
 
-        if not torch.cuda.is_available():
-            parser.error("--device cuda: no CUDA device is visible")
-    if not BASE_CHECKPOINT.is_file():
-        parser.error(f"base checkpoint {BASE_CHECKPOINT} not found")
-    import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    os.environ["SMART_TUNER_CACHE"] = str(args.workdir / "feature-cache")  # this process and the studies
+def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> StudyEfficiencyRecord:
+    setup_study_bench(args, parser, needs_base=True)
     corpus = ensure_voice_corpus(args.workdir)
     folder = args.workdir / "study_efficiency" / time.strftime("%Y%m%d-%H%M%S")
     reps = [run_rep(rep, args, corpus, folder) for rep in range(1, args.reps + 1)]
@@ -311,14 +258,10 @@ def main() -> int:
                for name, key in (("best", "best"), ("steps_to_unpruned_best", "trial_steps_to_unpruned_best"),
                                  ("trial_steps_total", "trial_steps_total"))
                for variant in VARIANTS}
-    result = {
-        "bench": "study_efficiency", "trials": args.trials, "max_steps": args.max_steps, "reps": reps,
-        "summary": summary, "machine": machine(args.device),
-        "command": "python bench/study_efficiency.py " + " ".join(sys.argv[1:]),
-    }
-    emit(result, args.results)
-    return 0
+    return {"trials": args.trials, "max_steps": args.max_steps, "reps": reps, "summary": summary}
 
+
+BENCH = Bench("study_efficiency", __doc__, arguments, measure)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(BENCH.main())

@@ -34,13 +34,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from report import emit, machine  # bench/report.py, beside this script
-from runs import ROOT, WARMUP_STEPS, ensure_corpus, frames_per_second, timed_steps
+from harness.common import ROOT, ensure_corpus, output_arguments
+from harness.runner import Bench
+from harness.training import WARMUP_STEPS, frames_per_second, timed_steps
+from sections.throughput import CacheFigures, PresetRow, ThroughputRecord
 
 from trainer.presets import PRESETS
 
 
-def cache_figures(corpus: Path, batch_size: int) -> dict[str, Any]:
+def cache_figures(corpus: Path, batch_size: int) -> CacheFigures:
     """Return corpus load seconds with a cold and a warm feature cache, and one batch's mel cost (s)."""
     from trainer.audio import mel as audio
     from trainer.data.corpus import read_corpus
@@ -64,7 +66,7 @@ def cache_figures(corpus: Path, batch_size: int) -> dict[str, Any]:
 
 
 def train_figures(preset_name: str, steps: int, corpus: Path, workdir: Path, device: str, default_threads: int,
-                  batch_size: int | None = None) -> dict[str, Any]:
+                  batch_size: int | None = None) -> PresetRow:
     """Train ``steps`` + WARMUP_STEPS steps of ``preset_name``; return step time, frames/s and data-wait share.
 
     ``batch_size`` replaces the preset's batch and gradient accumulation (one batch a step). The
@@ -125,18 +127,12 @@ def vm_hwm_mib(pid: int) -> int:
     return 0
 
 
-def coqui_figures(venv: Path, script: Path, corpus: Path, workdir: Path, minutes: float,
-                  threads: int) -> dict[str, Any]:
-    """Train Coqui's Tacotron2 for ``minutes`` on ``corpus``; return its s/step, mel frames/s and peak RSS.
+def coqui_corpus(corpus: Path, run_dir: Path) -> Path:
+    """Return a folder of Coqui's own beside the run: ``corpus``'s audio linked in, its metadata as Coqui reads it.
 
-    Coqui reads ``metadata_train.csv`` (id|text|normalised text) from the corpus folder: it gets a folder of its
-    own beside the run with the audio linked in, so the corpus itself is not touched.
+    Coqui reads ``metadata_train.csv`` (id|text|normalised text) from the corpus folder, so the corpus itself is not
+    touched.
     """
-    python = venv / "bin" / "python"
-    if not python.is_file() or not script.is_file():
-        missing = python if not python.is_file() else script
-        return {"skipped": f"{missing} not found: set Coqui up as ../shared/peers/coqui/README.md says"}
-    run_dir = workdir / f"throughput-coqui-{int(time.time())}"
     view = run_dir / "corpus"
     view.mkdir(parents=True)
     (view / "wavs").symlink_to((corpus / "wavs").resolve())
@@ -144,11 +140,15 @@ def coqui_figures(venv: Path, script: Path, corpus: Path, workdir: Path, minutes
     # Coqui's ljspeech formatter reads the third column (the normalised text): id|text|text.
     rows = [line.split("|") for line in lines if line.strip()]
     (view / "metadata_train.csv").write_text("".join(f"{r[0]}|{r[1]}|{r[-1]}\n" for r in rows), encoding="utf-8")
+    return view
+
+
+def run_coqui(python: Path, script: Path, view: Path, run_dir: Path, minutes: float, threads: int) -> tuple[int, int]:
+    """Run Coqui's training script for ``minutes``; return (its exit code, its peak resident memory in MiB)."""
     # Coqui's own `trainer` package would be shadowed by ours on PYTHONPATH.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(OMP_NUM_THREADS=str(threads))
-    log = run_dir / "coqui.log"
-    with log.open("w") as out:
+    with (run_dir / "coqui.log").open("w") as out:
         child = subprocess.Popen([str(python), str(script), "--corpus", str(view), "--out", str(run_dir / "out"),
                                   "--budget-min", str(minutes), "--save-every", "1000000"], cwd=run_dir, env=env,
                                  stdout=out, stderr=subprocess.STDOUT)
@@ -161,13 +161,25 @@ def coqui_figures(venv: Path, script: Path, corpus: Path, workdir: Path, minutes
         if child.poll() is None:
             child.kill()
         child.wait()
-    output = log.read_text(errors="replace").strip().splitlines()
+    return child.returncode, peak
+
+
+def coqui_figures(venv: Path, script: Path, corpus: Path, workdir: Path, minutes: float,
+                  threads: int) -> dict[str, Any]:
+    """Train Coqui's Tacotron2 for ``minutes`` on ``corpus``; return its s/step, mel frames/s and peak RSS."""
+    python = venv / "bin" / "python"
+    if not python.is_file() or not script.is_file():
+        missing = python if not python.is_file() else script
+        return {"skipped": f"{missing} not found: set Coqui up as ../shared/peers/coqui/README.md says"}
+    run_dir = workdir / f"throughput-coqui-{int(time.time())}"
+    returncode, peak = run_coqui(python, script, coqui_corpus(corpus, run_dir), run_dir, minutes, threads)
+    output = (run_dir / "coqui.log").read_text(errors="replace").strip().splitlines()
     steps_file = run_dir / "out" / "steps.jsonl"
     records = [json.loads(line) for line in steps_file.read_text().splitlines()] if steps_file.is_file() else []
     timed = [r for r in records if r["step"] > COQUI_WARMUP_STEPS]
-    if child.returncode != 0 or not timed:
+    if returncode != 0 or not timed:
         tail = output[-1] if output else "no output"
-        return {"skipped": f"Coqui's run ended with code {child.returncode} after {len(records)} steps: {tail}"}
+        return {"skipped": f"Coqui's run ended with code {returncode} after {len(records)} steps: {tail}"}
     info = json.loads((run_dir / "out" / "info.json").read_text())
     return {
         "steps_timed": len(timed), "batch_size": info["batch_size"], "reduction_factor": info["r"],
@@ -178,8 +190,7 @@ def coqui_figures(venv: Path, script: Path, corpus: Path, workdir: Path, minutes
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--presets", default="tiny,base")
     parser.add_argument("--steps", default="20,3", help="timed steps per preset, comma-separated in the same order")
     parser.add_argument("--utterances", type=int, default=300)
@@ -191,9 +202,23 @@ def main() -> int:
                              "side by side (default: skipped)")
     parser.add_argument("--coqui-script", type=Path, default=COQUI_SCRIPT, help=f"default {COQUI_SCRIPT}")
     parser.add_argument("--coqui-minutes", type=float, default=3.0, help="Coqui's training budget (default 3)")
-    parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
-    args = parser.parse_args()
+    output_arguments(parser)
+
+
+def coqui_side(args: argparse.Namespace, corpus: Path, rows: list[PresetRow], threads: int) -> dict[str, Any]:
+    """Return Coqui's figures (or why it was skipped), adding each preset's frames/s as a ratio of its."""
+    if args.coqui_venv is None:
+        coqui: dict[str, Any] = {"skipped": "no --coqui-venv given"}
+    else:
+        coqui = coqui_figures(args.coqui_venv, args.coqui_script, corpus, args.workdir / "runs",
+                              args.coqui_minutes, threads)
+    if "skipped" not in coqui:
+        for row in rows:
+            row["frames_per_s_vs_coqui"] = round(row["mel_frames_per_s"] / coqui["mel_frames_per_s"], 3)
+    return coqui
+
+
+def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ThroughputRecord:
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     steps = [int(s) for s in args.steps.split(",")]
     if len(steps) != len(presets) or any(p not in PRESETS for p in presets) or min(steps) < 1:
@@ -211,24 +236,14 @@ def main() -> int:
                                   args.batch_size))
         # A running maximum: each preset's row holds the peak of this process so far.
         rows[-1]["process_peak_rss_mib"] = peak_rss_mib()
-    result: dict[str, Any] = {
-        "bench": "throughput", "device": args.device, "utterances": args.utterances, "cache": cache, "presets": rows,
-    }
+    result: ThroughputRecord = {"device": args.device, "utterances": args.utterances, "cache": cache, "presets": rows}
     if args.device == "cpu":
-        if args.coqui_venv is None:
-            coqui: dict[str, Any] = {"skipped": "no --coqui-venv given"}
-        else:
-            coqui = coqui_figures(args.coqui_venv, args.coqui_script, corpus, args.workdir / "runs",
-                                  args.coqui_minutes, default_threads)
-        if "skipped" not in coqui:
-            for row in rows:
-                row["frames_per_s_vs_coqui"] = round(row["mel_frames_per_s"] / coqui["mel_frames_per_s"], 3)
-        result["coqui"] = coqui
-    result.update(wall_s=round(time.perf_counter() - started, 1), machine=machine(args.device),
-                  command="python bench/throughput.py " + " ".join(sys.argv[1:]))
-    emit(result, args.results)
-    return 0
+        result["coqui"] = coqui_side(args, corpus, rows, default_threads)
+    result["wall_s"] = round(time.perf_counter() - started, 1)
+    return result
 
+
+BENCH = Bench("throughput", __doc__, arguments, measure)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(BENCH.main())

@@ -42,17 +42,28 @@ Cost: the defaults (4 configurations x 8 trials) take about 5 minutes on 2 idle 
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from report import emit, machine  # bench/report.py, beside this script
+from harness.common import ROOT, ensure_corpus, output_arguments, positive_int, say
+from harness.runner import Bench
+from harness.stats import median, p90
+from harness.studies import (
+    admin_sql,
+    child_env,
+    close_storage,
+    fresh_database,
+    postgres_url,
+    run_study_command,
+    setup_study_bench,
+    warm_feature_cache,
+)
+from sections.tuner_overhead import OverheadRow, TunerOverheadRecord
 
-ROOT = Path(__file__).resolve().parent.parent
 STORAGES = ("sqlite", "postgresql")
 STUDY = "overhead"
 MAX_STEPS = 4
@@ -91,17 +102,6 @@ params:
 """
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def worker_counts(text: str) -> list[int]:
     """argparse type: ``1,2,4`` -> [1, 2, 4] (positive, no repeats)."""
     counts = [positive_int(part.strip()) for part in text.split(",") if part.strip()]
@@ -123,39 +123,6 @@ def storage_kinds(text: str) -> list[str]:
     return kinds
 
 
-def postgres_url(text: str) -> str:
-    """argparse type: a ``postgresql://`` URL (the driver suffix, if any, is dropped)."""
-    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
-        if text.startswith(prefix):
-            return "postgresql://" + text[len(prefix):]
-    raise argparse.ArgumentTypeError(f"expected postgresql://USER@HOST:PORT/DB, got {text!r}")
-
-
-def database_url(admin_url: str, database: str) -> str:
-    """Return ``admin_url`` pointing at ``database`` instead."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(admin_url).set(database=database).render_as_string(hide_password=False)
-
-
-def admin_sql(admin_url: str, statement: str) -> None:
-    """Run one statement (CREATE/DROP DATABASE) on the administrative connection, outside a transaction."""
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as connection:
-        connection.execute(statement)
-
-
-def ensure_corpus(workdir: Path) -> Path:
-    """Return the bench's 24-utterance English eSpeak corpus, made on first use."""
-    from trainer.corpora.make import make_corpus
-
-    corpus = workdir / f"corpus-en-{UTTERANCES}"
-    if not (corpus / "metadata.csv").is_file():
-        make_corpus(corpus, lang="en", utterances=UTTERANCES, seed=0)
-    return corpus
-
-
 def write_space(folder: Path, trials: int, device: str) -> Path:
     """Write the bench's search space into ``folder``; return its path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -163,15 +130,6 @@ def write_space(folder: Path, trials: int, device: str) -> Path:
     path.write_text(SPACE.format(study=STUDY, trials=trials, max_steps=MAX_STEPS, val_interval=VAL_INTERVAL,
                                  device=device), encoding="utf-8")
     return path
-
-
-def warm_feature_cache(space_path: Path, corpus: Path) -> None:
-    """Compute the corpus's mel features once, so no configuration's first trial pays for them."""
-    from trainer.training.loop import load_data
-    from tuner.space.load import load_space
-
-    space = load_space(space_path)
-    load_data(space.build_config(space.defaults_or_low()), corpus, False)
 
 
 def create_study(space_path: Path, storage_url: str) -> None:
@@ -189,21 +147,13 @@ def create_study(space_path: Path, storage_url: str) -> None:
     close_storage(opened.study)
 
 
-def close_storage(study) -> None:
-    """Close the connection pool of ``study``'s storage (a PostgreSQL bench database is dropped later)."""
-    storage = study._storage
-    getattr(storage, "_backend", storage).engine.dispose()  # Optuna wraps RDBStorage in a cache
-
-
 def run_workers(count: int, space_path: Path, corpus: Path, home: Path, storage_url: str, trials: int,
                 logs: Path) -> float:
     """Start ``count`` ``tuner run-study`` processes together, wait for all; return the wall seconds."""
-    env = dict(os.environ)
-    env.pop("MLFLOW_TRACKING_URI", None)  # the home's own SQLite store
-    env.pop("SMART_TUNER_FAULT", None)
-    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "SMART_TUNER_STORAGE": storage_url})
-    command = [sys.executable, "-m", "tuner.cli", "run-study", "--space", str(space_path), "--study", STUDY,
-               "--data", str(corpus), "--home", str(home), "--trials", str(trials), "--quiet"]
+    # MLflow on, in the home's own SQLite store
+    env = child_env(["MLFLOW_TRACKING_URI", "SMART_TUNER_FAULT"], OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                    SMART_TUNER_STORAGE=storage_url)
+    command = run_study_command(space_path, corpus, home, trials, study=STUDY, mlflow=True)
     logs.mkdir(parents=True, exist_ok=True)
     processes, handles = [], []
     started = time.perf_counter()
@@ -231,19 +181,6 @@ def run_workers(count: int, space_path: Path, corpus: Path, home: Path, storage_
         for handle in handles:
             handle.close()
     return time.perf_counter() - started
-
-
-def median(values: list[float], digits: int = 3) -> float | None:
-    """Return the rounded median of ``values`` (None when empty)."""
-    return round(statistics.median(values), digits) if values else None
-
-
-def p90(values: list[float], digits: int = 3) -> float | None:
-    """Return the rounded 90th percentile of ``values`` (nearest rank; None when empty)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, max(0, -(-9 * len(ordered) // 10) - 1))], digits)
 
 
 def summarise(storage_url: str) -> dict[str, Any]:
@@ -290,50 +227,43 @@ def summarise(storage_url: str) -> dict[str, Any]:
             "report_call_ms_median": median(per_call, 2), "report_calls": calls}
 
 
+def storage_of(kind: str, args: argparse.Namespace, home: Path, database: str):
+    """Return a context yielding the storage URL of one configuration: the home's SQLite file, or a PostgreSQL
+    database made for it through ``--postgres-url`` and dropped afterwards."""
+    if kind == "sqlite":
+        return nullcontext(f"sqlite:///{home / 'optuna.db'}")
+    return fresh_database(args.postgres_url, database)
+
+
 def run_config(storage: str, workers: int, args: argparse.Namespace, space_path: Path, corpus: Path,
-               stamp: str) -> dict[str, Any]:
+               stamp: str) -> OverheadRow:
     """Run one (storage, workers) configuration on a fresh study; return its row."""
     folder = args.workdir / "tuner_overhead" / f"{stamp}-{storage}-w{workers}"
     home = folder / "home"
-    database = None
-    if storage == "sqlite":
-        url = f"sqlite:///{home / 'optuna.db'}"
-    else:
-        database = f"tuner_overhead_{stamp.replace('-', '_')}_w{workers}"
-        admin_sql(args.postgres_url, f'CREATE DATABASE "{database}"')
-        url = database_url(args.postgres_url, database)
-    try:
-        print(f"tuner_overhead: {storage}, {workers} worker(s), {args.trials} trials ...", file=sys.stderr, flush=True)
+    with storage_of(storage, args, home, f"tuner_overhead_{stamp.replace('-', '_')}_w{workers}") as url:
+        say("tuner_overhead", f"{storage}, {workers} worker(s), {args.trials} trials ...")
         create_study(space_path, url)
         wall = run_workers(workers, space_path, corpus, home, url, args.trials, folder / "logs")
         figures = summarise(url)
-    finally:
-        if database is not None:
-            admin_sql(args.postgres_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     row = {"storage": storage, "workers": workers, "trials": figures.pop("trials"), "study_wall_s": round(wall, 1),
            **figures}
-    print(f"tuner_overhead:   wall {row['study_wall_s']} s, trial median {row['trial_total_s_median']} s, "
-          f"overhead median {row['overhead_s_median']} s", file=sys.stderr, flush=True)
+    say("tuner_overhead", f"  wall {row['study_wall_s']} s, trial median {row['trial_total_s_median']} s, "
+        f"overhead median {row['overhead_s_median']} s")
     return row
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=positive_int, default=8, help="trials per configuration (default 8)")
     parser.add_argument("--workers", type=worker_counts, default=[1, 2, 4], help="worker counts, e.g. 1,2,4")
     parser.add_argument("--storages", type=storage_kinds, default=list(STORAGES), help="sqlite,postgresql")
     parser.add_argument("--postgres-url", type=postgres_url, default="postgresql://postgres@127.0.0.1:5432/postgres",
                         help="administrative URL used to create and drop the bench databases")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
-    args = parser.parse_args()
-    args.workdir = args.workdir.resolve()
-    if args.device == "cuda":
-        import torch
+    output_arguments(parser)
 
-        if not torch.cuda.is_available():
-            parser.error("--device cuda: no CUDA device is visible")
+
+def check_postgres(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Stop with a usage error when PostgreSQL is asked for and ``--postgres-url`` does not connect."""
     if "postgresql" in args.storages:
         import psycopg
 
@@ -343,11 +273,11 @@ def main() -> int:
             detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             parser.error(f"--postgres-url: cannot connect ({detail})")
 
-    import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    os.environ["SMART_TUNER_CACHE"] = str(args.workdir / "feature-cache")  # this process and the workers
-    corpus = ensure_corpus(args.workdir)
+def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> TunerOverheadRecord:
+    setup_study_bench(args, parser)
+    check_postgres(args, parser)
+    corpus = ensure_corpus(args.workdir, UTTERANCES)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     space_path = write_space(args.workdir / "tuner_overhead", args.trials, args.device)
     warm_feature_cache(space_path, corpus)
@@ -356,15 +286,13 @@ def main() -> int:
                if storage != "sqlite" or workers == 1]
     skipped = [f"sqlite x{workers}" for workers in args.workers if workers > 1 and "sqlite" in args.storages]
     rows = [run_config(storage, workers, args, space_path, corpus, stamp) for storage, workers in configs]
-    result = {
-        "bench": "tuner_overhead", "trials_per_config": args.trials, "max_steps": MAX_STEPS, "rows": rows,
+    return {
+        "trials_per_config": args.trials, "max_steps": MAX_STEPS, "rows": rows,
         "skipped": [f"{name}: SQLite refuses a second process" for name in skipped],
-        "machine": machine(args.device),
-        "command": "python bench/tuner_overhead.py " + " ".join(sys.argv[1:]),
     }
-    emit(result, args.results)
-    return 0
 
+
+BENCH = Bench("tuner_overhead", __doc__, arguments, measure)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(BENCH.main())

@@ -14,8 +14,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import make_report  # noqa: E402  (bench/ is a folder of scripts, not a package)
-import report  # noqa: E402
 from harness import format as fmt  # noqa: E402
+from harness import machine  # noqa: E402
 from harness import training as runs  # noqa: E402
 from sections import (  # noqa: E402
     ablation,
@@ -371,7 +371,7 @@ def test_the_machine_line_flags_load_that_came_and_went_during_a_bench() -> None
 
 
 def test_the_load_watch_keeps_the_highest_load_it_read() -> None:
-    watch = report.LoadWatch()
+    watch = machine.LoadWatch()
     watch.peak = -1.0  # below any load the machine can report
     assert watch.sample() >= 0.0  # a reading replaced it
     watch.peak = 1e6
@@ -426,15 +426,15 @@ def test_a_bench_revision_is_dirty_for_code_changes_not_for_the_results_it_write
 
     (tmp_path / "bench").mkdir()
     (tmp_path / "docs").mkdir()
-    for path in ("trainer.py", *report.GENERATED):
+    for path in ("trainer.py", *machine.GENERATED):
         (tmp_path / path).write_text("first\n")
     git("init", "-q")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "files")
-    clean = report.revision(tmp_path / "bench")
+    clean = machine.revision(tmp_path / "bench")
     assert clean is not None and not clean.endswith("+dirty")
-    for path in report.GENERATED:
+    for path in machine.GENERATED:
         (tmp_path / path).write_text("appended by a bench\n")
-    assert report.revision(tmp_path / "bench") == clean
+    assert machine.revision(tmp_path / "bench") == clean
     (tmp_path / "trainer.py").write_text("changed\n")
-    assert report.revision(tmp_path / "bench") == clean + "+dirty"
+    assert machine.revision(tmp_path / "bench") == clean + "+dirty"

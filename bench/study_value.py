@@ -73,422 +73,53 @@ import the package lazily, and a module changed half-way mixes two versions in o
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
-import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from report import emit, machine  # bench/report.py, beside this script
-from study_efficiency import bounded_int  # bench/study_efficiency.py, beside this script
+from harness.common import BASE_CHECKPOINT, ROOT, bounded_int, made_once, output_arguments
+from harness.common import say as say_as
+from harness.runner import Bench
+from harness.stats import seed_stats
+from harness.studies import setup_study_bench
+from parts.study_value_arms import (
+    ARM_PRUNERS,
+    DEFAULT_SPACE,
+    arm_record,
+    arm_space,
+    finished_study,
+    load_arm_trials,
+    pruner_verdicts,
+    run_study,
+)
+from parts.study_value_heldout import (
+    HELDOUT_KEYS,
+    OBJECTIVE,
+    beats_defaults,
+    heldout_indices,
+    retrain,
+    score_checkpoint,
+)
+from sections.study_value import StudyValueRecord
 
-ROOT = Path(__file__).resolve().parent.parent
-BASE_CHECKPOINT = ROOT / "tests" / "data" / "tiny-aligned.pt"
-DEFAULT_SPACE = ROOT / "search_spaces" / "default.yaml"
-OBJECTIVE = "fr_mcd"
 CORPUS_SEED = 1  # the base's corpus used the sentence generator's seed 0
 HELDOUT_SEED = 2  # sentences of another seed: none of them is in the fine-tuning corpus (checked)
-SCORING_SEED = 0  # prenet dropout stays on at inference: every checkpoint is scored with the same draws
-GOAL_SHARE = 0.35  # the issue's goal: the pruned study reaches the unpruned best within 35 % of its trial-steps
-STUDY_TIMEOUT_S = 6 * 3600  # a study process is killed after this long (something is wrong)
-HELDOUT_KEYS = ("fr_mcd", "fr_stop_error", "fr_diagonality", "fr_hit_max_rate", "fr_length_ratio",
-                "fr_out_of_range")
-# The arms besides default.yaml's own pruner, which is read from the file (and replaces its
-# namesake here). Step settings are at the space's 300-step budget and scaled with it.
-ARM_PRUNERS: dict[str, dict[str, Any]] = {
-    "none": {"name": "none"},
-    "median": {"name": "median", "n_startup_trials": 3, "n_warmup_steps": 100, "patience": 2},
-    "successive_halving": {"name": "successive_halving"},  # min_resource: the validation interval (the tuner's)
-    "hyperband": {"name": "hyperband"},  # min_resource: the validation interval; max_resource: the budget
-}
-STEP_KEYS = ("n_warmup_steps", "min_resource", "max_resource")  # pruner settings counted in steps
 
 
-# ------------------------------------------------------------------ pure helpers (tested)
-
-
-def average_ranks(values: list[float]) -> list[float]:
-    """Return the 1-based ranks of ``values`` (n,), ties sharing the average of the ranks they span."""
-    array = np.asarray(values, dtype=float)
-    order = np.argsort(array, kind="stable")
-    ranks = np.empty(len(array), dtype=float)
-    position = 0
-    while position < len(order):
-        end = position
-        while end + 1 < len(order) and array[order[end + 1]] == array[order[position]]:
-            end += 1
-        ranks[order[position:end + 1]] = (position + end) / 2 + 1  # mean of ranks position+1 .. end+1
-        position = end + 1
-    return ranks.tolist()
-
-
-def spearman(x: list[float], y: list[float]) -> float | None:
-    """Return Spearman's rank correlation of paired ``x`` and ``y`` (pairs with a non-finite value dropped).
-
-    The Pearson correlation of the average ranks. None with fewer than 3 pairs or when one
-    side is constant (no ranking to agree with).
-    """
-    pairs = [(a, b) for a, b in zip(x, y, strict=True) if math.isfinite(a) and math.isfinite(b)]
-    if len(pairs) < 3:
-        return None
-    rx = np.asarray(average_ranks([a for a, _ in pairs]))
-    ry = np.asarray(average_ranks([b for _, b in pairs]))
-    dx, dy = rx - rx.mean(), ry - ry.mean()
-    scale = math.sqrt(float((dx * dx).sum()) * float((dy * dy).sum()))
-    return None if scale == 0 else float((dx * dy).sum()) / scale
-
-
-def early_point(values: dict[int, float], max_steps: int) -> tuple[int, float] | None:
-    """Return (step, objective) of the first validation at or after a third of ``max_steps`` (None: none)."""
-    steps = sorted(s for s in values if 3 * s >= max_steps)  # 3 * s >= max_steps: exact for any budget
-    return (steps[0], values[steps[0]]) if steps else None
-
-
-def rank_agreement(trials: list[dict[str, Any]], max_steps: int) -> dict[str, Any]:
-    """Return how far each complete trial's early objective ranks the trials as their end does.
-
-    ``trials`` are trial records (``trial_record``). Keys: ``step`` (the validation at or after
-    a third of the budget, of the first trial that had one), ``n`` (complete trials with a value
-    there and at the end), ``rho_value`` (Spearman, early objective vs the trial's value, its
-    best validation), ``rho_last`` (vs its last validation), ``by_step`` ({step: rho against
-    the value} for every validation step all of them reported).
-    """
-    complete = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None and t["values"]]
-    early, value, last = [], [], []
-    step = None
-    for trial in complete:
-        curve = {s: v for s, v in trial["values"]}
-        point = early_point(curve, max_steps)
-        if point is None:
-            continue
-        step = point[0] if step is None else step
-        early.append(point[1])
-        value.append(trial["value"])
-        last.append(curve[max(curve)])
-    shared = sorted(set.intersection(*(set(s for s, _ in t["values"]) for t in complete))) if complete else []
-    by_step = {}
-    for s in shared:
-        rho = spearman([dict(t["values"])[s] for t in complete], [t["value"] for t in complete])
-        by_step[str(s)] = None if rho is None else round(rho, 3)
-    return {"step": step, "n": len(early), "rho_value": _rounded(spearman(early, value), 3),
-            "rho_last": _rounded(spearman(early, last), 3), "by_step": by_step}
-
-
-def best_curve(trials: list[dict[str, Any]]) -> list[list[float | None]]:
-    """Return [cumulative trial-steps, best complete value so far (None before the first)] after each trial."""
-    spent, best, curve = 0, None, []
-    for trial in trials:
-        spent += trial["steps"]
-        if trial["state"] == "COMPLETE" and trial["value"] is not None and math.isfinite(trial["value"]):
-            best = trial["value"] if best is None else min(best, trial["value"])
-        curve.append([spent, best])
-    return curve
-
-
-def steps_to_reach(trials: list[dict[str, Any]], target: float | None) -> int | None:
-    """Return the trial-steps spent, in trial order, up to the first complete trial with value <= ``target``."""
-    if target is None:
-        return None
-    spent = 0
-    for trial in trials:
-        spent += trial["steps"]
-        if trial["state"] == "COMPLETE" and trial["value"] is not None and trial["value"] <= target:
-            return spent
-    return None
-
-
-def seed_stats(values: list[float]) -> dict[str, Any]:
-    """Return {"mean", "std" (sample, 0 for one value), "min", "max", "n"} of per-seed figures (Nones dropped)."""
-    present = [v for v in values if v is not None and math.isfinite(v)]
-    if not present:
-        return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
-    return {"mean": round(statistics.fmean(present), 4),
-            "std": round(statistics.stdev(present), 4) if len(present) > 1 else 0.0,
-            "min": round(min(present), 4), "max": round(max(present), 4), "n": len(present)}
-
-
-def beats_defaults(winner: list[float], defaults: list[float], winner_is_defaults: bool) -> tuple[bool | None, str]:
-    """Return (verdict, reason): does the winner's held-out ``fr_mcd`` (dB, per seed) beat the defaults'?
-
-    Yes only when the winner's worst seed is below the defaults' best seed (lower is better);
-    None when either side has fewer than two seeds (no spread to go beyond).
-    """
-    if winner_is_defaults:
-        return False, "no: the study's best trial is the defaults' own configuration"
-    if not winner or not defaults:
-        return None, "not measured: a side has no scored seed"
-    w, d = seed_stats(winner), seed_stats(defaults)
-    gap = d["mean"] - w["mean"]
-    spread = max(w["max"] - w["min"], d["max"] - d["min"])
-    numbers = (f"winner {w['mean']:.3f} dB ({w['min']:.3f}–{w['max']:.3f}), defaults {d['mean']:.3f} dB "
-               f"({d['min']:.3f}–{d['max']:.3f}); difference of means {gap:+.3f} dB against a seed range of "
-               f"{spread:.3f} dB")
-    if w["n"] < 2 or d["n"] < 2:
-        return None, f"not decidable: one seed on a side gives no spread ({numbers})"
-    if w["max"] < d["min"]:
-        return True, f"yes: the winner's worst seed beats the defaults' best ({numbers})"
-    if w["mean"] >= d["mean"]:
-        return False, f"no: the winner is not better on held-out sentences ({numbers})"
-    return False, f"no: better on average but within the seed spread ({numbers})"
-
-
-def pruner_verdicts(arms: dict[str, dict[str, Any]], goal: float = GOAL_SHARE) -> dict[str, Any]:
-    """Return the pruner comparison: each pruned arm's share of the unpruned trial-steps, and the best arm.
-
-    ``arms`` maps arm name -> arm record (``trial_steps_total``, ``trial_steps_to_unpruned_best``,
-    ``best``). Best: among the arms that reached the unpruned best, the one that needed the fewest
-    trial-steps; when none did, the lowest best value (then the fewest trial-steps spent).
-    """
-    unpruned = arms.get("none")
-    total = unpruned["trial_steps_total"] if unpruned else None
-    shares: dict[str, dict[str, Any]] = {}
-    for name, arm in arms.items():
-        if name == "none":
-            continue
-        reach = arm["trial_steps_to_unpruned_best"]
-        share = None if reach is None or not total else round(reach / total, 4)
-        shares[name] = {"share_of_unpruned_total": share, "goal_met": None if total is None else
-                        share is not None and share <= goal}
-    pruned = {n: a for n, a in arms.items() if n != "none"}
-    if not pruned or total is None:
-        return {"goal_share": goal, "arms": shares, "best": None,
-                "reason": "not measured: needs the unpruned arm and at least one pruned arm"}
-    reached = {n: a for n, a in pruned.items() if a["trial_steps_to_unpruned_best"] is not None}
-    if reached:
-        best = min(reached, key=lambda n: (reached[n]["trial_steps_to_unpruned_best"],
-                                           reached[n]["trial_steps_total"]))
-        reason = (f"{best} reached the unpruned best after {reached[best]['trial_steps_to_unpruned_best']} "
-                  f"trial-steps ({100 * shares[best]['share_of_unpruned_total']:.0f}% of the unpruned study's "
-                  f"{total}), the fewest of {len(reached)} arm(s) that reached it")
-    else:
-        scored = {n: a for n, a in pruned.items() if a["best"] is not None}
-        if not scored:
-            return {"goal_share": goal, "arms": shares, "best": None, "reason": "no pruned arm completed a trial"}
-        best = min(scored, key=lambda n: (scored[n]["best"], scored[n]["trial_steps_total"]))
-        reason = (f"no pruned arm reached the unpruned best ({unpruned['best']}); {best} came closest "
-                  f"({scored[best]['best']}) with {scored[best]['trial_steps_total']} trial-steps")
-    return {"goal_share": goal, "arms": shares, "best": best, "reason": reason}
-
-
-def scale_section(section: dict[str, Any], factor: float, keys: tuple[str, ...] = STEP_KEYS) -> dict[str, Any]:
-    """Return ``section`` with its step-valued ``keys`` multiplied by ``factor`` (rounded, at least 1)."""
-    return {k: max(1, round(v * factor)) if k in keys and isinstance(v, int | float) else v
-            for k, v in section.items()}
-
-
-def _rounded(value: float | None, digits: int) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-# ------------------------------------------------------------------ the space of each arm
-
-
-def arm_space(raw: dict[str, Any], arm: str, *, trials: int, max_steps: int, sampler_seed: int,
-              device: str) -> tuple[dict[str, Any], int]:
-    """Return (space file content, validation interval) of one arm from default.yaml's ``raw`` content."""
-    space = dict(raw)
-    study = dict(raw["study"])
-    budget = int(study.get("max_steps") or 300)
-    factor = max_steps / budget
-    fixed = dict(raw.get("fixed") or {})
-    interval = int(fixed.get("val_interval", 25))
-    if max_steps < 4 * interval:  # a smoke budget: keep at least four validations
-        interval = max(1, max_steps // 4)
-    pruners = dict(ARM_PRUNERS)
-    pruners[study["pruner"]["name"]] = study["pruner"]  # the space's own pruner, as the file gives it
-    gates = [] if arm == "none" else [scale_section(g, factor, ("after_step",)) for g in study.get("gates", [])]
-    pruner = scale_section(pruners[arm], factor)
-    # Written out, so the report shows them: what the tuner (min_resource) and Optuna would use anyway.
-    if pruner["name"] == "successive_halving":
-        pruner = {"name": pruner["name"], "min_resource": interval, "reduction_factor": 4, **pruner}
-    if pruner["name"] == "hyperband":
-        pruner = {"name": pruner["name"], "min_resource": interval, "max_resource": max_steps, "reduction_factor": 3,
-                  **pruner}
-    study.update(name=f"study_value-{arm}", n_trials=trials, max_steps=max_steps,
-                 sampler={**study.get("sampler", {"name": "tpe"}), "seed": sampler_seed},
-                 pruner=pruner, gates=gates, samples=0)
-    fixed.update(val_interval=interval, plots=False, torch_threads=1, device=device)
-    space.update(description=f"written by bench/study_value.py from {DEFAULT_SPACE.name}: arm {arm}",
-                 study=study, fixed=fixed)
-    return space, interval
-
-
-# ------------------------------------------------------------------ corpora and scoring
+def say(text: str) -> None:
+    """Print a progress line on stderr (stdout carries the JSON)."""
+    say_as("study_value", text)
 
 
 def ensure_corpus(workdir: Path, voice: str, utterances: int, seed: int) -> Path:
     """Return an eSpeak corpus of ``voice`` with varied prosody (``utterances`` sentences of ``seed``), made once."""
-    from trainer.corpora.make import make_corpus
-
-    corpus = workdir / f"voice-{voice}-prosody-{utterances}-seed{seed}"
-    if not (corpus / "metadata.csv").is_file():
-        make_corpus(corpus, lang="en", utterances=utterances, seed=seed, voice=voice, vary_prosody=True)
-    return corpus
-
-
-def heldout_indices(heldout: Path, corpus: Path) -> tuple[list[int], int]:
-    """Return (indices of the held-out utterances whose text is not in ``corpus``, how many were left out)."""
-    from trainer.data.corpus import read_corpus
-
-    seen = {u.text.strip().lower() for u in read_corpus(corpus)}
-    items = read_corpus(heldout)
-    keep = [i for i, u in enumerate(items) if u.text.strip().lower() not in seen]
-    return keep, len(items) - len(keep)
-
-
-def score_checkpoint(checkpoint: Path, heldout: Path, indices: list[int], corpus: Path,
-                     device: str) -> dict[str, float]:
-    """Return the held-out free-running figures (``HELDOUT_KEYS``) of ``checkpoint``'s model.
-
-    Every held-out sentence in ``indices`` is synthesised from text alone (adaptive stop gate
-    at full progress) and compared with its recording; the mel range is the fine-tuning
-    corpus's training split's.
-    """
-    import torch
-
-    from trainer.data.corpus import read_corpus
-    from trainer.data.dataset import TTSDataset
-    from trainer.evaluation.validate import band_range, free_running
-    from trainer.synthesis.infer import load_model
-    from trainer.training.loop import load_data
-
-    model, config = load_model(checkpoint, device)
-    dataset = TTSDataset.for_config(read_corpus(heldout), config)
-    train_set = load_data(config, corpus, False)[0]
-    devices = [torch.device(device).index or 0] if device == "cuda" else []
-    with torch.no_grad(), torch.random.fork_rng(devices=devices):
-        torch.manual_seed(SCORING_SEED)
-        metrics, _ = free_running(model, dataset, indices, config, torch.device(device),
-                                  float(model.frames_per_char), progress=1.0, band_range=band_range(train_set))
-    return {k: round(float(metrics[k]), 4) for k in HELDOUT_KEYS if k in metrics}
-
-
-def retrain(spec: dict[str, Any]) -> dict[str, Any]:
-    """Train one configuration (``spec``: space, params, seed, paths) and score its best checkpoint held out.
-
-    Runs in a fresh process. Returns {"seed", "val_best", "best_step", "heldout", "wall_s",
-    "median_sec_per_step"}: ``val_best`` is the best validation ``fr_mcd`` (what a trial's value is).
-    """
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import json
-
-    from trainer.training.loop import train
-    from tuner.space.load import load_space
-
-    space = load_space(Path(spec["space"]))
-    config = space.build_config(spec["params"], max_steps=spec["max_steps"]).replace(seed=spec["seed"])
-    run_dir = Path(spec["run_dir"])
-    history: list[tuple[int, float]] = []
-
-    def record(step: int, metrics: dict[str, float]) -> bool:
-        history.append((step, float(metrics.get(OBJECTIVE, math.nan))))
-        return False
-
-    started = time.perf_counter()
-    result = train(config, spec["corpus"], run_dir, callback=record, warm_start=spec["warm_start"],
-                   show_progress=False)
-    wall = time.perf_counter() - started
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    step_times = [r["sec_per_step"] for r in records if r["kind"] == "train" and r["step"] > 1]
-    finite = [(v, s) for s, v in history if math.isfinite(v)]
-    checkpoint = run_dir / "checkpoints" / "best.pt"
-    heldout = score_checkpoint(checkpoint if checkpoint.is_file() else run_dir / "checkpoints" / "last.pt",
-                               Path(spec["heldout"]), spec["indices"], Path(spec["corpus"]), spec["device"])
-    return {"seed": spec["seed"], "val_best": round(min(finite)[0], 4) if finite else None,
-            "best_step": min(finite)[1] if finite else None, "steps": result.step, "heldout": heldout,
-            "wall_s": round(wall, 1),
-            "median_sec_per_step": round(statistics.median(step_times), 3) if step_times else None}
-
-
-# ------------------------------------------------------------------ studies
-
-
-def run_study(arm: str, space: Path, corpus: Path, trials: int) -> dict[str, Any]:
-    """Run one arm's study (a ``tuner run-study`` process, home beside ``space``); return {"arm", "wall_s", "rc"}."""
-    env = dict(os.environ)
-    env.pop("SMART_TUNER_STORAGE", None)  # each study's own SQLite file in its home
-    env.pop("SMART_TUNER_FAULT", None)
-    env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-    command = [sys.executable, "-m", "tuner.cli", "run-study", "--space", str(space), "--data", str(corpus),
-               "--warm-start", str(BASE_CHECKPOINT), "--home", str(space.parent / "home"), "--trials", str(trials),
-               "--no-mlflow", "--quiet"]
-    started = time.perf_counter()
-    with (space.parent / "run-study.log").open("wb") as log:
-        try:
-            rc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-                                timeout=STUDY_TIMEOUT_S).returncode
-        except subprocess.TimeoutExpired:
-            rc = None
-    if rc != 0:
-        print(f"study_value: the {arm} study ended with {rc}; see {space.parent / 'run-study.log'}", file=sys.stderr)
-    say(f"study {arm} done in {time.perf_counter() - started:.0f} s")
-    wall = {"arm": arm, "wall_s": round(time.perf_counter() - started, 1), "rc": rc}
-    (space.parent / "wall.json").write_text(json.dumps(wall), encoding="utf-8")  # for --reuse
-    return wall
-
-
-def finished_study(space: Path, arm: str, trials: int, max_steps: int) -> dict[str, Any] | None:
-    """Return the wall record of an arm whose study already holds ``trials`` finished trials (--reuse), else None."""
-    if len(load_arm_trials(space, arm, max_steps)) < trials:
-        return None
-    try:
-        return json.loads((space.parent / "wall.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"arm": arm, "wall_s": None, "rc": 0}
-
-
-def trial_record(trial: Any, max_steps: int) -> dict[str, Any]:
-    """Return a plain record of an Optuna FrozenTrial: number, state, value, steps trained, params, validations."""
-    values = sorted((int(s), float(v)) for s, v in trial.intermediate_values.items())
-    complete = trial.state.name == "COMPLETE"
-    if values:  # the last validation is where training ended (the budget, or where it was pruned)
-        steps = values[-1][0]
-    else:
-        steps = int(trial.user_attrs.get("last_step", max_steps if complete else 0))
-    value = trial.value if complete and trial.value is not None else None
-    return {"number": trial.number, "state": trial.state.name, "value": _rounded(value, 4), "steps": steps,
-            "params": dict(trial.params),  # exact: the winner is retrained with them
-            "values": [[s, round(v, 4)] for s, v in values],
-            "reason": trial.user_attrs.get("prune_reason") or trial.user_attrs.get("fail_reason")}
-
-
-def load_arm_trials(space: Path, arm: str, max_steps: int) -> list[dict[str, Any]]:
-    """Return the trial records of an arm's study (home beside ``space``), in trial-number order."""
-    import optuna
-
-    from tuner.study.storage import open_storage
-
-    database = space.parent / "home" / "optuna.db"
-    if not database.is_file():
-        return []
-    storage = open_storage(f"sqlite:///{database}")
-    try:
-        study = optuna.load_study(study_name=f"study_value-{arm}", storage=storage)
-    except KeyError:  # the study process died before creating it
-        return []
-    return [trial_record(t, max_steps) for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-            if t.state.is_finished()]
-
-
-def arm_record(arm: str, pruner: dict[str, Any], gates: list, trials: list[dict[str, Any]], target: float | None,
-               wall: dict[str, Any], max_steps: int) -> dict[str, Any]:
-    """Return one arm's figures: best, trial-steps, steps to the unpruned best, counts, curve, rank agreement."""
-    complete = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None]
-    best = min(complete, key=lambda t: t["value"]) if complete else None
-    return {"pruner": pruner, "gates": len(gates), "best": best["value"] if best else None,
-            "best_trial": best["number"] if best else None,
-            "trial_steps_total": sum(t["steps"] for t in trials),
-            "trial_steps_to_unpruned_best": steps_to_reach(trials, target),
-            "complete": len(complete), "pruned": sum(t["state"] == "PRUNED" for t in trials),
-            "failed": sum(t["state"] == "FAIL" for t in trials), "wall_s": wall.get("wall_s"), "rc": wall.get("rc"),
-            "curve": best_curve(trials), "rank_agreement": rank_agreement(trials, max_steps), "trials": trials}
+    return made_once(workdir / f"voice-{voice}-prosody-{utterances}-seed{seed}", lang="en", utterances=utterances,
+                     seed=seed, voice=voice, vary_prosody=True)
 
 
 # ------------------------------------------------------------------ the plot
@@ -529,11 +160,6 @@ def plot_curves(arms: dict[str, dict[str, Any]], target: float | None, path: Pat
 # ------------------------------------------------------------------ driver
 
 
-def say(text: str) -> None:
-    """Print a progress line on stderr (stdout carries the JSON)."""
-    print(f"study_value: {text}", file=sys.stderr, flush=True)
-
-
 def pruner_list(text: str) -> list[str]:
     """Parse ``--pruners``: comma-separated names among ARM_PRUNERS, no repeats."""
     names = [n.strip() for n in text.split(",") if n.strip()]
@@ -551,8 +177,7 @@ def relative(path: Path) -> str:
         return str(path)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=bounded_int(1), default=12, help="trials per study (default 12)")
     parser.add_argument("--max-steps", type=bounded_int(4), default=150, help="steps per trial (default 150)")
     parser.add_argument("--seeds", type=bounded_int(1), default=3,
@@ -566,44 +191,38 @@ def main() -> int:
                         help="fine-tuning corpus size (default 120; 8 of them are the trials' validation)")
     parser.add_argument("--heldout", type=bounded_int(1), default=16, help="held-out sentences (default 16)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
+    output_arguments(parser)
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "study_value.png")
     parser.add_argument("--reuse", type=Path, default=None, metavar="FOLDER",
                         help="an earlier run's work folder: studies that already hold --trials finished trials are "
                              "not run again (same arguments), the rest runs as usual")
-    args = parser.parse_args()
-    args.workdir = args.workdir.resolve()
-    if args.device == "cuda":
-        import torch
 
-        if not torch.cuda.is_available():
-            parser.error("--device cuda: no CUDA device is visible")
-    if not BASE_CHECKPOINT.is_file():
-        parser.error(f"base checkpoint {BASE_CHECKPOINT} not found")
-    import optuna
-    import torch
+
+@dataclass
+class Plan:
+    """What a run works on, settled before anything trains: the corpora, the held-out sentences, each arm's space."""
+
+    folder: Path  # the run's work folder (``--reuse``: the earlier run's)
+    corpus: Path
+    heldout: Path
+    indices: list[int]  # the held-out sentences scored: those not also in the fine-tuning corpus
+    overlap: int  # held-out sentences left out as seen
+    interval: int  # the validation interval of every arm
+    default_arm: str  # the space's own pruner
+    winner_arm: str  # the arm whose best trial is the winner (the space's own, when it runs)
+    spaces: dict[str, Path]  # arm -> its space file (its study's home beside it)
+    space_of: dict[str, Any]  # arm -> its loaded space
+    defaults: dict[str, Any]  # the space's parameter defaults: trial 0 of every study
+    seeds: list[int]  # of the retrainings: 1..--seeds
+
+
+def write_arm_spaces(args: argparse.Namespace, raw: dict[str, Any], folder: Path) -> tuple[dict[str, Path], int]:
+    """Write each arm's space file under ``folder`` and validate it as the tuner will; return the files and the
+    validation interval."""
     import yaml
 
-    from trainer.corpora.make import SECOND_VOICES
-    from trainer.yamlio import safe_load
     from tuner.space.load import load_space
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    torch.set_num_threads(1)  # this process scores between the others' runs
-    os.environ["SMART_TUNER_CACHE"] = str(args.workdir / "feature-cache")  # this process, the studies, the retrains
-    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by every child
-    started = time.perf_counter()
-
-    corpus = ensure_corpus(args.workdir, args.voice, args.utterances, CORPUS_SEED)
-    heldout = ensure_corpus(args.workdir, args.voice, args.heldout, HELDOUT_SEED)
-    indices, overlap = heldout_indices(heldout, corpus)
-    if not indices:
-        parser.error("every held-out sentence is also in the fine-tuning corpus")
-
-    folder = args.reuse.resolve() if args.reuse else args.workdir / "study_value" / time.strftime("%Y%m%d-%H%M%S")
-    raw = safe_load(DEFAULT_SPACE.read_text(encoding="utf-8"))
-    default_arm = raw["study"]["pruner"]["name"]
     spaces: dict[str, Path] = {}
     interval = 0
     for arm in args.pruners:
@@ -614,126 +233,197 @@ def main() -> int:
         spaces[arm].write_text("# " + content["description"] + "\n" + yaml.safe_dump(content, sort_keys=False),
                                encoding="utf-8")
         load_space(spaces[arm])  # the tuner's own validation, before anything runs
+    return spaces, interval
+
+
+def make_plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
+    """Make the corpora (once), choose the held-out sentences and write the arms' spaces; a usage error when no
+    held-out sentence is left."""
+    from trainer.yamlio import safe_load
+    from tuner.space.load import load_space
+
+    corpus = ensure_corpus(args.workdir, args.voice, args.utterances, CORPUS_SEED)
+    heldout = ensure_corpus(args.workdir, args.voice, args.heldout, HELDOUT_SEED)
+    indices, overlap = heldout_indices(heldout, corpus)
+    if not indices:
+        parser.error("every held-out sentence is also in the fine-tuning corpus")
+    folder = args.reuse.resolve() if args.reuse else args.workdir / "study_value" / time.strftime("%Y%m%d-%H%M%S")
+    raw = safe_load(DEFAULT_SPACE.read_text(encoding="utf-8"))
+    default_arm = raw["study"]["pruner"]["name"]
+    spaces, interval = write_arm_spaces(args, raw, folder)
     space_of = {arm: load_space(path) for arm, path in spaces.items()}
-    any_space = space_of[args.pruners[0]]
-    defaults = any_space.defaults()
-    winner_arm = default_arm if default_arm in spaces else args.pruners[0]
+    return Plan(folder, corpus, heldout, indices, overlap, interval, default_arm,
+                default_arm if default_arm in spaces else args.pruners[0], spaces, space_of,
+                space_of[args.pruners[0]].defaults(), list(range(1, args.seeds + 1)))
 
-    # The base, scored first: it checks the scoring path (and fills the feature cache) before the long part.
-    base_heldout = score_checkpoint(BASE_CHECKPOINT, heldout, indices, corpus, args.device)
-    say(f"base checkpoint on {len(indices)} held-out sentences: {base_heldout}")
 
-    seeds = list(range(1, args.seeds + 1))
+class Work:
+    """The studies and the retrainings, ``--jobs`` at a time, one torch thread each.
 
-    def spec(kind: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
-        return {"space": str(spaces[args.pruners[0]]), "params": params, "seed": seed, "max_steps": args.max_steps,
-                "run_dir": str(folder / "retrain" / f"{kind}-seed{seed}"), "corpus": str(corpus),
-                "heldout": str(heldout), "indices": indices, "warm_start": str(BASE_CHECKPOINT),
-                "device": args.device}
+    Each study is one ``tuner run-study`` process, each retraining one spawned process; the
+    threads bound how many things run at once (a retraining's thread waits on its process). The
+    winner's retrainings start when the study they come from ends; with ``--reuse``, a study
+    that already holds its trials is read, not run again.
+    """
 
-    walls: dict[str, dict[str, Any]] = {}
-    runs: dict[str, list[dict[str, Any]]] = {"defaults": [], "winner": []}
-    winner: dict[str, Any] | None = None
-    say(f"{len(spaces)} studies of {args.trials} trials x {args.max_steps} steps, {len(seeds)} seed(s) for the "
-        f"defaults and the winner, {args.jobs} at a time; work folder {folder}")
-    with ThreadPoolExecutor(args.jobs) as threads, \
-            ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as processes:
-        # The threads bound how many things run at once; a retraining's thread waits on its process.
-        def train_task(kind: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
-            try:
-                result = processes.submit(retrain, spec(kind, params, seed)).result()
-            except Exception as err:  # e.g. a diverging run: recorded as that seed's outcome, the bench goes on
-                say(f"{kind} seed {seed} failed: {err!r}")
-                return {"seed": seed, "error": repr(err), "heldout": {}, "val_best": None}
-            say(f"{kind} seed {seed}: held-out {OBJECTIVE} {result['heldout'].get(OBJECTIVE)}")
-            return result
+    def __init__(self, args: argparse.Namespace, plan: Plan, threads: ThreadPoolExecutor,
+                 processes: ProcessPoolExecutor) -> None:
+        self.args, self.plan, self.threads, self.processes = args, plan, threads, processes
+        self.walls: dict[str, dict[str, Any]] = {}
+        self.runs: dict[str, list[dict[str, Any]]] = {"defaults": [], "winner": []}
+        self.winner: dict[str, Any] | None = None
+        self.pending: dict[Future, tuple[str, str]] = {}
 
-        pending: dict[Future, tuple[str, str]] = {}
+    def spec(self, kind: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
+        """Return what a retraining process needs: the space, the parameters, the seed, the paths."""
+        args, plan = self.args, self.plan
+        return {"space": str(plan.spaces[args.pruners[0]]), "params": params, "seed": seed,
+                "max_steps": args.max_steps, "run_dir": str(plan.folder / "retrain" / f"{kind}-seed{seed}"),
+                "corpus": str(plan.corpus), "heldout": str(plan.heldout), "indices": plan.indices,
+                "warm_start": str(BASE_CHECKPOINT), "device": args.device}
 
-        def study_done(name: str, result: dict[str, Any]) -> None:
-            nonlocal winner
-            walls[name] = result
-            if name != winner_arm:
-                return
-            trials = load_arm_trials(spaces[name], name, args.max_steps)
-            complete = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None]
-            if complete:
-                best = min(complete, key=lambda t: t["value"])
-                winner = {"arm": name, "trial": best["number"], "params": best["params"],
-                          "study_value": best["value"],
-                          "is_defaults": best["number"] == 0 or best["params"] == defaults}
-                if not winner["is_defaults"]:  # the defaults' runs already are its retrainings
-                    for seed in seeds:
-                        pending[threads.submit(train_task, "winner", best["params"], seed)] = ("winner", str(seed))
+    def retraining(self, kind: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
+        """Retrain one seed in a process of its own and wait for it; a failure is that seed's outcome."""
+        try:
+            result = self.processes.submit(retrain, self.spec(kind, params, seed)).result()
+        except Exception as err:  # e.g. a diverging run: recorded as that seed's outcome, the bench goes on
+            say(f"{kind} seed {seed} failed: {err!r}")
+            return {"seed": seed, "error": repr(err), "heldout": {}, "val_best": None}
+        say(f"{kind} seed {seed}: held-out {OBJECTIVE} {result['heldout'].get(OBJECTIVE)}")
+        return result
 
-        for arm, path in spaces.items():
+    def retrain_all(self, kind: str, params: dict[str, Any]) -> None:
+        for seed in self.plan.seeds:
+            self.pending[self.threads.submit(self.retraining, kind, params, seed)] = (kind, str(seed))
+
+    def study_done(self, name: str, result: dict[str, Any]) -> None:
+        """Note a study's end; the winner's study names the winner and starts its retrainings."""
+        self.walls[name] = result
+        if name != self.plan.winner_arm:
+            return
+        trials = load_arm_trials(self.plan.spaces[name], name, self.args.max_steps)
+        complete = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None]
+        if complete:
+            best = min(complete, key=lambda t: t["value"])
+            self.winner = {"arm": name, "trial": best["number"], "params": best["params"],
+                           "study_value": best["value"],
+                           "is_defaults": best["number"] == 0 or best["params"] == self.plan.defaults}
+            if not self.winner["is_defaults"]:  # the defaults' runs already are its retrainings
+                self.retrain_all("winner", best["params"])
+
+    def run(self) -> None:
+        """Start every study and the defaults' retrainings, and wait until everything has ended."""
+        args = self.args
+        for arm, path in self.plan.spaces.items():
             earlier = finished_study(path, arm, args.trials, args.max_steps) if args.reuse else None
             if earlier is not None:
                 say(f"study {arm}: reusing its {args.trials} finished trials")
-                study_done(arm, earlier)
+                self.study_done(arm, earlier)
             else:
-                pending[threads.submit(run_study, arm, path, corpus, args.trials)] = ("study", arm)
-        for seed in seeds:
-            pending[threads.submit(train_task, "defaults", defaults, seed)] = ("defaults", str(seed))
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                self.pending[self.threads.submit(run_study, arm, path, self.plan.corpus, args.trials)] = ("study", arm)
+        self.retrain_all("defaults", self.plan.defaults)
+        while self.pending:
+            done, _ = wait(self.pending, return_when=FIRST_COMPLETED)
             for future in done:
-                kind, name = pending.pop(future)
-                result = future.result()
+                kind, name = self.pending.pop(future)
                 if kind == "study":
-                    study_done(name, result)
+                    self.study_done(name, future.result())
                 else:
-                    runs[kind].append(result)
+                    self.runs[kind].append(future.result())
+        if self.winner is not None and self.winner["is_defaults"]:
+            self.runs["winner"] = self.runs["defaults"]
+        for kind in self.runs:
+            self.runs[kind].sort(key=lambda r: r["seed"])
 
-    trials_of = {arm: load_arm_trials(path, arm, args.max_steps) for arm, path in spaces.items()}
+    def summary(self, kind: str) -> dict[str, Any]:
+        """Return each held-out figure and the best validation over the seeds of ``kind`` (harness.stats.seed_stats)."""
+        return {key: seed_stats([r["heldout"].get(key) for r in self.runs[kind]]) for key in HELDOUT_KEYS} | \
+            {"val_best": seed_stats([r["val_best"] for r in self.runs[kind]])}
+
+    def verdict(self) -> tuple[bool | None, str]:
+        """Return whether the winner beats the defaults on held-out sentences beyond the seed spread, and why."""
+        if self.winner is None:
+            return None, f"not measured: the {self.plan.winner_arm} study completed no trial"
+        return beats_defaults([r["heldout"][OBJECTIVE] for r in self.runs["winner"] if OBJECTIVE in r["heldout"]],
+                              [r["heldout"][OBJECTIVE] for r in self.runs["defaults"] if OBJECTIVE in r["heldout"]],
+                              self.winner["is_defaults"])
+
+
+def run_work(args: argparse.Namespace, plan: Plan) -> Work:
+    """Run the studies and the retrainings ``--jobs`` at a time; return them done."""
+    with ThreadPoolExecutor(args.jobs) as threads, \
+            ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as processes:
+        work = Work(args, plan, threads, processes)
+        work.run()
+    return work
+
+
+def compare_arms(args: argparse.Namespace, plan: Plan, walls: dict[str, dict[str, Any]]
+                 ) -> tuple[dict[str, Any], float | None]:
+    """Return each arm's record and the unpruned study's best (the target every arm is measured against)."""
+    trials_of = {arm: load_arm_trials(path, arm, args.max_steps) for arm, path in plan.spaces.items()}
     target = None
     if "none" in trials_of:
         values = [t["value"] for t in trials_of["none"] if t["value"] is not None]
         target = min(values) if values else None
-    arms = {arm: arm_record(arm, space_of[arm].study.pruner, list(space_of[arm].study.gates), trials_of[arm], target,
-                            walls.get(arm, {}), args.max_steps) for arm in spaces}
+    arms = {arm: arm_record(arm, plan.space_of[arm].study.pruner, list(plan.space_of[arm].study.gates),
+                            trials_of[arm], target, walls.get(arm, {}), args.max_steps) for arm in plan.spaces}
     for arm in arms.values():
         for trial in arm["trials"]:
             if trial["state"] == "FAIL":
                 say(f"a trial failed: {trial['reason']}")
-    if winner is not None and winner["is_defaults"]:
-        runs["winner"] = runs["defaults"]
-    for kind in runs:
-        runs[kind].sort(key=lambda r: r["seed"])
+    return arms, target
 
-    def summary(kind: str) -> dict[str, Any]:
-        return {key: seed_stats([r["heldout"].get(key) for r in runs[kind]]) for key in HELDOUT_KEYS} | \
-            {"val_best": seed_stats([r["val_best"] for r in runs[kind]])}
 
-    if winner is None:
-        verdict, reason = None, f"not measured: the {winner_arm} study completed no trial"
-    else:
-        verdict, reason = beats_defaults([r["heldout"][OBJECTIVE] for r in runs["winner"] if OBJECTIVE in r["heldout"]],
-                                         [r["heldout"][OBJECTIVE] for r in runs["defaults"]
-                                          if OBJECTIVE in r["heldout"]], winner["is_defaults"])
+def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> StudyValueRecord:
+    setup_study_bench(args, parser, needs_base=True)  # the feature cache: this process, the studies, the retrains
+    import torch
+
+    torch.set_num_threads(1)  # this process scores between the others' runs
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by every child
+    started = time.perf_counter()
+    plan = make_plan(args, parser)
+    # The base, scored first: it checks the scoring path (and fills the feature cache) before the long part.
+    base_heldout = score_checkpoint(BASE_CHECKPOINT, plan.heldout, plan.indices, plan.corpus, args.device)
+    say(f"base checkpoint on {len(plan.indices)} held-out sentences: {base_heldout}")
+    say(f"{len(plan.spaces)} studies of {args.trials} trials x {args.max_steps} steps, {len(plan.seeds)} seed(s) for "
+        f"the defaults and the winner, {args.jobs} at a time; work folder {plan.folder}")
+    work = run_work(args, plan)
+    arms, target = compare_arms(args, plan, work.walls)
+    verdict, reason = work.verdict()
     plot_curves(arms, target, args.plot, f"{OBJECTIVE}: best so far, {args.trials} trials x {args.max_steps} steps, "
                 f"sampler seed {args.sampler_seed}")
-    result = {
-        "bench": "study_value", "preset": any_space.preset, "device": args.device, "trials": args.trials,
-        "max_steps": args.max_steps, "val_interval": interval, "sampler_seed": args.sampler_seed, "seeds": seeds,
-        "jobs": args.jobs, "objective": OBJECTIVE, "base_checkpoint": relative(BASE_CHECKPOINT),
+    return record(args, plan, work, arms, target, base_heldout, (verdict, reason), started)
+
+
+def record(args: argparse.Namespace, plan: Plan, work: Work, arms: dict[str, Any], target: float | None,
+           base_heldout: dict[str, float], verdict: tuple[bool | None, str], started: float) -> StudyValueRecord:
+    """Return the bench's record from what it measured."""
+    from trainer.corpora.make import SECOND_VOICES
+
+    any_space = plan.space_of[args.pruners[0]]
+    winner = work.winner
+    return {
+        "preset": any_space.preset, "device": args.device, "trials": args.trials,
+        "max_steps": args.max_steps, "val_interval": plan.interval, "sampler_seed": args.sampler_seed,
+        "seeds": plan.seeds, "jobs": args.jobs, "objective": OBJECTIVE, "base_checkpoint": relative(BASE_CHECKPOINT),
         "corpus": {"voice": args.voice, "vary_prosody": True, "utterances": args.utterances, "seed": CORPUS_SEED,
-                   "val_size": any_space.build_config(defaults).val_size, "second_voice_of_demo": SECOND_VOICES["en"]},
-        "heldout": {"utterances": args.heldout, "seed": HELDOUT_SEED, "scored": len(indices),
-                    "left_out_as_seen": overlap},
-        "space": relative(DEFAULT_SPACE), "defaults_params": defaults, "default_arm": default_arm,
+                   "val_size": any_space.build_config(plan.defaults).val_size,
+                   "second_voice_of_demo": SECOND_VOICES["en"]},
+        "heldout": {"utterances": args.heldout, "seed": HELDOUT_SEED, "scored": len(plan.indices),
+                    "left_out_as_seen": plan.overlap},
+        "space": relative(DEFAULT_SPACE), "defaults_params": plan.defaults, "default_arm": plan.default_arm,
         "base_heldout": base_heldout,
-        "defaults": {"runs": runs["defaults"], "summary": summary("defaults")},
-        "winner": None if winner is None else {**winner, "runs": runs["winner"], "summary": summary("winner")},
-        "winner_beats_defaults": verdict, "winner_reason": reason,
+        "defaults": {"runs": work.runs["defaults"], "summary": work.summary("defaults")},
+        "winner": None if winner is None else {**winner, "runs": work.runs["winner"],
+                                               "summary": work.summary("winner")},
+        "winner_beats_defaults": verdict[0], "winner_reason": verdict[1],
         "unpruned_best": target, "arms": arms, "pruners": pruner_verdicts(arms),
         "plot": relative(args.plot), "wall_s": round(time.perf_counter() - started, 1),
-        "machine": machine(args.device),
-        "command": "python bench/study_value.py " + " ".join(sys.argv[1:]),
     }
-    emit(result, args.results)
-    return 0
 
+
+BENCH = Bench("study_value", __doc__, arguments, measure)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(BENCH.main())

@@ -15,6 +15,9 @@ sys.path.insert(0, str(BENCH))
 
 import make_report  # noqa: E402  (bench/ is a folder of scripts, not a package)
 import study_value  # noqa: E402
+from harness import stats, studies  # noqa: E402
+from parts import study_value_arms as arm_studies  # noqa: E402
+from parts import study_value_heldout as heldout  # noqa: E402
 from sections import study_value as section  # noqa: E402
 
 MACHINE = {"platform": "Linux-test", "cpu_count": 2, "torch": "2.x", "gpu": None}
@@ -22,7 +25,7 @@ MACHINE = {"platform": "Linux-test", "cpu_count": 2, "torch": "2.x", "gpu": None
 
 def trial(number: int, state: str, value: float | None, values: list[tuple[int, float]],
           steps: int | None = None) -> dict[str, Any]:
-    """Return a trial record shaped like study_value.trial_record's."""
+    """Return a trial record shaped like arm_studies.trial_record's."""
     return {"number": number, "state": state, "value": value, "values": [list(v) for v in values],
             "steps": steps if steps is not None else (values[-1][0] if values else 0), "params": {}, "reason": None}
 
@@ -31,32 +34,32 @@ def trial(number: int, state: str, value: float | None, values: list[tuple[int, 
 
 
 def test_average_ranks_share_ties() -> None:
-    assert study_value.average_ranks([10.0, 20.0, 20.0, 30.0]) == [1.0, 2.5, 2.5, 4.0]
-    assert study_value.average_ranks([3.0, 1.0, 2.0]) == [3.0, 1.0, 2.0]
-    assert study_value.average_ranks([5.0, 5.0, 5.0]) == [2.0, 2.0, 2.0]
+    assert stats.average_ranks([10.0, 20.0, 20.0, 30.0]) == [1.0, 2.5, 2.5, 4.0]
+    assert stats.average_ranks([3.0, 1.0, 2.0]) == [3.0, 1.0, 2.0]
+    assert stats.average_ranks([5.0, 5.0, 5.0]) == [2.0, 2.0, 2.0]
 
 
 def test_spearman_matches_a_hand_computed_example_with_a_tie() -> None:
     # ranks of y: 1, 2, 3.5, 5, 3.5; deviations from the mean rank 3: x -2 -1 0 1 2, y -2 -1 0.5 2 0.5
     # sum dx*dy = 4 + 1 + 0 + 2 + 1 = 8; sum dx^2 = 10; sum dy^2 = 9.5; rho = 8 / sqrt(95)
-    rho = study_value.spearman([1.0, 2.0, 3.0, 4.0, 5.0], [5.0, 6.0, 7.0, 8.0, 7.0])
+    rho = stats.spearman([1.0, 2.0, 3.0, 4.0, 5.0], [5.0, 6.0, 7.0, 8.0, 7.0])
     assert rho == pytest.approx(8 / math.sqrt(95))
 
 
 def test_spearman_edges() -> None:
-    assert study_value.spearman([1.0, 2.0, 3.0], [30.0, 20.0, 10.0]) == pytest.approx(-1.0)
-    assert study_value.spearman([1.0, 2.0, 3.0], [1.0, 4.0, 9.0]) == pytest.approx(1.0)  # ranks, not values
-    assert study_value.spearman([1.0, 2.0], [1.0, 2.0]) is None  # too few pairs
-    assert study_value.spearman([1.0, 2.0, 3.0], [7.0, 7.0, 7.0]) is None  # nothing to rank
+    assert stats.spearman([1.0, 2.0, 3.0], [30.0, 20.0, 10.0]) == pytest.approx(-1.0)
+    assert stats.spearman([1.0, 2.0, 3.0], [1.0, 4.0, 9.0]) == pytest.approx(1.0)  # ranks, not values
+    assert stats.spearman([1.0, 2.0], [1.0, 2.0]) is None  # too few pairs
+    assert stats.spearman([1.0, 2.0, 3.0], [7.0, 7.0, 7.0]) is None  # nothing to rank
     # a pair with NaN is dropped, not ranked
-    assert study_value.spearman([1.0, 2.0, 3.0, math.nan], [1.0, 2.0, 3.0, 0.0]) == pytest.approx(1.0)
+    assert stats.spearman([1.0, 2.0, 3.0, math.nan], [1.0, 2.0, 3.0, 0.0]) == pytest.approx(1.0)
 
 
 def test_early_point_is_the_first_validation_at_a_third_of_the_budget() -> None:
     values = {25: 9.0, 50: 8.0, 75: 7.5, 150: 7.0}
-    assert study_value.early_point(values, 150) == (50, 8.0)  # 50 is exactly a third
-    assert study_value.early_point(values, 160) == (75, 7.5)  # 53.3 -> the next validation
-    assert study_value.early_point({10: 1.0}, 150) is None
+    assert studies.early_point(values, 150) == (50, 8.0)  # 50 is exactly a third
+    assert studies.early_point(values, 160) == (75, 7.5)  # 53.3 -> the next validation
+    assert studies.early_point({10: 1.0}, 150) is None
 
 
 def test_rank_agreement_uses_complete_trials_only_and_says_how_many() -> None:
@@ -64,12 +67,12 @@ def test_rank_agreement_uses_complete_trials_only_and_says_how_many() -> None:
               trial(1, "COMPLETE", 7.5, [(25, 8.5), (50, 8.5), (75, 7.6)]),
               trial(2, "COMPLETE", 8.0, [(25, 8.0), (50, 9.0), (75, 8.0)]),
               trial(3, "PRUNED", None, [(25, 12.0), (50, 12.0)])]
-    found = study_value.rank_agreement(trials, 75)
+    found = studies.rank_agreement(trials, 75)
     assert found["n"] == 3 and found["step"] == 25
     assert found["rho_value"] == pytest.approx(-1.0)  # at step 25 the order is exactly reversed
     assert found["rho_last"] == pytest.approx(-1.0)
     assert found["by_step"] == {"25": -1.0, "50": 1.0, "75": 1.0}
-    assert study_value.rank_agreement([trials[3]], 75) == {"step": None, "n": 0, "rho_value": None,
+    assert studies.rank_agreement([trials[3]], 75) == {"step": None, "n": 0, "rho_value": None,
                                                            "rho_last": None, "by_step": {}}
 
 
@@ -84,21 +87,21 @@ def study() -> list[dict[str, Any]]:
 
 
 def test_best_curve_counts_every_trial_and_keeps_the_best_complete_value() -> None:
-    assert study_value.best_curve(study()) == [[100, 8.0], [150, 8.0], [250, 7.0], [260, 7.0]]
-    assert study_value.best_curve([trial(0, "PRUNED", None, [(50, 9.0)])]) == [[50, None]]
+    assert studies.best_curve(study()) == [[100, 8.0], [150, 8.0], [250, 7.0], [260, 7.0]]
+    assert studies.best_curve([trial(0, "PRUNED", None, [(50, 9.0)])]) == [[50, None]]
 
 
 def test_steps_to_reach_stops_at_the_first_complete_trial_at_or_below_the_target() -> None:
-    assert study_value.steps_to_reach(study(), 8.0) == 100
-    assert study_value.steps_to_reach(study(), 7.0) == 250
-    assert study_value.steps_to_reach(study(), 6.9) is None
-    assert study_value.steps_to_reach(study(), None) is None
+    assert studies.steps_to_reach(study(), 8.0) == 100
+    assert studies.steps_to_reach(study(), 7.0) == 250
+    assert studies.steps_to_reach(study(), 6.9) is None
+    assert studies.steps_to_reach(study(), None) is None
 
 
 def test_seed_stats() -> None:
-    assert study_value.seed_stats([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "min": 1.0, "max": 3.0, "n": 3}
-    assert study_value.seed_stats([2.0, None]) == {"mean": 2.0, "std": 0.0, "min": 2.0, "max": 2.0, "n": 1}
-    assert study_value.seed_stats([])["n"] == 0
+    assert stats.seed_stats([1.0, 2.0, 3.0]) == {"mean": 2.0, "std": 1.0, "min": 1.0, "max": 3.0, "n": 3}
+    assert stats.seed_stats([2.0, None]) == {"mean": 2.0, "std": 0.0, "min": 2.0, "max": 2.0, "n": 1}
+    assert stats.seed_stats([])["n"] == 0
 
 
 # ------------------------------------------------------------------ verdicts
@@ -113,13 +116,13 @@ def test_seed_stats() -> None:
 ])
 def test_beats_defaults_needs_the_winners_worst_seed_below_the_defaults_best(
         winner: list[float], defaults: list[float], is_defaults: bool, verdict: bool | None, starts: str) -> None:
-    found, reason = study_value.beats_defaults(winner, defaults, is_defaults)
+    found, reason = heldout.beats_defaults(winner, defaults, is_defaults)
     assert found is verdict
     assert reason.startswith(starts)
 
 
 def test_beats_defaults_states_the_means_and_the_seed_range() -> None:
-    _, reason = study_value.beats_defaults([7.0, 7.3, 7.6], [7.5, 7.6, 7.7], False)
+    _, reason = heldout.beats_defaults([7.0, 7.3, 7.6], [7.5, 7.6, 7.7], False)
     assert "difference of means +0.300 dB against a seed range of 0.600 dB" in reason
 
 
@@ -128,7 +131,7 @@ def arm(best: float | None, total: int, reach: int | None) -> dict[str, Any]:
 
 
 def test_pruner_verdicts_pick_the_arm_that_reached_the_unpruned_best_cheapest() -> None:
-    found = study_value.pruner_verdicts({"none": arm(7.0, 1000, 600), "median": arm(7.0, 800, 500),
+    found = arm_studies.pruner_verdicts({"none": arm(7.0, 1000, 600), "median": arm(7.0, 800, 500),
                                          "successive_halving": arm(7.0, 300, 300), "hyperband": arm(7.2, 400, None)})
     assert found["best"] == "successive_halving"
     assert found["arms"]["successive_halving"] == {"share_of_unpruned_total": 0.3, "goal_met": True}
@@ -138,10 +141,10 @@ def test_pruner_verdicts_pick_the_arm_that_reached_the_unpruned_best_cheapest() 
 
 
 def test_pruner_verdicts_without_a_reaching_arm_or_without_the_unpruned_arm() -> None:
-    found = study_value.pruner_verdicts({"none": arm(7.0, 1000, 1000), "median": arm(7.3, 800, None),
+    found = arm_studies.pruner_verdicts({"none": arm(7.0, 1000, 1000), "median": arm(7.3, 800, None),
                                          "hyperband": arm(7.2, 400, None)})
     assert found["best"] == "hyperband" and found["reason"].startswith("no pruned arm reached the unpruned best")
-    assert study_value.pruner_verdicts({"median": arm(7.3, 800, None)})["best"] is None
+    assert arm_studies.pruner_verdicts({"median": arm(7.3, 800, None)})["best"] is None
 
 
 # ------------------------------------------------------------------ arm spaces
@@ -153,11 +156,11 @@ def test_arm_spaces_scale_the_shipped_space_and_load(tmp_path: Path) -> None:
     from trainer.yamlio import safe_load
     from tuner.space.load import load_space
 
-    raw = safe_load(study_value.DEFAULT_SPACE.read_text(encoding="utf-8"))
+    raw = safe_load(arm_studies.DEFAULT_SPACE.read_text(encoding="utf-8"))
     assert raw["study"]["max_steps"] == 300  # the scale below assumes the space's own budget
     spaces = {}
-    for name in study_value.ARM_PRUNERS:
-        content, interval = study_value.arm_space(raw, name, trials=12, max_steps=150, sampler_seed=7, device="cpu")
+    for name in arm_studies.ARM_PRUNERS:
+        content, interval = arm_studies.arm_space(raw, name, trials=12, max_steps=150, sampler_seed=7, device="cpu")
         assert interval == 25
         path = tmp_path / name / "space.yaml"
         path.parent.mkdir()
@@ -183,8 +186,8 @@ def test_arm_spaces_scale_the_shipped_space_and_load(tmp_path: Path) -> None:
 def test_a_smoke_budget_keeps_four_validations() -> None:
     from trainer.yamlio import safe_load
 
-    raw = safe_load(study_value.DEFAULT_SPACE.read_text(encoding="utf-8"))
-    content, interval = study_value.arm_space(raw, "median", trials=2, max_steps=40, sampler_seed=1, device="cpu")
+    raw = safe_load(arm_studies.DEFAULT_SPACE.read_text(encoding="utf-8"))
+    content, interval = arm_studies.arm_space(raw, "median", trials=2, max_steps=40, sampler_seed=1, device="cpu")
     assert interval == 10 and content["fixed"]["val_interval"] == 10
 
 
@@ -206,9 +209,9 @@ def run(seed: int, mcd: float) -> dict[str, Any]:
 
 
 def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = study_value.HELDOUT_KEYS
-    return {k: study_value.seed_stats([r["heldout"][k] for r in runs]) for k in keys} | \
-        {"val_best": study_value.seed_stats([r["val_best"] for r in runs])}
+    keys = heldout.HELDOUT_KEYS
+    return {k: stats.seed_stats([r["heldout"][k] for r in runs]) for k in keys} | \
+        {"val_best": stats.seed_stats([r["val_best"] for r in runs])}
 
 
 def entry(winner_mcds: list[float] | None) -> dict[str, Any]:
@@ -221,14 +224,14 @@ def entry(winner_mcds: list[float] | None) -> dict[str, Any]:
         arms[name] = {"pruner": settings, "gates": 0 if name == "none" else 4,
                       "best": min(t["value"] for t in trials if t["value"] is not None), "best_trial": 3,
                       "trial_steps_total": sum(t["steps"] for t in trials),
-                      "trial_steps_to_unpruned_best": study_value.steps_to_reach(trials, target),
+                      "trial_steps_to_unpruned_best": studies.steps_to_reach(trials, target),
                       "complete": sum(t["state"] == "COMPLETE" for t in trials),
                       "pruned": sum(t["state"] == "PRUNED" for t in trials), "failed": 0, "wall_s": 600.0, "rc": 0,
-                      "curve": study_value.best_curve(trials),
-                      "rank_agreement": study_value.rank_agreement(trials, 150), "trials": trials}
+                      "curve": studies.best_curve(trials),
+                      "rank_agreement": studies.rank_agreement(trials, 150), "trials": trials}
     defaults = [run(s, 7.5 + 0.1 * s) for s in (1, 2, 3)]
     winner_runs = [run(s, m) for s, m in zip((1, 2, 3), winner_mcds, strict=True)] if winner_mcds else []
-    verdict, reason = study_value.beats_defaults([r["heldout"]["fr_mcd"] for r in winner_runs],
+    verdict, reason = heldout.beats_defaults([r["heldout"]["fr_mcd"] for r in winner_runs],
                                                  [r["heldout"]["fr_mcd"] for r in defaults], False)
     return {"bench": "study_value", "preset": "tiny", "device": "cpu", "trials": 4, "max_steps": 150,
             "val_interval": 25, "sampler_seed": 1, "seeds": [1, 2, 3], "jobs": 2, "objective": "fr_mcd",
@@ -246,7 +249,7 @@ def entry(winner_mcds: list[float] | None) -> dict[str, Any]:
                                                         "ga_weight": 1.5},
                 "study_value": 7.7, "is_defaults": False, "runs": winner_runs, "summary": summary(winner_runs)},
             "winner_beats_defaults": verdict, "winner_reason": reason, "unpruned_best": 7.7, "arms": arms,
-            "pruners": study_value.pruner_verdicts(arms), "plot": "docs/study_value.png", "wall_s": 3600.0,
+            "pruners": arm_studies.pruner_verdicts(arms), "plot": "docs/study_value.png", "wall_s": 3600.0,
             "machine": MACHINE, "command": "python bench/study_value.py --trials 4"}
 
 

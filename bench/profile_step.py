@@ -28,12 +28,13 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from report import emit, machine  # bench/report.py, beside this script
-from runs import ROOT, ensure_corpus
+from harness.common import ensure_corpus, output_arguments
+from harness.runner import Bench
+from sections.profile_step import ProfileRecord
 
 from trainer.presets import PRESETS
 
@@ -75,8 +76,7 @@ def time_ab(decoder: Any, name: str, one_step: Callable[..., int], draw: Callabl
             "paired_speedup": round(paired, 3)}  # the median of each batch's own ratio: robust to slow batches
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="tiny", choices=PRESETS)
     parser.add_argument("--steps", type=int, default=5, help="steps timed, and again profiled (default 5)")
     parser.add_argument("--warmup", type=int, default=2, help="steps not counted (default 2)")
@@ -90,27 +90,38 @@ def main() -> int:
                         help="run the schedules (teacher forcing, loss weights) as from this training step (default 1)")
     parser.add_argument("--ab", choices=["cells"], default=None,
                         help="(CPU) also time two ways of the decoder loop against each other (see above)")
-    parser.add_argument("--workdir", type=Path, default=ROOT / "studies" / "bench")
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.jsonl")
-    args = parser.parse_args()
-    if args.steps < 1 or args.warmup < 0 or args.val_interval < 1 or (args.batch_size or 1) < 1 or args.at_step < 1:
-        parser.error("--steps, --val-interval, --batch-size and --at-step must be >= 1, --warmup >= 0")
-    if args.ab is not None and args.device != "cpu":
-        parser.error("--ab compares the CPU's decoder loop variants; run it with --device cpu")
+    output_arguments(parser)
 
-    # The trainer sets OMP_WAIT_POLICY when imported, before torch loads OpenMP, as in every
-    # training run (the policy alone changes the tiny step's time by more than 1.5x on 2 cores).
-    import trainer
 
-    _ = trainer.__version__  # torch is imported after this line, never before it
+@dataclass
+class StepUnderTest:
+    """The training step the bench times and what surrounds it (the validation set, the schedules' state).
+
+    Built by ``build_step`` as training builds it: a copy of the trainer's step, which the
+    trainer's public builder is to replace.
+    """
+
+    config: Any
+    device: Any
+    model: Any
+    criterion: Any
+    state: Any
+    val_set: Any
+    batches: Iterator[list[int]]
+    one_step: Callable[..., int]  # (step, phases or None, batch ids or None) -> mel frames trained
+    sync: Callable[[], None]
+
+
+def build_step(args: argparse.Namespace) -> StepUnderTest:
+    """Return the preset's model, loss and optimiser on the bench corpus, batches as training draws them, and the
+    step that times its phases (forward, loss, backward, clip + optimiser)."""
     import torch
-    from torch.profiler import ProfilerActivity, profile
 
     from trainer.config import preset
     from trainer.data.batches import bucketed_batches, collate
     from trainer.data.corpus import read_corpus, split_train_val
     from trainer.data.dataset import TTSDataset
-    from trainer.evaluation.validate import amp_dtype, autocast, validate
+    from trainer.evaluation.validate import amp_dtype, autocast
     from trainer.model.architectures import build_model
     from trainer.training.loop import TrainState, configure_cuda, seed_everything, step_hparams
     from trainer.training.losses import TacotronLoss
@@ -168,13 +179,22 @@ def main() -> int:
                 phases[name].append(end - start)
         return int(batch.mel_lens.sum())
 
-    model.train()
-    for step in range(1, args.warmup + 1):
-        one_step(step, None)
+    return StepUnderTest(config, device, model, criterion, state, val_set, batches, one_step, sync)
+
+
+def time_and_profile(args: argparse.Namespace, step: StepUnderTest) -> dict[str, Any]:
+    """Warm up, time ``--steps`` steps phase by phase, then profile the same batches; return the phases, the frames,
+    the top operators, the counted arithmetic and the profiler's total self time (µs)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    one_step, device = step.one_step, step.device
+    step.model.train()
+    for number in range(1, args.warmup + 1):
+        one_step(number, None)
     phases: dict[str, list[float]] = {"forward": [], "loss": [], "backward": [], "optimiser": []}
     # The profiler sees the batches just timed: the operator table then adds up to the phases
     # (other batches differ in length, and one longer than any before also pays for new memory).
-    drawn = [next(batches) for _ in range(args.steps)]
+    drawn = [next(step.batches) for _ in range(args.steps)]
     frames = [one_step(args.warmup + k, phases, ids) for k, ids in enumerate(drawn, start=1)]
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities, with_flops=True) as prof:
@@ -192,41 +212,69 @@ def main() -> int:
     counted = [e for e in averages if e.flops]
     arithmetic = {"gflop_per_step": round(sum(e.flops for e in counted) / 1e9 / args.steps, 2),
                   "share_of_self_time": round(sum(e.self_cpu_time_total for e in counted) / total_self, 4)}
+    return {"phases": phases, "frames": frames, "ops": ops, "arithmetic": arithmetic, "total_self": total_self}
 
-    ab = None
-    if args.ab is not None:
-        ab = time_ab(model.decoder, args.ab, one_step, lambda: next(batches), 2 * args.warmup + args.steps, args.steps)
+
+def time_validation(step: StepUnderTest) -> float:
+    """Return the seconds of one validation as training runs it (teacher-forced batches, free-running sentences)."""
+    from trainer.evaluation.validate import validate
+    from trainer.training.loop import step_hparams
 
     started = time.perf_counter()
-    validate(model, criterion, val_set, config, device, step_hparams(config, 1, state).loss_weights,
-             state.frames_per_char, 0.5, None, None)
-    sync()
-    validation_s = time.perf_counter() - started
+    validate(step.model, step.criterion, step.val_set, step.config, step.device,
+             step_hparams(step.config, 1, step.state).loss_weights, step.state.frames_per_char, 0.5, None, None)
+    step.sync()
+    return time.perf_counter() - started
 
+
+def measure(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ProfileRecord:
+    if args.steps < 1 or args.warmup < 0 or args.val_interval < 1 or (args.batch_size or 1) < 1 or args.at_step < 1:
+        parser.error("--steps, --val-interval, --batch-size and --at-step must be >= 1, --warmup >= 0")
+    if args.ab is not None and args.device != "cpu":
+        parser.error("--ab compares the CPU's decoder loop variants; run it with --device cpu")
+
+    # The trainer sets OMP_WAIT_POLICY when imported, before torch loads OpenMP, as in every
+    # training run (the policy alone changes the tiny step's time by more than 1.5x on 2 cores).
+    import trainer
+
+    _ = trainer.__version__  # torch is imported after this line, never before it
+    step = build_step(args)
+    timed = time_and_profile(args, step)
+    ab = None
+    if args.ab is not None:
+        ab = time_ab(step.model.decoder, args.ab, step.one_step, lambda: next(step.batches),
+                     2 * args.warmup + args.steps, args.steps)
+    return record(args, step, timed, ab, time_validation(step))
+
+
+def record(args: argparse.Namespace, step: StepUnderTest, timed: dict[str, Any], ab: dict[str, Any] | None,
+           validation_s: float) -> ProfileRecord:
+    """Return the bench's record from the timed phases, the profile, the A/B and the validation."""
+    import torch
+
+    phases, config = timed["phases"], step.config
     step_s = [sum(values) for values in zip(*phases.values(), strict=True)]
     median_step = statistics.median(step_s)
-    result: dict[str, Any] = {
-        "bench": "profile_step", "preset": args.preset, "device": args.device, "threads": torch.get_num_threads(),
+    return {
+        "preset": args.preset, "device": args.device, "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "batch_size": config.batch_size, "reduction_factor": config.model.reduction_factor,
         "at_step": args.at_step, "steps_timed": args.steps, "median_step_s": round(median_step, 3),
-        "mel_frames_per_s": round(sum(frames) / sum(step_s), 1),
+        "mel_frames_per_s": round(sum(timed["frames"]) / sum(step_s), 1),
         "phases_s": {name: round(statistics.median(values), 3) for name, values in phases.items()},
         "phase_shares": {name: round(statistics.median(values) / median_step, 3) for name, values in phases.items()},
-        "top_ops": ops, "counted_flops": arithmetic,
+        "top_ops": timed["ops"], "counted_flops": timed["arithmetic"],
         # The profiler's own per-call bookkeeping (shapes recorded for the flop counts) lengthens
         # the many small operators more than the few large ones: compare with median_step_s.
-        "profiled_self_s_per_step": round(total_self / 1e6 / args.steps, 3),
+        "profiled_self_s_per_step": round(timed["total_self"] / 1e6 / args.steps, 3),
         **({"ab": ab} if ab is not None else {}),
-        "validation": {"seconds": round(validation_s, 2), "val_utterances": len(val_set),
-                       "fr_utterances": min(config.fr_utterances, len(val_set)), "interval": args.val_interval,
+        "validation": {"seconds": round(validation_s, 2), "val_utterances": len(step.val_set),
+                       "fr_utterances": min(config.fr_utterances, len(step.val_set)), "interval": args.val_interval,
                        "share_of_trial": round(validation_s / (validation_s + args.val_interval * median_step), 3)},
-        "machine": machine(args.device),
-        "command": "python bench/profile_step.py " + " ".join(sys.argv[1:]),
     }
-    emit(result, args.results)
-    return 0
 
+
+BENCH = Bench("profile_step", __doc__, arguments, measure)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(BENCH.main())

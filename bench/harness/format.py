@@ -65,14 +65,6 @@ def machine_line(entry: dict[str, Any]) -> str:
             f"Command: `{entry.get('command', '?')}`")
 
 
-def machine_lines(entries: list[dict[str, Any]]) -> list[str]:
-    """Return the machine line of each entry, a blank line between them."""
-    lines: list[str] = []
-    for entry in entries:
-        lines += ["", machine_line(entry)] if lines else [machine_line(entry)]
-    return lines
-
-
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     """Return a Markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

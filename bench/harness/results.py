@@ -56,12 +56,6 @@ def of_bench(entries: list[dict[str, Any]], bench: str) -> list[dict[str, Any]]:
     return [e for e in entries if e.get("bench") == bench]
 
 
-def latest(entries: list[dict[str, Any]], bench: str) -> dict[str, Any] | None:
-    """Return the newest entry of ``bench`` (None when it never ran)."""
-    found = of_bench(entries, bench)
-    return found[-1] if found else None
-
-
 def append(record: dict[str, Any], results: Path) -> None:
     """Print ``record`` as indented JSON and append it as one line to ``results`` (JSON Lines)."""
     print(json.dumps(record, indent=1))

@@ -17,12 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypedDict
 
+from harness.common import BASE_CHECKPOINT, require_cuda
 from harness.stats import rounded, spearman
 
 
 class TrialRecord(TypedDict):
-    """A finished trial as the benches keep it (bench/study_value.py trial_record; study_efficiency keeps the first
-    three)."""
+    """A finished trial as the benches keep it (bench/study_value.py trial_record; study_efficiency keeps only
+    state, value and steps)."""
 
     number: int
     state: str  # Optuna's state name: COMPLETE, PRUNED, FAIL
@@ -48,8 +49,6 @@ def setup_study_bench(args: argparse.Namespace, parser: argparse.ArgumentParser,
     ``--device cuda`` checked, the shipped base checked when the bench fine-tunes it (``needs_base``), Optuna's
     logging quieted, and the feature cache pointed into the work folder (this process and every study it starts).
     """
-    from harness.common import BASE_CHECKPOINT, require_cuda
-
     args.workdir = args.workdir.resolve()
     require_cuda(parser, getattr(args, "device", "cpu"))
     if needs_base and not BASE_CHECKPOINT.is_file():

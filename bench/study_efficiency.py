@@ -60,7 +60,14 @@ from typing import Any
 
 from harness.common import BASE_CHECKPOINT, ROOT, bounded_int, made_once, output_arguments, say
 from harness.runner import Bench
-from harness.studies import child_env, run_study_command, setup_study_bench, steps_to_reach, warm_feature_cache
+from harness.studies import (
+    child_env,
+    run_study_command,
+    setup_study_bench,
+    steps_to_reach,
+    stop_text,
+    warm_feature_cache,
+)
 from sections.study_efficiency import Repetition, StudyEfficiencyRecord, StudyFigures
 
 STUDY = "efficiency"
@@ -205,7 +212,7 @@ def study_record(trials: list, target: float | None, max_steps: int, wall: float
     records = trial_records(trials, max_steps)
     for trial in trials:
         if trial.state.name == "FAIL":
-            print(f"study_efficiency: trial {trial.number} failed: {trial.user_attrs.get('fail_reason', '')}",
+            print(f"study_efficiency: trial {trial.number} failed: {stop_text(trial)}",
                   file=sys.stderr)
     best = best_value(records)
     return {"best": None if best is None else round(best, 5),

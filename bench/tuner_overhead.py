@@ -60,6 +60,7 @@ from harness.studies import (
     postgres_url,
     run_study_command,
     setup_study_bench,
+    stop_text,
     warm_feature_cache,
 )
 from sections.tuner_overhead import OverheadRow, TunerOverheadRecord
@@ -138,12 +139,15 @@ def create_study(space_path: Path, storage_url: str) -> None:
     SQLite has no creation lock in the tuner (it serves one process), so workers starting
     together on a fresh file could race on its tables.
     """
+    import optuna
+
     from tuner.space.load import load_space
     from tuner.study.storage import check_storage
     from tuner.study.studies import open_study
 
     check_storage(storage_url)
-    opened = open_study(load_space(space_path), STUDY, storage_url, MAX_STEPS, VAL_INTERVAL)
+    # The pruner given here is this process's only: each worker opens the study with the space's own.
+    opened = open_study(load_space(space_path), STUDY, storage_url, MAX_STEPS, optuna.pruners.NopPruner())
     close_storage(opened.study)
 
 
@@ -198,7 +202,7 @@ def summarise(storage_url: str) -> dict[str, Any]:
     for trial in trials:
         if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
             print(f"tuner_overhead: trial {trial.number} {trial.state.name}: "
-                  f"{trial.user_attrs.get('fail_reason', '')}", file=sys.stderr)
+                  f"{stop_text(trial)}", file=sys.stderr)
     measured = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
                 and "train_s" in t.user_attrs.get("timing", {})]
     totals, trains, overheads, per_call = [], [], [], []

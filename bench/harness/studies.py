@@ -139,9 +139,19 @@ def rank_agreement(trials: list[dict[str, Any]], max_steps: int) -> RankAgreemen
             "rho_last": rounded(spearman(early, last), 3), "by_step": by_step}
 
 
+def stop_text(trial: Any) -> str:
+    """Return why a trial ended, in words ('' when it has not): its stop reason (tuner.fleet.endings)."""
+    from tuner.fleet.endings import StopReason  # lazy: the tuner, only for studies
+
+    stop = StopReason.of(trial)
+    return stop.text() if stop is not None else ""
+
+
 def close_storage(study: Any) -> None:
     """Close the connection pool of ``study``'s storage (a PostgreSQL bench database is dropped later)."""
-    storage = study._storage
+    from tuner.study.optuna_api import storage_of  # lazy: the tuner, only for studies
+
+    storage = storage_of(study)
     getattr(storage, "_backend", storage).engine.dispose()  # Optuna wraps RDBStorage in a cache
 
 

@@ -17,7 +17,15 @@ from typing import Any
 
 from harness.common import BASE_CHECKPOINT, ROOT, say
 from harness.stats import rounded
-from harness.studies import TrialRecord, best_curve, child_env, rank_agreement, run_study_command, steps_to_reach
+from harness.studies import (
+    TrialRecord,
+    best_curve,
+    child_env,
+    rank_agreement,
+    run_study_command,
+    steps_to_reach,
+    stop_text,
+)
 from sections.study_value import ArmRecord
 
 DEFAULT_SPACE = ROOT / "search_spaces" / "default.yaml"
@@ -112,7 +120,7 @@ def trial_record(trial: Any, max_steps: int) -> TrialRecord:
     return {"number": trial.number, "state": trial.state.name, "value": rounded(value, 4), "steps": steps,
             "params": dict(trial.params),  # exact: the winner is retrained with them
             "values": [[s, round(v, 4)] for s, v in values],
-            "reason": trial.user_attrs.get("prune_reason") or trial.user_attrs.get("fail_reason")}
+            "reason": None if complete else stop_text(trial) or None}
 
 
 def load_arm_trials(space: Path, arm: str, max_steps: int) -> list[TrialRecord]:

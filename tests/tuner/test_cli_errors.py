@@ -136,6 +136,20 @@ def test_mask_url_hides_passwords() -> None:
     assert mask_url("http://u:pw@mlflow:5000") == "http://u:***@mlflow:5000"
     assert mask_url("https://TOKEN@mlflow.example/a@b") == "https://***@mlflow.example/a@b"  # a lone token too
     assert mask_url("http://mlflow:5000") == "http://mlflow:5000"
+    # The query string's credentials too: libpq's password and sslpassword, tokens and keys.
+    assert mask_url("postgresql+psycopg://u@h/db?password=pw&sslmode=require") == (
+        "postgresql+psycopg://u@h/db?password=***&sslmode=require")
+    assert mask_url("postgresql://u@h/db?sslpassword=k%20y&application_name=tuner") == (
+        "postgresql://u@h/db?sslpassword=***&application_name=tuner")
+    assert mask_url("https://mlflow.example/?access_token=abc#top") == "https://mlflow.example/?access_token=***#top"
+    assert mask_url("sqlite:////tmp/study.db") == "sqlite:////tmp/study.db"
+
+
+def test_scrub_removes_every_credential_of_the_url_from_a_driver_message() -> None:
+    from tuner.study.urls import scrub
+
+    url = "postgresql+psycopg://u:pw1@h/db?password=pw2&sslpassword=k%20y"
+    assert scrub("auth failed: pw1 pw2 k y k%20y", url) == "auth failed: *** *** *** ***"
 
 
 def test_a_trials_mlflow_link_never_carries_the_trackers_password() -> None:

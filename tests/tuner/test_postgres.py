@@ -143,6 +143,37 @@ def test_two_workers_through_mlflow_server_and_dashboard(database: str, mlflow_d
     assert PASSWORD not in repr(study.user_attrs)
 
 
+def test_a_password_in_the_query_string_is_never_shown_or_stored(database: str, tmp_path: Path, short_corpus: Path,
+                                                                 fast_space_writer) -> None:
+    # libpq takes the password from the URL's query too (?password=..., ?sslpassword=...).
+    import optuna
+    from mlflow.tracking import MlflowClient
+
+    space = fast_space_writer(tmp_path, study="query", max_steps=2, samples=0, gates="[]")
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "SMART_TUNER_FAULT",
+                                                             "SMART_TUNER_STORAGE", "OPTUNA_STORAGE")}
+    url = f"{database}?password={PASSWORD}&sslmode=prefer"
+    command = [sys.executable, "-m", "tuner.cli", "run-study", "--space", str(space), "--data", str(short_corpus),
+               "--home", str(home), "--trials", "1", "--storage", url]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=400)
+    assert done.returncode == 0, done.stdout + done.stderr
+    status = subprocess.run([sys.executable, "-m", "tuner.cli", "status", "--home", str(home), "--storage", url],
+                            capture_output=True, text=True, env=env, timeout=120)
+    printed = done.stdout + done.stderr + status.stdout + status.stderr
+    assert PASSWORD not in printed and "password=***" in printed
+    client = MlflowClient(f"sqlite:///{home}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("query").experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("smart_tuner.role") == "study")
+    assert parent.data.params["storage"].endswith("?password=***&sslmode=prefer")
+    assert all(PASSWORD not in repr((r.data.params, r.data.tags)) for r in runs)
+    for path in home.rglob("*"):
+        if path.is_file() and path.suffix not in (".pt", ".db"):
+            assert PASSWORD.encode() not in path.read_bytes(), path
+    study = optuna.load_study(study_name="query", storage=database.replace("postgresql://", "postgresql+psycopg://"))
+    assert PASSWORD not in repr((study.user_attrs, [(t.user_attrs, t.system_attrs) for t in study.trials]))
+
+
 def _validations(run_dir: Path) -> int:
     try:
         return sum('"kind": "val"' in line for line in (run_dir / "metrics.jsonl").read_text().splitlines())

@@ -126,6 +126,7 @@ def test_random_kills_lose_no_trial_and_train_none_twice(database: str, tmp_path
     audit = audit_trials(trials)
     assert audit.finished >= 6 and not audit.lost, audit
     assert not audit.trained_twice and not audit.wrong_resume, audit
+    assert not audit.duplicate_params, audit  # three workers of one seeded sampler: distinct draws
     # Every failure was a kill, and every one was retried.
     retried = {int(n) for t in trials for n in t.system_attrs.get("retry_history", [])}
     assert {t.number for t in trials if t.state == TrialState.FAIL} <= retried

@@ -11,7 +11,9 @@ retry names the trials it continues (``retry_history``) and the step it resumed 
 * **repeated steps**: steps a predecessor trained past the checkpoint its retry resumed from
   (trained again by the retry: the price of a kill between two checkpoints);
 * **lost**: a trial failed for a transient reason without a retry, or one still RUNNING or
-  WAITING when no worker runs.
+  WAITING when no worker runs;
+* **duplicate parameters**: two trials that are not retries of one another drew the same
+  parameters (workers repeating each other's draws: a sampler seeded alike in every worker).
 
 Used by the chaos tests and ``bench/chaos.py``; it reads the shared home's run folders.
 """
@@ -46,13 +48,15 @@ class Audit:
     trained_twice: list[str] = field(default_factory=list)
     wrong_resume: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
+    duplicate_params: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         """Return the figures (counts and findings) for JSON."""
         return {"trials": self.trials, "finished": self.finished, "retries": self.retries,
                 "resumed_steps": self.resumed_steps, "repeated_steps": self.repeated_steps,
                 "trained_twice": len(self.trained_twice), "wrong_resume": len(self.wrong_resume),
-                "lost": len(self.lost), "findings": self.trained_twice + self.wrong_resume + self.lost}
+                "lost": len(self.lost), "duplicate_params": len(self.duplicate_params),
+                "findings": self.trained_twice + self.wrong_resume + self.lost + self.duplicate_params}
 
 
 def own_steps(run_dir: Path, after_step: int) -> list[tuple[int, float]]:
@@ -81,9 +85,26 @@ def _resume_point(history: list[int], by_number: dict[int, FrozenTrial]) -> tupl
     return 0, None
 
 
+def duplicate_params(trials: list[FrozenTrial]) -> list[str]:
+    """Return one line per trial that drew the same parameters as an earlier one it is not a retry of."""
+    drawn: dict[str, dict[int, int]] = {}  # parameters -> {lineage: its first trial's number}
+    found = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        history = trial.system_attrs.get(RETRY_HISTORY_ATTR) or []
+        lineage = int(history[0]) if history else trial.number  # a retry runs its first attempt's parameters
+        if not trial.params:
+            continue
+        lineages = drawn.setdefault(repr(sorted(trial.params.items())), {})
+        if lineage not in lineages and lineages:
+            found.append(f"trial {trial.number} drew the same parameters as trial {next(iter(lineages.values()))}: "
+                         f"{dict(trial.params)}")
+        lineages.setdefault(lineage, trial.number)
+    return found
+
+
 def audit_trials(trials: list[FrozenTrial], workers_gone: bool = True) -> Audit:
     """Audit ``trials`` (one study's); ``workers_gone``: no worker runs now, so RUNNING or WAITING is lost."""
-    audit = Audit(trials=len(trials))
+    audit = Audit(trials=len(trials), duplicate_params=duplicate_params(trials))
     by_number = {t.number: t for t in trials}
     own: dict[int, list[tuple[int, float]]] = {}
     for trial in trials:

@@ -8,14 +8,24 @@ child get the pruner through ``tuner.trial.setup``.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import warnings
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from tuner.errors import TunerError
 
-__all__ = ["SAMPLERS", "PRUNERS", "sampler_class", "pruner_class", "build_pruner", "make_sampler", "describe_pruner"]
+if TYPE_CHECKING:
+    from optuna import Study
+    from optuna.distributions import BaseDistribution
+    from optuna.trial import FrozenTrial, TrialState
+
+__all__ = ["SAMPLERS", "PRUNERS", "TrialSeededSampler", "sampler_class", "pruner_class", "build_pruner", "make_sampler",
+           "describe_pruner", "trial_seed"]
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "nsgaii")
 PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "threshold", "none")
@@ -40,11 +50,81 @@ def pruner_class(name: str) -> type[optuna.pruners.BasePruner] | None:
 
 
 def make_sampler(section: dict[str, Any]) -> optuna.samplers.BaseSampler:
-    """Return the Optuna sampler of a space's ``sampler`` section (its name and settings)."""
+    """Return the Optuna sampler of a space's ``sampler`` section (its name and settings).
+
+    A ``seed`` seeds each trial's draws from (seed, trial number), not the sampler once: every
+    worker of a study builds its own sampler, and one seed would make them all draw the same
+    sequence (``TrialSeededSampler``). QMC keeps its seed: it scrambles one low-discrepancy
+    sequence whose position the study stores, so its workers never repeat each other.
+    """
     settings = {k: v for k, v in section.items() if k != "name"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return sampler_class(section["name"])(**settings)
+    cls = sampler_class(section["name"])
+
+    def build(**extra: Any) -> optuna.samplers.BaseSampler:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return cls(**{**settings, **extra})
+
+    if settings.get("seed") is None or section["name"] == "qmc":
+        return build()
+    return TrialSeededSampler(lambda seed: build(seed=seed), int(settings["seed"]))
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """Return the seed of trial ``number``'s draws in a study seeded with ``seed`` (a 32-bit integer).
+
+    >>> trial_seed(1, 0) == trial_seed(1, 0) != trial_seed(1, 1)
+    True
+    """
+    return int.from_bytes(hashlib.sha256(f"{seed}:{number}".encode()).digest()[:4], "big")
+
+
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """A seeded sampler whose draws for trial N come from ``trial_seed(seed, N)``.
+
+    Workers sharing a study each hold one; since every trial number is given out once, their
+    draws differ, and a study replayed trial by trial draws the same values. Each trial gets a
+    sampler of its own (built by ``factory(seed)``); the samplers keep nothing between trials
+    that the study's storage does not hold (TPE, GP and CMA-ES rebuild their models from it).
+    """
+
+    KEEP = 64  # samplers of trials still in flight in this process (a failed trial never says it ended)
+
+    def __init__(self, factory: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
+        self._factory, self._seed = factory, seed
+        self._samplers: OrderedDict[int, optuna.samplers.BaseSampler] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _of(self, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
+        with self._lock:
+            sampler = self._samplers.get(trial.number)
+            if sampler is None:
+                sampler = self._samplers[trial.number] = self._factory(trial_seed(self._seed, trial.number))
+                while len(self._samplers) > self.KEEP:
+                    self._samplers.popitem(last=False)
+            return sampler
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self._of(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: Study, trial: FrozenTrial,
+                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        return self._of(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
+                           param_distribution: BaseDistribution) -> Any:
+        return self._of(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._of(trial).before_trial(study, trial)
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
+        self._of(trial).after_trial(study, trial, state, values)
+        with self._lock:
+            self._samplers.pop(trial.number, None)
+
+    def reseed_rng(self) -> None:
+        """Nothing to reseed: each trial's seed is derived from the study's and its number."""
 
 
 def build_pruner(section: dict[str, Any], multi: bool, max_steps: int, val_interval: int) -> optuna.pruners.BasePruner:

@@ -149,10 +149,11 @@ def stop_text(trial: Any) -> str:
 
 def close_storage(study: Any) -> None:
     """Close the connection pool of ``study``'s storage (a PostgreSQL bench database is dropped later)."""
-    from tuner.study.optuna_api import storage_of  # lazy: the tuner, only for studies
+    from tuner.study.optuna_api import rdb_engine, storage_of  # lazy: the tuner, only for studies
 
-    storage = storage_of(study)
-    getattr(storage, "_backend", storage).engine.dispose()  # Optuna wraps RDBStorage in a cache
+    engine = rdb_engine(storage_of(study))
+    if engine is not None:
+        engine.dispose()
 
 
 # ------------------------------------------------------------------ PostgreSQL

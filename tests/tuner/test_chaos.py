@@ -232,3 +232,55 @@ def test_two_workers_share_a_journal_file(tmp_path: Path, short_corpus: Path, fa
     assert sorted(t.number for t in trials) == [0, 1, 2], [(t.number, t.state) for t in trials]
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert all(sorted(t.intermediate_values) == [4] for t in trials)  # the children's reports went through
+
+
+# A worker whose machine's clock runs ahead: every time.time() it (and Optuna inside it) reads is shifted.
+SKEWED_WORKER = """
+import sys, time
+_real = time.time
+time.time = lambda: _real() + float(sys.argv[1])
+from tuner.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("skew", [600.0, -600.0])
+def test_a_worker_whose_clock_is_off_by_minutes_takes_no_live_trial(skew: float, database: str, tmp_path: Path,
+                                                                    short_corpus: Path, fast_space_writer) -> None:
+    # Heartbeats are stamped and judged by the database server's clock, so the judging worker's own
+    # clock, ten minutes ahead or behind, cannot make a live trial look silent (grace 20 s).
+    space = _chaos_space(fast_space_writer, tmp_path, "skew", max_steps=24)
+    home = tmp_path / "home"
+    env = _environment(heartbeat="2", grace="20")
+    args = ["run-study", "--space", str(space), "--data", str(short_corpus), "--storage", database,
+            "--home", str(home), "--trials", "3", "--no-mlflow", "--quiet"]
+    script = tmp_path / "skewed.py"
+    script.write_text(SKEWED_WORKER)
+    logs = [tmp_path / "steady.log", tmp_path / "skewed.log"]
+    with open(logs[0], "w") as steady_log:
+        steady = subprocess.Popen([sys.executable, "-m", "tuner.cli", *args], stdout=steady_log,
+                                  stderr=subprocess.STDOUT, env=env)
+    skewed = None
+    try:
+        first = home / "runs" / "skew" / "trial-0000" / "metrics.jsonl"
+        deadline = time.monotonic() + 300
+        while not (first.is_file() and '"kind": "train"' in first.read_text()):  # trial 0 is training
+            assert time.monotonic() < deadline and steady.poll() is None, logs[0].read_text()
+            time.sleep(0.2)
+        with open(logs[1], "w") as skewed_log:
+            skewed = subprocess.Popen([sys.executable, str(script), str(skew), *args], stdout=skewed_log,
+                                      stderr=subprocess.STDOUT, env=env)
+        assert steady.wait(timeout=600) == 0 and skewed.wait(timeout=600) == 0, [p.read_text() for p in logs]
+    finally:
+        for worker in (steady, skewed):
+            if worker is not None and worker.poll() is None:
+                worker.kill()
+                worker.wait(timeout=30)
+    trials = _study(database, "skew").get_trials(deepcopy=False)
+    taken = [(t.number, t.user_attrs.get("stop_reason")) for t in trials if t.state.name == "FAIL"]
+    assert taken == [], taken  # no live trial was failed as silent
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) == 2  # both worked on the study
+    audit = audit_trials(trials)
+    assert audit.finished == 3 and not audit.trained_twice and not audit.lost, audit

@@ -16,7 +16,7 @@ from optuna.trial import TrialState, create_trial
 
 import tuner
 from tuner.study import optuna_api
-from tuner.study.optuna_api import CREATE_KEY_ATTR, KeyedRDBStorage, storage_of, study_id, trial_id
+from tuner.study.optuna_api import CREATE_KEY_ATTR, KeyedRDBStorage, rdb_engine, storage_of, study_id, trial_id
 
 
 def _study(tmp_path: Path) -> optuna.Study:
@@ -29,6 +29,9 @@ def test_a_study_shows_its_storage_and_its_id(tmp_path: Path) -> None:
     storage = storage_of(study)  # Study._storage (Optuna wraps an RDBStorage in a cache that passes calls on)
     assert study_id(study) == storage.get_study_id_from_name("pin")  # Study._study_id
     assert storage.get_all_studies()[0].study_name == "pin"
+    # _CachedStorage._backend: the RDBStorage behind the cache, whose engine reads the server's clock.
+    assert rdb_engine(storage) is not None and rdb_engine(storage).dialect.name == "sqlite"
+    assert rdb_engine(optuna.storages.InMemoryStorage()) is None
 
 
 def test_a_trial_and_its_frozen_copy_show_their_storage_id(tmp_path: Path) -> None:
@@ -57,7 +60,7 @@ def test_the_creating_transaction_can_still_be_entered(tmp_path: Path) -> None:
     assert len(study.trials) == 1
 
 
-PRIVATE = re.compile(r"\._storage\b|\._trial_id\b|\._study_id\b|optuna\.storages\._|_get_prepared_new_trial|"
+PRIVATE = re.compile(r"\._storage\b|\._trial_id\b|\._study_id\b|_backend\b|optuna\.storages\._|_get_prepared_new_trial|"
                      r"optuna\.trial\.Trial\(|\bTrial\(\w+, ")
 
 

@@ -6,7 +6,9 @@ that share a host name, such as cloned VMs or replicas given one ``hostname:``, 
 other's pids; ``start``: the process's start time, so a recycled pid is never taken for the old
 owner). When a worker begins a trial it stores its
 token on the trial (system attribute ``lease_owner``; the user attribute ``worker`` shows it)
-and then, every ``heartbeat`` seconds, the time (``lease_heartbeat``). Only the holder may
+and then, every ``heartbeat`` seconds, the time by the study's clock (``lease_heartbeat``: the
+database server's clock on PostgreSQL, ``tuner.study.clock``, so machines whose clocks disagree
+judge each other's heartbeats alike). Only the holder may
 train the trial, report it or tell its end; each of them checks first (``holds``).
 
 A lease is lost when (``lost_trials``):
@@ -45,6 +47,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState, create_trial
 
 from tuner.fleet.endings import LEASE_LOST, StopReason, record_stop
+from tuner.study.clock import study_clock
 from tuner.study.optuna_api import CREATE_KEY_ATTR, storage_of, trial_id
 from tuner.study.resilience import is_transient
 
@@ -131,7 +134,8 @@ def claim(storage: BaseStorage, trial_id: int, owner: str) -> float:
     the writes may retry for a while, and the lease's clock must not start later than the stamp
     other workers judge it by.
     """
-    stamp, moment = time.time(), time.monotonic()
+    moment = time.monotonic()
+    stamp = study_clock(storage)()
     storage.set_trial_system_attr(trial_id, OWNER_ATTR, owner)
     storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, stamp)
     return moment
@@ -148,8 +152,11 @@ class LostLease(Exception):
 
 
 def lost_trials(study: Study, grace: float, now: float | None = None) -> list[tuple[FrozenTrial, StopReason]]:
-    """Return the RUNNING trials whose lease is lost, with the reason (see the module docstring)."""
-    now = time.time() if now is None else now
+    """Return the RUNNING trials whose lease is lost, with the reason (see the module docstring).
+
+    ``now`` defaults to the study's clock (``tuner.study.clock``), the one the heartbeats were stamped by.
+    """
+    now = study_clock(storage_of(study))() if now is None else now
     found = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = trial.system_attrs.get(OWNER_ATTR)
@@ -170,7 +177,7 @@ def silent_trials(study: Study, heartbeat: float, now: float | None = None) -> l
 
     A worker about to stop waits while there are any: once lost, they must be retried by someone.
     """
-    now = time.time() if now is None else now
+    now = study_clock(storage_of(study))() if now is None else now
     silent = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         beat = trial.system_attrs.get(HEARTBEAT_ATTR)
@@ -276,6 +283,7 @@ class LeaseKeeper:
         self.heartbeat, self.retry = heartbeat, retry
         self.state = LeaseState(threading.Event())
         self._stop = threading.Event()
+        self._clock = study_clock(storage)
         self._thread = threading.Thread(target=self._run, name=f"lease-{trial_id}", daemon=True)
         # The monotonic moment of the last heartbeat's stamp (claim()'s, when given): every lease
         # clock counts from when the stamp was taken, never from when its slow write returned,
@@ -317,7 +325,8 @@ class LeaseKeeper:
                     self._lose("lease lost: another worker failed this trial (it was silent for too long) "
                                "or took it over")
                     return
-                stamp, moment = time.time(), time.monotonic()
+                moment = time.monotonic()
+                stamp = self._clock()
                 self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT_ATTR, stamp)
                 self._last_ok = moment
             except UpdateFinishedTrialError:

@@ -22,9 +22,10 @@ if TYPE_CHECKING:
     from optuna import Study, Trial
     from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
+    from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
-__all__ = ["CREATE_KEY_ATTR", "KeyedRDBStorage", "keyed_trial", "storage_of", "study_id", "trial_id"]
+__all__ = ["CREATE_KEY_ATTR", "KeyedRDBStorage", "keyed_trial", "rdb_engine", "storage_of", "study_id", "trial_id"]
 
 CREATE_KEY_ATTR = "create_key"  # system attribute of a template trial: the study holds one trial per key
 
@@ -42,6 +43,13 @@ def study_id(study: Study) -> int:
 def trial_id(trial: Trial | FrozenTrial) -> int:
     """Return the storage id of ``trial`` (``_trial_id``), the one handle another process can use for it."""
     return trial._trial_id
+
+
+def rdb_engine(storage: BaseStorage) -> Engine | None:
+    """Return the SQLAlchemy engine behind ``storage`` (a study's storage wraps its RDBStorage in a cache,
+    ``_CachedStorage._backend``), or None for a storage without a database (journal file, in memory)."""
+    backend = getattr(storage, "_backend", storage)
+    return backend.engine if isinstance(backend, RDBStorage) else None
 
 
 def keyed_trial(session: Session, study: int, template_trial: FrozenTrial | None) -> models.TrialModel | None:

@@ -541,3 +541,32 @@ def test_a_stop_during_an_outage_does_not_claim_the_trial_was_recorded(monkeypat
     result = worker.run()
     assert result.exit_code == 0 and "the end of 1 trial(s) could not be recorded" in result.reason
     assert study.trials[0].state == TrialState.RUNNING  # left for the next worker's recovery, not lost
+
+
+def test_an_outage_past_the_limit_ends_the_worker_with_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before: the worker thread died with a traceback, the process exited 0 and a supervisor with
+    # restart: on-failure never restarted it.
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    import tuner.fleet.worker as worker_module
+    from tuner.fleet.worker import Worker
+
+    study = optuna.create_study()
+    monkeypatch.setattr(worker_module, "OUTAGE_LIMIT", 0.3)
+    died: list = []
+    monkeypatch.setattr(threading, "excepthook", died.append)
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(study, "get_trials", unreachable)
+    said: list[str] = []
+    worker = Worker(study, lambda trial, lease: None, target=1, timeouts=Timeouts(0.1, 5, 1), jobs=2,
+                    say=said.append)
+    result = worker.run()
+    assert not died, died  # no thread died
+    assert result.exit_code == 1
+    assert result.reason.startswith("the study storage was unreachable for longer than 0.3 s")
+    assert "\n" not in result.reason and "resumes from its checkpoint" in result.reason

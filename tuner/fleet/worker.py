@@ -19,7 +19,9 @@ their retries. It stops when:
 * or the timeout passed (no new trial starts after it).
 
 While the study storage is unreachable the loop waits and tries again, for up to
-``OUTAGE_LIMIT`` seconds, so a database restart costs time, not the worker.
+``OUTAGE_LIMIT`` seconds, so a database restart costs time, not the worker. Past it the worker
+stops with one line and exit code 1, so a supervisor restarts it; its running trial, whose lease
+it could not give back, is taken over after the grace and resumes from its checkpoint.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ WAIT = "wait"  # _decide_and_ask: nothing to start now, but a silent trial may n
 
 # runner(trial, lease) -> the trial's verdict; raises LostLease when the trial stopped being this worker's.
 TrialFunction = Callable[["Trial", LeaseKeeper], Verdict]
+
+
+class StorageLost(Exception):
+    """The study storage stayed unreachable past ``OUTAGE_LIMIT``: the worker stops (exit code 1)."""
 
 
 @dataclass
@@ -128,6 +134,13 @@ class Worker:
         return WorkerResult(0, "done", self._trials_run)
 
     def _loop(self, started: float) -> None:
+        try:
+            self._trials(started)
+        except StorageLost as lost:  # this thread's end, said once: the worker exits 1 (a supervisor restarts it)
+            with self._lock:
+                self._failed_out = self._failed_out or str(lost)
+
+    def _trials(self, started: float) -> None:
         while not self.stopping.is_set() and self._failed_out is None:
             if self.timeout is not None and time.monotonic() - started > self.timeout:
                 return
@@ -271,7 +284,9 @@ class Worker:
                 now = time.monotonic()
                 first_failure = now if first_failure is None else first_failure
                 if now - first_failure > OUTAGE_LIMIT:
-                    raise
+                    raise StorageLost(f"the study storage was unreachable for longer than {OUTAGE_LIMIT:g} s "
+                                      f"({type(err).__name__}); stopping this worker: its running trial resumes "
+                                      "from its checkpoint on the next worker (after the lease's grace)") from err
                 self.say(f"the study storage is unreachable ({type(err).__name__}); trying again")
                 if self.stopping.wait(min(10.0, self.timeouts.heartbeat)):
                     self._unrecorded += 1

@@ -116,3 +116,18 @@ def test_a_bare_on_or_off_reads_as_the_choice_it_spells() -> None:
     assert config_from_dict(safe_load("fr_asr: on\n")).fr_asr == "on"
     with pytest.raises(ConfigError, match="key 'stop_gate' must be str, got bool"):
         config_from_dict({"stop_gate": True})  # no on/off among its choices: still refused
+
+
+def test_yaml_aliases_cannot_blow_up_a_config_file(tmp_path: Path) -> None:
+    from trainer.errors import ConfigError
+
+    lines = ["lr_profile: scratch", "x0: &x0 [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"]
+    lines += [f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 10)}]" for i in range(1, 9)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=r"bomb.yaml: line \d+ invalid YAML \(the document holds more than"):
+        load_config(bomb)
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("seed: &s [*s]\n")
+    with pytest.raises(ConfigError, match="recursive alias"):
+        load_config(loop)

@@ -69,5 +69,24 @@ def home_origin(explicit: str | Path | None) -> str:
 
 
 def safe_name(name: str) -> str:
-    """Return ``name`` with every character outside ``[A-Za-z0-9._-]`` replaced by ``_`` (for folder names)."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
+    """Return ``name`` with every character outside ``[A-Za-z0-9._-]`` replaced by ``_`` (for folder names).
+
+    The result is never empty, ``.`` or ``..``: a study's folder stays inside ``runs/``.
+
+    >>> safe_name("de voice/v2"), safe_name(".."), safe_name("")
+    ('de_voice_v2', '__', '_')
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return safe if safe not in ("", ".", "..") else safe.replace(".", "_") or "_"
+
+
+def study_name_problem(name: object) -> str | None:
+    """Return why ``name`` cannot name a study (one line), or None when it can.
+
+    Empty and blank names, and ``.`` and ``..`` (which name folders, not studies), are refused.
+    """
+    if not isinstance(name, str) or not name.strip():
+        return f"a study name must be a non-empty string, got {name!r}"
+    if name.strip() in (".", ".."):
+        return f"a study name cannot be {name!r} (it names a folder)"
+    return None

@@ -282,3 +282,16 @@ def test_yaml_aliases_cannot_blow_up_a_space_file(tmp_path: Path, capsys, body: 
     assert time.monotonic() - started < 10
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"tuner: error: {path}{problem}"]
+
+
+@pytest.mark.parametrize("name", [".", "..", " "])
+def test_a_study_named_like_a_folder_is_refused(tmp_path: Path, capsys, short_corpus: Path, name: str) -> None:
+    # Before: `..` passed, and its trials' folders landed beside runs/ instead of inside it.
+    space = tmp_path / "space.yaml"
+    space.write_text(f'study: {{name: "{name}"}}\nparams:\n  learning_rate: {{low: 1.0e-4, high: 1.0e-3}}\n')
+    assert main(["check-space", str(space)]) == 2
+    assert capsys.readouterr().err.strip().startswith(f"tuner: error: {space}:1: study.name: a study name ")
+    assert main(["run-study", "--space", "default", "--study", name, "--data", str(short_corpus),
+                 "--home", str(tmp_path / "home")]) == 2
+    assert "--study: a study name" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()

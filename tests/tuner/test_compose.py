@@ -172,7 +172,7 @@ def test_no_secret_is_written_in_the_compose_file(raw: dict[str, Any]) -> None:
         for key, value in _environment(service).items():
             if "PASSWORD" in key or "SECRET" in key or "TOKEN" in key:
                 assert value.startswith("${"), (key, value)
-    assert "change-me" not in text
+    assert "change-me" not in text.replace("change-me*)", "")  # the placeholder appears only to be refused
     # .env is ignored, only the example is committed, and it names every variable compose reads.
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT).returncode
     assert ignored == 0
@@ -227,3 +227,21 @@ def test_postgres_init_script_creates_the_mlflow_database(compose: dict[str, Any
     finally:
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+@pytest.mark.parametrize(("password", "starts"), [("change-me-to-a-long-random-string", False),
+                                                  ("change-me", False), ("x7Qk2-long-random_Zp9", True)])
+def test_the_placeholder_password_is_refused(compose: dict[str, Any], tmp_path: Path, password: str,
+                                             starts: bool) -> None:
+    # Before: .env copied unchanged from .env.example made the placeholder the superuser's password.
+    image_entrypoint = tmp_path / "docker-entrypoint.sh"
+    image_entrypoint.write_text('#!/bin/sh\necho "started $*"\n')
+    image_entrypoint.chmod(image_entrypoint.stat().st_mode | stat.S_IEXEC)
+    service = compose["services"]["postgres"]
+    env = {**_environment(service), "POSTGRES_PASSWORD": password, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
+    done = subprocess.run(service["entrypoint"], env=env, capture_output=True, text=True, timeout=30)
+    if starts:
+        assert (done.returncode, done.stdout.strip()) == (0, "started postgres")
+    else:
+        assert done.returncode == 1 and "placeholder of .env.example" in done.stderr and not done.stdout
+    assert env_example()["POSTGRES_PASSWORD"].startswith("change-me")  # the file's value is the one refused

@@ -133,3 +133,25 @@ def test_a_storage_outage_on_the_tuner_side_of_a_trial_is_a_transient_failure(
     ended = runner(trial)
     assert ended.state == "failed" and ended.stop.kind == "lease_lost" and ended.stop.retried
     assert ended.stop.text().startswith("lease lost: the study storage was unreachable (tuner: OperationalError")
+
+
+def test_a_full_disk_queues_its_trial_for_another_worker_and_stops_this_one(
+        tmp_path: Path, tuner_home: Path, short_corpus: Path, fast_space_writer, monkeypatch: pytest.MonkeyPatch,
+        capsys) -> None:
+    # Before: disk full failed the trial for good and the worker went on failing trials on its full disk.
+    from optuna.trial import TrialState
+
+    space = fast_space_writer(tmp_path, study="full", max_steps=2, samples=0, gates="[]")
+    monkeypatch.setenv("SMART_TUNER_FAULT", "diskfull@0")
+    args = ["run-study", "--space", str(space), "--data", str(short_corpus), "--trials", "1", "--no-mlflow"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(args) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("tuner: disk full")]
+    assert len(err) == 1 and "stopping this worker: trial 0 is queued to resume" in err[0]
+    full, queued = _trials(tuner_home, "full")
+    assert full.state == TrialState.FAIL and _kind(full) == "disk_full"
+    assert queued.state == TrialState.WAITING and queued.system_attrs["retry_history"] == [0]
+    monkeypatch.delenv("SMART_TUNER_FAULT")  # another worker, with room on its disk, takes it on
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(args) == 0
+    assert _trials(tuner_home, "full")[1].state == TrialState.COMPLETE

@@ -312,6 +312,51 @@ def test_a_second_process_on_an_sqlite_study_is_refused(tmp_path: Path, short_co
     assert not (home / "runs").exists() and not (home / "optuna.db").exists()
 
 
+def test_two_spellings_of_one_sqlite_file_share_its_lock(tmp_path: Path) -> None:
+    # Before: a symbolic link (or another relative spelling) to the same file took a lock of its own,
+    # so two processes ran one SQLite study at once.
+    from tuner.errors import StorageError
+
+    real = tmp_path / "studies" / "optuna.db"
+    real.parent.mkdir()
+    (tmp_path / "elsewhere").symlink_to(real.parent)
+    with sqlite_single_process(f"sqlite:///{real}"):
+        with pytest.raises(StorageError, match="is running a study on this SQLite file"):
+            with sqlite_single_process(f"sqlite:///{tmp_path / 'elsewhere' / 'optuna.db'}"):
+                pass
+
+
+def test_the_loser_of_a_race_to_fail_a_trial_never_overwrites_the_winners_reason() -> None:
+    study = optuna.create_study()
+    trial = _running(study, "h:1:1", time.time())
+    first = fail_trial(study, trial, StopReason.from_text("worker lost: no heartbeat for 130 s"), max_retries=2)
+    late = fail_trial(study, trial, StopReason.from_text("timed out: still running after 600 s"), max_retries=2)
+    assert (first.by_us, late.by_us) == (True, False)
+    assert StopReason.of(study.trials[trial.number]).text() == "worker lost: no heartbeat for 130 s"
+
+
+def test_a_run_folder_is_claimed_once_however_many_workers_make_it_at_once(tmp_path: Path) -> None:
+    import threading
+
+    from tuner.trial.runner import claim_run_dir
+
+    base = tmp_path / "runs" / "s" / "trial-0000"
+    claimed: list[Path] = []
+    start = threading.Barrier(8)
+
+    def claim() -> None:
+        start.wait()
+        for _ in range(5):
+            claimed.append(claim_run_dir(base))
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(claimed) == len(set(claimed)) == 40 and all(path.is_dir() for path in claimed)
+
+
 # ------------------------------------------------------------------ a real worker
 
 

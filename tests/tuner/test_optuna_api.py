@@ -75,3 +75,23 @@ def test_no_other_tuner_module_reaches_into_optuna() -> None:
             if PRIVATE.search(code):
                 found.append(f"{path.relative_to(package.parent)}:{number}: {line.strip()}")
     assert not found, "Optuna's private API outside tuner/study/optuna_api.py:\n" + "\n".join(found)
+
+
+def test_a_trial_is_failed_with_its_reason_in_one_transaction(tmp_path: Path) -> None:
+    # RDBStorage internals: the scoped session, the row lock and the attribute upsert without a commit.
+    from optuna.storages._rdb import storage as rdb
+
+    from tuner.study.optuna_api import fail_running_trial
+
+    assert list(inspect.signature(rdb._create_scoped_session).parameters)[0] == "scoped_session"
+    assert "for_update" in inspect.signature(optuna_api.models.TrialModel.find_or_raise_by_id).parameters
+    assert list(inspect.signature(RDBStorage._set_trial_attr_without_commit).parameters) == [
+        "self", "session", "model_cls", "trial_id", "key", "value"]
+    study = _study(tmp_path)
+    storage = storage_of(study)
+    running = trial_id(study.ask())
+    assert fail_running_trial(storage, running, "why", {"kind": "crashed"})
+    assert not fail_running_trial(storage, running, "why", {"kind": "timed_out"})  # lost the race: writes nothing
+    (failed,) = study.trials
+    assert failed.state == TrialState.FAIL and failed.user_attrs["why"] == {"kind": "crashed"}
+    assert failed.datetime_complete is not None

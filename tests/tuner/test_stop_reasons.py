@@ -28,8 +28,9 @@ from tuner.trial.observers import LiveView, Observers, trial_note
 from tuner.trial.protocol import Outcome
 
 STATE = {"completed": "complete", "controller": "complete", "pruned": "pruned", "gated": "pruned"}
-# The finished kinds come last: the worker stops once the study holds 4 finished trials.
-ORDER = [k for k in KINDS if k not in STATE] + list(STATE)
+# The finished kinds come last: the worker stops once the study holds 4 finished trials. A full disk
+# stops its worker: a second one meets it.
+ORDER = [k for k in KINDS if k not in STATE and k != "disk_full"] + list(STATE)
 
 
 @pytest.fixture()
@@ -63,6 +64,9 @@ def ended(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_space_writer) ->
     worker = Worker(study, run_trial, target=4, timeouts=timeouts(), max_retries=0, max_consecutive_failures=99,
                     say=lambda line: None)
     assert worker.run().exit_code == 0 and not kinds
+    kinds.append("disk_full")
+    second = Worker(study, run_trial, target=5, timeouts=timeouts(), max_retries=0, say=lambda line: None).run()
+    assert second.exit_code == 1 and second.reason.startswith("the disk_full detail; stopping this worker")
     return {"study": study, "tracker": tracker, "runs": runs, "space": space}
 
 

@@ -32,6 +32,7 @@ CASES = [
     (_outcome("failed", "lease_lost"), 1, ("failed", "lease_lost", None)),
     (_outcome("failed", "crashed"), 1, ("failed", "crashed", None)),
     (_outcome("failed", "out_of_memory"), 1, ("failed", "out_of_memory", None)),
+    (_outcome("failed", "disk_full"), 1, ("failed", "disk_full", None)),
     (_outcome("failed", "failed"), 1, ("failed", "failed", None)),
     # A state and a kind that do not belong together: the child's bug, a failure that says so.
     (_outcome("complete", "gated", [1.5]), 1, ("failed", "failed", None)),
@@ -59,7 +60,8 @@ def test_a_kept_reason_is_the_childs_and_a_rewritten_one_says_why() -> None:
 def test_every_kind_is_covered_and_the_retried_ones_are_the_transient_ones() -> None:
     covered = {case[2][1] for case in CASES}
     assert covered == set(KINDS)
-    assert set(RETRIED) == {"timed_out", "stalled", "interrupted", "lease_lost", "crashed", "out_of_memory"}
+    assert set(RETRIED) == {"timed_out", "stalled", "interrupted", "lease_lost", "crashed", "out_of_memory",
+                            "disk_full"}
     assert StopReason("interrupted").free and not StopReason("crashed").free
     with pytest.raises(ValueError, match="stop kind 'exploded'"):
         StopReason("exploded")
@@ -70,7 +72,23 @@ def test_every_kind_is_covered_and_the_retried_ones_are_the_transient_ones() -> 
     ("interrupted at step 12 (checkpoint saved)", "interrupted"), ("timed out: still running", "timed_out"),
     ("stalled: no training progress", "stalled"), ("crashed: worker exited with status 86", "crashed"),
     ("out of memory (try a smaller batch_size)", "out_of_memory"), ("RuntimeError: a bug", "failed"),
+    ("disk full: [Errno 28] No space left on device", "disk_full"),
     ("quality gate: tf_diagonality 0.1 < 0.2", "gated"), ("pruner median: worse", "pruned"),
 ])
 def test_reasons_written_as_text_by_earlier_versions_are_read_with_their_kind(text: str, kind: str) -> None:
     assert StopReason.from_text(text).kind == kind
+
+
+def test_errors_that_are_the_machines_not_the_trials_are_retried() -> None:
+    import errno
+
+    from sqlalchemy.exc import OperationalError
+
+    from tuner.trial.verdict import stop_of_error
+
+    full = stop_of_error(OSError(errno.ENOSPC, "No space left on device"), "OSError: no space")
+    assert (full.kind, full.retried) == ("disk_full", True)
+    assert stop_of_error(OSError(errno.EACCES, "denied"), "OSError: denied").kind == "failed"
+    lost = stop_of_error(OperationalError("SELECT 1", {}, Exception("refused")), "OperationalError: refused")
+    assert lost.kind == "lease_lost" and lost.text().startswith("lease lost: the study storage was unreachable")
+    assert stop_of_error(ValueError("a bug"), "ValueError: a bug") == StopReason("failed", "ValueError: a bug")

@@ -33,7 +33,7 @@ from tuner.commands.status import best_lines, counts_line, trials_table
 from tuner.errors import TunerError
 from tuner.fleet.gpuclaim import CLAIM, claim_gpu, lock_folder
 from tuner.fleet.worker import FINISHED, Worker, WorkerResult
-from tuner.paths import Home, safe_name
+from tuner.paths import Home, safe_name, study_name_problem
 from tuner.space.load import load_space, with_vocoder
 from tuner.space.samplers import describe_pruner
 from tuner.space.spec import SearchSpace
@@ -166,6 +166,9 @@ def check_data(data: Path, config: TrainConfig) -> None:
 
 def make_plan(request: StudyRequest) -> Plan:
     """Return the checked plan of ``request``; TunerError/SpaceError name the first problem. Writes nothing."""
+    problem = None if request.study is None else study_name_problem(request.study)
+    if problem is not None:
+        raise TunerError(f"--study: {problem}")
     space = load_space(request.space)
     if request.vocoder is not None:
         space = with_vocoder(space, request.vocoder, request.vocoder_config)

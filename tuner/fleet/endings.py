@@ -19,6 +19,7 @@ interrupted     a stop was asked for (SIGTERM, Ctrl-C): it saved its step       
 lease_lost      its worker died, went silent, or lost the study database             yes
 crashed         its process died without an outcome (a signal, an out-of-memory kill)  yes
 out_of_memory   the device ran out of memory                                         yes
+disk_full       its worker's disk was full (the worker stops; another takes it on)   yes
 failed          an error in the trial (the detail names it)                          no
 ==============  ===================================================================  =========
 
@@ -43,14 +44,15 @@ STOP_ATTR = "stop_reason"  # the trial user attribute holding its StopReason
 
 COMPLETED, CONTROLLER, PRUNED, GATED = "completed", "controller", "pruned", "gated"
 TIMED_OUT, STALLED, INTERRUPTED, LEASE_LOST = "timed_out", "stalled", "interrupted", "lease_lost"
-CRASHED, OUT_OF_MEMORY, FAILED = "crashed", "out_of_memory", "failed"
+CRASHED, OUT_OF_MEMORY, DISK_FULL, FAILED = "crashed", "out_of_memory", "disk_full", "failed"
 KINDS = (COMPLETED, CONTROLLER, PRUNED, GATED, TIMED_OUT, STALLED, INTERRUPTED, LEASE_LOST, CRASHED, OUT_OF_MEMORY,
-         FAILED)
-RETRIED = (TIMED_OUT, STALLED, INTERRUPTED, LEASE_LOST, CRASHED, OUT_OF_MEMORY)
+         DISK_FULL, FAILED)
+RETRIED = (TIMED_OUT, STALLED, INTERRUPTED, LEASE_LOST, CRASHED, OUT_OF_MEMORY, DISK_FULL)
 # How each retried kind's detail begins, and so how text written before the kinds existed is read.
 _LEGACY_PREFIXES = (("timed out", TIMED_OUT), ("stalled", STALLED), ("interrupted", INTERRUPTED),
                     ("worker lost", LEASE_LOST), ("lease lost", LEASE_LOST), ("crashed", CRASHED),
-                    ("out of memory", OUT_OF_MEMORY), ("pruner", PRUNED), ("quality gate", GATED),
+                    ("out of memory", OUT_OF_MEMORY), ("disk full", DISK_FULL), ("pruner", PRUNED),
+                    ("quality gate", GATED),
                     ("objective", GATED))
 
 

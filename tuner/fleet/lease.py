@@ -46,9 +46,9 @@ from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState, create_trial
 
-from tuner.fleet.endings import LEASE_LOST, StopReason, record_stop
+from tuner.fleet.endings import LEASE_LOST, STOP_ATTR, StopReason
 from tuner.study.clock import study_clock
-from tuner.study.optuna_api import CREATE_KEY_ATTR, storage_of, trial_id
+from tuner.study.optuna_api import CREATE_KEY_ATTR, fail_running_trial, storage_of, trial_id
 from tuner.study.resilience import is_transient
 
 if TYPE_CHECKING:
@@ -208,10 +208,9 @@ def fail_trial(study: Study, trial: FrozenTrial, stop: StopReason, max_retries: 
     its step and says nothing about itself, so its retry is free; every other transient failure
     charges one of ``max_retries``.
     """
-    storage = storage_of(study)
     try:
-        record_stop(storage, trial_id(trial), stop)
-        if not storage.set_trial_state_values(trial_id(trial), TrialState.FAIL):
+        # One step: of two workers failing one trial, the loser never overwrites the winner's reason.
+        if not fail_running_trial(storage_of(study), trial_id(trial), STOP_ATTR, stop.to_attr()):
             return Failed(False)
     except UpdateFinishedTrialError:
         return Failed(False)  # someone finished it first
@@ -257,8 +256,9 @@ def unqueued_retries(study: Study, max_retries: int, settle: float,
     retried = {int(h[-1]) for t in trials if (h := t.system_attrs.get(RETRY_HISTORY_ATTR))}
     owed = []
     for trial in trials:
-        stop = StopReason.of(trial)
-        if (trial.state != TrialState.FAIL or trial.number in retried or stop is None or not stop.retried
+        # A failed trial without a reason: its worker stopped between failing it and saying why (fail_trial).
+        stop = StopReason.of(trial) or StopReason(LEASE_LOST, "worker lost while failing this trial (no reason stored)")
+        if (trial.state != TrialState.FAIL or trial.number in retried or not stop.retried
                 or trial.datetime_complete is None or now - trial.datetime_complete.timestamp() <= settle):
             continue
         if _retries_used(trial, stop) <= max_retries:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, TypeVar
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from tuner.fleet.endings import LEASE_LOST, StopReason, Verdict, record_stop
+from tuner.fleet.endings import DISK_FULL, LEASE_LOST, StopReason, Verdict, record_stop
 from tuner.fleet.lease import (
     OWNER_ATTR,
     LeaseKeeper,
@@ -265,6 +265,9 @@ class Worker:
             self.say(f"trial {trial.number} will resume from its checkpoint as a retry ({_attempt(failed)})")
         if not stop.free:
             self._in_a_row += 1
+        if stop.kind == DISK_FULL and self._failed_out is None:  # this worker's disk: another worker takes it on
+            self._failed_out = (f"{stop.text()[:200]}; stopping this worker: trial {trial.number} is queued to "
+                                "resume from its checkpoint on another worker (free some disk space here)")
         if self._in_a_row >= self.max_consecutive_failures and self._failed_out is None:
             self._failed_out = (f"{self._in_a_row} trials failed in a row (the last: {stop.text()[:200]}); "
                                 "stopping this worker: something outside the trials is wrong "

@@ -26,19 +26,15 @@ from __future__ import annotations
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from trainer.config import PRESETS, preset
 from trainer.errors import ConfigError
 from trainer.presets import DEFAULT_PRESET
 from tuner.errors import SpaceError
-from tuner.space.yamlfile import Located, load_yaml, mapping
-
-if TYPE_CHECKING:
-    pass
 from tuner.space.params import check_against_config, check_values, config_fields, parse_params
 from tuner.space.spec import SearchSpace
 from tuner.space.study_section import check_builds, parse_study
+from tuner.space.yamlfile import Located, load_yaml, mapping
 
 __all__ = ["SPACES_PACKAGE", "spaces_dir", "SPACES_DIR", "shipped_spaces", "resolve_space_path", "with_vocoder",
            "load_space"]

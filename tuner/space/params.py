@@ -7,15 +7,12 @@ Every bound, default and choice must make a valid trainer config: the trainer's 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trainer.config import CONFIG_KEYS, TrainConfig
 from trainer.errors import ConfigError
-from tuner.space.yamlfile import Located, mapping, number
-
-if TYPE_CHECKING:
-    pass
 from tuner.space.spec import ParamSpec
+from tuner.space.yamlfile import Located, mapping, number
 
 __all__ = ["check_against_config", "check_values", "config_fields", "parse_params"]
 

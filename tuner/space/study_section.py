@@ -10,16 +10,14 @@ from __future__ import annotations
 import inspect
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from trainer.evaluation import metric_registry
 from trainer.evaluation.metric_registry import Metric, UnknownMetricError
+from tuner.paths import study_name_problem
 from tuner.space.samplers import PRUNERS, SAMPLERS, build_pruner, pruner_class, sampler_class
-from tuner.space.yamlfile import Located, mapping, number
-
-if TYPE_CHECKING:
-    pass
 from tuner.space.spec import DEFAULT_OBJECTIVE, Gate, Objective, StudySpec
+from tuner.space.yamlfile import Located, mapping, number
 
 __all__ = ["check_builds", "parse_study"]
 
@@ -190,8 +188,9 @@ def _parse_gates(study: dict, loc: Located) -> tuple[Gate, ...]:
 def parse_study(data: dict, loc: Located, path: Path) -> StudySpec:
     study = mapping(data.get("study", {}) or {}, ("study",), loc, _STUDY_KEYS)
     name = study.get("name", path.stem)
-    if not isinstance(name, str) or not name.strip():
-        raise loc.error(("study", "name"), f"must be a non-empty string, got {name!r}")
+    problem = study_name_problem(name)
+    if problem is not None:
+        raise loc.error(("study", "name"), problem)
     objective = _parse_objective(study, loc)
     sampler = _parse_sampler(study, loc)
     pruner = _parse_pruner(study, loc)

@@ -13,10 +13,13 @@ moves one fails that test by name instead of failing a study at run time.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from optuna.storages import RDBStorage
 from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
+from optuna.trial import TrialState
 
 if TYPE_CHECKING:
     from optuna import Study, Trial
@@ -25,7 +28,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session
 
-__all__ = ["CREATE_KEY_ATTR", "KeyedRDBStorage", "keyed_trial", "rdb_engine", "storage_of", "study_id", "trial_id"]
+__all__ = ["CREATE_KEY_ATTR", "KeyedRDBStorage", "fail_running_trial", "keyed_trial", "rdb_engine", "storage_of",
+           "study_id", "trial_id"]
 
 CREATE_KEY_ATTR = "create_key"  # system attribute of a template trial: the study holds one trial per key
 
@@ -50,6 +54,32 @@ def rdb_engine(storage: BaseStorage) -> Engine | None:
     ``_CachedStorage._backend``), or None for a storage without a database (journal file, in memory)."""
     backend = getattr(storage, "_backend", storage)
     return backend.engine if isinstance(backend, RDBStorage) else None
+
+
+def fail_running_trial(storage: BaseStorage, trial: int, key: str, value: Any) -> bool:
+    """Fail the RUNNING trial ``trial`` (its storage id) and store its user attribute ``key`` in one step.
+
+    Returns False, writing nothing, when the trial was no longer running. On a database both writes
+    are one transaction under the trial row's lock (``RDBStorage`` internals: its scoped session,
+    ``TrialModel.find_or_raise_by_id`` and ``_set_trial_attr_without_commit``): of two workers
+    failing one trial, the loser can never overwrite the winner's attribute, and Optuna refuses any
+    attribute once the trial has finished, so it cannot be written after the state either. Storages
+    without transactions (a journal file, memory) write the attribute, then compare and set.
+    """
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, RDBStorage):
+        if storage.get_trial(trial).state != TrialState.RUNNING:
+            return False
+        storage.set_trial_user_attr(trial, key, value)
+        return storage.set_trial_state_values(trial, TrialState.FAIL)
+    with _create_scoped_session(backend.scoped_session) as session:
+        row = models.TrialModel.find_or_raise_by_id(trial, session, for_update=True)
+        if row.state != TrialState.RUNNING:
+            return False
+        backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel, trial, key, value)
+        row.state = TrialState.FAIL
+        row.datetime_complete = datetime.now()
+    return True
 
 
 def keyed_trial(session: Session, study: int, template_trial: FrozenTrial | None) -> models.TrialModel | None:

@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 from optuna.exceptions import OptunaError
@@ -35,10 +35,6 @@ from tuner.paths import Home
 from tuner.study.optuna_api import KeyedRDBStorage
 from tuner.study.resilience import BACKOFF_MAX, BACKOFF_START, STORAGE_ERRORS, ResilientRDBStorage
 from tuner.study.urls import mask_url, normalize_url, scrub
-
-if TYPE_CHECKING:
-    pass
-
 
 # What opening a storage raises for a URL it cannot use (RuntimeError: a schema of another Optuna version).
 OPENING_ERRORS: tuple[type[Exception], ...] = (*STORAGE_ERRORS, OptunaError, ImportError, ValueError, RuntimeError)
@@ -247,7 +243,9 @@ def sqlite_single_process(url: str) -> Iterator[None]:
     if not is_sqlite(url):
         yield
         return
-    database = Path(make_url(url).database or "")
+    # The file itself, not the path typed: two spellings of one file (a symbolic link, a relative path)
+    # must find one lock.
+    database = Path(make_url(url).database or "").resolve()
     lock_path = database.with_name(database.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("a+", encoding="utf-8") as handle:

@@ -31,6 +31,7 @@ optuna, torch, the trainer and the tuner modules that use them are imported insi
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING
 
 from tuner import env
 from tuner.errors import TunerError
-from tuner.fleet.endings import COMPLETED, CONTROLLER, FAILED, INTERRUPTED, LEASE_LOST, OUT_OF_MEMORY, StopReason
+from tuner.fleet.endings import COMPLETED, CONTROLLER, INTERRUPTED, StopReason
 from tuner.trial.protocol import CRASH_EXIT_CODE, LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE, Outcome, TrialJob
 
 if TYPE_CHECKING:
@@ -148,7 +149,8 @@ def inject_fault(trial_number: int) -> None:
         if kind in TRAINING_FAULTS:
             TRAINING_FAULTS[kind](spec)
             continue
-        raise TunerError(f"{FAULT_ENV}={spec!r}: unknown fault (crash, hang, raise, nonfinite, oom or dataloader, "
+        raise TunerError(f"{FAULT_ENV}={spec!r}: unknown fault (crash, hang, raise, nonfinite, oom, dataloader or "
+                         "diskfull, "
                          "optionally @TRIAL)")
 
 
@@ -190,7 +192,17 @@ def _fault_dataloader(spec: str) -> None:
     loop.collate = failing_collate
 
 
-TRAINING_FAULTS = {"nonfinite": _fault_nonfinite, "oom": _fault_oom, "dataloader": _fault_dataloader}
+def _fault_disk_full(spec: str) -> None:
+    import trainer.training.loop as loop  # lazy: torch; only this drill needs it
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, f"No space left on device (injected: {spec})")
+
+    loop.save_checkpoint = full
+
+
+TRAINING_FAULTS = {"nonfinite": _fault_nonfinite, "oom": _fault_oom, "dataloader": _fault_dataloader,
+                   "diskfull": _fault_disk_full}
 
 
 def _reason(err: BaseException) -> str:
@@ -199,15 +211,10 @@ def _reason(err: BaseException) -> str:
 
 
 def _stop_of(err: BaseException) -> StopReason:
-    """Return why an error ended the trial: out of memory and a lost database are retried, the rest is a failure."""
-    from tuner.study.resilience import is_transient  # lazy: loaded by run() already; not at start-up (sqlalchemy)
+    """Return why an error ended the trial (``tuner.trial.verdict.stop_of_error``)."""
+    from tuner.trial.verdict import stop_of_error  # lazy: loaded by run() already; not at start-up (sqlalchemy)
 
-    reason = _reason(err)
-    if type(err).__name__ == "OutOfMemoryError":
-        return StopReason(OUT_OF_MEMORY, f"out of memory (try a smaller batch_size or preset): {reason}"[:500])
-    if is_transient(err):  # the database, not the trial: the trial resumes (tuner.fleet.lease)
-        return StopReason(LEASE_LOST, f"lease lost: the study storage was unreachable ({reason})"[:500])
-    return StopReason(FAILED, reason)
+    return stop_of_error(err, _reason(err))
 
 
 def run(job_path: Path) -> Outcome:

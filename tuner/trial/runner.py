@@ -25,16 +25,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuner.fleet.endings import FAILED, INTERRUPTED, LEASE_LOST, StopReason, Verdict
+from tuner.fleet.endings import INTERRUPTED, LEASE_LOST, StopReason, Verdict
 from tuner.fleet.lease import LostLease
 from tuner.space.spec import suggest
 from tuner.study.optuna_api import trial_id
-from tuner.study.resilience import is_transient
 from tuner.study.storage import worker_id
 from tuner.trial.protocol import Outcome, TrialJob
 from tuner.trial.resume import Resumed, prepare_resume, retry_history
 from tuner.trial.supervisor import Limits, Supervisor
-from tuner.trial.verdict import verdict
+from tuner.trial.verdict import stop_of_error, verdict
 
 if TYPE_CHECKING:
     from optuna import Study, Trial
@@ -78,11 +77,7 @@ class TrialRunner:
         except (LostLease, KeyboardInterrupt):
             raise
         except Exception as err:  # the boundary of one trial: its failure must not end the worker
-            detail = f"tuner: {type(err).__name__}: {err}"[:500]
-            if is_transient(err):  # the database, not the trial: retried
-                stop = StopReason(LEASE_LOST, f"lease lost: the study storage was unreachable ({detail})"[:500])
-            else:
-                stop = StopReason(FAILED, detail)
+            stop = stop_of_error(err, f"tuner: {type(err).__name__}: {err}"[:500])
             ended = Verdict("failed", stop)
             self.observers.view.finished(trial.number, "FAILED", stop.text())
             return ended
@@ -157,12 +152,15 @@ def claim_run_dir(base: Path) -> Path:
     A folder left by an older study of the same name (storage deleted, home kept) is never mixed
     with a new trial's run.
     """
+    base.parent.mkdir(parents=True, exist_ok=True)
     chosen, k = base, 1
-    while chosen.exists():
-        k += 1
-        chosen = base.with_name(f"{base.name}-{k}")
-    chosen.mkdir(parents=True)
-    return chosen
+    while True:
+        try:
+            chosen.mkdir()  # the claim itself: of two workers making one folder, one gets it
+            return chosen
+        except FileExistsError:
+            k += 1
+            chosen = base.with_name(f"{base.name}-{k}")
 
 
 def trial_timing(clock: dict[str, float], child: dict[str, float], now: float | None = None) -> dict[str, float]:

@@ -7,12 +7,25 @@ reason. It reads nothing and writes nothing, so every case is a row of a table t
 
 from __future__ import annotations
 
+import errno
 import math
 
-from tuner.fleet.endings import COMPLETED, CONTROLLER, FAILED, GATED, PRUNED, StopReason, Verdict
+from tuner.fleet.endings import (
+    COMPLETED,
+    CONTROLLER,
+    DISK_FULL,
+    FAILED,
+    GATED,
+    LEASE_LOST,
+    OUT_OF_MEMORY,
+    PRUNED,
+    StopReason,
+    Verdict,
+)
+from tuner.study.resilience import is_transient
 from tuner.trial.protocol import Outcome
 
-__all__ = ["verdict"]
+__all__ = ["stop_of_error", "verdict"]
 
 
 def verdict(outcome: Outcome, objectives: int) -> Verdict:
@@ -35,6 +48,18 @@ def verdict(outcome: Outcome, objectives: int) -> Verdict:
     if outcome.state == "failed":
         return _mismatch(outcome) if stop.kind in (COMPLETED, CONTROLLER, PRUNED, GATED) else Verdict("failed", stop)
     return _mismatch(outcome)
+
+
+def stop_of_error(err: BaseException, reason: str) -> StopReason:
+    """Return why an error (``reason``: its one line) ended a trial: out of memory, a full disk and a lost database
+    are retried; anything else is the trial's failure."""
+    if type(err).__name__ == "OutOfMemoryError":
+        return StopReason(OUT_OF_MEMORY, f"out of memory (try a smaller batch_size or preset): {reason}"[:500])
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return StopReason(DISK_FULL, f"disk full: {reason}"[:500])
+    if is_transient(err):  # the database, not the trial: the trial resumes (tuner.fleet.lease)
+        return StopReason(LEASE_LOST, f"lease lost: the study storage was unreachable ({reason})"[:500])
+    return StopReason(FAILED, reason[:500])
 
 
 def _mismatch(outcome: Outcome) -> Verdict:

@@ -2,7 +2,8 @@
 
 From the bottom: the search-space files, the study storage, the fleet of workers (leases, how a
 trial ended), what people look at (MLflow, the dashboard), one trial (parent and child), the
-commands, the command line. ``errors``, ``env`` and ``paths`` are the base every layer may use.
+evidence a study gathers (paired comparisons, the confirmed winner), the commands, the command line.
+``errors``, ``env`` and ``paths`` are the base every layer may use.
 A reader who follows a request down never has to climb back up.
 """
 
@@ -15,7 +16,8 @@ import tuner
 
 PACKAGE = Path(tuner.__file__).resolve().parent
 BASE = ("tuner.errors", "tuner.env", "tuner.paths", "tuner", "tuner.search_spaces")
-LAYERS = ("tuner.space", "tuner.study", "tuner.fleet", "tuner.tracking", "tuner.trial", "tuner.commands", "tuner.cli")
+LAYERS = ("tuner.space", "tuner.study", "tuner.fleet", "tuner.tracking", "tuner.trial", "tuner.evidence",
+          "tuner.commands", "tuner.cli")
 
 
 def _modules() -> dict[str, Path]:

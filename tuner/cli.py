@@ -132,6 +132,9 @@ def _add_run_study(sub: argparse._SubParsersAction) -> None:
                         "instead of failing at once (a service restarted during an outage; default 0)")
     p.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     p.add_argument("--quiet", action="store_true", help="no live view, no tables")
+    p.add_argument("--confirm", type=int, default=None, metavar="SEEDS",
+                   help="when the study is done, confirm its 3 best trials against the defaults on SEEDS paired seeds "
+                        "(as `tuner confirm --seeds SEEDS`)")
     p.set_defaults(run=_run_run_study)
 
 
@@ -139,12 +142,23 @@ def _run_run_study(args: argparse.Namespace) -> int:
     from tuner.commands.run_study import StudyRequest, run_study  # lazy: imports torch (see the module docstring)
 
     storage, _ = storage_setting(args.storage)
-    return run_study(StudyRequest(space=args.space, study=args.study, storage=storage, data=args.data,
+    code = run_study(StudyRequest(space=args.space, study=args.study, storage=storage, data=args.data,
                                   warm_start=args.warm_start, trials=args.trials, timeout=args.timeout,
                                   max_steps=args.max_steps, gpus=args.gpus, preset=args.preset, home=args.home,
                                   trial_timeout=args.trial_timeout, mlflow=not args.no_mlflow, quiet=args.quiet,
                                   vocoder=args.vocoder, vocoder_config=args.vocoder_config,
                                   wait_for_storage=args.wait_for_storage))
+    if args.confirm is None or code != 0:
+        return code
+    from tuner.commands.confirm import ConfirmRequest, confirm  # lazy: as above
+    from tuner.commands.run_study import parse_gpus  # lazy: as above
+    from tuner.space.load import load_space  # lazy: as above
+
+    home = Home.resolve(args.home)
+    return confirm(ConfirmRequest(storage_url=resolve_storage(storage, home), home=home.root,
+                                  study=args.study or load_space(args.space).study.name, seeds=args.confirm,
+                                  gpus=parse_gpus(args.gpus) if args.gpus != "claim" else None,
+                                  trial_timeout=args.trial_timeout, mlflow=not args.no_mlflow, quiet=args.quiet))
 
 
 def _existing_study(args: argparse.Namespace) -> Study:
@@ -219,6 +233,38 @@ def _run_best(args: argparse.Namespace) -> int:
             raise TunerError("--register needs MLflow (drop --no-mlflow)")
         print(register_best(study, tracker, args.register))
     return 0
+
+
+def _add_confirm(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("confirm", help="retrain the best trials and the defaults on paired seeds and test them",
+                       description="Retrain the study's --top best complete trials and the space's defaults on "
+                                   "--seeds fresh seeds (every candidate on the same seeds), with the study's own "
+                                   "corpus, base and step budget, and test each candidate against the defaults seed "
+                                   "by seed (one-sided exact Wilcoxon signed-rank test, Hodges-Lehmann shift with "
+                                   "its 95 %% interval). The runs are the study NAME:confirm; more workers running "
+                                   "the same command share them, and the same command continues an interrupted "
+                                   "confirmation. tuner best, train-best and --export then use the confirmed winner.")
+    _add_study_name(p, "study name (optional when the storage has one)")
+    _add_common(p)
+    p.add_argument("--top", type=int, default=3, metavar="K", help="candidates: the K best trials (default 3)")
+    p.add_argument("--seeds", type=int, default=8, metavar="N", help="paired seeds per candidate (default 8)")
+    p.add_argument("--gpus", default=None, metavar="0,1,...", help="run one confirmation run per listed GPU at a time")
+    p.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
+                   help="kill and fail a run lasting longer than this")
+    p.add_argument("--no-mlflow", action="store_true", help="do not log the runs to MLflow")
+    p.add_argument("--quiet", action="store_true", help="no live view")
+    p.set_defaults(run=_run_confirm)
+
+
+def _run_confirm(args: argparse.Namespace) -> int:
+    from tuner.commands.confirm import ConfirmRequest, confirm  # lazy: imports torch (see the module docstring)
+    from tuner.commands.run_study import parse_gpus  # lazy: as above
+
+    lookup = _Lookup.of(args)
+    lookup.check()
+    return confirm(ConfirmRequest(storage_url=lookup.url, home=lookup.home.root, study=args.study, top=args.top,
+                                  seeds=args.seeds, gpus=parse_gpus(args.gpus), trial_timeout=args.trial_timeout,
+                                  mlflow=not args.no_mlflow, quiet=args.quiet))
 
 
 def _add_train_best(sub: argparse._SubParsersAction) -> None:
@@ -355,8 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_debug_flag(parser)
     add_version_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    for add in (_add_run_study, _add_status, _add_best, _add_train_best, _add_dashboard, _add_check_space,
-                _add_metrics):
+    for add in (_add_run_study, _add_status, _add_best, _add_confirm, _add_train_best, _add_dashboard,
+                _add_check_space, _add_metrics):
         add(sub)
     return parser
 

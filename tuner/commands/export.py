@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from trainer.evaluation import metric_registry
 from trainer.fileio import atomic_write_text
 from tuner.errors import TunerError
+from tuner.evidence.confirm import winner_trial
 
 if TYPE_CHECKING:
     from optuna import Study
@@ -97,7 +98,7 @@ def export_best(study: Study, out: str | Path, tracker: Callable[[], StudyTracke
         raise TunerError(f"study {study.study_name!r} has no complete trial to export")
     objective = study.user_attrs.get("objective") or ["value"]
     if len(study.directions) == 1:
-        lines = _export_trial(study.best_trial, out, objective, tracker)
+        lines = _export_trial(winner_trial(study), out, objective, tracker)
     else:
         lines = []
         for trial in study.best_trials:
@@ -116,7 +117,7 @@ def register_best(study: Study, tracker: Callable[[], StudyTracker], model_name:
         raise TunerError(f"study {study.study_name!r} has no complete trial to register")
     if len(study.directions) > 1:
         raise TunerError(f"study {study.study_name!r} has several objectives: no single best trial to register")
-    best = study.best_trial
+    best = winner_trial(study)
     run_id = best.user_attrs.get("mlflow_run_id")
     if run_id is None:
         raise TunerError(f"trial {best.number} has no MLflow run (the study ran with --no-mlflow)")

@@ -16,7 +16,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import optuna
@@ -275,31 +275,67 @@ def _run_locked(request: StudyRequest, plan: Plan, say: Callable[[str], None]) -
         plan.gpus = [claim.gpu]
         say(f"claimed GPU {claim.gpu} of this machine")
     setup = TrialSetup(plan.space, _settings(request, plan, say))
+    options = ServeOptions(mlflow=request.mlflow, quiet=request.quiet, timeout=request.timeout)
+    study, result = serve(plan, setup, options, say, prepare=lambda study: remember_settings(study, setup.settings))
+    return finish(study, plan, result, options, say)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How a worker runs a study's trials: MLflow tracking, the terminal's live view, a time limit."""
+
+    mlflow: bool = True
+    quiet: bool = False
+    timeout: float | None = None  # seconds after which no new trial starts
+
+
+def serve(plan: Plan, setup: TrialSetup, options: ServeOptions, say: Callable[[str], None],
+          prepare: Callable[[optuna.Study], None] | None = None,
+          queued_only: bool = False) -> tuple[optuna.Study, WorkerResult]:
+    """Open (or join) the plan's study, let ``prepare`` see it, and run trials until its target is met
+    (``queued_only``: run the queued trials only, asking the sampler for none)."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the live view reports trials; Optuna's lines repeat them
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     opened = open_study(plan.space, plan.study_name, plan.storage_url, plan.max_steps, setup.pruner())
     study = opened.study
+    if prepare is not None:
+        prepare(study)
     tracker = None
-    if request.mlflow:
+    if options.mlflow:
         tracker = StudyTracker.open(plan.home, study, plan.space, plan.storage_url,
                                     {"max_steps": plan.max_steps, "n_trials": plan.n_trials,
                                      "data": setup.settings.data, "warm_start": setup.settings.warm_start or "none"})
-    observers = Observers(LiveView(study, quiet=request.quiet), plan.home, plan.space, tracker)
+    observers = Observers(LiveView(study, quiet=options.quiet), plan.home, plan.space, tracker)
     for line in _intro(plan, setup, opened.created):
         say(line)
     runner = TrialRunner(setup, study, plan.home, plan.storage_url, observers, plan.limits, plan.gpus)
-    result = _work(request, plan, study, runner, say)
+    result = _work(options, plan, study, runner, say, queued_only)
     if tracker is not None:  # the study's results are safe in Optuna; a failure here is said and passed
         observers.best_effort("mlflow: could not close the study run", lambda: tracker.finish_study(study))
+    if runner.stopping.is_set() and result.exit_code == 0:
+        say(result.reason)
+    return study, result
+
+
+def finish(study: optuna.Study, plan: Plan, result: WorkerResult, options: ServeOptions,
+           say: Callable[[str], None]) -> int:
+    """Say how the run ended (a failure on stderr) and print the closing table; return the exit code."""
     if result.exit_code != 0:
         print(f"tuner: {result.reason}", file=sys.stderr)
-    elif runner.stopping.is_set():
-        say(result.reason)
-    if not request.quiet:
+    if not options.quiet:
         print()
         print("\n".join(closing_lines(study, plan.home, plan.storage_url, plan.study_name,
-                                      tracking_uri(plan.home) if request.mlflow else None)))
+                                      tracking_uri(plan.home) if options.mlflow else None)))
     return result.exit_code
+
+
+SETTINGS_ATTR = "run_settings"  # study user attribute: the RunSettings of its first run (what `tuner confirm` reuses)
+
+
+def remember_settings(study: optuna.Study, settings: RunSettings) -> None:
+    """Keep the first run's settings on the study: its corpus, base, preset and budget, for later commands."""
+    if SETTINGS_ATTR not in study.user_attrs:
+        study.set_user_attr(SETTINGS_ATTR, asdict(settings))
 
 
 def _settings(request: StudyRequest, plan: Plan, say: Callable[[str], None]) -> RunSettings:
@@ -339,16 +375,16 @@ def _intro(plan: Plan, setup: TrialSetup, created: bool) -> list[str]:
                                          else "; from scratch")]
 
 
-def _work(request: StudyRequest, plan: Plan, study: optuna.Study, runner: TrialRunner,
-          say: Callable[[str], None]) -> WorkerResult:
+def _work(options: ServeOptions, plan: Plan, study: optuna.Study, runner: TrialRunner,
+          say: Callable[[str], None], queued_only: bool = False) -> WorkerResult:
     """Run the worker loop until the study holds the target number of finished trials (or a stop)."""
     space = plan.space
     worker = Worker(study, runner, target=plan.n_trials, timeouts=plan.timeouts,
                     max_retries=space.study.max_retries, max_consecutive_failures=space.study.max_consecutive_failures,
-                    jobs=len(plan.gpus) if plan.gpus else 1, timeout=request.timeout, stopping=runner.stopping,
+                    jobs=len(plan.gpus) if plan.gpus else 1, timeout=options.timeout, stopping=runner.stopping,
                     say=lambda line: print(f"tuner: {line}", file=sys.stderr, flush=True),
                     serialize=lambda: creation_lock(plan.storage_url, "ask"),
-                    after_trial=runner.observers.after_trial)
+                    after_trial=runner.observers.after_trial, queued_only=queued_only)
     finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     if finished >= plan.n_trials:
         say(f"the study already has {finished} finished trials (target {plan.n_trials}); raise --trials to run more")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from optuna.trial import TrialState
 
 from trainer.evaluation import metric_registry
+from tuner.evidence.confirm import CONFIRMATION_ATTR, confirmed_winner, outcome_lines, winner_trial
 from tuner.fleet.endings import StopReason
 
 if TYPE_CHECKING:
@@ -78,11 +79,17 @@ def best_lines(study: Study) -> list[str]:
         return ["no complete trial yet"]
     objective = study.user_attrs.get("objective") or ["value"]
     if len(study.directions) == 1:
-        best = study.best_trial
-        lines = [f"best trial #{best.number}: {objective[0]} {best.value:.4f}"]
+        best = winner_trial(study)
+        confirmed = study.user_attrs.get(CONFIRMATION_ATTR)
+        title = "confirmed winner" if confirmed_winner(study) is not None else "best trial"
+        lines = [f"{title} #{best.number}: {objective[0]} {best.value:.4f}"]
         lines += [f"  {name}: {_fmt(value)}" for name, value in best.params.items()]
         if "mlflow_run" in best.user_attrs:
             lines.append(f"  mlflow: {best.user_attrs['mlflow_run']}")
+        if confirmed:
+            lines += outcome_lines(confirmed, objective)
+        else:
+            lines.append("  not confirmed on other seeds yet: `tuner confirm` retrains it against the defaults")
         return lines
     lines = [f"Pareto front ({', '.join(objective)}):"]
     for trial in study.best_trials:

@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from trainer.errors import TrainingInterrupted
 from tuner.errors import TunerError
+from tuner.evidence.confirm import winner_trial
 from tuner.fleet.endings import COMPLETED, FAILED, INTERRUPTED, StopReason
 from tuner.paths import Home, safe_name
 from tuner.tracking.runs import ROLE_TAG
@@ -67,7 +68,7 @@ def pick_trial(study: Study, number: int | None) -> FrozenTrial:
         front = ", ".join(str(t.number) for t in study.best_trials)
         raise TunerError(f"study {study.study_name!r} has several objectives: pick one of the Pareto-front "
                          f"trials ({front}) with --trial N")
-    return study.best_trial
+    return winner_trial(study)
 
 
 def planned_steps(config: Any, data: Path) -> int:

@@ -101,6 +101,7 @@ class Worker:
     stopping: threading.Event = field(default_factory=threading.Event)
     owner: str = field(default_factory=owner_token)
     serialize: Callable[[], AbstractContextManager[object]] = nullcontext  # a lock shared by the study's workers
+    queued_only: bool = False  # run only queued trials (a confirmation's runs); never ask the sampler for one
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _in_a_row: int = field(default=0, init=False)
     _trials_run: int = field(default=0, init=False)
@@ -170,7 +171,7 @@ class Worker:
         running = sum(t.state == TrialState.RUNNING for t in trials)
         if finished >= self.target:
             return None
-        if waiting == 0 and finished + running >= self.target:
+        if waiting == 0 and (finished + running >= self.target or self.queued_only):
             # The others are running what is left; but one that went silent may be lost, and its
             # retry would then have nobody to run it.
             return WAIT if silent_trials(self.study, self.timeouts.heartbeat) else None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ __all__ = ["DEFAULT_OBJECTIVE", "ParamSpec", "Gate", "Objective", "StudySpec", "
 
 
 DEFAULT_OBJECTIVE = "val_mel_postnet_l1"
+CONFIRM_SUFFIX = ":confirm"  # a study's confirmation runs form a study of this name beside it
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,20 @@ class SearchSpace:
         if budget is not None:
             values["max_steps"] = budget
         return base.replace(**values)
+
+    def confirmation(self) -> SearchSpace:
+        """Return the space of this one's confirmation runs: the same parameters plus the trainer's ``seed``,
+        trained in full (no pruner, no gates), nothing enqueued by itself and nothing sampled.
+
+        Confirmation retrains chosen configurations on several seeds and compares them seed by
+        seed (``tuner.evidence.confirm``): each run's parameters, its seed included, are queued.
+        """
+        if any("seed" in p.targets for p in self.params):
+            raise ValueError(f"{self.path.name}: a space that searches the seed cannot be confirmed on seeds")
+        seed = ParamSpec("seed", "int", ("seed",), low=0, high=2**31 - 1)
+        study = replace(self.study, name=self.study.name + CONFIRM_SUFFIX, pruner={"name": "none"}, gates=(),
+                        enqueue_defaults=False, sampler={"name": "random"})
+        return replace(self, study=study, params=(*self.params, seed))
 
     def defaults_or_low(self) -> dict[str, Any]:
         """Return one valid parameter set: each default, else the low bound or first choice."""

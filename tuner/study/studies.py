@@ -11,6 +11,7 @@ from optuna.study import StudyDirection
 
 from tuner.errors import NothingFound, StorageError
 from tuner.space.samplers import make_sampler
+from tuner.space.spec import CONFIRM_SUFFIX
 from tuner.study.storage import creation_lock, list_study_names, open_storage
 from tuner.study.urls import mask_url
 
@@ -77,17 +78,21 @@ def _open_study(space: SearchSpace, study_name: str, storage_url: str, max_steps
 
 
 def load_existing_study(storage_url: str, study_name: str | None) -> optuna.Study:
-    """Return an existing study (read-only use: status, best, export); the name may be omitted when unique."""
+    """Return an existing study (read-only use: status, best, export); the name may be omitted when unique.
+
+    A study's confirmation runs (``NAME:confirm``) do not count: the name may be omitted beside them.
+    """
     storage = open_storage(storage_url)
     names = list_study_names(storage)
     if study_name is None:
-        if len(names) == 1:
-            study_name = names[0]
-        elif not names:
+        studies = [name for name in names if not name.endswith(CONFIRM_SUFFIX)]
+        if len(studies) == 1:
+            study_name = studies[0]
+        elif not studies:
             raise NothingFound(f"storage {mask_url(storage_url)} holds no study yet")
         else:
             raise StorageError(f"storage {mask_url(storage_url)} holds several studies "
-                               f"({', '.join(sorted(names))}); pick one with --study")
+                               f"({', '.join(sorted(studies))}); pick one with --study")
     if study_name not in names:
         raise NothingFound(f"no study {study_name!r} in {mask_url(storage_url)} "
                            f"(studies: {', '.join(sorted(names)) or 'none'})")

@@ -40,6 +40,7 @@ class RunSettings:
     warm_start: str | None = None  # the base checkpoint of a fine-tuning study
     vocoder: str | None = None  # --vocoder: replaces the space's fixed vocoder
     vocoder_config: str | None = None
+    confirmation: bool = False  # the runs of ``tuner confirm``: the space's confirmation variant (seeds searched)
 
 
 @dataclass

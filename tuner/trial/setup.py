@@ -48,7 +48,7 @@ class TrialSetup:
         if settings.vocoder is not None:
             config = Path(settings.vocoder_config) if settings.vocoder_config is not None else None
             space = with_vocoder(space, settings.vocoder, config)
-        return cls(space, settings)
+        return cls(space.confirmation() if settings.confirmation else space, settings)
 
     @classmethod
     def of(cls, space: SearchSpace, *, preset: str, max_steps: int, data: str | Path,

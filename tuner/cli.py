@@ -267,6 +267,25 @@ def _run_confirm(args: argparse.Namespace) -> int:
                                   mlflow=not args.no_mlflow, quiet=args.quiet))
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write a one-page report of the study (Markdown and PNG figures)",
+                       description="Write DIR/index.md: the (confirmed) winner against the defaults, the optimisation "
+                                   "history, the learning curves, the parameters' importances and slices, the "
+                                   "confirmation seed by seed, the best trials with their alignment pictures and "
+                                   "samples.")
+    _add_study_name(p, "study name (optional when the storage has one)")
+    _add_common(p)
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder of the report (made if missing)")
+    p.set_defaults(run=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from tuner.evidence.report import write_report  # lazy: matplotlib
+
+    print(f"wrote {write_report(_existing_study(args), args.out)}")
+    return 0
+
+
 def _add_train_best(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train-best", help="train the best trial's configuration to full length from its checkpoint",
                        description="Continue the best trial (or --trial N) from its last checkpoint, in a copy of "
@@ -401,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_debug_flag(parser)
     add_version_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    for add in (_add_run_study, _add_status, _add_best, _add_confirm, _add_train_best, _add_dashboard,
+    for add in (_add_run_study, _add_status, _add_best, _add_confirm, _add_report, _add_train_best, _add_dashboard,
                 _add_check_space, _add_metrics):
         add(sub)
     return parser

@@ -104,3 +104,19 @@ def test_a_confirmation_is_not_confirmed_again_and_bad_counts_are_refused(confir
     assert "'pair:confirm' is a confirmation; name the study it confirms" in capsys.readouterr().err
     assert main(["confirm", "--seeds", "1", "--home", str(home), "--no-mlflow"]) == 2
     assert "--seeds must be >= 2" in capsys.readouterr().err
+
+
+def test_the_report_of_a_confirmed_study_draws_every_figure(confirmed: dict, tmp_path: Path) -> None:
+    from tuner.evidence.report import FIGURES
+
+    out = tmp_path / "report"
+    assert main(["report", "--home", str(confirmed["home"]), "--out", str(out)]) == 0
+    page = (out / "index.md").read_text()
+    for name, (title, _, _) in FIGURES.items():
+        if name == "importances":
+            continue  # one parameter: nothing to rank, the page says why instead
+        assert (out / f"{name}.png").stat().st_size > 1000, name
+        assert f"![{title}]({name}.png)" in page
+    assert "## Parameter importances" in page
+    assert "Best trial (not confirmed): trial" in page and "no confirmed winner" in page
+    assert "| trial | val_mel_postnet_l1 | learning_rate | stopped |" in page

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer.console import EXIT_FAILED, Parser, add_debug_flag, add_version_flag, main_with
-from trainer.errors import DataError, UserError
+from trainer.errors import UserError
 from trainer.presets import DEFAULT_PRESET, PRESETS
 from trainer.text.symbols import LANGUAGES
 from trainer.tracking import DEFAULT_EXPERIMENT, TRACKING_URI_ENV
@@ -172,6 +172,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from trainer.config import load_config, preset, with_overrides
+    from trainer.data.corpus import DataError
     from trainer.training.loop import config_for_resume, train
 
     data = _data(args)
@@ -311,6 +312,7 @@ def _add_export_mels(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_export_mels(args: argparse.Namespace) -> int:
+    from trainer.data.corpus import DataError
     from trainer.synthesis.export_mels import export_mels
 
     if args.batch_size < 1:
@@ -339,7 +341,7 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_plan(args: argparse.Namespace) -> int:
-    from trainer.data.plan import plan_training
+    from trainer.training.plan import plan_training
 
     if args.batch_size < 1 or args.grad_accum < 1:
         raise UserError("--batch-size and --grad-accum must be >= 1")

@@ -21,11 +21,14 @@ import yaml
 from trainer.errors import ConfigError
 from trainer.evaluation import metric_registry
 from trainer.fileio import atomic_write_text
-from trainer.model.architectures import architecture_names
+from trainer.model.registry import architecture_names
 from trainer.presets import OVERRIDES, PRESETS
 from trainer.text.symbols import CHARACTER_LANGUAGES, LANGUAGES, LEGACY_TEXT_FRONTEND
-from trainer.training.schedules import LR_PROFILES
 from trainer.yamlio import safe_load
+
+# Base learning rates: fine-tuning a pretrained checkpoint on a new voice
+# with little data wants a small rate; training from scratch needs about 1e-3.
+LR_PROFILES: dict[str, float] = {"finetune": 1e-5, "scratch": 1e-3}
 
 
 @dataclass
@@ -36,7 +39,7 @@ class ModelConfig:
     which a warm start handles by skipping the text embedding).
     """
 
-    architecture: str = "tacotron2"  # a name in trainer.model.architectures
+    architecture: str = "tacotron2"  # a name in trainer.model.registry (trainer.model.architectures adds one)
     symbols_embedding_dim: int = 512
     encoder_embedding_dim: int = 512
     encoder_n_convolutions: int = 3
@@ -134,7 +137,7 @@ class TrainConfig:
     stop_threshold: float = 0.5  # gate threshold of teacher-forced metrics, and of inference when stop_gate is fixed
 
     # --- inference stop gate and free-running validation ---
-    stop_gate: str = "adaptive"  # "adaptive" (trainer.training.schedules.stop_threshold) | "fixed" (stop_threshold)
+    stop_gate: str = "adaptive"  # "adaptive" (trainer.model.stopping.stop_threshold) | "fixed" (stop_threshold)
     fr_utterances: int = 8  # held-out sentences synthesised without teacher forcing at each validation; 0: off
     fr_max_factor: float = 2.0  # free-running limit per utterance, as a multiple of its reference length
     fr_asr: str = "auto"  # fr_wer/fr_cer by an English recogniser: "auto" (when installed and English) | "on" | "off"

@@ -9,20 +9,18 @@ it in the message. The tuner's errors derive from it too (``tuner.errors``).
 ``UserError`` is a ``ValueError``: code that already catches ``ValueError`` around parsing
 keeps working, while the CLIs no longer take every ``ValueError`` (an internal bug, often)
 for bad input.
+
+``DataError``, a corpus with blocking problems, carries the corpus's report and lives beside
+it (``trainer.data.corpus``), so this module imports nothing of the trainer's and every
+other module may import it.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from trainer.data.corpus import CorpusReport
 
 __all__ = [
     "UserError",
     "ConfigError",
     "CorpusError",
-    "DataError",
     "CheckpointError",
     "AudioError",
     "VoiceError",
@@ -43,15 +41,6 @@ class ConfigError(UserError):
 
 class CorpusError(UserError):
     """The corpus cannot be read at all (missing metadata, malformed line); names file and line."""
-
-
-class DataError(UserError):
-    """The corpus has blocking problems; ``report`` lists them all (``trainer check-data`` prints the same)."""
-
-    def __init__(self, report: CorpusReport) -> None:
-        self.report = report
-        first = report.blocking[0].line() if report.blocking else "no usable utterances"
-        super().__init__(f"{report.source}: {len(report.blocking)} blocking problem(s); first: {first}")
 
 
 class CheckpointError(UserError):

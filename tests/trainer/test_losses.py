@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from trainer.model.masks import masked_l1, masked_mse
 from trainer.training.alignment_losses import (
     guided_attention_kl_loss,
     guided_attention_loss,
@@ -16,14 +17,7 @@ from trainer.training.alignment_losses import (
     monotonic_alignment_loss,
 )
 from trainer.training.losses import LossWeights, TacotronLoss, gate_loss
-from trainer.training.mel_losses import (
-    SpectralMelLoss,
-    gaussian_blur,
-    gram_style_loss,
-    masked_l1,
-    masked_mse,
-    structural_mel_loss,
-)
+from trainer.training.mel_losses import SpectralMelLoss, gaussian_blur, gram_style_loss, structural_mel_loss
 
 GARBAGE = 100.0
 

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from trainer.data.plan import (
+from trainer.training.plan import (
     VoiceMeasures,
     complexity_class,
     measure_points,

@@ -7,16 +7,14 @@ import math
 import pytest
 import torch
 
+from trainer.config import LR_PROFILES
+from trainer.model.stopping import estimate_frames_per_char, expected_decoder_steps, stop_threshold
 from trainer.training.schedules import (
-    LR_PROFILES,
-    estimate_frames_per_char,
-    expected_decoder_steps,
     guided_attention_sigma,
     guided_attention_weight,
     lr_at,
     phase_at,
     phase_boundaries,
-    stop_threshold,
     teacher_forcing_ratio,
 )
 

@@ -271,9 +271,9 @@ def test_cli_internal_error_is_exit_1_and_debug_shows_the_traceback(demo_corpus:
     def broken(*args, **kwargs):
         raise RuntimeError("a bug in the trainer")
 
-    import trainer.data.plan
+    import trainer.training.plan
 
-    monkeypatch.setattr(trainer.data.plan, "plan_training", broken)
+    monkeypatch.setattr(trainer.training.plan, "plan_training", broken)
     assert cli.main(["plan", str(demo_corpus)]) == 1
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: a bug in the trainer" in err and "--debug" in err

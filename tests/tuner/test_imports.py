@@ -1,9 +1,11 @@
 """How the modules import each other: no cycles (tuner and trainer), imports at the top, cheap start-up.
 
 The graph is read from the source (every ``import`` statement, at module level or inside a
-function), leaving out those under ``if TYPE_CHECKING:``, which never run. A cycle between tuner
-modules is a failure, even one hidden inside a function; an import inside a function must say
-why it is there (a comment with "lazy" on its line or just above it).
+function). The tuner's leaves out those under ``if TYPE_CHECKING:``, which never run; the
+trainer's counts them too, since a circle through type hints is still a circle for a reader.
+A cycle is a failure, even one hidden inside a function; an import inside a tuner function must
+say why it is there (a comment with "lazy" on its line or just above it). The trainer's
+subpackages are layered: each imports only those below it (``TRAINER_LAYERS``).
 """
 
 from __future__ import annotations
@@ -40,13 +42,16 @@ def _is_type_checking(node: ast.AST) -> bool:
         or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING"))
 
 
-def _imports(tree: ast.Module) -> list[tuple[ast.Import | ast.ImportFrom, bool]]:
-    """Return (import statement, at module level?) for every import that runs, in source order."""
+def _imports(tree: ast.Module, type_hints: bool = False) -> list[tuple[ast.Import | ast.ImportFrom, bool]]:
+    """Return (import statement, at module level?) for every import that runs, in source order.
+
+    With ``type_hints`` those under ``if TYPE_CHECKING:`` count too (as module-level ones).
+    """
     found: list[tuple[ast.Import | ast.ImportFrom, bool]] = []
 
     def visit(node: ast.AST, top: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            if _is_type_checking(child):
+            if _is_type_checking(child) and not type_hints:
                 continue
             if isinstance(child, (ast.Import, ast.ImportFrom)):
                 found.append((child, top))
@@ -67,11 +72,12 @@ def _targets(node: ast.Import | ast.ImportFrom, modules: list[str]) -> set[str]:
     return {name for name in names if name in modules}
 
 
-def _graph(modules: list[str] = MODULES) -> dict[str, set[str]]:
+def _graph(modules: list[str] = MODULES, type_hints: bool = False) -> dict[str, set[str]]:
+    """Return {module: the modules of ``modules`` it imports}; ``type_hints``: TYPE_CHECKING imports count too."""
     graph = {}
     for module in modules:
         tree = ast.parse(FILES[module].read_text(encoding="utf-8"))
-        graph[module] = set().union(*(_targets(node, modules) for node, _ in _imports(tree))) - {module}
+        graph[module] = set().union(*(_targets(node, modules) for node, _ in _imports(tree, type_hints))) - {module}
     return graph
 
 
@@ -110,16 +116,68 @@ def test_no_import_cycle_between_tuner_modules() -> None:
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
+def test_the_type_hint_reader_sees_type_hint_imports() -> None:
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import trainer.config\n")
+    assert [node.names[0].name for node, _ in _imports(tree, type_hints=True)][-1] == "trainer.config"
+    assert all(node.module == "typing" for node, _ in _imports(tree) if isinstance(node, ast.ImportFrom))
+    assert len(_imports(tree)) == 1
+
+
 def test_no_import_cycle_between_trainer_modules() -> None:
-    graph = _graph(TRAINER_MODULES)
+    graph = _graph(TRAINER_MODULES, type_hints=True)
     assert graph["trainer.training.loop"], graph
     cycle = _cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
     # The leaves everything may depend on depend on nothing of the trainer's but the error base.
-    for leaf in ("trainer.errors", "trainer.model.masks", "trainer.audio.format", "trainer.model.architectures",
+    # (The architecture registry the config consults is trainer.model.registry; architectures.py,
+    # which builds models, sits above the config.)
+    for leaf in ("trainer.errors", "trainer.model.masks", "trainer.audio.format", "trainer.model.registry",
                  "trainer.presets"):
         assert graph[leaf] == set(), (leaf, graph[leaf])
     assert graph["trainer.evaluation.metric_registry"] <= {"trainer.errors"}
+
+
+# The trainer's subpackages, lowest first: a module imports (type hints included) only modules of
+# its own subpackage or of one listed before it. corpora (speech corpora for demos) sits on text
+# and audio beside the pipeline.
+TRAINER_LAYERS = ("audio", "text", "corpora", "data", "model", "evaluation", "synthesis", "training")
+# Top-level modules: the foundation under every layer, and the entry points above them all.
+TRAINER_FOUNDATION = ("trainer.errors", "trainer.fileio", "trainer.yamlio", "trainer.presets", "trainer.config")
+TRAINER_ENTRY_POINTS = ("trainer", "trainer.cli", "trainer.console", "trainer.tracking")
+
+
+def _layer(module: str) -> str | None:
+    """Return the trainer subpackage ``module`` belongs to (None for a top-level module)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in TRAINER_LAYERS) else None
+
+
+def test_trainer_subpackages_import_only_the_layers_below_them() -> None:
+    graph = _graph(TRAINER_MODULES, type_hints=True)
+    assert {_layer(m) for m in TRAINER_MODULES} - {None} == set(TRAINER_LAYERS), "a subpackage is missing its layer"
+    assert set(TRAINER_MODULES) == {m for m in TRAINER_MODULES if _layer(m)} | set(TRAINER_FOUNDATION) | set(
+        TRAINER_ENTRY_POINTS), "a top-level module is neither foundation nor entry point"
+    upward = [f"{source} -> {target}" for source, targets in graph.items() for target in targets
+              if _layer(source) and _layer(target)
+              and TRAINER_LAYERS.index(_layer(target)) > TRAINER_LAYERS.index(_layer(source))]
+    assert not upward, "imports of a higher layer:\n" + "\n".join(sorted(upward))
+    # Nothing below the entry points imports them.
+    up_to_entry = [f"{source} -> {target}" for source, targets in graph.items() for target in targets
+                   if target in TRAINER_ENTRY_POINTS and source not in TRAINER_ENTRY_POINTS]
+    assert not up_to_entry, up_to_entry
+    # The foundation imports no layer, except that the config reads leaf declarations (symbol tables,
+    # architecture names, metric names) to check its keys: modules that import nothing but the error base.
+    for module in TRAINER_FOUNDATION:
+        for target in graph[module]:
+            declaration = module == "trainer.config" and graph[target] <= {"trainer.errors"}
+            assert target in TRAINER_FOUNDATION or declaration, f"{module} -> {target}"
+
+
+def test_the_layer_check_catches_an_upward_import() -> None:
+    graph = {"trainer.data.dataset": {"trainer.training.state"}}
+    assert [f"{s} -> {t}" for s, ts in graph.items() for t in ts
+            if TRAINER_LAYERS.index(_layer(t) or "") > TRAINER_LAYERS.index(_layer(s) or "")] \
+        == ["trainer.data.dataset -> trainer.training.state"]
 
 
 def test_the_leaf_modules_import_no_other_tuner_module_but_errors_and_env() -> None:

@@ -1,1 +1,1 @@
-"""The data pipeline: corpus readers and checks, the feature cache, bucketed batches, the epoch planner."""
+"""The data pipeline: corpus readers and checks, the feature cache, bucketed batches."""

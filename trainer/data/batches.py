@@ -8,14 +8,10 @@ import random
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
 from trainer.audio import mel as audio
-
-if TYPE_CHECKING:
-    pass
 from trainer.data.dataset import Example
 
 

@@ -13,16 +13,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import soundfile as sf
 
 from trainer.audio import mel as audio
-from trainer.errors import CorpusError
+from trainer.errors import CorpusError, UserError
 from trainer.text.encode import known_characters
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass(frozen=True)
@@ -152,6 +148,15 @@ class CorpusReport:
         lines.append(f"problems: {blocking} blocking, {len(self.problems) - blocking} notes")
         lines.extend("  " + p.line() for p in self.problems)
         return lines
+
+
+class DataError(UserError):
+    """The corpus has blocking problems; ``report`` lists them all (``trainer check-data`` prints the same)."""
+
+    def __init__(self, report: CorpusReport) -> None:
+        self.report = report
+        first = report.blocking[0].line() if report.blocking else "no usable utterances"
+        super().__init__(f"{report.source}: {len(report.blocking)} blocking problem(s); first: {first}")
 
 
 def check_corpus(path: str | Path, *, lang: str = "en", min_seconds: float = 0.3, max_seconds: float = 12.0,

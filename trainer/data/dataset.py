@@ -14,13 +14,13 @@ import numpy as np
 import torch
 
 from trainer.audio import mel as audio
+from trainer.data.corpus import Utterance
 from trainer.fileio import atomic_write
 from trainer.text.cleaners import clean_text
 from trainer.text.encode import text_to_ids_counted
 
 if TYPE_CHECKING:
     from trainer.config import TrainConfig
-from trainer.data.corpus import Utterance
 
 FEATURE_VERSION = 1  # bump when mel computation changes, so old caches are not reused
 

@@ -8,6 +8,7 @@ fired. Every name reported here is declared in ``trainer.evaluation.metric_regis
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -18,10 +19,13 @@ from trainer.data.batches import Batch, collate
 from trainer.data.dataset import TTSDataset
 from trainer.evaluation.asr import AsrScorer
 from trainer.evaluation.metrics import alignment_metrics, gate_balanced_accuracy, mel_cepstral_distortion, stop_metrics
-from trainer.model.contract import AcousticModel, ModelOutputs, StopThreshold
-from trainer.training import schedules
-from trainer.training.losses import LossWeights, TacotronLoss
-from trainer.training.mel_losses import masked_l1
+from trainer.model.contract import AcousticModel, ModelOutputs
+from trainer.model.masks import masked_l1
+from trainer.model.stopping import stop_threshold_fn
+
+# The run's training loss of one teacher-forced batch: (total, {term: detached value}). Validation
+# reports its terms as val_* without knowing what the loss is; the training loop hands it in.
+LossFn = Callable[[ModelOutputs, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 EARLY_STOP_SHARE = 0.8  # stopped before 80% of the reference length
 RUN_ON_SHARE = 1.2  # still going past 120% of it (or never stopped)
@@ -60,49 +64,22 @@ def autocast(device: torch.device, config: TrainConfig) -> AbstractContextManage
     return nullcontext()
 
 
-def compute_loss(model: AcousticModel, criterion: TacotronLoss, batch: Batch, teacher_forcing: float,
-                 weights: LossWeights) -> tuple[torch.Tensor, dict[str, torch.Tensor], ModelOutputs]:
-    """Run the model on ``batch`` and return (total loss, detached terms, model outputs)."""
-    out = model(batch, teacher_forcing)
-    total, terms = criterion(out, batch, weights)
-    return total, terms, out
-
-
 def band_range(dataset: TTSDataset) -> torch.Tensor:
     """Return (2, 80): the lowest and highest value of each mel band over ``dataset``'s mels."""
     mels = torch.cat([example.mel for example in dataset.examples], dim=1)  # (80, all frames)
     return torch.stack([mels.amin(dim=1), mels.amax(dim=1)])
 
 
-def stop_threshold_fn(config: TrainConfig, text_lens: torch.Tensor, frames_per_char: float,
-                      progress: float) -> StopThreshold:
-    """Return the inference stop threshold: the fixed one, or the adaptive one per utterance and step.
-
-    The adaptive threshold (``schedules.stop_threshold``) rises with training ``progress``
-    in [0, 1] and depends on where the decoder is relative to each utterance's expected
-    length, estimated as text length × the corpus's frames per character / r.
-    """
-    if config.stop_gate == "fixed":
-        return config.stop_threshold
-    expected = schedules.expected_decoder_steps(text_lens, frames_per_char, config.model.reduction_factor)
-
-    def threshold(step: int) -> torch.Tensor:  # (B,): a tensor, since ``expected`` is one
-        return torch.as_tensor(schedules.stop_threshold(progress, step + 1, expected))
-
-    return threshold
-
-
 @torch.no_grad()
-def validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
-             device: torch.device, weights: LossWeights, frames_per_char: float,
-             progress: float, band_range: torch.Tensor | None = None,
+def validate(model: AcousticModel, loss: LossFn, dataset: TTSDataset, config: TrainConfig,
+             device: torch.device, frames_per_char: float, progress: float, band_range: torch.Tensor | None = None,
              asr: AsrScorer | None = None) -> tuple[dict[str, float], Sample | None]:
     """Return (metrics, sample): teacher-forced ``val_*``/``tf_*`` and free-running ``fr_*`` figures.
 
-    ``weights`` are the current step's loss weights (so ``val_total`` is comparable with the
-    training loss); ``progress`` in [0, 1] moves the adaptive stop threshold; ``band_range``
-    (2, 80), the training corpus's lowest and highest value of each mel band
-    (``band_range``), gives ``fr_out_of_range``; ``asr`` gives ``fr_wer`` and ``fr_cer``.
+    ``loss`` is the run's training loss with the current step's weights (so ``val_total`` is
+    comparable with the training loss); ``progress`` in [0, 1] moves the adaptive stop
+    threshold; ``band_range`` (2, 80), the training corpus's lowest and highest value of each
+    mel band (``band_range``), gives ``fr_out_of_range``; ``asr`` gives ``fr_wer`` and ``fr_cer``.
 
     ``val_mel_postnet_l1`` (masked L1 of the postnet mel) is computed whatever the training
     loss is, so studies comparing loss settings share one objective. Free-running runs on
@@ -116,43 +93,16 @@ def validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset,
     devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(config.seed)
-        return _validate(model, criterion, dataset, config, device, weights, frames_per_char, progress, band_range,
-                         asr)
+        return _validate(model, loss, dataset, config, device, frames_per_char, progress, band_range, asr)
 
 
-def _validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset, config: TrainConfig,
-              device: torch.device, weights: LossWeights, frames_per_char: float,
-              progress: float, band_range: torch.Tensor | None,
+def _validate(model: AcousticModel, loss: LossFn, dataset: TTSDataset, config: TrainConfig,
+              device: torch.device, frames_per_char: float, progress: float, band_range: torch.Tensor | None,
               asr: AsrScorer | None) -> tuple[dict[str, float], Sample | None]:
     model.eval()
-    sums: dict[str, float] = {}
-    count = 0
     lengths = dataset.frame_lengths()
     order = sorted(range(len(dataset)), key=lambda i: lengths[i])
-    first_id = ""
-    first: dict[str, torch.Tensor] = {}
-    for start in range(0, len(order), config.batch_size):
-        batch = collate([dataset[i] for i in order[start:start + config.batch_size]],
-                        config.model.reduction_factor).to(device)
-        with autocast(device, config):
-            _, terms, out = compute_loss(model, criterion, batch, 1.0, weights)
-        att = out.att.float()
-        figures = {f"val_{name}": float(value) for name, value in terms.items()}
-        figures["val_mel_postnet_l1"] = float(masked_l1(out.mel_post.float(), batch.mels, batch.mel_lens))
-        figures.update({f"tf_{k}": v for k, v in alignment_metrics(att, batch.text_lens, batch.out_lens).items()})
-        figures["tf_gate_balanced_accuracy"] = gate_balanced_accuracy(
-            out.gate.float(), batch.gate_targets, batch.out_lens, config.stop_threshold)
-        size = len(batch.ids)
-        for name, value in figures.items():
-            sums[name] = sums.get(name, 0.0) + value * size
-        count += size
-        if not first:
-            steps, tokens, frames = int(batch.out_lens[0]), int(batch.text_lens[0]), int(batch.mel_lens[0])
-            first_id = batch.ids[0]
-            first = {"tf_attention": att[0, :steps, :tokens].cpu(),
-                     "target_mel": batch.mels[0, :, :frames].cpu(), "tf_mel": out.mel_post[0, :, :frames].float().cpu(),
-                     "tf_gate": out.gate[0, :steps].float().cpu(), "gate_target": batch.gate_targets[0, :steps].cpu()}
-    metrics = {name: value / count for name, value in sums.items()}
+    metrics, first_id, first = _teacher_forced(model, loss, dataset, order, config, device)
     sample = None
     if config.fr_utterances > 0:
         fr_metrics, fr_first = free_running(model, dataset, order[: config.fr_utterances], config, device,
@@ -163,6 +113,106 @@ def _validate(model: AcousticModel, criterion: TacotronLoss, dataset: TTSDataset
                             first["tf_mel"], fr_first["mel"], first["tf_gate"], first["gate_target"], fr_first["gate"])
     model.train()
     return metrics, sample
+
+
+def _teacher_forced(model: AcousticModel, loss: LossFn, dataset: TTSDataset, order: list[int], config: TrainConfig,
+                    device: torch.device) -> tuple[dict[str, float], str, dict[str, torch.Tensor]]:
+    """Return (utterance-weighted means of the val_*/tf_* figures, first utterance's id, its pictures).
+
+    ``order`` lists the dataset indices in the order they are batched (shortest first).
+    """
+    sums: dict[str, float] = {}
+    count = 0
+    first_id = ""
+    first: dict[str, torch.Tensor] = {}
+    for start in range(0, len(order), config.batch_size):
+        batch = collate([dataset[i] for i in order[start:start + config.batch_size]],
+                        config.model.reduction_factor).to(device)
+        with autocast(device, config):
+            out = model(batch, 1.0)
+            _, terms = loss(out, batch)
+        for name, value in _batch_figures(out, terms, batch, config).items():
+            sums[name] = sums.get(name, 0.0) + value * len(batch.ids)
+        count += len(batch.ids)
+        if not first:
+            first_id, first = batch.ids[0], _first_pictures(out, batch)
+    return {name: value / count for name, value in sums.items()}, first_id, first
+
+
+def _batch_figures(out: ModelOutputs, terms: dict[str, torch.Tensor], batch: Batch,
+                   config: TrainConfig) -> dict[str, float]:
+    """Return one teacher-forced batch's figures: the loss terms (val_*), the objective and tf_* alignment/gate."""
+    figures = {f"val_{name}": float(value) for name, value in terms.items()}
+    figures["val_mel_postnet_l1"] = float(masked_l1(out.mel_post.float(), batch.mels, batch.mel_lens))
+    figures.update({f"tf_{k}": v for k, v in alignment_metrics(out.att.float(), batch.text_lens,
+                                                               batch.out_lens).items()})
+    figures["tf_gate_balanced_accuracy"] = gate_balanced_accuracy(
+        out.gate.float(), batch.gate_targets, batch.out_lens, config.stop_threshold)
+    return figures
+
+
+def _first_pictures(out: ModelOutputs, batch: Batch) -> dict[str, torch.Tensor]:
+    """Return the first utterance's teacher-forced attention (S, N), mels (80, F) and gate (S,), on the CPU."""
+    steps, tokens, frames = int(batch.out_lens[0]), int(batch.text_lens[0]), int(batch.mel_lens[0])
+    return {"tf_attention": out.att[0, :steps, :tokens].float().cpu(),
+            "target_mel": batch.mels[0, :, :frames].cpu(), "tf_mel": out.mel_post[0, :, :frames].float().cpu(),
+            "tf_gate": out.gate[0, :steps].float().cpu(), "gate_target": batch.gate_targets[0, :steps].cpu()}
+
+
+@dataclass
+class FreeRun:
+    """What free-running synthesis of one batch produced, cut to each utterance's own limit.
+
+    Shapes: B utterances, S decoder steps, N tokens, F frames; r mel frames per decoder step.
+    """
+
+    att: torch.Tensor  # (B, S, N) float32 inference attention
+    pred: torch.Tensor  # (B,) long: decoder steps until the stop (at most the utterance's own limit)
+    hit_max: torch.Tensor  # (B,) bool: never stopped within its own limit
+    mel: torch.Tensor  # (B, 80, F) float32 postnet mel, on the CPU
+    gate: torch.Tensor  # (B, S) gate logits
+    r: int
+
+    def mel_of(self, b: int) -> torch.Tensor:
+        """Return utterance ``b``'s mel up to its stop, (80, pred[b]·r)."""
+        return self.mel[b, :, : int(self.pred[b]) * self.r]
+
+
+def _synthesise(model: AcousticModel, batch: Batch, config: TrainConfig, device: torch.device,
+                frames_per_char: float, progress: float) -> FreeRun:
+    """Synthesise ``batch`` from its text alone, each utterance allowed ``fr_max_factor`` × its reference length."""
+    limit = min(config.max_decoder_steps, int(float(batch.out_lens.max()) * config.fr_max_factor) + 1)
+    threshold = stop_threshold_fn(config, batch.text_lens, frames_per_char, progress)
+    with autocast(device, config):
+        out = model.infer(batch.text, batch.text_lens, limit, threshold)
+    own_limit = (batch.out_lens.float() * config.fr_max_factor).ceil().long().clamp(max=limit)
+    return FreeRun(out.att.float(), torch.minimum(out.out_lens, own_limit), out.hit_max | (out.out_lens > own_limit),
+                   out.mel_post.float().cpu(), out.gate, config.model.reduction_factor)
+
+
+def _length_figures(run: FreeRun, batch: Batch) -> dict[str, float]:
+    """Return the fr_* alignment, stop, length and MCD figures of one free-running batch (see ``free_running``)."""
+    metrics = {f"fr_{k}": v for k, v in alignment_metrics(run.att, batch.text_lens, run.pred.clamp(min=1)).items()}
+    stops = stop_metrics(run.pred, batch.out_lens, run.hit_max)
+    ratio = run.pred.float() / batch.out_lens.float()
+    mcd = [mel_cepstral_distortion(batch.mels[b, :, : int(batch.mel_lens[b])].cpu(), run.mel_of(b))
+           for b in range(len(batch.ids))]
+    metrics.update(fr_stop_error=stops["stop_error"], fr_hit_max_rate=stops["hit_max_rate"],
+                   fr_early_stop_rate=float((ratio < EARLY_STOP_SHARE).float().mean()),
+                   fr_run_on_rate=float(((ratio > RUN_ON_SHARE) | run.hit_max).float().mean()),
+                   fr_mcd=sum(mcd) / len(mcd), fr_length_ratio=float(ratio.mean()))
+    return metrics
+
+
+def _out_of_range(run: FreeRun, band_range: torch.Tensor) -> float:
+    """Return the share of predicted mel values outside the training corpus's range of their band.
+
+    ``band_range`` is (2, 80); each utterance counts within its predicted length (at least one step).
+    """
+    low, high = band_range[0].cpu()[:, None], band_range[1].cpu()[:, None]  # (80, 1) each
+    outside = [((m < low) | (m > high)).float().mean() for m in
+               (run.mel[b, :, : max(int(run.pred[b]), 1) * run.r] for b in range(run.mel.shape[0]))]
+    return float(torch.stack(outside).mean())
 
 
 @torch.no_grad()
@@ -188,36 +238,15 @@ def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], 
     if not indices:
         return {}, None
     batch = collate([dataset[i] for i in indices], config.model.reduction_factor).to(device)
-    limit = min(config.max_decoder_steps, int(float(batch.out_lens.max()) * config.fr_max_factor) + 1)
-    threshold = stop_threshold_fn(config, batch.text_lens, frames_per_char, progress)
-    with autocast(device, config):
-        out = model.infer(batch.text, batch.text_lens, limit, threshold)
-    att = out.att.float()
-    own_limit = (batch.out_lens.float() * config.fr_max_factor).ceil().long().clamp(max=limit)
-    pred = torch.minimum(out.out_lens, own_limit)
-    hit_max = out.hit_max | (out.out_lens > own_limit)
-    metrics = {f"fr_{k}": v for k, v in alignment_metrics(att, batch.text_lens, pred.clamp(min=1)).items()}
-    stops = stop_metrics(pred, batch.out_lens, hit_max)
-    ratio = pred.float() / batch.out_lens.float()
-    r = config.model.reduction_factor
-    mel_post = out.mel_post.float().cpu()
-    mcd = [mel_cepstral_distortion(batch.mels[b, :, : int(batch.mel_lens[b])].cpu(), mel_post[b, :, : int(pred[b]) * r])
-           for b in range(len(indices))]
-    metrics.update(fr_stop_error=stops["stop_error"], fr_hit_max_rate=stops["hit_max_rate"],
-                   fr_early_stop_rate=float((ratio < EARLY_STOP_SHARE).float().mean()),
-                   fr_run_on_rate=float(((ratio > RUN_ON_SHARE) | hit_max).float().mean()),
-                   fr_mcd=sum(mcd) / len(mcd), fr_length_ratio=float(ratio.mean()))
+    run = _synthesise(model, batch, config, device, frames_per_char, progress)
+    metrics = _length_figures(run, batch)
     if band_range is not None:
-        low, high = band_range[0].cpu()[:, None], band_range[1].cpu()[:, None]  # (80, 1) each
-        outside = [((m < low) | (m > high)).float().mean() for m in
-                   (mel_post[b, :, : max(int(pred[b]), 1) * r] for b in range(len(indices)))]
-        metrics["fr_out_of_range"] = float(torch.stack(outside).mean())
+        metrics["fr_out_of_range"] = _out_of_range(run, band_range)
     if asr is not None:
         texts = [dataset[i].text for i in indices]  # the cleaned text, not the ids: they may be phonemes
-        predicted = [mel_post[b, :, : int(pred[b]) * r] for b in range(len(indices))]
         references = [batch.mels[b, :, : int(batch.mel_lens[b])].cpu() for b in range(len(indices))]
-        metrics.update(asr.score(batch.ids, texts, predicted, references))
-    steps, tokens = int(pred[0]), int(batch.text_lens[0])
-    first = {"attention": att[0, :steps, :tokens].cpu(), "mel": mel_post[0, :, : steps * r],
-             "gate": out.gate[0, :steps].float().cpu()}
+        metrics.update(asr.score(batch.ids, texts, [run.mel_of(b) for b in range(len(indices))], references))
+    steps, tokens = int(run.pred[0]), int(batch.text_lens[0])
+    first = {"attention": run.att[0, :steps, :tokens].cpu(), "mel": run.mel_of(0),
+             "gate": run.gate[0, :steps].float().cpu()}
     return metrics, first

@@ -1,1 +1,1 @@
-"""The acoustic model: its contract, the architectures by name, Tacotron2, checkpoints."""
+"""The acoustic model: its contract, the architectures by name, Tacotron2, masks, when inference stops, checkpoints."""

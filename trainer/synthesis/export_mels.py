@@ -17,9 +17,8 @@ import numpy as np
 import torch
 
 from trainer.data.batches import collate
-from trainer.data.corpus import check_corpus
+from trainer.data.corpus import DataError, check_corpus
 from trainer.data.dataset import TTSDataset
-from trainer.errors import DataError
 from trainer.fileio import atomic_write_bytes
 from trainer.synthesis.infer import load_model
 

@@ -10,10 +10,10 @@ import torch
 from trainer.audio import mel as audio
 from trainer.config import TrainConfig, config_from_stored
 from trainer.errors import UserError
-from trainer.evaluation.validate import stop_threshold_fn
 from trainer.model.architectures import build_model
 from trainer.model.checkpoint import load_checkpoint
 from trainer.model.contract import AcousticModel, StopThreshold
+from trainer.model.stopping import stop_threshold_fn
 from trainer.synthesis.enhance import EnhancerConfig, enhance
 from trainer.synthesis.vocoder import Vocoder
 from trainer.text.encode import text_to_ids

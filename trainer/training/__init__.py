@@ -1,1 +1,1 @@
-"""Training: the loop, the loss terms, the schedules and the quality controller."""
+"""Training: the loop, the loss terms, the schedules, the quality controller and the epoch planner."""

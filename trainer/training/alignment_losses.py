@@ -5,16 +5,11 @@ Guided attention is offered per decoder step (the default) or as a KL divergence
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from trainer.model.masks import length_mask
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["guided_attention_weights", "guided_attention_loss", "guided_attention_kl_loss", "monotonic_alignment_loss"]
 

@@ -31,19 +31,19 @@ from tqdm import tqdm
 from trainer.audio.mel import SAMPLE_RATE, griffin_lim, write_wav
 from trainer.config import TrainConfig, config_from_stored, save_config
 from trainer.data.batches import Batch, Prefetcher, bucketed_batches, collate
-from trainer.data.corpus import CorpusReport, check_corpus, split_train_val
+from trainer.data.corpus import CorpusReport, DataError, check_corpus, split_train_val
 from trainer.data.dataset import TTSDataset
-from trainer.errors import ConfigError, DataError, NonFiniteLossError, TrainingInterrupted
+from trainer.errors import ConfigError, NonFiniteLossError, TrainingInterrupted
 from trainer.evaluation import metric_registry
 from trainer.evaluation.asr import AsrScorer, unavailable_reason
 from trainer.evaluation.metric_registry import MINIMIZE
 from trainer.evaluation.plots import plot_alignment, plot_gate, plot_mels
-from trainer.evaluation.validate import Sample, amp_dtype, autocast, band_range, compute_loss, validate
+from trainer.evaluation.validate import Sample, amp_dtype, autocast, band_range, validate
 from trainer.fileio import atomic_write_text, remove_stale_temporaries
 from trainer.model.architectures import build_model
 from trainer.model.checkpoint import check_warm_start, load_checkpoint, load_resumable, save_checkpoint, set_rng_state
 from trainer.model.checkpoint import warm_start as load_warm_start
-from trainer.model.contract import AcousticModel, count_parameters
+from trainer.model.contract import AcousticModel, ModelOutputs, count_parameters
 from trainer.synthesis.vocoder import Vocoder, make_vocoder
 from trainer.training import schedules
 from trainer.training.losses import LossWeights, TacotronLoss
@@ -251,6 +251,14 @@ class StepOutcome:
     data_seconds: float  # time spent waiting for batches
 
 
+def compute_loss(model: AcousticModel, criterion: TacotronLoss, batch: Batch, teacher_forcing: float,
+                 weights: LossWeights) -> tuple[torch.Tensor, dict[str, torch.Tensor], ModelOutputs]:
+    """Run the model on ``batch`` and return (total loss, detached terms, model outputs)."""
+    out = model(batch, teacher_forcing)
+    total, terms = criterion(out, batch, weights)
+    return total, terms, out
+
+
 def train_step(session: Session, next_batch: Callable[[], Batch], hp: StepHParams) -> StepOutcome:
     """Run one optimiser step over ``grad_accum_steps`` batches: accumulate, guard, clip, update.
 
@@ -305,8 +313,12 @@ def on_validation(session: Session, hp: StepHParams, train_loss: float) -> tuple
     here (the caller hands it the metrics).
     """
     config, state, folder = session.config, session.state, session.folder
-    metrics, sample = validate(session.model, session.criterion, session.val_set, config, session.device,
-                               hp.loss_weights, state.frames_per_char, state.gate_progress(config.max_steps),
+
+    def loss(out: ModelOutputs, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return session.criterion(out, batch, hp.loss_weights)
+
+    metrics, sample = validate(session.model, loss, session.val_set, config, session.device,
+                               state.frames_per_char, state.gate_progress(config.max_steps),
                                session.band_range, session.asr)
     metrics.update(train_loss=train_loss, lr=hp.lr, tf_ratio=hp.tf_ratio, ga_weight=hp.loss_weights.ga_weight,
                    quality_score=quality_score(metrics, "tf_"))

@@ -12,20 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.model.masks import length_mask
+from trainer.model.masks import length_mask, masked_l1, masked_mean, masked_mse
+from trainer.training.alignment_losses import guided_attention_kl_loss, guided_attention_loss, monotonic_alignment_loss
+from trainer.training.mel_losses import SpectralMelLoss, gram_style_loss, structural_mel_loss
 
 if TYPE_CHECKING:
     from trainer.data.batches import Batch
     from trainer.model.contract import ModelOutputs
-from trainer.training.alignment_losses import guided_attention_kl_loss, guided_attention_loss, monotonic_alignment_loss
-from trainer.training.mel_losses import (
-    SpectralMelLoss,
-    _masked_mean,
-    gram_style_loss,
-    masked_l1,
-    masked_mse,
-    structural_mel_loss,
-)
 
 __all__ = ["gate_loss", "LossWeights", "TERM_NAMES", "TacotronLoss"]
 
@@ -43,7 +36,7 @@ def gate_loss(gate_logits: Tensor, gate_targets: Tensor, out_lens: Tensor, pos_w
     targets = torch.where(mask, gate_targets.to(gate_logits.dtype), torch.zeros_like(gate_logits))
     weight = torch.as_tensor(pos_weight, device=gate_logits.device, dtype=gate_logits.dtype)
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none", pos_weight=weight)
-    return _masked_mean(bce, mask)
+    return masked_mean(bce, mask)
 
 
 @dataclass(frozen=True)

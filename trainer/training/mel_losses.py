@@ -1,58 +1,20 @@
 """Mel distances, each masked by true lengths.
 
-L1 and MSE, the multi-resolution spectral term, the structural (SSIM) distance and the Gram-matrix
-style distance.
+The multi-resolution spectral term, the structural (SSIM) distance and the Gram-matrix style
+distance; plain masked L1 and MSE are ``trainer.model.masks``'s (validation reports one too).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from trainer.model.masks import length_mask
+from trainer.model.masks import masked_mean, time_mask_like
 
-if TYPE_CHECKING:
-    pass
-
-__all__ = ["masked_l1", "masked_mse", "SpectralMelLoss", "gaussian_blur", "structural_mel_loss", "gram_style_loss"]
-
-
-def _time_mask_like(x: Tensor, lens: Tensor) -> Tensor:
-    """Return a bool mask broadcastable to ``x`` (B, ..., T), True on the first lens[b] steps of the last axis."""
-    mask = length_mask(lens, x.size(-1), x.device)
-    return mask.view(mask.size(0), *([1] * (x.dim() - 2)), mask.size(1))
-
-
-def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
-    """Return the mean of ``values`` over the cells where the broadcast ``mask`` is True (0 when none)."""
-    mask = mask.expand_as(values)
-    values = torch.where(mask, values, torch.zeros_like(values))
-    return values.sum() / mask.sum().clamp(min=1)
-
-
-def masked_l1(pred: Tensor, target: Tensor, mel_lens: Tensor) -> Tensor:
-    """Return the mean absolute error over valid frames, a scalar (log-mel units).
-
-    ``pred``/``target`` are (B, ..., T) with time last, e.g. (B, n_mels, T_frames);
-    frames t ≥ mel_lens[b] are excluded from both the sum and the count.
-    """
-    mask = _time_mask_like(pred, mel_lens)
-    diff = torch.where(mask, pred - target, torch.zeros_like(pred))
-    return _masked_mean(diff.abs(), mask)
-
-
-def masked_mse(pred: Tensor, target: Tensor, mel_lens: Tensor) -> Tensor:
-    """Return the mean squared error over valid frames, a scalar (log-mel units squared).
-
-    Same shapes and masking as ``masked_l1``.
-    """
-    mask = _time_mask_like(pred, mel_lens)
-    diff = torch.where(mask, pred - target, torch.zeros_like(pred))
-    return _masked_mean(diff.pow(2), mask)
+__all__ = ["SpectralMelLoss", "gaussian_blur", "structural_mel_loss", "gram_style_loss"]
 
 
 class SpectralMelLoss(nn.Module):
@@ -133,7 +95,7 @@ class SpectralMelLoss(nn.Module):
         longest = int(mel_lens.max()) if mel_lens.numel() else 0
         # Zero the padding once, before any window sees it, so garbage there (even NaN)
         # cannot reach a value or a gradient; windows reaching into it are left out below.
-        time_mask = _time_mask_like(pred, mel_lens)
+        time_mask = time_mask_like(pred, mel_lens)
         pred = torch.where(time_mask, pred, torch.zeros_like(pred))
         target = torch.where(time_mask, target, torch.zeros_like(target))
         terms = []
@@ -160,19 +122,19 @@ class SpectralMelLoss(nn.Module):
     def forward(self, pred: Tensor, target: Tensor, mel_lens: Tensor) -> dict[str, Tensor]:
         """Return {"freq_l1", "multires", "temporal", "total"}: scalars for (B, n_mels, T) log-mels."""
         mel_lens = torch.as_tensor(mel_lens, device=pred.device)
-        mask = _time_mask_like(pred, mel_lens)  # (B, 1, T)
+        mask = time_mask_like(pred, mel_lens)  # (B, 1, T)
         zero = torch.zeros_like(pred)
         pred = torch.where(mask, pred, zero)
         target = torch.where(mask, target, zero)
 
         weights = self.band_weights(pred.size(1), pred.device, pred.dtype).view(1, -1, 1)
-        freq_l1 = _masked_mean((pred - target).abs() * weights, mask)
+        freq_l1 = masked_mean((pred - target).abs() * weights, mask)
 
         multires = self.multires(pred, target, mel_lens)
 
         # Δ_t at t pairs frames (t, t+1): valid when frame t+1 is valid.
         delta_mask = mask[..., 1:]
-        temporal = _masked_mean((pred.diff(dim=-1) - target.diff(dim=-1)).abs(), delta_mask)
+        temporal = masked_mean((pred.diff(dim=-1) - target.diff(dim=-1)).abs(), delta_mask)
 
         total = (self.freq_weight * freq_l1 + self.multires_weight * multires
                  + self.temporal_weight * temporal)
@@ -231,7 +193,7 @@ def structural_mel_loss(pred: Tensor, target: Tensor, mel_lens: Tensor, window_s
     The SSIM map is averaged over valid cells of the whole batch.
     """
     mel_lens = torch.as_tensor(mel_lens, device=pred.device)
-    mask = _time_mask_like(pred, mel_lens).expand_as(pred).unsqueeze(1)  # (B, 1, n_mels, T)
+    mask = time_mask_like(pred, mel_lens).expand_as(pred).unsqueeze(1)  # (B, 1, n_mels, T)
     zero = torch.zeros_like(pred).unsqueeze(1)
     x = torch.where(mask, pred.unsqueeze(1), zero)
     y = torch.where(mask, target.unsqueeze(1), zero)
@@ -259,7 +221,7 @@ def structural_mel_loss(pred: Tensor, target: Tensor, mel_lens: Tensor, window_s
     cov = gaussian_blur(xc * yc, window) / norm - mu_xc * mu_yc
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
     ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x.pow(2) + mu_y.pow(2) + c1) * (var_x + var_y + c2))
-    return 1.0 - _masked_mean(ssim, mask)
+    return 1.0 - masked_mean(ssim, mask)
 
 
 def gram_style_loss(pred: Tensor, target: Tensor, mel_lens: Tensor, center: bool = True) -> Tensor:
@@ -275,7 +237,7 @@ def gram_style_loss(pred: Tensor, target: Tensor, mel_lens: Tensor, center: bool
     mean |G_pred − G_target| over entries, then over the batch.
     """
     mel_lens = torch.as_tensor(mel_lens, device=pred.device)
-    mask = _time_mask_like(pred, mel_lens)  # (B, 1, T)
+    mask = time_mask_like(pred, mel_lens)  # (B, 1, T)
     length = mel_lens.clamp(min=1).to(pred.dtype).view(-1, 1, 1)
 
     def gram(x: Tensor) -> Tensor:

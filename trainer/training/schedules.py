@@ -3,19 +3,15 @@
 The training loop asks each function for this step's value, so a resumed run gets
 exactly the same schedule from its saved step count, and every curve can be tested
 point by point. "step" means optimiser step (0-based) unless a docstring says otherwise.
+When inference stops (the adaptive stop threshold) is the model's, in ``trainer.model.stopping``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
-from torch import Tensor
-
 __all__ = [
-    "LR_PROFILES",
     "lr_at",
     "teacher_forcing_ratio",
     "guided_attention_weight",
@@ -24,15 +20,7 @@ __all__ = [
     "PHASES",
     "phase_boundaries",
     "phase_at",
-    "stop_threshold",
-    "expected_decoder_steps",
-    "estimate_frames_per_char",
 ]
-
-# Base learning rates: fine-tuning a pretrained checkpoint on a new voice
-# with little data wants a small rate; training from scratch needs about 1e-3.
-LR_PROFILES: dict[str, float] = {"finetune": 1e-5, "scratch": 1e-3}
-
 
 # ------------------------------------------------------------------ learning rate
 
@@ -162,71 +150,3 @@ def phase_at(step: int, total_steps: int) -> Phase:
         if step < bounds[index + 1] or index == len(PHASES) - 1:
             return Phase(index, name, bounds[index], bounds[index + 1], ga_weight, lr_mult)
     raise AssertionError("unreachable")
-
-
-# ---------------------------------------------------------------- stop threshold
-
-
-def stop_threshold(progress: float, decoder_step: int | Tensor, expected_steps: float | Tensor,
-                   start: float = 0.3, end: float = 0.8, end_boost: float = 0.2, window: float = 0.2,
-                   floor: float = 0.1, cap: float = 0.95) -> float | Tensor:
-    """Return the inference stop threshold on sigmoid(gate): a float, or a tensor shaped like the broadcast inputs.
-
-    Decoding stops at the first step whose stop probability exceeds the threshold, so a
-    *higher* threshold makes stopping *harder*. Two things move it:
-
-    1. Training progress (``progress`` in [0, 1], clipped): the base rises linearly from
-       ``start`` (0.3) to ``end`` (0.8). A young gate is timid and rarely reaches a high
-       probability, so a low bar lets it stop at all; a trained gate is confident at the
-       true end, so a high bar costs nothing there and rejects stray mid-utterance spikes.
-    2. Position relative to the expected end, p = decoder_step / expected_steps
-       (``expected_decoder_steps``): the threshold is base + end_boost while p ≤ 1 − window,
-       falls linearly to base at p = 1 and to base − end_boost at p ≥ 1 + window.
-
-    Why this direction. Raising the threshold toward the end of the utterance (the
-    intuitive reading of "stop more carefully near the end") is backwards on both
-    failure modes: it keeps the bar lowest early on, where a
-    spurious gate spike truncates the utterance (early stop), and highest after the
-    expected end, where a gate that never quite fires lets decoding run on to the max
-    steps (run-on). Making stopping hard well before the expected end and easy past it
-    attacks both. The expected length is only an estimate (frames per character varies
-    by speaker and sentence), so the change is a linear ramp ±``window`` (20%) wide around
-    p = 1 rather than a step, and a confident gate still stops anywhere it crosses base +
-    end_boost. The result is clipped to [floor, cap] so it stays a usable probability.
-    """
-    progress = min(max(float(progress), 0.0), 1.0)
-    base = start + (end - start) * progress
-    if isinstance(decoder_step, Tensor) or isinstance(expected_steps, Tensor):
-        device = decoder_step.device if isinstance(decoder_step, Tensor) else expected_steps.device  # type: ignore[union-attr]
-        step_t = torch.as_tensor(decoder_step, dtype=torch.float32, device=device)
-        expected_t = torch.as_tensor(expected_steps, dtype=torch.float32, device=device)
-        ramp_t = ((1.0 - step_t / expected_t.clamp(min=1.0)) / window).clamp(-1.0, 1.0)
-        return (base + end_boost * ramp_t).clamp(floor, cap)
-    position = float(decoder_step) / max(float(expected_steps), 1.0)
-    ramp = min(max((1.0 - position) / window, -1.0), 1.0)
-    return float(min(max(base + end_boost * ramp, floor), cap))
-
-
-def expected_decoder_steps(text_len: int | float | Tensor, frames_per_char: float, r: int = 1) -> float | Tensor:
-    """Return the expected number of decoder steps for a text: text_len · frames_per_char / r.
-
-    ``text_len`` is in characters (or tokens, matching how ``frames_per_char`` was
-    measured), ``frames_per_char`` is mel frames per character of the corpus
-    (``estimate_frames_per_char``), ``r`` the reduction factor (frames per decoder step).
-    A tensor ``text_len`` gives a float tensor of the same shape.
-    """
-    if isinstance(text_len, Tensor):
-        return text_len.to(torch.float32) * (frames_per_char / r)
-    return float(text_len) * frames_per_char / r
-
-
-def estimate_frames_per_char(frame_counts: Sequence[int] | Tensor, char_counts: Sequence[int] | Tensor) -> float:
-    """Return the corpus's mel frames per character, Σ frames / Σ characters.
-
-    A ratio of totals, so long utterances weigh more.
-    """
-    frames = float(torch.as_tensor(frame_counts, dtype=torch.float64).sum())
-    chars = float(torch.as_tensor(char_counts, dtype=torch.float64).sum())
-    if chars <= 0:
-        raise ValueError("char_counts must sum to > 0")
-    return frames / chars

@@ -7,7 +7,9 @@ import math
 
 import pytest
 
-from trainer.training.quality import ControllerConfig, Decision, QualityController, quality_score
+from trainer.evaluation.quality_score import quality_score
+from trainer.training.quality import QualityController
+from trainer.training.quality_state import ControllerConfig, Decision
 from trainer.training.schedules import phase_boundaries
 
 

@@ -40,7 +40,7 @@ MINIMIZE: Final = "minimize"
 MAXIMIZE: Final = "maximize"
 Direction = Literal["minimize", "maximize"]
 
-QUALITY_SCORE = "quality_score"  # the composite score's one name (trainer.training.quality.quality_score)
+QUALITY_SCORE = "quality_score"  # the composite score's one name (trainer.evaluation.quality_score)
 
 
 class UnknownMetricError(UserError):

@@ -38,6 +38,7 @@ from trainer.evaluation import metric_registry
 from trainer.evaluation.asr import AsrScorer, unavailable_reason
 from trainer.evaluation.metric_registry import MINIMIZE
 from trainer.evaluation.plots import plot_alignment, plot_gate, plot_mels
+from trainer.evaluation.quality_score import quality_score
 from trainer.evaluation.validate import Sample, amp_dtype, autocast, band_range, validate
 from trainer.fileio import atomic_write_text, remove_stale_temporaries
 from trainer.model.architectures import build_model
@@ -47,7 +48,8 @@ from trainer.model.contract import AcousticModel, ModelOutputs, count_parameters
 from trainer.synthesis.vocoder import Vocoder, make_vocoder
 from trainer.training import schedules
 from trainer.training.losses import LossWeights, TacotronLoss
-from trainer.training.quality import ControllerConfig, QualityController, quality_score
+from trainer.training.quality import QualityController
+from trainer.training.quality_state import ControllerConfig
 from trainer.yamlio import safe_load
 
 Callback = Callable[[int, dict[str, float]], bool]

@@ -1,4 +1,4 @@
-"""The quality controller and the composite quality score.
+"""The quality controller: detections over metric histories, and what it does about them.
 
 Pure logic over metric histories: the controller never touches a model, an optimiser or a
 file. Its state is one frozen dataclass (``ControllerState``) and each rule is a small
@@ -6,7 +6,9 @@ function from (settings, state, validation) to (new state, decisions). The train
 hands it each validation's metrics (``observe``) and gets back ``Decision`` records; it
 carries out the actions (change a multiplier, restore the last good checkpoint, stop) and
 logs ``Decision.to_record()``. That split is what lets every rule be unit-tested on
-scripted histories, and lets a checkpoint store the state as plain values.
+scripted histories, and lets a checkpoint store the state as plain values. The settings, the
+state and the decisions are declared in ``trainer.training.quality_state``; the composite
+quality score is ``trainer.evaluation.quality_score``'s.
 
 Detections, in the order they are checked at one validation:
 
@@ -46,170 +48,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, fields, replace
 from typing import Any
 
-from trainer.evaluation import metric_registry
-from trainer.training.schedules import phase_boundaries
+from trainer.training.quality_state import ControllerConfig, ControllerState, Decision
 
-__all__ = [
-    "ACTIONS",
-    "DETECTIONS",
-    "QUALITY_COMPONENTS",
-    "ControllerConfig",
-    "ControllerState",
-    "Decision",
-    "QualityController",
-    "observe",
-    "quality_score",
-]
-
-DETECTIONS = ("nonfinite_loss", "exploding_loss", "misalignment", "gate_failure", "overfitting", "no_improvement")
-
-ACTIONS = (
-    "raise_guided_attention",  # parameters: ga_boost (new cumulative multiplier), factor
-    "raise_gate_weight",  # parameters: gate_boost (new cumulative multiplier), factor
-    "lower_learning_rate",  # parameters: lr_scale (new cumulative multiplier), factor
-    "rollback",  # parameters: to_step (the last good validation's step)
-    "stop",  # training should end after this validation
-    "none_limit_reached",  # parameters: limit (config field), used
-    "none_cooldown",  # parameters: validations_left
-    "none_no_checkpoint",  # a rollback was due but no validation has been good yet
-    "none_deferred",  # gate failure while misaligned: the alignment is fixed first
-)
-
-
-@dataclass
-class ControllerConfig:
-    """Thresholds, limits and metric names of the quality controller. Steps are optimiser steps."""
-
-    # --- which metrics to read (keys of the dict passed to observe) ---
-    diagonality_metric: str = "tf_diagonality"
-    gate_metric: str = "tf_gate_balanced_accuracy"
-    objective_metric: str = "val_mel_postnet_l1"  # minimised
-    train_loss_metric: str = "train_loss"
-    val_loss_metric: str = "val_total"
-
-    # --- detection ---
-    misalignment_diagonality: float = 0.7
-    alignment_warmup_steps: int = 1000  # misalignment is not judged before this step
-    gate_balanced_accuracy: float = 0.8  # chance is 0.5
-    gate_judge_after_steps: int = 2000
-    explosion_factor: float = 3.0
-    explosion_window: int = 5  # validations whose best (lowest) loss is the reference
-    overfit_window: int = 5  # validations in the trend fit (>= 3)
-    overfit_min_rise: float = 0.01  # fitted rise of the validation loss, relative to its mean
-    patience: int = 10  # validations without improvement before stopping
-    min_delta: float = 0.0  # an improvement must lower the objective by more than this
-    cooldown: int = 2  # validations before the same weight/rate intervention repeats
-    early_stop: bool = True  # False: no_improvement and overfitting never stop the run
-
-    # --- limits ---
-    max_ga_boosts: int = 3
-    ga_boost_factor: float = 2.0
-    max_ga_boost: float = 8.0  # cap on the cumulative guided-attention multiplier
-    max_gate_boosts: int = 2
-    gate_boost_factor: float = 2.0
-    max_gate_boost: float = 4.0
-    max_lr_cuts: int = 3  # shared by explosion, non-finite loss and overfitting
-    lr_cut_factor: float = 0.5
-    overfit_lr_cuts: int = 1  # LR cuts spent on overfitting before it stops the run
-    max_rollbacks: int = 2
-
-    def __post_init__(self) -> None:
-        if self.overfit_window < 3:
-            raise ValueError(f"overfit_window must be >= 3, got {self.overfit_window}")
-        if self.explosion_window < 1 or self.patience < 1 or self.cooldown < 0:
-            raise ValueError("explosion_window and patience must be >= 1, cooldown >= 0")
-        if self.explosion_factor <= 1.0 or self.ga_boost_factor <= 1.0 or self.gate_boost_factor <= 1.0:
-            raise ValueError("explosion_factor, ga_boost_factor and gate_boost_factor must be > 1")
-        if not 0.0 < self.lr_cut_factor < 1.0:
-            raise ValueError(f"lr_cut_factor must be in (0, 1), got {self.lr_cut_factor}")
-
-    @classmethod
-    def for_budget(cls, total_steps: int, **overrides: Any) -> ControllerConfig:
-        """Return a config whose judging steps follow the phases of a ``total_steps`` budget.
-
-        Misalignment is judged from the end of the pre-alignment phase and the gate from the
-        end of the alignment-learning phase (``schedules.phase_boundaries``: 1/7 and 4/7 of
-        the budget), so short runs are not judged before they could have aligned.
-        ``overrides`` set any other field.
-        """
-        bounds = phase_boundaries(total_steps)
-        values: dict[str, Any] = {"alignment_warmup_steps": bounds[1], "gate_judge_after_steps": bounds[2]}
-        values.update(overrides)
-        return cls(**values)
-
-
-@dataclass
-class Decision:
-    """One detection and what was done about it, at validation ``step``."""
-
-    step: int
-    detection: str  # one of DETECTIONS
-    action: str  # one of ACTIONS
-    evidence: dict[str, float] = field(default_factory=dict)
-    parameters: dict[str, Any] = field(default_factory=dict)
-    reason: str = ""
-
-    def to_record(self) -> dict[str, Any]:
-        """Return a JSON-safe dict for ``metrics.jsonl``: kind "quality" and the fields.
-
-        Non-finite floats in evidence/parameters become the strings "nan", "inf", "-inf".
-        """
-        return {"kind": "quality", "step": self.step, "detection": self.detection, "action": self.action,
-                "evidence": _json_safe(self.evidence), "parameters": _json_safe(self.parameters),
-                "reason": self.reason}
-
-
-def _json_safe(values: Mapping[str, Any]) -> dict[str, Any]:
-    # Strict JSON has no NaN; the strings keep the evidence readable instead of dropping it.
-    return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()}
-
-
-HISTORY_KEYS = ("train", "val", "objective")  # the watched losses kept for trends and references
-
-
-@dataclass(frozen=True)
-class ControllerState:
-    """Everything the controller remembers between validations (plain values: a checkpoint stores it as is).
-
-    ``lr_scale``, ``ga_boost`` and ``gate_boost`` are the cumulative multipliers (1.0 at the
-    start) the training loop applies; the counts are what the limits are checked against;
-    ``history`` holds the accepted (finite, not exploding) values of the watched losses as
-    [step, value] pairs, newest last; ``cooldowns`` maps a detection to the validations left
-    before its intervention may repeat.
-    """
-
-    lr_scale: float = 1.0
-    ga_boost: float = 1.0
-    gate_boost: float = 1.0
-    ga_boosts: int = 0
-    gate_boosts: int = 0
-    lr_cuts: int = 0
-    overfit_cuts: int = 0
-    rollbacks: int = 0
-    stop_requested: bool = False
-    last_good_step: int | None = None
-    best_objective: float = math.inf
-    best_step: int | None = None
-    since_improvement: int = 0
-    validations: int = 0
-    cooldowns: dict[str, int] = field(default_factory=dict)
-    history: dict[str, list[list[float]]] = field(default_factory=lambda: {key: [] for key in HISTORY_KEYS})
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the state as plain values (ints, floats, lists, dicts)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> ControllerState:
-        """Return the state saved by ``to_dict``; keys it does not know (an old checkpoint's ``config``) are ignored."""
-        known = {f.name for f in fields(cls)}
-        state = cls(**{k: v for k, v in values.items() if k in known})
-        history = {k: [[float(s), float(v)] for s, v in state.history.get(k, [])] for k in HISTORY_KEYS}
-        return replace(state, cooldowns={str(k): int(v) for k, v in state.cooldowns.items()}, history=history)
-
+__all__ = ["QualityController", "observe"]
 
 Rule = tuple[ControllerState, list[Decision]]
 
@@ -496,59 +340,3 @@ class QualityController:
 
 
 _STATE_FIELDS = frozenset(f.name for f in fields(ControllerState))
-
-
-# ------------------------------------------------------------------ quality score
-
-# Component weights of the quality score, by metric name without its tf_/fr_ prefix. The
-# alignment and gate components are read with the score's prefix; the two stop components
-# are free-running whatever the prefix. How a value maps to [0, 1] is the metric's own
-# declaration (trainer.evaluation.metric_registry: ``best``/``worst``).
-QUALITY_COMPONENTS: dict[str, float] = {
-    "diagonality": 0.30,
-    "focus": 0.15,
-    "monotonicity": 0.10,
-    "coverage": 0.15,
-    "gate_balanced_accuracy": 0.30,
-}
-STOP_COMPONENTS: dict[str, float] = {"fr_stop_error": 0.15, "fr_hit_max_rate": 0.10}
-
-
-def quality_score(metrics: Mapping[str, float], prefix: str = "tf_") -> float:
-    """Return the composite quality of one validation, a float in [0, 1] (1 = perfect).
-
-    score = Σ_i w_i·g_i / Σ_i w_i over the components i present in ``metrics``, g_i the
-    goodness of its value (``metric_registry.goodness``: linear from the metric's worst
-    value, 0, to its best, 1, clipped):
-
-    ====================================  ===========================  =====
-    component                             goodness                     w_i
-    ====================================  ===========================  =====
-    prefix + diagonality                  value                        0.30
-    prefix + focus                        value                        0.15
-    prefix + monotonicity                 value                        0.10
-    prefix + coverage                     value                        0.15
-    prefix + gate_balanced_accuracy       2·value − 1 (chance: 0)      0.30
-    fr_stop_error                         1 − min(value, 1)            0.15
-    fr_hit_max_rate                       1 − value                    0.10
-    ====================================  ===========================  =====
-
-    A weighted arithmetic mean, not a geometric one: an untrained model scores low on
-    every component at once, and a geometric mean would pin it at 0 from the first zero
-    component and stop ranking young trials.
-
-    Missing metrics: a component whose key is absent (or not a registered metric, like a
-    free-running gate accuracy) is left out and the weights of the present ones
-    renormalised; a non-finite value counts 0. Raises ValueError when no component is present.
-    """
-    weights = {f"{prefix}{name}": w for name, w in QUALITY_COMPONENTS.items()}
-    weights.update(STOP_COMPONENTS)
-    total = weight_sum = 0.0
-    for name, weight in weights.items():
-        if name not in metrics or not metric_registry.is_known(name):
-            continue
-        total += weight * metric_registry.goodness(name, float(metrics[name]))
-        weight_sum += weight
-    if weight_sum == 0.0:
-        raise ValueError(f"quality_score: none of the quality metrics (prefix {prefix!r}) is present")
-    return total / weight_sum

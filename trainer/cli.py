@@ -173,7 +173,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     from trainer.config import load_config, preset, with_overrides
     from trainer.data.corpus import DataError
-    from trainer.training.loop import config_for_resume, train
+    from trainer.training.loop import train
+    from trainer.training.run_folder import config_for_resume
 
     data = _data(args)
     overrides = _overrides(args.overrides)

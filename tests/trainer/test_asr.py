@@ -16,7 +16,8 @@ from trainer.data.corpus import read_corpus
 from trainer.errors import ConfigError
 from trainer.evaluation import metric_registry
 from trainer.evaluation.asr import error_rates, normalize, transcribe, unavailable_reason
-from trainer.training.loop import asr_scorer, train
+from trainer.training.loop import train
+from trainer.training.session import asr_scorer
 
 
 def test_error_rates_of_known_transcripts() -> None:

@@ -12,10 +12,12 @@ import soundfile as sf
 import torch
 
 from trainer.config import TrainConfig, preset
+from trainer.data.corpus import DataError
+from trainer.errors import NonFiniteLossError
 from trainer.evaluation import metric_registry
 from trainer.model.checkpoint import load_checkpoint
 from trainer.synthesis.infer import load_model, synthesize
-from trainer.training.loop import DataError, NonFiniteLossError, train
+from trainer.training.loop import train
 from trainer.training.losses import TacotronLoss
 
 MICRO = dict(symbols_embedding_dim=32, encoder_embedding_dim=32, attention_rnn_dim=64, attention_dim=16,
@@ -221,9 +223,9 @@ def test_phases_are_logged_at_their_boundaries(demo_corpus: Path, tmp_path: Path
 
 def test_controller_rolls_back_an_exploding_run(demo_corpus: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    import trainer.training.loop as loop
+    import trainer.training.validation as validation
 
-    real_validate = loop.validate
+    real_validate = validation.validate
     calls = {"n": 0}
 
     def exploding_on_third(*args, **kwargs):
@@ -233,7 +235,7 @@ def test_controller_rolls_back_an_exploding_run(demo_corpus: Path, tmp_path: Pat
             metrics["val_total"] = metrics["val_total"] * 100.0
         return metrics, sample
 
-    monkeypatch.setattr(loop, "validate", exploding_on_third)
+    monkeypatch.setattr(validation, "validate", exploding_on_third)
     train(micro_config(max_steps=6, val_interval=2, fr_utterances=0), demo_corpus, tmp_path / "run",
           show_progress=False)
     decisions = [q for q in records(tmp_path / "run", "quality") if q["detection"] == "exploding_loss"]
@@ -318,7 +320,7 @@ def test_best_metric_must_be_a_registered_metric_with_a_direction() -> None:
 
 
 def test_a_warm_started_run_scores_free_running_with_a_trained_gate(demo_corpus: Path, tmp_path: Path) -> None:
-    from trainer.training.loop import TrainState
+    from trainer.training.state import TrainState
 
     state = TrainState(base_lr=1e-3, frames_per_char=5.0, step=30)
     assert state.gate_progress(120) == 0.25  # from scratch: the share of the budget done
@@ -369,11 +371,11 @@ def test_a_stop_request_saves_the_step_and_resume_goes_on_from_it(demo_corpus: P
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    import trainer.training.loop as loop
+    import trainer.training.session as session
     from trainer.errors import TrainingInterrupted
 
     stop = threading.Event()
-    real_collate, drawn = loop.collate, []
+    real_collate, drawn = session.collate, []
 
     def collate_then_signal(*args, **kwargs):  # a signal arrives while step 3 trains
         drawn.append(1)
@@ -381,13 +383,13 @@ def test_a_stop_request_saves_the_step_and_resume_goes_on_from_it(demo_corpus: P
             stop.set()
         return real_collate(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "collate", collate_then_signal)
+    monkeypatch.setattr(session, "collate", collate_then_signal)
     config = micro_config(max_steps=8, val_interval=8, checkpoint_interval=8, fr_utterances=0)
     with pytest.raises(TrainingInterrupted) as info:
         train(config, demo_corpus, tmp_path / "run", show_progress=False, stop=stop)
     assert info.value.step == 3  # the step in progress finished and was saved; none was lost
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["position"]["step"] == 3
     assert [r["step"] for r in records(tmp_path / "run", "event") if r["event"] == "interrupted"] == [3]
-    monkeypatch.setattr(loop, "collate", real_collate)
+    monkeypatch.setattr(session, "collate", real_collate)
     train(config, demo_corpus, tmp_path / "run", resume=True, show_progress=False)
     assert [r["step"] for r in records(tmp_path / "run", "train")] == list(range(1, 9))

@@ -22,6 +22,7 @@ from trainer.text.symbols import LANGUAGES
 from trainer.tracking import DEFAULT_EXPERIMENT, TRACKING_URI_ENV
 
 if TYPE_CHECKING:
+    from trainer.config import TrainConfig
     from trainer.tracking import RunTracker
 
 EXIT_DATA_REPORT = EXIT_FAILED
@@ -171,36 +172,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from trainer.config import load_config, preset, with_overrides
     from trainer.data.corpus import DataError
     from trainer.training.loop import train
-    from trainer.training.run_folder import config_for_resume
 
     data = _data(args)
-    overrides = _overrides(args.overrides)
-    if args.resume:
-        # A resumed run continues exactly (same config, same next step); --max-steps may extend it.
-        # Refused rather than ignored: a user who passes a config expects it to count.
-        for flag, given in (("--set", overrides), ("--config", args.config), ("--preset", args.preset)):
-            if given:
-                raise UserError(f"{flag} cannot change a resumed run's config (--max-steps may extend it)")
-        if not (args.out / "checkpoints" / "last.pt").is_file():
-            raise UserError(f"{args.out}: nothing to resume (no checkpoints/last.pt)")
-        config = config_for_resume(args.out, args.max_steps)
-    else:
-        preset_name = args.preset or DEFAULT_PRESET
-        config = load_config(args.config, preset_name) if args.config else preset(preset_name)
-        for item, change in overrides:  # one at a time, so an error names its --set
-            config = with_overrides(config, change, f"--set {item}")
-        if args.max_steps is not None:
-            config = config.replace(max_steps=args.max_steps)
-    if args.device:
-        _device(args.device)  # cuda without a CUDA device is bad input, before anything is written
-        config = config.replace(device=args.device)
-    if args.skip_bad_items:
-        config = config.replace(skip_bad_items=True)
-    if args.warm_start is not None and not args.warm_start.is_file():
-        raise UserError(f"{args.warm_start}: warm-start checkpoint not found")
+    config = _train_config(args)
     tracker = None
     if not args.no_mlflow and (args.mlflow or os.environ.get(TRACKING_URI_ENV)):
         from trainer.tracking import RunTracker  # lazy: imports mlflow only when tracking
@@ -233,6 +209,42 @@ def _run_train(args: argparse.Namespace) -> int:
     print(f"finished at step {result.step}; best {config.best_metric} {result.best_metric:.4f}; "
           f"checkpoints in {Path(result.run_dir) / 'checkpoints'}")
     return 0
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """Return the config ``trainer train`` runs: the resumed run's, or the preset's (or --config's) with --set.
+
+    --max-steps, --device and --skip-bad-items apply to either. UserError for a flag a resumed
+    run cannot take, nothing to resume, --device cuda without CUDA or a missing --warm-start.
+    """
+    from trainer.config import load_config, preset, with_overrides
+    from trainer.training.run_folder import config_for_resume
+
+    overrides = _overrides(args.overrides)
+    if args.resume:
+        # A resumed run continues exactly (same config, same next step); --max-steps may extend it.
+        # Refused rather than ignored: a user who passes a config expects it to count.
+        for flag, given in (("--set", overrides), ("--config", args.config), ("--preset", args.preset)):
+            if given:
+                raise UserError(f"{flag} cannot change a resumed run's config (--max-steps may extend it)")
+        if not (args.out / "checkpoints" / "last.pt").is_file():
+            raise UserError(f"{args.out}: nothing to resume (no checkpoints/last.pt)")
+        config = config_for_resume(args.out, args.max_steps)
+    else:
+        preset_name = args.preset or DEFAULT_PRESET
+        config = load_config(args.config, preset_name) if args.config else preset(preset_name)
+        for item, change in overrides:  # one at a time, so an error names its --set
+            config = with_overrides(config, change, f"--set {item}")
+        if args.max_steps is not None:
+            config = config.replace(max_steps=args.max_steps)
+    if args.device:
+        _device(args.device)  # cuda without a CUDA device is bad input, before anything is written
+        config = config.replace(device=args.device)
+    if args.skip_bad_items:
+        config = config.replace(skip_bad_items=True)
+    if args.warm_start is not None and not args.warm_start.is_file():
+        raise UserError(f"{args.warm_start}: warm-start checkpoint not found")
+    return config
 
 
 def _refused(tracker: RunTracker | None, out: Path) -> None:

@@ -252,6 +252,32 @@ def make_corpus(out_dir: Path, *, lang: str = "en", utterances: int = 100, seed:
     or empty text file or a line with nothing to speak; ``VoiceError`` for an unknown
     voice; ``UnknownCharacterError`` for a character outside the symbol set.
     """
+    voice = _checked_voice(lang, utterances, text_file, engine, voice)
+    width = max(4, len(str(utterances)))
+    ids = [f"{ID_PREFIX}-{i:0{width}d}" for i in range(1, utterances + 1)]
+    sentences, normalized = _checked_sentences(lang, utterances, seed, text_file, ids)
+    out_dir = Path(out_dir)
+    wav_dir = out_dir / "wavs"
+    try:
+        wav_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CorpusError(f"{out_dir}: cannot create the corpus folder ({exc.strerror})") from None
+    metadata = out_dir / "metadata.csv"
+    # A metadata.csv from an earlier run would make a half-written corpus look complete.
+    metadata.unlink(missing_ok=True)
+    seconds = _speak(engine, ids, normalized, voice, seed, vary_prosody, wav_dir)
+    keep = {f"{uid}.wav" for uid in ids}
+    for stale in wav_dir.glob(f"{ID_PREFIX}-*.wav"):
+        if stale.name not in keep:
+            stale.unlink()
+    rows = "".join(f"{uid}|{raw}|{norm}\n" for uid, raw, norm in zip(ids, sentences, normalized, strict=True))
+    atomic_write_bytes(metadata, rows.encode("utf-8"))
+    return CorpusSummary(out_dir=out_dir, count=utterances,
+                         total_seconds=float(sum(seconds)), lang=lang, voice=voice)
+
+
+def _checked_voice(lang: str, utterances: int, text_file: Path | None, engine: str, voice: str | None) -> str:
+    """Return the voice to speak with (the engine's default when None); CorpusError or VoiceError for bad input."""
     if lang not in LANGUAGES:
         raise CorpusError(f"unknown lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
     if utterances < 1:
@@ -269,8 +295,15 @@ def make_corpus(out_dir: Path, *, lang: str = "en", utterances: int = 100, seed:
     else:
         voice = voice or DEFAULT_VOICES[lang]
         check_voice(voice)
-    width = max(4, len(str(utterances)))
-    ids = [f"{ID_PREFIX}-{i:0{width}d}" for i in range(1, utterances + 1)]
+    return voice
+
+
+def _checked_sentences(lang: str, utterances: int, seed: int, text_file: Path | None,
+                       ids: list[str]) -> tuple[list[str], list[str]]:
+    """Return (sentences as given, normalised sentences), one per id; raise before anything is written.
+
+    From ``text_file`` (cycled or truncated; an error names its line) or the generator.
+    """
     if text_file is not None:
         numbered = _read_text_file(Path(text_file))
         picked = [numbered[i % len(numbered)] for i in range(utterances)]
@@ -284,35 +317,21 @@ def make_corpus(out_dir: Path, *, lang: str = "en", utterances: int = 100, seed:
         known_characters(norm, lang=lang, utterance_id=where)  # fail before writing anything
         if not norm.strip(" !'\"(),-.:;?"):
             raise CorpusError(f"{where}: nothing to speak in {raw!r}")
+    return sentences, normalized
 
-    out_dir = Path(out_dir)
-    wav_dir = out_dir / "wavs"
-    try:
-        wav_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CorpusError(f"{out_dir}: cannot create the corpus folder ({exc.strerror})") from None
-    metadata = out_dir / "metadata.csv"
-    # A metadata.csv from an earlier run would make a half-written corpus look complete.
-    metadata.unlink(missing_ok=True)
 
+def _speak(engine: str, ids: list[str], normalized: list[str], voice: str, seed: int, vary_prosody: bool,
+           wav_dir: Path) -> list[float]:
+    """Synthesise each utterance into ``wav_dir/ID.wav`` with ``engine``; return the clips' seconds."""
+    count = len(ids)
     jobs = [
         {"id": uid, "text": norm, "voice": voice, "rate": rate, "pitch": pitch,
          "range": prange, "rand_seed": (seed * 1_000_003 + k) % 2**31}
         for k, (uid, norm, (rate, pitch, prange))
-        in enumerate(zip(ids, normalized, _prosody(seed, utterances, vary_prosody), strict=True))
+        in enumerate(zip(ids, normalized, _prosody(seed, count, vary_prosody), strict=True))
     ]
     if engine == "flite":
-        stretches = _stretches(seed, utterances, vary_prosody)
-        seconds = _render_flite([{**job, "stretch": stretch} for job, stretch in zip(jobs, stretches, strict=True)],
-                                wav_dir)
-    else:
-        seconds = _render_in_fresh_process(jobs, wav_dir)
-
-    keep = {f"{uid}.wav" for uid in ids}
-    for stale in wav_dir.glob(f"{ID_PREFIX}-*.wav"):
-        if stale.name not in keep:
-            stale.unlink()
-    rows = "".join(f"{uid}|{raw}|{norm}\n" for uid, raw, norm in zip(ids, sentences, normalized, strict=True))
-    atomic_write_bytes(metadata, rows.encode("utf-8"))
-    return CorpusSummary(out_dir=out_dir, count=utterances,
-                         total_seconds=float(sum(seconds)), lang=lang, voice=voice)
+        stretches = _stretches(seed, count, vary_prosody)
+        return _render_flite([{**job, "stretch": stretch} for job, stretch in zip(jobs, stretches, strict=True)],
+                             wav_dir)
+    return _render_in_fresh_process(jobs, wav_dir)

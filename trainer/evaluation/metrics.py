@@ -58,39 +58,52 @@ def alignment_metrics_per_utterance(att: Tensor, in_lens: Tensor, out_lens: Tens
 
     Ties in argmax go to the lowest token index (torch's rule).
     """
-    b, max_out, max_in = att.shape
     in_lens = torch.as_tensor(in_lens, device=att.device).clamp(min=1)
     out_lens = torch.as_tensor(out_lens, device=att.device).clamp(min=1)
-    steps = length_mask(out_lens, max_out)  # (B, T_out)
-    tokens = length_mask(in_lens, max_in)  # (B, T_in)
+    steps = length_mask(out_lens, att.shape[1])  # (B, T_out)
+    tokens = length_mask(in_lens, att.shape[2])  # (B, T_in)
     cells = steps.unsqueeze(2) & tokens.unsqueeze(1)
     a = torch.where(cells, att, torch.zeros_like(att)).to(torch.float64)
     big_t = out_lens.to(torch.float64)
-    big_n = in_lens.to(torch.float64)
-
-    t_pos = (torch.arange(max_out, device=att.device, dtype=torch.float64) + 0.5).view(1, -1, 1) / big_t.view(-1, 1, 1)
-    n_pos = (torch.arange(max_in, device=att.device, dtype=torch.float64) + 0.5).view(1, 1, -1) / big_n.view(-1, 1, 1)
-    band = (t_pos - n_pos).abs() <= DIAGONAL_BAND + _BAND_TOLERANCE
-    diagonality = (a * band).sum(dim=(1, 2)) / big_t
-
     focus = a.amax(dim=2).sum(dim=1) / big_t  # padded rows are all zero, so their max adds 0
+    monotonicity, coverage = _peak_figures(a, steps, tokens, in_lens)
+    return {
+        "diagonality": _diagonality(a, out_lens, in_lens).float(),
+        "focus": focus.float(),
+        "monotonicity": monotonicity.float(),
+        "coverage": coverage.float(),
+    }
 
+
+def _diagonality(a: Tensor, out_lens: Tensor, in_lens: Tensor) -> Tensor:
+    """Return (B,) float64: the attention mass inside the diagonal band per decoder step (cell centres).
+
+    ``a`` (B, T_out, T_in) float64 is zero outside each utterance's lengths (clamped to ≥ 1).
+    """
+    _, max_out, max_in = a.shape
+    big_t, big_n = out_lens.to(torch.float64), in_lens.to(torch.float64)
+    t_pos = (torch.arange(max_out, device=a.device, dtype=torch.float64) + 0.5).view(1, -1, 1) / big_t.view(-1, 1, 1)
+    n_pos = (torch.arange(max_in, device=a.device, dtype=torch.float64) + 0.5).view(1, 1, -1) / big_n.view(-1, 1, 1)
+    band = (t_pos - n_pos).abs() <= DIAGONAL_BAND + _BAND_TOLERANCE
+    return (a * band).sum(dim=(1, 2)) / big_t
+
+
+def _peak_figures(a: Tensor, steps: Tensor, tokens: Tensor, in_lens: Tensor) -> tuple[Tensor, Tensor]:
+    """Return (monotonicity, coverage), each (B,) float64, from each valid step's most attended valid token.
+
+    ``a`` (B, T_out, T_in) is zero outside the lengths; ``steps`` (B, T_out) and ``tokens``
+    (B, T_in) are the valid-position masks; ``in_lens`` (B,) the token counts (≥ 1).
+    """
     # argmax over valid tokens only: invalid tokens can never win.
     peaks = torch.where(tokens.unsqueeze(1), a, torch.full_like(a, -1.0)).argmax(dim=2)  # (B, T_out)
     pairs = steps[:, 1:]
     forward = (peaks[:, 1:] >= peaks[:, :-1]) & pairs
     n_pairs = pairs.sum(dim=1)
-    monotonicity = torch.where(n_pairs > 0, forward.sum(dim=1) / n_pairs.clamp(min=1), torch.ones_like(big_t))
-
-    hits = (F.one_hot(peaks, max_in).bool() & steps.unsqueeze(2)).any(dim=1)  # (B, T_in)
-    coverage = (hits & tokens).sum(dim=1) / big_n
-
-    return {
-        "diagonality": diagonality.float(),
-        "focus": focus.float(),
-        "monotonicity": monotonicity.float(),
-        "coverage": coverage.float(),
-    }
+    ones = torch.ones(a.shape[0], dtype=torch.float64, device=a.device)
+    monotonicity = torch.where(n_pairs > 0, forward.sum(dim=1) / n_pairs.clamp(min=1), ones)
+    hits = (F.one_hot(peaks, a.shape[2]).bool() & steps.unsqueeze(2)).any(dim=1)  # (B, T_in)
+    coverage = (hits & tokens).sum(dim=1) / in_lens.to(torch.float64)
+    return monotonicity, coverage
 
 
 def alignment_metrics(att: Tensor, in_lens: Tensor, out_lens: Tensor) -> dict[str, float]:

@@ -206,7 +206,10 @@ def _run_train(args: argparse.Namespace) -> int:
         raise
     if tracker is not None:
         tracker.finish("FINISHED", Path(result.run_dir) / "checkpoints" / "best.pt")
-    print(f"finished at step {result.step}; best {config.best_metric} {result.best_metric:.4f}; "
+    # The last line says where the run ended and, when the controller stopped it early, why.
+    ended = f"finished at step {result.step}" if result.stop is None else \
+        f"stopped early at step {result.step} by the quality controller: {result.stop.reason}"
+    print(f"{ended}; best {config.best_metric} {result.best_metric:.4f}; "
           f"checkpoints in {Path(result.run_dir) / 'checkpoints'}")
     return 0
 

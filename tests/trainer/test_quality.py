@@ -208,6 +208,29 @@ def test_resumed_controller_honours_limits_and_patience() -> None:
     assert actions(resumed.observe(400, healthy(400, tf_diagonality=0.2)))[0][1] == "none_limit_reached"
 
 
+def test_the_controller_remembers_why_it_asked_to_stop_across_a_resume() -> None:
+    controller = make(patience=2)
+    for step in (100, 200):
+        assert not controller.stop_requested
+        controller.observe(step, healthy(step, val_mel_postnet_l1=1.0))
+    controller.observe(300, healthy(300, val_mel_postnet_l1=1.0))
+    assert controller.stop_requested and controller.stop_detection == "no_improvement"
+    assert controller.stop_reason.startswith("val_mel_postnet_l1 not better than 1 (step 100)")
+    resumed = QualityController(controller.config)
+    resumed.load_state_dict(json.loads(json.dumps(controller.state_dict())))
+    assert (resumed.stop_detection, resumed.stop_reason) == (controller.stop_detection, controller.stop_reason)
+    older = {k: v for k, v in controller.state_dict().items() if not k.startswith("stop_")}  # before stops were said
+    resumed.load_state_dict(older)
+    assert resumed.stop_detection == "" and not resumed.stop_requested
+
+
+def test_a_stop_that_is_not_taken_leaves_no_reason() -> None:
+    controller = make(patience=1, early_stop=False)
+    for step in (100, 200, 300):
+        controller.observe(step, healthy(step, val_mel_postnet_l1=1.0))
+    assert not controller.stop_requested and controller.stop_reason == ""
+
+
 def test_decision_record_is_strict_json() -> None:
     controller = make()
     decision = controller.observe(100, healthy(100, val_total=math.nan))[0]

@@ -29,7 +29,7 @@ from trainer.errors import NonFiniteLossError, TrainingInterrupted
 from trainer.evaluation.validate import autocast
 from trainer.model.contract import count_parameters
 from trainer.training.session import build_session
-from trainer.training.state import step_hparams
+from trainer.training.state import BY_CALLBACK, StopReason, step_hparams
 from trainer.training.validation import on_validation, val_line
 
 if TYPE_CHECKING:
@@ -49,14 +49,23 @@ Callback = Callable[[int, dict[str, float]], bool]
 
 @dataclass
 class TrainResult:
-    """What a finished (or stopped) run leaves behind; ``best_metric`` is the best value of ``config.best_metric``."""
+    """What a finished (or stopped) run leaves behind; ``best_metric`` is the best value of ``config.best_metric``.
+
+    ``stop`` says who ended the run early and why: the quality controller (its stop decision's
+    detection and reason) or the callback; None for a run that reached ``max_steps``.
+    """
 
     run_dir: Path
     step: int
-    stopped_early: bool
     best_metric: float
     last_metrics: dict[str, float] = field(default_factory=dict)
     skipped_steps: int = 0
+    stop: StopReason | None = None
+
+    @property
+    def stopped_early(self) -> bool:
+        """True when the controller or the callback ended the run before ``max_steps``."""
+        return self.stop is not None
 
 
 # --------------------------------------------------------------------------- one step
@@ -139,7 +148,7 @@ class _Run:
     phase: str = ""
     window_losses: list[float] = field(default_factory=list)  # training losses since the last validation
     last_metrics: dict[str, float] = field(default_factory=dict)
-    stopped_early: bool = False
+    stop: StopReason | None = None  # set when the controller or the callback asks to stop
 
 
 def _start(session: Session, show_progress: bool) -> _Run:
@@ -200,13 +209,20 @@ def _log_step(session: Session, hp: StepHParams, outcome: StepOutcome, run: _Run
 
 
 def _validate(session: Session, hp: StepHParams, run: _Run, callback: Callback | None, show_progress: bool) -> None:
-    """Validate, hand the metrics to ``callback`` (called even when the controller stops) and note a stop."""
+    """Validate, hand the metrics to ``callback`` (called even when the controller stops) and note a stop.
+
+    When both ask to stop at once, the controller's reason is the one kept: it decided first.
+    """
+    step = session.state.step
     run.last_metrics, controller_stop = on_validation(session, hp, sum(run.window_losses) / len(run.window_losses))
     run.window_losses.clear()
     if show_progress:
-        run.progress.write(val_line(session.state.step, run.last_metrics))
-    asked = callback is not None and bool(callback(session.state.step, dict(run.last_metrics)))
-    run.stopped_early = controller_stop or asked
+        run.progress.write(val_line(step, run.last_metrics))
+    asked = callback is not None and bool(callback(step, dict(run.last_metrics)))
+    if controller_stop is not None:
+        run.stop = controller_stop
+    elif asked:
+        run.stop = StopReason(BY_CALLBACK, f"the callback asked to stop after the validation at step {step}")
 
 
 def _save_checkpoints(session: Session, run: _Run, at_end: bool, interrupted: bool) -> None:
@@ -215,7 +231,7 @@ def _save_checkpoints(session: Session, run: _Run, at_end: bool, interrupted: bo
     With ``keep_step_checkpoints`` each interval's checkpoint is also kept as ``step_NNNNNN.pt``.
     """
     config, state, folder = session.config, session.state, session.folder
-    if state.step % config.checkpoint_interval == 0 or at_end or run.stopped_early or interrupted:
+    if state.step % config.checkpoint_interval == 0 or at_end or run.stop is not None or interrupted:
         session.save(folder.last, run.last_metrics)
         if config.keep_step_checkpoints and state.step % config.checkpoint_interval == 0:
             session.save(folder.checkpoints / f"step_{state.step:06d}.pt", run.last_metrics)
@@ -227,6 +243,15 @@ def _interrupt(session: Session, run: _Run) -> NoReturn:
     session.folder.append_metrics({"kind": "event", "step": step, "event": "interrupted"})
     run.progress.close()
     raise TrainingInterrupted(f"interrupted at step {step}; checkpoint saved in {session.folder.last}", step=step)
+
+
+def _finish(session: Session, run: _Run) -> TrainResult:
+    """Close the progress bar, write the ``end`` record (who stopped the run and why; None each at max_steps)."""
+    run.progress.close()
+    state, stop = session.state, run.stop
+    why = stop.record() if stop is not None else {"stopped_by": None, "detection": None, "reason": None}
+    session.folder.append_metrics({"kind": "end", "step": state.step, **why})
+    return TrainResult(session.folder.root, state.step, state.best_metric, run.last_metrics, run.skipped, stop)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -242,6 +267,9 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
     checkpoint (the text embedding is skipped when the symbol set differs). When ``stop`` is
     set (a signal handler does it), the run saves last.pt at the end of the current step and
     raises TrainingInterrupted: no step is lost, and ``resume`` continues from there.
+
+    A run that returns says once why it ended: the result's ``stop`` (None at ``max_steps``) and
+    metrics.jsonl's last record, ``{"kind": "end", "step", "stopped_by", "detection", "reason"}``.
     """
     # --- setup: device, data, run folder, model, optimiser, state; resume or warm start; batches ---
     session = build_session(config, data, run_dir, warm_start=warm_start, resume=resume, show_progress=show_progress)
@@ -272,10 +300,10 @@ def train(config: TrainConfig, data: str | Path, run_dir: str | Path, callback: 
             _save_checkpoints(session, run, at_end, interrupted)
             if interrupted:
                 _interrupt(session, run)
-            if run.stopped_early:
+            if run.stop is not None:
                 break
-        run.progress.close()
-        return TrainResult(session.folder.root, state.step, run.stopped_early, state.best_metric, run.last_metrics,
-                           run.skipped)
+
+        # --- the end: why the run ended, said once ---
+        return _finish(session, run)
     finally:
         session.close()

@@ -296,7 +296,8 @@ def _stop(cfg: ControllerConfig, state: ControllerState, step: int, detection: s
           reason: str) -> tuple[ControllerState, Decision]:
     if not cfg.early_stop and detection in ("no_improvement", "overfitting"):
         return state, _limit(step, detection, evidence, reason + " (early stop disabled)", "early_stop", 0)
-    return replace(state, stop_requested=True), Decision(step, detection, "stop", evidence, {}, reason)
+    state = replace(state, stop_requested=True, stop_detection=detection, stop_reason=reason)
+    return state, Decision(step, detection, "stop", evidence, {}, reason)
 
 
 def _limit(step: int, detection: str, evidence: dict[str, float], reason: str, limit: str, used: int) -> Decision:

@@ -131,7 +131,9 @@ class ControllerState:
     start) the training loop applies; the counts are what the limits are checked against;
     ``history`` holds the accepted (finite, not exploding) values of the watched losses as
     [step, value] pairs, newest last; ``cooldowns`` maps a detection to the validations left
-    before its intervention may repeat.
+    before its intervention may repeat. ``stop_detection`` and ``stop_reason`` are the newest
+    stop decision's (empty until one is taken), so a run says why it stopped even when it stops
+    on a request remembered from before a resume.
     """
 
     lr_scale: float = 1.0
@@ -143,6 +145,8 @@ class ControllerState:
     overfit_cuts: int = 0
     rollbacks: int = 0
     stop_requested: bool = False
+    stop_detection: str = ""
+    stop_reason: str = ""
     last_good_step: int | None = None
     best_objective: float = math.inf
     best_step: int | None = None

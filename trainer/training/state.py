@@ -1,10 +1,11 @@
-"""What changes from step to step, and what one step's schedules say: ``TrainState`` and ``step_hparams``.
+"""What changes from step to step, what one step's schedules say, and why a run stopped early.
 
 ``TrainState`` is everything a checkpoint restores besides weights, optimiser and RNG: the
 data position, the quality controller's multipliers, the best objective. ``step_hparams``
 is a pure function of (config, step, state): a resumed run gets exactly the same schedule
 from its saved step count, and the loss gets this step's weights as an argument instead of
-any module attribute being changed while training.
+any module attribute being changed while training. ``StopReason`` says who ended a run
+before ``max_steps`` and why.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from trainer.training.losses import LossWeights
 if TYPE_CHECKING:
     from trainer.config import TrainConfig
 
-__all__ = ["StepHParams", "TrainState", "step_hparams"]
+__all__ = ["BY_CALLBACK", "BY_CONTROLLER", "StepHParams", "StopReason", "TrainState", "step_hparams"]
+
+BY_CONTROLLER = "controller"  # the quality controller's stop decision
+BY_CALLBACK = "callback"  # the caller's callback returned True (the tuner's pruner or gates, say)
 
 
 @dataclass
@@ -105,3 +109,21 @@ def step_hparams(config: TrainConfig, step: int, state: TrainState) -> StepHPara
         gate_weight=config.gate_weight * state.gate_boost)
     tf_ratio = schedules.teacher_forcing_ratio(step, config.tf_hold_steps, config.tf_decay_steps, config.tf_floor)
     return StepHParams(lr * state.lr_scale, tf_ratio, weights, phase)
+
+
+@dataclass(frozen=True)
+class StopReason:
+    """Why a run ended before ``max_steps``: who stopped it (``BY_CONTROLLER``, ``BY_CALLBACK``) and why, in one line.
+
+    For the controller, ``detection`` is its stop decision's (e.g. ``no_improvement``) and
+    ``reason`` reads "detection: why" (``no_improvement: fr_mcd not better than ... for 10
+    validations``); for the callback, ``detection`` is None.
+    """
+
+    by: str
+    reason: str
+    detection: str | None = None
+
+    def record(self) -> dict[str, str | None]:
+        """Return the ``end`` record's fields: stopped_by, detection, reason."""
+        return {"stopped_by": self.by, "detection": self.detection, "reason": self.reason}

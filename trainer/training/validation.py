@@ -22,6 +22,7 @@ from trainer.evaluation.plots import plot_alignment, plot_gate, plot_mels
 from trainer.evaluation.quality_score import quality_score
 from trainer.evaluation.validate import validate
 from trainer.model.checkpoint import load_checkpoint
+from trainer.training.state import BY_CONTROLLER, StopReason
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -36,8 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["apply_quality_control", "is_better", "on_validation", "val_line", "write_validation_plots"]
 
 
-def on_validation(session: Session, hp: StepHParams, train_loss: float) -> tuple[dict[str, float], bool]:
-    """Validate, record, let the controller act, keep the best checkpoint; return (metrics, stop?).
+def on_validation(session: Session, hp: StepHParams,
+                  train_loss: float) -> tuple[dict[str, float], StopReason | None]:
+    """Validate, record, let the controller act, keep the best checkpoint; return (metrics, the controller's stop).
 
     ``hp`` is the step just taken's (its loss weights make ``val_total`` comparable with
     ``train_loss``, the mean training loss since the last validation). The controller's
@@ -64,7 +66,7 @@ def on_validation(session: Session, hp: StepHParams, train_loss: float) -> tuple
         session.asr = None  # said once; no more scoring in this run
     if config.plots and sample is not None:
         write_validation_plots(folder.plots, state.step, sample, config.stop_threshold, session.vocode)
-    stop = False
+    stop = None
     if session.controller is not None:
         stop = apply_quality_control(session, metrics)
     if is_better(config.best_metric, metrics.get(config.best_metric, math.nan), state.best_metric):
@@ -82,8 +84,8 @@ def is_better(name: str, value: float, best: float) -> bool:
     return value < best if metric_registry.get(name).direction == MINIMIZE else value > best
 
 
-def apply_quality_control(session: Session, metrics: dict[str, float]) -> bool:
-    """Let the controller judge one validation, carry out its decisions, and return True to stop.
+def apply_quality_control(session: Session, metrics: dict[str, float]) -> StopReason | None:
+    """Let the controller judge one validation, carry out its decisions, and return why to stop (None: go on).
 
     Every decision goes to metrics.jsonl as a ``quality`` record (step, detection, evidence,
     action). A rollback restores the model and optimiser of ``good.pt`` only: the data
@@ -106,7 +108,12 @@ def apply_quality_control(session: Session, metrics: dict[str, float]) -> bool:
                                "to_step": payload["position"]["step"]})
     if controller.last_good_step == state.step:
         session.save(folder.good, metrics)
-    return bool(controller.stop_requested)
+    if not controller.stop_requested:
+        return None
+    if not controller.stop_detection:  # a checkpoint from before stops were explained
+        return StopReason(BY_CONTROLLER, "the controller had asked to stop before this run resumed")
+    detection = controller.stop_detection
+    return StopReason(BY_CONTROLLER, f"{detection}: {controller.stop_reason}", detection)
 
 
 def write_validation_plots(folder: Path, step: int, sample: Sample, gate_threshold: float,

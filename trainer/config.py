@@ -157,6 +157,9 @@ class TrainConfig:
     controller_max_ga_boosts: int = 3
     controller_max_lr_cuts: int = 3
     controller_max_rollbacks: int = 2
+    # Config keys the controller must not change (a tuner's study samples them): an intervention on
+    # one (learning_rate, ga_weight, gate_weight) is logged as none_left_to_tuner instead of made.
+    controller_frozen_keys: list[str] = field(default_factory=list)
     plots: bool = True  # attention, mel and gate PNGs and the free-running sample WAV in RUN/plots at each validation
 
     # --- run ---
@@ -248,6 +251,10 @@ def _coerce(key: str, value: Any, annotation: Any, source: str) -> Any:
             return None
         raise ConfigError(f"{source}: key '{key}' must not be null")
     for kind in allowed:
+        if typing.get_origin(kind) is list:
+            if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+                return list(value)
+            raise ConfigError(f"{source}: key '{key}' must be a list of strings, got {type(value).__name__} {value!r}")
         if kind is bool and isinstance(value, bool):
             return value
         if kind is int and isinstance(value, int) and not isinstance(value, bool):
@@ -375,6 +382,15 @@ def _validate(config: TrainConfig, source: str) -> None:
         raise ConfigError(f"{source}: keys 'ga_sigma_start'/'ga_sigma_end' must be > 0")
     if not 0.0 < config.stop_threshold < 1.0:
         raise ConfigError(f"{source}: key 'stop_threshold' must be in (0, 1), got {config.stop_threshold}")
+    _check_frozen_keys(config, source)
+
+
+def _check_frozen_keys(config: TrainConfig, source: str) -> None:
+    """Raise ConfigError naming the first of ``controller_frozen_keys`` that is not a config key."""
+    for frozen in config.controller_frozen_keys:
+        if frozen not in CONFIG_KEYS:
+            raise ConfigError(f"{source}: key 'controller_frozen_keys': {frozen!r} is not a config key "
+                              "(the controller turns learning_rate, ga_weight and gate_weight)")
 
 
 def with_overrides(config: TrainConfig, overrides: dict[str, Any], source: str) -> TrainConfig:

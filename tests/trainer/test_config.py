@@ -89,6 +89,8 @@ def test_yaml_file_overrides_preset(tmp_path: Path) -> None:
         ("batch_size: [1\n", "invalid YAML"),
         ("- 1\n- 2\n", "expected a mapping"),
         ("preset: giant\n", "key 'preset'"),
+        ("controller_frozen_keys: [ga_weight, lr]\n", "key 'controller_frozen_keys': 'lr' is not a config key"),
+        ("controller_frozen_keys: ga_weight\n", "key 'controller_frozen_keys' must be a list of strings"),
     ],
 )
 def test_bad_yaml_names_file_and_key(tmp_path: Path, text: str, fragment: str) -> None:
@@ -131,3 +133,15 @@ def test_yaml_aliases_cannot_blow_up_a_config_file(tmp_path: Path) -> None:
     loop.write_text("seed: &s [*s]\n")
     with pytest.raises(ConfigError, match="recursive alias"):
         load_config(loop)
+
+
+def test_controller_frozen_keys_are_config_keys_and_none_by_default(tmp_path: Path) -> None:
+    assert TrainConfig().controller_frozen_keys == [] and preset("tiny").controller_frozen_keys == []
+    path = tmp_path / "c.yaml"
+    path.write_text("preset: tiny\ncontroller_frozen_keys: [learning_rate, ga_weight, attention_dim]\n")
+    config = load_config(path)
+    assert config.controller_frozen_keys == ["learning_rate", "ga_weight", "attention_dim"]  # a model key counts too
+    save_config(config, tmp_path / "saved.yaml")
+    assert load_config(tmp_path / "saved.yaml") == config
+    with pytest.raises(ConfigError, match=r"^overrides: key 'controller_frozen_keys': 'ga' is not a config key"):
+        config.replace(controller_frozen_keys=["learning_rate", "ga"])

@@ -231,6 +231,57 @@ def test_a_stop_that_is_not_taken_leaves_no_reason() -> None:
     assert not controller.stop_requested and controller.stop_reason == ""
 
 
+# ------------------------------------------------------------------ knobs the tuner owns
+
+
+def test_a_frozen_guided_attention_weight_is_left_to_the_tuner_and_an_unfrozen_one_is_raised() -> None:
+    history = [(step, healthy(step, tf_diagonality=0.2)) for step in range(100, 600, 100)]
+    free, frozen = make(), make(frozen_keys=("ga_weight",))
+    for step, metrics in history:
+        assert actions(free.observe(step, metrics))[0][1] in ("raise_guided_attention", "none_limit_reached")
+        left = frozen.observe(step, metrics)
+        assert actions(left) == [("misalignment", "none_left_to_tuner")]  # never limited: nothing was spent
+        assert left[0].parameters == {"key": "ga_weight", "action": "raise_guided_attention"}
+        assert "ga_weight is left to the tuner (the study samples it)" in left[0].reason
+    assert free.ga_boost == 8.0 and frozen.ga_boost == 1.0
+    assert frozen.ga_boosts == 0 and frozen.cooldowns == {}
+    assert json.loads(json.dumps(left[0].to_record()))["action"] == "none_left_to_tuner"
+
+
+def test_a_frozen_gate_weight_is_left_to_the_tuner() -> None:
+    controller = make(frozen_keys=("gate_weight", "ga_weight"))
+    left = controller.observe(300, healthy(300, tf_gate_balanced_accuracy=0.6))
+    assert actions(left) == [("gate_failure", "none_left_to_tuner")] and left[0].parameters["key"] == "gate_weight"
+    both = controller.observe(400, healthy(400, tf_gate_balanced_accuracy=0.6, tf_diagonality=0.2))
+    assert actions(both) == [("misalignment", "none_left_to_tuner"), ("gate_failure", "none_deferred")]
+    assert controller.multipliers() == {"lr_scale": 1.0, "ga_boost": 1.0, "gate_boost": 1.0}
+
+
+def test_a_frozen_learning_rate_still_rolls_back_and_still_stops() -> None:
+    controller = make(frozen_keys=("learning_rate",))
+    controller.observe(100, healthy(100))
+    broken = controller.observe(200, healthy(200, val_total=math.nan))
+    assert actions(broken) == [("nonfinite_loss", "rollback"), ("nonfinite_loss", "none_left_to_tuner")]
+    assert broken[0].parameters == {"to_step": 100} and controller.lr_scale == 1.0
+    lost = make(frozen_keys=("learning_rate",)).observe(100, healthy(100, train_loss=math.inf))
+    assert actions(lost) == [("nonfinite_loss", "none_no_checkpoint"), ("nonfinite_loss", "none_left_to_tuner"),
+                             ("nonfinite_loss", "stop")]
+
+
+def test_overfitting_with_a_frozen_learning_rate_stops_where_it_would_have() -> None:
+    def overfitting(controller: QualityController) -> list[list[tuple[str, str]]]:
+        return [actions(controller.observe(step, healthy(step, train_loss=3.0 - step / 1000,
+                                                         val_total=1.0 + step / 1000, val_mel_postnet_l1=0.5)))
+                for step in range(100, 1100, 100)]
+
+    free, frozen = overfitting(make(cooldown=2, patience=100)), overfitting(make(cooldown=2, patience=100,
+                                                                                 frozen_keys=("learning_rate",)))
+    cut = [i for i, found in enumerate(free) if ("overfitting", "lower_learning_rate") in found]
+    assert cut and [i for i, found in enumerate(frozen) if ("overfitting", "none_left_to_tuner") in found] == cut
+    stops = [i for i, found in enumerate(free) if ("overfitting", "stop") in found]
+    assert stops and [i for i, found in enumerate(frozen) if ("overfitting", "stop") in found] == stops
+
+
 def test_decision_record_is_strict_json() -> None:
     controller = make()
     decision = controller.observe(100, healthy(100, val_total=math.nan))[0]

@@ -228,6 +228,24 @@ def test_cli_train_says_when_and_why_the_controller_stopped_it(demo_corpus: Path
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("finished at step 6;")
 
 
+def test_a_frozen_ga_weight_is_never_changed_while_an_unfrozen_one_is_raised(demo_corpus: Path,
+                                                                               tmp_path: Path) -> None:
+    # Six steps from scratch: the attention is far from aligned at the first validation (step 3).
+    config = micro_config(max_steps=6, val_interval=3, fr_utterances=0)
+    train(config, demo_corpus, tmp_path / "free", show_progress=False)
+    train(config.replace(controller_frozen_keys=["ga_weight"]), demo_corpus, tmp_path / "frozen", show_progress=False)
+    raised = [q for q in records(tmp_path / "free", "quality") if q["action"] == "raise_guided_attention"]
+    left = [q for q in records(tmp_path / "frozen", "quality") if q["detection"] == "misalignment"]
+    assert [q["step"] for q in raised] == [3] and raised[0]["parameters"]["ga_boost"] == 2.0
+    assert [(q["step"], q["action"], q["parameters"]["key"]) for q in left] == \
+        [(3, "none_left_to_tuner", "ga_weight"), (6, "none_left_to_tuner", "ga_weight")]
+    free = {r["step"]: r["ga_weight"] for r in records(tmp_path / "free", "train")}
+    frozen = {r["step"]: r["ga_weight"] for r in records(tmp_path / "frozen", "train")}
+    # The schedule's weight in both; the boost from the step after the validation on, in the free run only.
+    assert [free[s] / frozen[s] for s in range(1, 7)] == pytest.approx([1, 1, 1, 2, 2, 2])
+    assert load_checkpoint(tmp_path / "frozen" / "checkpoints" / "last.pt")["schedule"]["ga_boost"] == 1.0
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [

@@ -42,6 +42,13 @@ finite and not exploding is "good": ``last_good_step`` moves there, and the loop
 checkpoint a rollback returns to. Misalignment, gate failure or a stalled objective do not
 disqualify it: they describe how far training has got, not broken weights, and early in a
 run every validation is misaligned, so requiring none would leave nothing to roll back to.
+
+Knobs the tuner owns: an intervention whose config key (``INTERVENTIONS``: ga_weight,
+gate_weight, learning_rate) is in ``frozen_keys`` is not made. Its decision is
+``none_left_to_tuner``, naming the key; the multiplier stays where it is (1.0) and the
+intervention's own count and cooldown do not move. Everything else goes on as without it: a
+rollback still rolls back, a stop still stops, and overfitting counts the learning-rate cut
+it could not make, so it stops the run at the validation it would have stopped it at.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, fields, replace
 from typing import Any
 
-from trainer.training.quality_state import ControllerConfig, ControllerState, Decision
+from trainer.training.quality_state import INTERVENTIONS, ControllerConfig, ControllerState, Decision
 
 __all__ = ["QualityController", "observe"]
 
@@ -257,17 +264,21 @@ def _start_cooldown(cfg: ControllerConfig, state: ControllerState, detection: st
 def _boost(cfg: ControllerConfig, state: ControllerState, step: int, detection: str, evidence: dict[str, float],
            reason: str, which: str) -> tuple[ControllerState, Decision]:
     """Raise the "ga" or "gate" multiplier by its factor (or say why not)."""
+    action = "raise_guided_attention" if which == "ga" else "raise_gate_weight"
+    frozen = _left_to_tuner(cfg, step, detection, evidence, reason, action)
+    if frozen is not None:
+        return state, frozen
     if state.cooldowns.get(detection):
         return state, Decision(step, detection, "none_cooldown", evidence,
                                {"validations_left": state.cooldowns[detection]}, reason)
     if which == "ga":
         used, limit, factor, cap, current = (state.ga_boosts, cfg.max_ga_boosts, cfg.ga_boost_factor,
                                              cfg.max_ga_boost, state.ga_boost)
-        limit_name, action, key = "max_ga_boosts", "raise_guided_attention", "ga_boost"
+        limit_name, key = "max_ga_boosts", "ga_boost"
     else:
         used, limit, factor, cap, current = (state.gate_boosts, cfg.max_gate_boosts, cfg.gate_boost_factor,
                                              cfg.max_gate_boost, state.gate_boost)
-        limit_name, action, key = "max_gate_boosts", "raise_gate_weight", "gate_boost"
+        limit_name, key = "max_gate_boosts", "gate_boost"
     if used >= limit or current >= cap:
         name = limit_name if used >= limit else limit_name.replace("boosts", "boost")
         return state, _limit(step, detection, evidence, reason, name, used)
@@ -283,6 +294,9 @@ def _boost(cfg: ControllerConfig, state: ControllerState, step: int, detection: 
 
 def _cut_lr(cfg: ControllerConfig, state: ControllerState, step: int, detection: str, evidence: dict[str, float],
             reason: str) -> tuple[ControllerState, Decision]:
+    frozen = _left_to_tuner(cfg, step, detection, evidence, reason, "lower_learning_rate")
+    if frozen is not None:
+        return state, frozen
     if state.lr_cuts >= cfg.max_lr_cuts:
         return state, _limit(step, detection, evidence, reason, "max_lr_cuts", state.lr_cuts)
     old = state.lr_scale
@@ -290,6 +304,16 @@ def _cut_lr(cfg: ControllerConfig, state: ControllerState, step: int, detection:
     return state, Decision(step, detection, "lower_learning_rate", evidence,
                            {"lr_scale": state.lr_scale, "factor": cfg.lr_cut_factor},
                            reason + f"; lr_scale {old:g} -> {state.lr_scale:g}")
+
+
+def _left_to_tuner(cfg: ControllerConfig, step: int, detection: str, evidence: dict[str, float], reason: str,
+                   action: str) -> Decision | None:
+    """Return the ``none_left_to_tuner`` decision when ``action`` would turn a frozen config key, else None."""
+    key = INTERVENTIONS[action].config_key
+    if key not in cfg.frozen_keys:
+        return None
+    return Decision(step, detection, "none_left_to_tuner", evidence, {"key": key, "action": action},
+                    reason + f"; {key} is left to the tuner (the study samples it): not changed")
 
 
 def _stop(cfg: ControllerConfig, state: ControllerState, step: int, detection: str, evidence: dict[str, float],

@@ -1,9 +1,10 @@
 """What the quality controller is set with, remembers and says: its settings, its state, its decisions.
 
-``ControllerConfig`` holds thresholds, limits and which metrics to read; ``ControllerState``
-everything it remembers between validations, as plain values a checkpoint stores;
-``Decision`` one detection and what was done about it. The rules that move from one state
-to the next are ``trainer.training.quality``'s.
+``ControllerConfig`` holds thresholds, limits, which metrics to read and which config keys
+are not its to change; ``ControllerState`` everything it remembers between validations, as
+plain values a checkpoint stores; ``Decision`` one detection and what was done about it;
+``INTERVENTIONS`` the knob each intervention turns. The rules that move from one state to the
+next are ``trainer.training.quality``'s.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 
 from trainer.training.schedules import phase_boundaries
 
-__all__ = ["ACTIONS", "DETECTIONS", "HISTORY_KEYS", "ControllerConfig", "ControllerState", "Decision"]
+__all__ = ["ACTIONS", "DETECTIONS", "HISTORY_KEYS", "INTERVENTIONS", "ControllerConfig", "ControllerState", "Decision",
+           "Intervention"]
 
 DETECTIONS = ("nonfinite_loss", "exploding_loss", "misalignment", "gate_failure", "overfitting", "no_improvement")
 
@@ -29,7 +31,25 @@ ACTIONS = (
     "none_cooldown",  # parameters: validations_left
     "none_no_checkpoint",  # a rollback was due but no validation has been good yet
     "none_deferred",  # gate failure while misaligned: the alignment is fixed first
+    "none_left_to_tuner",  # parameters: key (a frozen config key), action (the intervention not made)
 )
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """A knob the controller turns: its multiplier (a ``ControllerState`` field) and the config key it scales."""
+
+    multiplier: str
+    config_key: str
+
+
+# The one table of what each intervention changes. When its config key is frozen (a tuner's
+# study samples it, ``TrainConfig.controller_frozen_keys``) the intervention is not made.
+INTERVENTIONS: dict[str, Intervention] = {
+    "raise_guided_attention": Intervention("ga_boost", "ga_weight"),
+    "raise_gate_weight": Intervention("gate_boost", "gate_weight"),
+    "lower_learning_rate": Intervention("lr_scale", "learning_rate"),
+}
 
 
 @dataclass
@@ -68,6 +88,9 @@ class ControllerConfig:
     lr_cut_factor: float = 0.5
     overfit_lr_cuts: int = 1  # LR cuts spent on overfitting before it stops the run
     max_rollbacks: int = 2
+
+    # --- config keys the controller must not change (INTERVENTIONS names the key of each) ---
+    frozen_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.overfit_window < 3:

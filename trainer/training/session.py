@@ -120,11 +120,15 @@ def asr_scorer(config: TrainConfig, vocode: Vocoder = griffin_lim) -> tuple[AsrS
 
 
 def quality_config(config: TrainConfig) -> ControllerConfig:
-    """Return the quality controller's settings for this run (judging windows scale with max_steps)."""
+    """Return the quality controller's settings for this run (judging windows scale with max_steps).
+
+    The keys in ``controller_frozen_keys`` are the tuner's: the controller leaves them as they are.
+    """
     return ControllerConfig.for_budget(config.max_steps, patience=config.early_stop_patience,
                                        early_stop=config.early_stop, max_ga_boosts=config.controller_max_ga_boosts,
                                        max_lr_cuts=config.controller_max_lr_cuts,
-                                       max_rollbacks=config.controller_max_rollbacks)
+                                       max_rollbacks=config.controller_max_rollbacks,
+                                       frozen_keys=tuple(config.controller_frozen_keys))
 
 
 # --------------------------------------------------------------------------- the batch source

@@ -1,7 +1,8 @@
 """Where a training step's time goes, and what a validation costs beside it. Prints JSON.
 
-Builds the preset's model, loss and optimiser on the bench corpus (batches as training draws
-them), runs ``--warmup`` steps, then times ``--steps`` steps phase by phase (forward,
+Builds the preset's session on the bench corpus as ``trainer train`` builds it (model, loss,
+optimiser, scaler; batches as training draws them) and times the trainer's own
+``train_step``: it runs ``--warmup`` steps, then times ``--steps`` steps phase by phase (forward,
 loss, backward, clip + optimiser) and runs the same batches again under ``torch.profiler`` for the
 operators that take the time (self CPU time per step; where the profiler counts floating-point
 operations, the rate they ran at, which tells arithmetic from overhead). Then one validation as
@@ -64,7 +65,7 @@ def time_ab(decoder: Any, name: str, one_step: Callable[..., int], draw: Callabl
         ids = draw()
         for variant in (list(variants) if k % 2 == 0 else list(variants)[::-1]):
             variants[variant]()
-            phases: dict[str, list[float]] = {"forward": [], "loss": [], "backward": [], "optimiser": []}
+            phases: dict[str, list[float]] = {phase: [] for phase in PHASES}
             one_step(first_step + k, phases, ids)
             seconds[variant].append(sum(values[0] for values in phases.values()))
     decoder.__dict__.pop("_cells", None)  # the class's method again: the model as it runs now
@@ -93,57 +94,46 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     output_arguments(parser)
 
 
+PHASES = ("forward", "loss", "backward", "optimiser")
+_PHASE_OF_MARK = {"forward": "forward", "loss": "loss", "backward": "backward", "update": "optimiser"}
+
+
 @dataclass
 class StepUnderTest:
-    """The training step the bench times and what surrounds it (the validation set, the schedules' state).
+    """The training step the bench times: the trainer's own session and ``train_step``, and the batches it draws."""
 
-    Built by ``build_step`` as training builds it: a copy of the trainer's step, which the
-    trainer's public builder is to replace.
-    """
-
-    config: Any
-    device: Any
-    model: Any
-    criterion: Any
-    state: Any
-    val_set: Any
+    session: Any
     batches: Iterator[list[int]]
     one_step: Callable[..., int]  # (step, phases or None, batch ids or None) -> mel frames trained
     sync: Callable[[], None]
 
+    @property
+    def model(self) -> Any:
+        return self.session.model
+
 
 def build_step(args: argparse.Namespace) -> StepUnderTest:
-    """Return the preset's model, loss and optimiser on the bench corpus, batches as training draws them, and the
-    step that times its phases (forward, loss, backward, clip + optimiser)."""
+    """Return the preset's session on the bench corpus (as ``trainer train`` builds it: model, loss, optimiser,
+    scaler, schedules' state) and the step that times the phases of ``trainer.training.loop.train_step``.
+
+    One batch per step (``grad_accum_steps`` 1), so that each phase is timed once per batch.
+    """
     import torch
 
     from trainer.config import preset
     from trainer.data.batches import bucketed_batches, collate
-    from trainer.data.corpus import read_corpus, split_train_val
-    from trainer.data.dataset import TTSDataset
-    from trainer.evaluation.validate import amp_dtype, autocast
-    from trainer.model.architectures import build_model
-    from trainer.training.loop import TrainState, configure_cuda, seed_everything, step_hparams
-    from trainer.training.losses import TacotronLoss
+    from trainer.training.loop import train_step
+    from trainer.training.session import build_session
+    from trainer.training.state import step_hparams
 
     corpus = ensure_corpus(args.workdir, args.utterances)
-    config = preset(args.preset).replace(device=args.device, fr_asr="off")
-    threads = args.threads if args.threads is not None else config.torch_threads
-    if threads:
-        torch.set_num_threads(threads)
+    config = preset(args.preset).replace(device=args.device, fr_asr="off", grad_accum_steps=1)
+    if args.threads is not None:
+        config = config.replace(torch_threads=args.threads)
     if args.batch_size is not None:
-        config = config.replace(batch_size=args.batch_size, grad_accum_steps=1)
-    seed_everything(config.seed)
-    train_items, val_items = split_train_val(read_corpus(corpus), config.val_size)
-    train_set, val_set = TTSDataset.for_config(train_items, config), TTSDataset.for_config(val_items, config)
-    device = torch.device(args.device)
-    configure_cuda(device)
-    model = build_model(config).to(device)
-    criterion = TacotronLoss.from_config(config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=config.adam_eps)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and config.amp
-                                  and amp_dtype(config) == torch.float16)
-    state = TrainState(base_lr=1e-3, frames_per_char=train_set.frames_per_character())
+        config = config.replace(batch_size=args.batch_size)
+    session = build_session(config, corpus, os.path.join(args.workdir, "profile_run"))
+    train_set, device = session.train_set, session.device
     lengths = train_set.frame_lengths()
     batches = iter([batch for epoch in range(100)
                     for batch in bucketed_batches(lengths, config.batch_size, config.seed, epoch)])
@@ -153,33 +143,20 @@ def build_step(args: argparse.Namespace) -> StepUnderTest:
             torch.cuda.synchronize()
 
     def one_step(step: int, phases: dict[str, list[float]] | None, ids: list[int] | None = None) -> int:
-        ids = next(batches) if ids is None else ids
-        batch = collate([train_set[i] for i in ids], config.model.reduction_factor).to(device)
-        hp = step_hparams(config, args.at_step - 1 + step, state)  # schedules as at training step at_step + ...
+        chosen = next(batches) if ids is None else ids
+        batch = collate([train_set[i] for i in chosen], config.model.reduction_factor).to(device)
+        hp = step_hparams(config, args.at_step - 1 + step, session.state)  # schedules as at training step at_step + ...
         marks = [time.perf_counter()]
-        with autocast(device, config):
-            out = model(batch, hp.tf_ratio)
+
+        def mark(phase: str) -> None:
             sync()
             marks.append(time.perf_counter())
-            loss, _ = criterion(out, batch, hp.loss_weights)
-        sync()
-        marks.append(time.perf_counter())
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        sync()
-        marks.append(time.perf_counter())
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        sync()
-        marks.append(time.perf_counter())
-        if phases is not None:
-            for name, start, end in zip(("forward", "loss", "backward", "optimiser"), marks, marks[1:], strict=False):
-                phases[name].append(end - start)
-        return int(batch.mel_lens.sum())
+            if phases is not None:
+                phases[_PHASE_OF_MARK[phase]].append(marks[-1] - marks[-2])
 
-    return StepUnderTest(config, device, model, criterion, state, val_set, batches, one_step, sync)
+        return train_step(session, lambda: batch, hp, mark).frames
+
+    return StepUnderTest(session, batches, one_step, sync)
 
 
 def time_and_profile(args: argparse.Namespace, step: StepUnderTest) -> dict[str, Any]:
@@ -187,11 +164,11 @@ def time_and_profile(args: argparse.Namespace, step: StepUnderTest) -> dict[str,
     the top operators, the counted arithmetic and the profiler's total self time (µs)."""
     from torch.profiler import ProfilerActivity, profile
 
-    one_step, device = step.one_step, step.device
+    one_step, device = step.one_step, step.session.device
     step.model.train()
     for number in range(1, args.warmup + 1):
         one_step(number, None)
-    phases: dict[str, list[float]] = {"forward": [], "loss": [], "backward": [], "optimiser": []}
+    phases: dict[str, list[float]] = {phase: [] for phase in PHASES}
     # The profiler sees the batches just timed: the operator table then adds up to the phases
     # (other batches differ in length, and one longer than any before also pays for new memory).
     drawn = [next(step.batches) for _ in range(args.steps)]
@@ -218,11 +195,13 @@ def time_and_profile(args: argparse.Namespace, step: StepUnderTest) -> dict[str,
 def time_validation(step: StepUnderTest) -> float:
     """Return the seconds of one validation as training runs it (teacher-forced batches, free-running sentences)."""
     from trainer.evaluation.validate import validate
-    from trainer.training.loop import step_hparams
+    from trainer.training.state import step_hparams
 
+    session = step.session
+    weights = step_hparams(session.config, 1, session.state).loss_weights
     started = time.perf_counter()
-    validate(step.model, step.criterion, step.val_set, step.config, step.device,
-             step_hparams(step.config, 1, step.state).loss_weights, step.state.frames_per_char, 0.5, None, None)
+    validate(session.model, lambda out, batch: session.criterion(out, batch, weights), session.val_set,
+             session.config, session.device, session.state.frames_per_char, 0.5, None, None)
     step.sync()
     return time.perf_counter() - started
 
@@ -252,7 +231,7 @@ def record(args: argparse.Namespace, step: StepUnderTest, timed: dict[str, Any],
     """Return the bench's record from the timed phases, the profile, the A/B and the validation."""
     import torch
 
-    phases, config = timed["phases"], step.config
+    phases, config, val_size = timed["phases"], step.session.config, len(step.session.val_set)
     step_s = [sum(values) for values in zip(*phases.values(), strict=True)]
     median_step = statistics.median(step_s)
     return {
@@ -268,8 +247,8 @@ def record(args: argparse.Namespace, step: StepUnderTest, timed: dict[str, Any],
         # the many small operators more than the few large ones: compare with median_step_s.
         "profiled_self_s_per_step": round(timed["total_self"] / 1e6 / args.steps, 3),
         **({"ab": ab} if ab is not None else {}),
-        "validation": {"seconds": round(validation_s, 2), "val_utterances": len(step.val_set),
-                       "fr_utterances": min(config.fr_utterances, len(step.val_set)), "interval": args.val_interval,
+        "validation": {"seconds": round(validation_s, 2), "val_utterances": val_size,
+                       "fr_utterances": min(config.fr_utterances, val_size), "interval": args.val_interval,
                        "share_of_trial": round(validation_s / (validation_s + args.val_interval * median_step), 3)},
     }
 

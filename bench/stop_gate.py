@@ -1,7 +1,7 @@
 """Adaptive vs fixed stop threshold: early stops and run-ons in free-running synthesis. Prints JSON.
 
 Synthesises unseen demo sentences (a fresh eSpeak corpus) with a trained checkpoint, once
-with the fixed threshold 0.5 and once with the adaptive one (trainer.training.schedules.stop_threshold
+with the fixed threshold 0.5 and once with the adaptive one (trainer.model.stopping.stop_threshold
 at the checkpoint's training progress), and compares stop error, early stops (< 0.8 x the
 reference length), run-ons (> 1.2 x or never stopped) and max-step hits. Appends to
 bench/results.jsonl.

@@ -77,7 +77,7 @@ def run_study_command(space: Path, corpus: Path, home: Path, trials: int, *, stu
 
 def warm_feature_cache(space_path: Path, corpus: Path) -> None:
     """Compute the corpus's mel features once, so that no study's first trial pays for them (or two do at once)."""
-    from trainer.training.loop import load_data
+    from trainer.training.session import load_data
     from tuner.space.load import load_space
 
     space = load_space(space_path)

@@ -43,7 +43,7 @@ def score_checkpoint(checkpoint: Path, heldout: Path, indices: list[int], corpus
     from trainer.data.dataset import TTSDataset
     from trainer.evaluation.validate import band_range, free_running
     from trainer.synthesis.infer import load_model
-    from trainer.training.loop import load_data
+    from trainer.training.session import load_data
 
     model, config = load_model(checkpoint, device)
     dataset = TTSDataset.for_config(read_corpus(heldout), config)

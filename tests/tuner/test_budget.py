@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.data.plan import plan_training
+from trainer.training.plan import plan_training
 from tuner.commands.run_study import DEMO_CPU_STEPS, DEMO_CPU_TRIALS, StudyRequest, make_plan
 from tuner.space.load import SPACES_DIR
 

@@ -90,13 +90,16 @@ class StepOutcome:
     data_seconds: float  # time spent waiting for batches
 
 
-def train_step(session: Session, next_batch: Callable[[], Batch], hp: StepHParams) -> StepOutcome:
+def train_step(session: Session, next_batch: Callable[[], Batch], hp: StepHParams,
+               mark: Callable[[str], None] | None = None) -> StepOutcome:
     """Run one optimiser step over ``grad_accum_steps`` batches: accumulate, guard, clip, update.
 
     A non-finite loss stops the accumulation at once (the remaining batches are not
     drawn); a non-finite loss or gradient norm skips the update, leaving the weights as
-    they were.
+    they were. ``mark`` (a benchmark's stopwatch) is told when each phase of the step ends:
+    "forward", "loss", "backward" (once per accumulated batch) and "update".
     """
+    mark = mark or _no_mark
     config, optimizer, scaler = session.config, session.optimizer, session.scaler
     for group in optimizer.param_groups:
         group["lr"] = hp.lr
@@ -110,11 +113,15 @@ def train_step(session: Session, next_batch: Callable[[], Batch], hp: StepHParam
         data_seconds += time.perf_counter() - fetch_started
         frames += int(batch.mel_lens.sum())
         with autocast(session.device, config):
-            loss, terms, _ = compute_loss(session.model, session.criterion, batch, hp.tf_ratio, hp.loss_weights)
+            out = session.model(batch, hp.tf_ratio)
+            mark("forward")
+            loss, terms = session.criterion(out, batch, hp.loss_weights)
+        mark("loss")
         if not torch.isfinite(loss):
             finite = False
             break
         scaler.scale(loss / accum).backward()
+        mark("backward")
         for name, value in terms.items():
             terms_sum[name] = terms_sum.get(name, 0.0) + float(value) / accum
     grad_norm = math.nan
@@ -131,7 +138,12 @@ def train_step(session: Session, next_batch: Callable[[], Batch], hp: StepHParam
         optimizer.zero_grad(set_to_none=True)
         if unscaled and scaler.is_enabled():
             scaler.update()  # closes this step's unscale_() (and lowers the scale), or the next one would raise
+    mark("update")
     return StepOutcome(finite, terms_sum, grad_norm, frames, data_seconds)
+
+
+def _no_mark(phase: str) -> None:
+    """The stopwatch of a step nobody times."""
 
 
 # --------------------------------------------------------------------------- the loop's blocks

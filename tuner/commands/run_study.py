@@ -24,9 +24,9 @@ import torch
 
 from trainer.config import TrainConfig, config_from_stored
 from trainer.data.corpus import check_corpus
-from trainer.data.plan import plan_training
 from trainer.errors import CheckpointError, ConfigError, CorpusError
 from trainer.model.checkpoint import load_checkpoint
+from trainer.training.plan import plan_training
 from tuner import env
 from tuner.commands.demo import DemoPlan, ensure_demo
 from tuner.commands.status import best_lines, counts_line, trials_table
@@ -102,7 +102,7 @@ def _cuda_available() -> bool:
 
 
 def planned_steps(data: Path, space: SearchSpace, preset: str) -> int | None:
-    """Return the epoch planner's optimiser steps for ``data`` (trainer.data.plan), or None when it cannot plan.
+    """Return the epoch planner's optimiser steps for ``data`` (trainer.training.plan), or None when it cannot plan.
 
     Used as the per-trial budget when neither the space nor --max-steps gives one. The
     batch size is the space's default trial's.

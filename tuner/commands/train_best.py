@@ -73,7 +73,7 @@ def pick_trial(study: Study, number: int | None) -> FrozenTrial:
 
 def planned_steps(config: Any, data: Path) -> int:
     """Return the epoch planner's optimiser steps for ``data`` with the config's batch settings."""
-    from trainer.data.plan import plan_training  # lazy: reads the corpus (soundfile, torch)
+    from trainer.training.plan import plan_training  # lazy: reads the corpus (soundfile, torch)
 
     plan = plan_training(data, config.batch_size, config.grad_accum_steps, val_size=config.val_size,
                          lang=config.lang, min_seconds=config.min_seconds, max_seconds=config.max_seconds,
@@ -101,7 +101,9 @@ def train_best(study: Study, home: Home, request: TrainBestRequest,
     or when it already trained as many steps as asked.
     """
     from trainer.model.checkpoint import load_checkpoint  # lazy: torch
-    from trainer.training.loop import RunFolder, config_for_resume, pick_device, train
+    from trainer.training.loop import train
+    from trainer.training.run_folder import RunFolder, config_for_resume
+    from trainer.training.session import pick_device
     from tuner.commands.run_study import stop_on_signals  # lazy: imports the trainer (torch)
 
     trial = pick_trial(study, request.trial)

@@ -71,8 +71,9 @@ _PATH_KEYS = ("vocoder", "vocoder_config")  # fixed keys naming files, resolved 
 _TOP_KEYS = {"study", "preset", "fixed", "params", "description"}
 
 
-# TrainConfig keys the tuner sets itself from the space's objective.
-_SET_BY_THE_OBJECTIVE = ("best_metric",)
+# TrainConfig keys the tuner sets itself: best.pt from the objective, the controller's hands off the params.
+_SET_BY_THE_TUNER = {"best_metric": "is set by study.objective (best.pt is the objective's best validation)",
+                     "controller_frozen_keys": "is set by the tuner: the keys the space samples are the tuner's"}
 
 
 def _resolved_file(value: str, space_file: Path, loc: Located, where: tuple[str, ...]) -> str:
@@ -164,8 +165,8 @@ def load_space(name: str | Path) -> SearchSpace:
     for key in fixed:
         if key not in fields:
             raise loc.error(("fixed", key), "not a TrainConfig key")
-        if key in _SET_BY_THE_OBJECTIVE:
-            raise loc.error(("fixed", key), "is set by study.objective (best.pt is the objective's best validation)")
+        if key in _SET_BY_THE_TUNER:
+            raise loc.error(("fixed", key), _SET_BY_THE_TUNER[key])
     for key in _PATH_KEYS:
         if isinstance(fixed.get(key), str):
             fixed[key] = _resolved_file(fixed[key], path, loc, ("fixed", key))

@@ -199,9 +199,14 @@ class SearchSpace:
 
         ``best_metric`` is the (first) objective: the trainer's best.pt is then the checkpoint
         whose validation gave the trial its value, the one ``tuner best --export`` exports.
+        The keys the space samples are the tuner's: the trainer's quality controller may not turn
+        them during the trial (``controller_frozen_keys``), so a trial's parameters describe the
+        run that produced its value, and the sampler learns from what it chose.
         """
         base = preset(preset_name or self.preset)
-        values = {**self.fixed, **self.overrides(params), "best_metric": self.study.objective.metrics[0]}
+        sampled = sorted({target for spec in self.params for target in spec.targets})
+        values = {**self.fixed, **self.overrides(params), "best_metric": self.study.objective.metrics[0],
+                  "controller_frozen_keys": sampled}
         budget = max_steps or self.study.max_steps
         if budget is not None:
             values["max_steps"] = budget

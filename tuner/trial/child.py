@@ -48,6 +48,7 @@ from tuner.fleet.endings import COMPLETED, CONTROLLER, INTERRUPTED, StopReason
 from tuner.trial.protocol import CRASH_EXIT_CODE, LEASE_LOST_EXIT_CODE, ORPHAN_EXIT_CODE, Outcome, TrialJob
 
 if TYPE_CHECKING:
+    from trainer.training.loop import TrainResult
     from tuner.trial.reporting import Reporter
     from tuner.trial.setup import TrialSetup
 
@@ -178,9 +179,9 @@ def _fault_oom(spec: str) -> None:
 
 
 def _fault_dataloader(spec: str) -> None:
-    import trainer.training.loop as loop  # lazy: torch; only this drill needs it
+    import trainer.training.session as session  # lazy: torch; only this drill needs it
 
-    original = loop.collate
+    original = session.collate
     calls = {"n": 0}
 
     def failing_collate(*args, **kwargs):
@@ -189,16 +190,16 @@ def _fault_dataloader(spec: str) -> None:
             raise OSError(f"data loader: could not read the next batch (injected: {spec})")
         return original(*args, **kwargs)
 
-    loop.collate = failing_collate
+    session.collate = failing_collate
 
 
 def _fault_disk_full(spec: str) -> None:
-    import trainer.training.loop as loop  # lazy: torch; only this drill needs it
+    import trainer.training.session as session  # lazy: torch; only this drill needs it
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, f"No space left on device (injected: {spec})")
 
-    loop.save_checkpoint = full
+    session.save_checkpoint = full
 
 
 TRAINING_FAULTS = {"nonfinite": _fault_nonfinite, "oom": _fault_oom, "dataloader": _fault_dataloader,
@@ -248,8 +249,8 @@ def run(job_path: Path) -> Outcome:
     if reporter.stop is not None:
         outcome = Outcome("pruned", reporter.stop)
     else:
-        outcome = Outcome("complete", _training_end(Path(job.run_dir), result.step, result.stopped_early),
-                          values=reporter.final_values(), best_step=reporter.best_step())
+        outcome = Outcome("complete", _training_end(result), values=reporter.final_values(),
+                          best_step=reporter.best_step())
     media_started = time.perf_counter()
     outcome.media = _media(job, outcome.state == "complete", setup.space.study.samples)
     timings.update(media_s=time.perf_counter() - media_started, report_s=reporter.report_seconds,
@@ -284,16 +285,12 @@ def _attach(job: TrialJob) -> tuple[TrialSetup, Reporter]:
     return setup, reporter
 
 
-def _training_end(run_dir: Path, step: int, stopped_early: bool) -> StopReason:
-    """Return why a run the tuner did not stop ended: its budget, or the quality controller (its last stop decision)."""
-    if not stopped_early:
-        return StopReason(COMPLETED, f"trained its budget of {step} steps", step)
-    from trainer.fileio import read_jsonl  # lazy: see run()
-
-    decisions = [r for _, r in read_jsonl(run_dir / "metrics.jsonl") if r.get("kind") == "quality"
-                 and r.get("action") == "stop"]
-    why = f"{decisions[-1]['detection']}: {decisions[-1].get('reason', '')}" if decisions else "it asked to stop"
-    return StopReason(CONTROLLER, f"the trainer's quality controller stopped it at step {step} ({why})", step)
+def _training_end(result: TrainResult) -> StopReason:
+    """Return why a run the tuner did not stop ended: its budget, or the trainer's quality controller."""
+    if result.stop is None:
+        return StopReason(COMPLETED, f"trained its budget of {result.step} steps", result.step)
+    return StopReason(CONTROLLER, f"the trainer's quality controller stopped it at step {result.step} "
+                                  f"({result.stop.reason})", result.step)
 
 
 def _media(job: TrialJob, complete: bool, samples: int) -> list[str]:

@@ -110,7 +110,7 @@ def test_the_cycle_finder_finds_cycles() -> None:
 
 
 def test_no_import_cycle_between_tuner_modules() -> None:
-    graph = _graph()
+    graph = _graph(type_hints=True)
     assert graph["tuner.study.studies"] and graph["tuner.cli"], graph  # the reader does see imports
     cycle = _cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
@@ -178,6 +178,42 @@ def test_the_layer_check_catches_an_upward_import() -> None:
     assert [f"{s} -> {t}" for s, ts in graph.items() for t in ts
             if TRAINER_LAYERS.index(_layer(t) or "") > TRAINER_LAYERS.index(_layer(s) or "")] \
         == ["trainer.data.dataset -> trainer.training.state"]
+
+
+# The tuner's subpackages, lowest first: the search-space files, the study storage, the fleet of
+# workers (leases, how a trial ended), what people look at (MLflow, the dashboard), one trial
+# (parent and child), the evidence a study gathers (paired comparisons, the confirmed winner), the
+# commands, the command line. A module imports (type hints included) only its own layer and those
+# below, and the base every layer may use: a reader who follows a request down never climbs back up.
+TUNER_BASE = ("tuner.errors", "tuner.env", "tuner.paths", "tuner", "tuner.search_spaces")
+TUNER_LAYERS = ("tuner.space", "tuner.study", "tuner.fleet", "tuner.tracking", "tuner.trial", "tuner.evidence",
+                "tuner.commands", "tuner.cli")
+
+
+def _tuner_layer(module: str) -> int | None:
+    """Return the index of ``module``'s layer, None for the base (a module in neither raises StopIteration)."""
+    if module in TUNER_BASE:
+        return None
+    return next(i for i, layer in enumerate(TUNER_LAYERS) if module == layer or module.startswith(layer + "."))
+
+
+def _upward(graph: dict[str, set[str]]) -> list[str]:
+    """Return the imports of ``graph`` that climb from a tuner layer (or the base) to a higher one."""
+    return sorted(f"{source} -> {target}" for source, targets in graph.items() for target in targets
+                  if (there := _tuner_layer(target)) is not None
+                  and ((here := _tuner_layer(source)) is None or there > here))
+
+
+def test_tuner_subpackages_import_only_the_layers_below_them() -> None:
+    assert all(module in TUNER_BASE or _tuner_layer(module) is not None for module in MODULES)
+    upward = _upward(_graph(type_hints=True))
+    assert not upward, "imports that climb back up a layer:\n" + "\n".join(upward)
+
+
+def test_the_tuner_layer_check_catches_an_upward_import() -> None:
+    assert _upward({"tuner.study.studies": {"tuner.trial.child", "tuner.space.spec"},
+                    "tuner.errors": {"tuner.space.spec"}}) == ["tuner.errors -> tuner.space.spec",
+                                                               "tuner.study.studies -> tuner.trial.child"]
 
 
 def test_the_leaf_modules_import_no_other_tuner_module_but_errors_and_env() -> None:

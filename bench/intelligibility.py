@@ -28,6 +28,7 @@ from typing import Any
 
 from harness.common import made_once, output_arguments
 from harness.runner import Bench
+from harness.speech import reference_rates
 from sections.intelligibility import IntelligibilityRecord, VariantRun
 
 from trainer.presets import OVERRIDES
@@ -51,25 +52,6 @@ def ensure_flite_corpus(workdir: Path, name: str, utterances: int, seed: int, vo
     """Return a flite corpus under ``workdir`` (made once; equal arguments give the same corpus)."""
     return made_once(workdir / f"flite-{voice}-{name}-{utterances}-seed{seed}", lang="en", utterances=utterances,
                      seed=seed, voice=voice, engine="flite")
-
-
-def reference_rates(heldout: Path) -> dict[str, float]:
-    """Return the WER/CER of the held-out recordings and of their Griffin-Lim resynthesis."""
-    from trainer.audio import mel as audio
-    from trainer.data.corpus import read_corpus
-    from trainer.evaluation.asr import error_rates, transcribe
-
-    items = read_corpus(heldout)
-    texts = [item.text for item in items]
-    natural, resynthesised = [], []
-    for item in items:
-        wav, _ = audio.load_audio(item.wav_path)
-        natural.append(transcribe(wav, audio.SAMPLE_RATE))
-        resynthesised.append(transcribe(audio.griffin_lim(audio.mel_spectrogram(wav, audio.SAMPLE_RATE)),
-                                        audio.SAMPLE_RATE))
-    wer, cer = error_rates(texts, natural)
-    gl_wer, gl_cer = error_rates(texts, resynthesised)
-    return {"natural_wer": wer, "natural_cer": cer, "ceiling_wer": gl_wer, "ceiling_cer": gl_cer}
 
 
 def score_checkpoint(checkpoint: Path, heldout: Path, overrides: dict[str, Any]) -> dict[str, Any]:

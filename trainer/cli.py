@@ -1,4 +1,4 @@
-"""`trainer` commands: make-corpus, check-data, plan, train, synth, export-mels.
+"""`trainer` commands: make-corpus, check-data, plan, train, evaluate, synth, export-mels.
 
 Bad input ends with one line on stderr naming the file, line or key, and exit code 2;
 a corpus with blocking problems prints its report and exits 1; an internal error exits 1
@@ -110,18 +110,43 @@ def _add_make_corpus(sub: argparse._SubParsersAction) -> None:
                         "kal16, awb, slt")
     p.add_argument("--vary-prosody", action="store_true",
                    help="vary rate and pitch per utterance (flite: the rate only)")
+    p.add_argument("--open-vocabulary", action="store_true",
+                   help="sentences from the shipped lexicon (en: over 3,000 words, ru: over 1,500) instead of the "
+                        "small template generator, using only the 70%% of its words kept for training; with "
+                        "--heldout-out also a held-out corpus whose sentences are mostly words training never says")
+    p.add_argument("--heldout-out", type=Path, default=None, metavar="DIR",
+                   help="with --open-vocabulary: also write the held-out corpus here (same voice and engine)")
+    p.add_argument("--heldout-utterances", type=int, default=60, metavar="N",
+                   help="held-out sentences (default 60)")
     p.set_defaults(run=_run_make_corpus)
 
 
 def _run_make_corpus(args: argparse.Namespace) -> int:
     from trainer.corpora.make import make_corpus
 
-    if args.utterances < 1:
-        raise UserError(f"--utterances must be >= 1, got {args.utterances}")
+    for flag, count in (("--utterances", args.utterances), ("--heldout-utterances", args.heldout_utterances)):
+        if count < 1:
+            raise UserError(f"{flag} must be >= 1, got {count}")
+    if args.heldout_out is not None and not args.open_vocabulary:
+        raise UserError("--heldout-out needs --open-vocabulary (the template generator has no held-out words)")
+    if args.open_vocabulary and args.text is not None:
+        raise UserError("--open-vocabulary and --text both choose the sentences: give one")
+    texts = None
+    if args.open_vocabulary:
+        from trainer.corpora.lexicon.corpus_texts import open_vocabulary_texts
+
+        held = args.heldout_utterances if args.heldout_out is not None else 0
+        texts = open_vocabulary_texts(args.lang, args.utterances, held, args.seed)
     summary = make_corpus(args.out, lang=args.lang, utterances=args.utterances, seed=args.seed,
                           text_file=args.text, voice=args.voice, vary_prosody=args.vary_prosody,
-                          engine=args.engine)
+                          engine=args.engine, texts=texts.train if texts is not None else None)
     print(f"wrote {summary}")
+    if texts is not None and args.heldout_out is not None:
+        held_summary = make_corpus(args.heldout_out, lang=args.lang, utterances=len(texts.heldout),
+                                   seed=args.seed + 1, voice=args.voice, vary_prosody=args.vary_prosody,
+                                   engine=args.engine, texts=texts.heldout)
+        print(f"wrote {held_summary}")
+        print(texts.disjointness_line())
     return 0
 
 
@@ -209,7 +234,10 @@ def _run_train(args: argparse.Namespace) -> int:
     # The last line says where the run ended and, when the controller stopped it early, why.
     ended = f"finished at step {result.step}" if result.stop is None else \
         f"stopped early at step {result.step} by the quality controller: {result.stop.reason}"
-    print(f"{ended}; best {config.best_metric} {result.best_metric:.4f}; "
+    final = result.final
+    held_out = "" if final is None or config.selection_metric not in final.metrics else \
+        f" ({final.metrics[config.selection_metric]:.4f} on all {final.sentences} held-out sentences)"
+    print(f"{ended}; best {config.selection_metric} {result.best_metric:.4f}{held_out}; "
           f"checkpoints in {Path(result.run_dir) / 'checkpoints'}")
     return 0
 
@@ -314,6 +342,53 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score a checkpoint free-running on held-out sentences; prints JSON",
+                       description="Synthesise held-out sentences from text alone with a checkpoint, each with its "
+                                   "own fixed seed (the same checkpoint always gets the same score), and print the "
+                                   "free-running figures (fr_mcd_sl, the default objective; fr_mcd, stop and "
+                                   "alignment figures; fr_wer where an English recogniser is installed) and each "
+                                   "sentence's scores as one JSON object. The sentences are DATA's held-out split "
+                                   "as the checkpoint's run made it (pass its training corpus), or with --all every "
+                                   "usable utterance of DATA (a corpus the run never saw).")
+    p.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file (a run's checkpoints/best.pt)")
+    _add_data(p)
+    p.add_argument("--all", action="store_true", dest="every_utterance",
+                   help="score every usable utterance of DATA, not only the run's held-out split")
+    p.add_argument("--sentences", type=int, default=None, metavar="N", help="score only the first N sentences")
+    p.add_argument("--asr", choices=("auto", "on", "off"), default=None,
+                   help="fr_wer/fr_cer by the English recogniser (default: the checkpoint's fr_asr), and the error "
+                        "rates of words the run heard in training and of words it never heard (fr_wer_seen, "
+                        "fr_wer_unseen)")
+    p.add_argument("--seen-from", type=Path, default=None, metavar="CORPUS",
+                   help="with --all: the run's training corpus, whose training sentences' words count as seen")
+    _add_device(p, "auto", "where to synthesise")
+    p.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from trainer.data.corpus import DataError
+    from trainer.training.final import evaluate_checkpoint
+
+    if args.sentences is not None and args.sentences < 1:
+        raise UserError(f"--sentences must be >= 1, got {args.sentences}")
+    data = _data(args)
+    if not args.checkpoint.is_file():
+        raise UserError(f"{args.checkpoint}: checkpoint not found")
+    try:
+        evaluation = evaluate_checkpoint(args.checkpoint, data, every_utterance=args.every_utterance,
+                                         sentences=args.sentences, device=_device(args.device), asr=args.asr,
+                                         seen_from=args.seen_from)
+    except DataError as err:
+        print("\n".join(err.report.summary_lines()), file=sys.stderr)
+        print(f"error: {err.report.source}: no usable utterance to evaluate (see above)", file=sys.stderr)
+        return EXIT_DATA_REPORT
+    print(json.dumps({"checkpoint": str(args.checkpoint), "data": str(data), **evaluation.to_json()}, indent=1))
+    return 0
+
+
 def _add_export_mels(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export-mels", help="write teacher-forced mels of a corpus, to fine-tune a vocoder on",
                        description="Predict every usable utterance's mel with teacher forcing (aligned frame for "
@@ -372,7 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_debug_flag(parser)
     add_version_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-    for add in (_add_make_corpus, _add_check_data, _add_plan, _add_train, _add_synth, _add_export_mels):
+    for add in (_add_make_corpus, _add_check_data, _add_plan, _add_train, _add_evaluate, _add_synth,
+                _add_export_mels):
         add(sub)
     return parser
 

@@ -29,6 +29,9 @@ from trainer.yamlio import safe_load
 # Base learning rates: fine-tuning a pretrained checkpoint on a new voice
 # with little data wants a small rate; training from scratch needs about 1e-3.
 LR_PROFILES: dict[str, float] = {"finetune": 1e-5, "scratch": 1e-3}
+AUTO_METRIC = "auto"  # best_metric's default: the selection metric below, or the teacher-forced one
+SELECTION_METRIC = "fr_mcd_sl"  # what best.pt and the no-improvement stop follow while free-running is measured
+TEACHER_FORCED_METRIC = "val_mel_postnet_l1"  # ... and without free-running validation (fr_utterances 0)
 
 
 @dataclass
@@ -140,6 +143,10 @@ class TrainConfig:
     stop_gate: str = "adaptive"  # "adaptive" (trainer.model.stopping.stop_threshold) | "fixed" (stop_threshold)
     fr_utterances: int = 8  # held-out sentences synthesised without teacher forcing at each validation; 0: off
     fr_max_factor: float = 2.0  # free-running limit per utterance, as a multiple of its reference length
+    # At the end, best.pt (else last.pt) free-running on every held-out sentence, each with its own
+    # seed: the "final" record, the figure a trial is ranked by (trainer.evaluation.final). Off with
+    # fr_utterances 0.
+    final_evaluation: bool = True
     fr_asr: str = "auto"  # fr_wer/fr_cer by an English recogniser: "auto" (when installed and English) | "on" | "off"
     vocoder: str = "griffin-lim"  # audio of validation samples and fr_wer: "griffin-lim" | "hifigan:GENERATOR.pt"
     vocoder_config: str | None = None  # the HiFi-GAN generator's config.json
@@ -147,8 +154,10 @@ class TrainConfig:
     # --- training phases: pre-alignment -> alignment -> quality -> fine-tuning ---
     phases: bool = False  # on: GA weight 10/3/1/0.5 and LR x 1/0.8/0.5/0.3 over 500:1500:1000:500 of max_steps
 
-    # --- which checkpoint is best.pt: the validation with the best value of this registered metric ---
-    best_metric: str = "val_mel_postnet_l1"
+    # --- which checkpoint is best.pt, and what the controller's no-improvement stop watches: the
+    # validation with the best value of this registered metric. "auto": SELECTION_METRIC (fr_mcd_sl,
+    # what the model says from text alone) while free-running validation is on, else TEACHER_FORCED_METRIC ---
+    best_metric: str = "auto"
 
     # --- quality controller: detections -> interventions, each limited ---
     controller: bool = True
@@ -186,6 +195,20 @@ class TrainConfig:
         """
         return with_overrides(self, overrides, "overrides")
 
+    @property
+    def selection_metric(self) -> str:
+        """Return the metric that picks best.pt and that no improvement is judged on (``best_metric`` resolved).
+
+        "auto" is ``SELECTION_METRIC`` (fr_mcd_sl) with free-running validation on: a
+        teacher-forced loss stops falling while the model still learns to speak (and is lowered
+        by a decoder that copies its previous frame), and fr_wer sits near 1.0 for the first
+        thousand steps, so its ties would stop a run before it speaks. With ``fr_utterances`` 0
+        only the teacher-forced ``TEACHER_FORCED_METRIC`` is measured.
+        """
+        if self.best_metric != AUTO_METRIC:
+            return self.best_metric
+        return SELECTION_METRIC if self.fr_utterances > 0 else TEACHER_FORCED_METRIC
+
     def resolved_learning_rate(self, warm_start: bool) -> float:
         """Return the base learning rate: the explicit one, else the profile's (1e-5 finetune, 1e-3 scratch)."""
         if self.learning_rate is not None:
@@ -200,7 +223,7 @@ class TrainConfig:
 CONFIG_KEYS: frozenset[str] = frozenset(
     [f.name for f in dataclasses.fields(TrainConfig) if f.name != "model"] + list(MODEL_KEYS))
 
-_CHOICES: dict[str, tuple[str, ...]] = {
+KEY_CHOICES: dict[str, tuple[str, ...]] = {
     "on_unknown_char": ("error", "drop"),
     "lr_profile": ("auto", "scratch", "finetune"),
     "ga_kind": ("per_step", "kl", "off"),
@@ -218,6 +241,20 @@ _POSITIVE_INTS = (
     "reduction_factor", "max_decoder_steps", "val_interval", "checkpoint_interval", "log_interval",
     "max_nonfinite_steps", "lr_restart_period", "lr_restart_mult",
 )
+
+# Upper limits: a value beyond one is a typo (a batch of 1e29, a learning rate of 1e300, 1e14
+# steps) that would exhaust memory, diverge at once or run for years; refused when the config
+# is read, so a search space with such a bound is refused by `tuner check-space` before a study.
+_UPPER_LIMITS: dict[str, float] = {
+    "batch_size": 4096, "grad_accum_steps": 1024, "max_steps": 10_000_000, "warmup_steps": 10_000_000,
+    "val_interval": 10_000_000, "checkpoint_interval": 10_000_000, "log_interval": 10_000_000,
+    "val_size": 100_000, "fr_utterances": 100_000, "max_decoder_steps": 100_000, "reduction_factor": 16,
+    "learning_rate": 1.0, "min_learning_rate": 1.0,  # Adam's step is about the rate itself: above 1 it diverges
+    "ga_weight": 1000.0, "gate_weight": 1000.0, "gate_pos_weight": 10_000.0, "mel_weight": 1000.0,
+    "perceptual_weight": 1000.0, "style_weight": 1000.0, "monotonic_weight": 1000.0,
+    "symbols_embedding_dim": 8192, "encoder_embedding_dim": 8192, "attention_rnn_dim": 8192, "attention_dim": 8192,
+    "prenet_dim": 8192, "decoder_rnn_dim": 8192, "postnet_embedding_dim": 8192,
+}
 
 _RATES = ("prenet_dropout", "prenet_dropout_inference", "attention_dropout", "decoder_dropout",
           "encoder_dropout", "postnet_dropout", "tf_floor")
@@ -263,10 +300,21 @@ def _coerce(key: str, value: Any, annotation: Any, source: str) -> Any:
             return float(value)
         if kind is str and isinstance(value, str):
             return value
-        if kind is str and isinstance(value, bool) and {"on", "off"} <= set(_CHOICES.get(key, ())):
-            return "on" if value else "off"  # YAML 1.1 reads a bare on/off as a boolean: `fr_asr: off` means "off"
+        if kind is str and isinstance(value, bool) and (word := _yaml_boolean_word(key, value)) is not None:
+            return word
     names = " or ".join(getattr(k, "__name__", str(k)) for k in allowed)
     raise ConfigError(f"{source}: key '{key}' must be {names}, got {type(value).__name__} {value!r}")
+
+
+# The words YAML 1.1 reads as booleans (a bare `off` in a file or in --set KEY=off is False).
+_YAML_TRUE = ("on", "yes", "true", "y")
+_YAML_FALSE = ("off", "no", "false", "n")
+
+
+def _yaml_boolean_word(key: str, value: bool) -> str | None:
+    """Return the one choice of string key ``key`` that YAML would have read as ``value`` (`ga_kind: off`), or None."""
+    words = [choice for choice in KEY_CHOICES.get(key, ()) if choice in (_YAML_TRUE if value else _YAML_FALSE)]
+    return words[0] if len(words) == 1 else None
 
 
 def _nest_model_keys(values: dict[str, Any], source: str) -> dict[str, Any]:
@@ -335,7 +383,7 @@ def config_from_stored(values: dict[str, Any], source: str) -> TrainConfig:
 
 def _validate(config: TrainConfig, source: str) -> None:
     """Raise ConfigError for values of the right type but out of range."""
-    for key, choices in _CHOICES.items():
+    for key, choices in KEY_CHOICES.items():
         if _value(config, key) not in choices:
             raise ConfigError(f"{source}: key '{key}' must be one of {', '.join(choices)}, "
                               f"got {_value(config, key)!r}")
@@ -358,13 +406,19 @@ def _validate(config: TrainConfig, source: str) -> None:
     for key in _ODD_SIZES:
         if _value(config, key) % 2 == 0 or _value(config, key) < 1:
             raise ConfigError(f"{source}: key '{key}' must be a positive odd number, got {_value(config, key)}")
-    if not metric_registry.is_known(config.best_metric) or metric_registry.get(config.best_metric).direction is None:
+    if config.best_metric != AUTO_METRIC and (not metric_registry.is_known(config.best_metric)
+                                              or metric_registry.get(config.best_metric).direction is None):
         close = [m.name for m in metric_registry.all_metrics() if m.direction is not None]
         raise ConfigError(f"{source}: key 'best_metric' must name a metric with a direction "
-                          f"(e.g. val_mel_postnet_l1, fr_mcd; `tuner metrics` lists them), got {config.best_metric!r}"
+                          f"(e.g. fr_mcd_sl, val_mel_postnet_l1; `tuner metrics` lists them) or be auto, "
+                          f"got {config.best_metric!r}"
                           if close else f"{source}: key 'best_metric': no metric is registered")
     if config.learning_rate is not None and config.learning_rate <= 0:
         raise ConfigError(f"{source}: key 'learning_rate' must be > 0, got {config.learning_rate}")
+    chosen = config.selection_metric
+    if chosen.startswith("fr_") and config.fr_utterances == 0:
+        raise ConfigError(f"{source}: key 'best_metric' is {chosen}, a free-running figure, but fr_utterances is 0 "
+                          "(nothing is synthesised at validation): set fr_utterances > 0 or another best_metric")
     if config.fr_utterances < 0 or config.fr_max_factor < 1.0:
         raise ConfigError(f"{source}: keys 'fr_utterances' must be >= 0 and 'fr_max_factor' >= 1")
     if config.val_size < 0:
@@ -382,7 +436,16 @@ def _validate(config: TrainConfig, source: str) -> None:
         raise ConfigError(f"{source}: keys 'ga_sigma_start'/'ga_sigma_end' must be > 0")
     if not 0.0 < config.stop_threshold < 1.0:
         raise ConfigError(f"{source}: key 'stop_threshold' must be in (0, 1), got {config.stop_threshold}")
+    _check_limits(config, source)
     _check_frozen_keys(config, source)
+
+
+def _check_limits(config: TrainConfig, source: str) -> None:
+    """Raise ConfigError naming the first key above its ``_UPPER_LIMITS`` entry."""
+    for key, limit in _UPPER_LIMITS.items():
+        value = _value(config, key)
+        if value is not None and value > limit:
+            raise ConfigError(f"{source}: key '{key}' must be at most {limit:g}, got {value:g}")
 
 
 def _check_frozen_keys(config: TrainConfig, source: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -116,9 +117,13 @@ def _add_run_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="start no new trial after this many seconds")
     p.add_argument("--max-steps", type=int, default=None, metavar="N", help="per-trial step budget")
-    p.add_argument("--gpus", default=None, metavar="0,1,...|claim",
-                   help="run one trial per listed GPU at a time; `claim`: take one free GPU of this machine "
-                        "(one worker per GPU, as in docker-compose.yml)")
+    p.add_argument("--gpus", default=None, metavar="0,1,...|0:4|claim",
+                   help="run one trial per listed GPU at a time, or N at a time on a GPU written GPU:N (0:4: four "
+                        "trials share GPU 0; a small model leaves a large GPU mostly idle); `claim`: take one free "
+                        "GPU of this machine (one worker per GPU, as in docker-compose.yml)")
+    p.add_argument("--trials-per-gpu", type=int, default=None, metavar="N",
+                   help=f"trials at a time on each --gpus GPU written without :N, and on a claimed one (default "
+                        f"${env.TRIALS_PER_GPU}, else 1); the CPU cores are shared out among them")
     p.add_argument("--preset", choices=PRESETS, default=None, help="trainer preset (default: the space's)")
     p.add_argument("--trial-timeout", type=float, default=None, metavar="SECONDS",
                    help="kill and fail a trial running longer than this")
@@ -144,21 +149,31 @@ def _run_run_study(args: argparse.Namespace) -> int:
     storage, _ = storage_setting(args.storage)
     code = run_study(StudyRequest(space=args.space, study=args.study, storage=storage, data=args.data,
                                   warm_start=args.warm_start, trials=args.trials, timeout=args.timeout,
-                                  max_steps=args.max_steps, gpus=args.gpus, preset=args.preset, home=args.home,
+                                  max_steps=args.max_steps, gpus=args.gpus, trials_per_gpu=_trials_per_gpu(args),
+                                  preset=args.preset, home=args.home,
                                   trial_timeout=args.trial_timeout, mlflow=not args.no_mlflow, quiet=args.quiet,
                                   vocoder=args.vocoder, vocoder_config=args.vocoder_config,
                                   wait_for_storage=args.wait_for_storage))
     if args.confirm is None or code != 0:
         return code
     from tuner.commands.confirm import ConfirmRequest, confirm  # lazy: as above
-    from tuner.commands.run_study import parse_gpus  # lazy: as above
+    from tuner.fleet.slots import parse_slots  # lazy: as above
     from tuner.space.load import load_space  # lazy: as above
 
     home = Home.resolve(args.home)
     return confirm(ConfirmRequest(storage_url=resolve_storage(storage, home), home=home.root,
                                   study=args.study or load_space(args.space).study.name, seeds=args.confirm,
-                                  gpus=parse_gpus(args.gpus) if args.gpus != "claim" else None,
+                                  gpus=parse_slots(args.gpus, _trials_per_gpu(args)) if args.gpus != "claim" else None,
                                   trial_timeout=args.trial_timeout, mlflow=not args.no_mlflow, quiet=args.quiet))
+
+
+def _trials_per_gpu(args: argparse.Namespace) -> int:
+    """Return --trials-per-gpu, else $SMART_TUNER_TRIALS_PER_GPU, else 1; TunerError for a value that is not a count."""
+    text = args.trials_per_gpu if args.trials_per_gpu is not None else os.environ.get(env.TRIALS_PER_GPU, "1")
+    try:
+        return int(text)
+    except ValueError:
+        raise TunerError(f"${env.TRIALS_PER_GPU}={text!r}: expected a whole number of trials per GPU") from None
 
 
 def _existing_study(args: argparse.Namespace) -> Study:
@@ -258,12 +273,12 @@ def _add_confirm(sub: argparse._SubParsersAction) -> None:
 
 def _run_confirm(args: argparse.Namespace) -> int:
     from tuner.commands.confirm import ConfirmRequest, confirm  # lazy: imports torch (see the module docstring)
-    from tuner.commands.run_study import parse_gpus  # lazy: as above
+    from tuner.fleet.slots import parse_slots  # lazy: as above
 
     lookup = _Lookup.of(args)
     lookup.check()
     return confirm(ConfirmRequest(storage_url=lookup.url, home=lookup.home.root, study=args.study, top=args.top,
-                                  seeds=args.seeds, gpus=parse_gpus(args.gpus), trial_timeout=args.trial_timeout,
+                                  seeds=args.seeds, gpus=parse_slots(args.gpus), trial_timeout=args.trial_timeout,
                                   mlflow=not args.no_mlflow, quiet=args.quiet))
 
 

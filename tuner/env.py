@@ -22,6 +22,10 @@ DEBUG = DEBUG_ENV  # SMART_TUNER_DEBUG=1: print the traceback of an internal err
 MLFLOW_TRACKING_URI = TRACKING_URI_ENV  # the MLflow tracking server or store (default: the home's SQLite)
 MLFLOW_LOGGING_LEVEL = LOGGING_LEVEL_ENV  # MLflow's own log level; the tuner defaults it to WARNING
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"  # the GPUs a process sees; the tuner sets it per trial with --gpus
+TRIALS_PER_GPU = "SMART_TUNER_TRIALS_PER_GPU"  # --trials-per-gpu's default (docker-compose's GPU worker sets it)
+OMP_NUM_THREADS = "OMP_NUM_THREADS"  # CPU threads of a trial's child when several trials share a machine
+MKL_NUM_THREADS = "MKL_NUM_THREADS"  # ... the same for MKL
 
 __all__ = ["HOME", "STORAGE", "OPTUNA_STORAGE", "HEARTBEAT_SECONDS", "GRACE_SECONDS", "DB_RETRY_SECONDS", "FAULT",
-           "PARENT_PID", "GPU_LOCKS", "DEBUG", "MLFLOW_TRACKING_URI", "MLFLOW_LOGGING_LEVEL", "CUDA_VISIBLE_DEVICES"]
+           "PARENT_PID", "GPU_LOCKS", "DEBUG", "MLFLOW_TRACKING_URI", "MLFLOW_LOGGING_LEVEL", "CUDA_VISIBLE_DEVICES",
+           "TRIALS_PER_GPU", "OMP_NUM_THREADS", "MKL_NUM_THREADS"]

@@ -157,27 +157,28 @@ def test_arm_spaces_scale_the_shipped_space_and_load(tmp_path: Path) -> None:
     from tuner.space.load import load_space
 
     raw = safe_load(arm_studies.DEFAULT_SPACE.read_text(encoding="utf-8"))
-    assert raw["study"]["max_steps"] == 300  # the scale below assumes the space's own budget
+    assert raw["study"]["max_steps"] == 1000  # the scale below assumes the space's own budget
     spaces = {}
     for name in arm_studies.ARM_PRUNERS:
         content, interval = arm_studies.arm_space(raw, name, trials=12, max_steps=150, sampler_seed=7, device="cpu")
-        assert interval == 25
+        assert interval == 37  # the space's 50 would leave 3 validations in 150 steps: 4 are kept
         path = tmp_path / name / "space.yaml"
         path.parent.mkdir()
         path.write_text(yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
         spaces[name] = load_space(path)  # the tuner's own validation accepts it
     median = spaces["median"].study
-    assert median.pruner["name"] == "median" and median.pruner["n_warmup_steps"] == 50  # 100 of 300 -> 50 of 150
-    assert median.pruner["patience"] == 2 and median.pruner["n_startup_trials"] == 3
-    assert [g.after_step for g in median.gates if g.after_step is not None] == [50, 50, 50]
-    assert median.sampler == {"name": "tpe", "n_startup_trials": 5, "seed": 7}
+    assert median.pruner["name"] == "median" and median.pruner["n_warmup_steps"] == 45  # 300 of 1000 -> 45 of 150
+    assert median.pruner["patience"] == 2 and median.pruner["n_startup_trials"] == 4
+    assert [g.after_step for g in median.gates if g.after_step is not None] == [15, 15, 15]
+    assert median.sampler == {"name": "tpe", "n_startup_trials": 6, "multivariate": True, "constant_liar": True,
+                              "seed": 7}
     assert median.max_steps == 150 and median.n_trials == 12 and median.samples == 0
     assert spaces["none"].study.pruner["name"] == "none" and spaces["none"].study.gates == ()
     assert len(spaces["hyperband"].study.gates) == len(median.gates)
     # the tuner's and Optuna's defaults, written out: judged from the first validation on
-    assert spaces["successive_halving"].study.pruner == {"name": "successive_halving", "min_resource": 25,
+    assert spaces["successive_halving"].study.pruner == {"name": "successive_halving", "min_resource": 37,
                                                          "reduction_factor": 4}
-    assert spaces["hyperband"].study.pruner == {"name": "hyperband", "min_resource": 25, "max_resource": 150,
+    assert spaces["hyperband"].study.pruner == {"name": "hyperband", "min_resource": 37, "max_resource": 150,
                                                 "reduction_factor": 3}
     assert spaces["none"].params == spaces["median"].params  # the shipped parameters, untouched
     assert spaces["none"].fixed["torch_threads"] == 1 and spaces["none"].fixed["plots"] is False

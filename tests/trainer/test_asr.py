@@ -15,9 +15,33 @@ from trainer.config import preset
 from trainer.data.corpus import read_corpus
 from trainer.errors import ConfigError
 from trainer.evaluation import metric_registry
-from trainer.evaluation.asr import error_rates, normalize, transcribe, unavailable_reason
+from trainer.evaluation.asr import (
+    error_rates,
+    normalize,
+    seen_unseen_rates,
+    transcribe,
+    unavailable_reason,
+    vocabulary,
+    word_hits,
+)
 from trainer.training.loop import train
 from trainer.training.session import asr_scorer
+
+
+def test_words_heard_in_training_and_new_words_are_scored_apart() -> None:
+    seen = vocabulary(["The cat sat on the mat.", "A dog ran."])
+    assert seen == frozenset({"the", "cat", "sat", "on", "mat", "a", "dog", "ran"})
+    references = ["the cat sat on a zebra", "a quokka ran"]
+    hypotheses = ["the bat sat on a zebra", "a quokka ran away"]  # one seen word missed; an insertion
+    assert word_hits(references[:1], hypotheses[:1]) == [[("the", True), ("cat", False), ("sat", True),
+                                                          ("on", True), ("a", True), ("zebra", True)]]
+    rates = seen_unseen_rates(references, hypotheses, seen)
+    assert rates == {"wer_seen": pytest.approx(1 / 7), "wer_unseen": 0.0}  # 7 seen words, 2 new ones
+    # Insertions belong to no reference word: they raise the WER of all words only.
+    assert error_rates(references, hypotheses)[0] == pytest.approx(2 / 9)
+    # An empty transcript misses every word; a group absent from the sentences is left out.
+    assert seen_unseen_rates(["the cat"], [""], seen) == {"wer_seen": 1.0}
+    assert seen_unseen_rates(["zebra quokka"], ["zebra"], seen) == {"wer_unseen": 0.5}
 
 
 def test_error_rates_of_known_transcripts() -> None:

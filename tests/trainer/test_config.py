@@ -120,6 +120,42 @@ def test_a_bare_on_or_off_reads_as_the_choice_it_spells() -> None:
         config_from_dict({"stop_gate": True})  # no on/off among its choices: still refused
 
 
+def test_every_documented_value_of_every_string_key_reads_alike_from_set_a_config_file_and_a_space(
+        tmp_path: Path) -> None:
+    # YAML 1.1 reads a bare off/no/on/yes as a boolean; each must still mean the choice it spells.
+    from trainer.cli import _overrides
+    from trainer.config import KEY_CHOICES, load_config
+    from tuner.space.load import load_space
+
+    for key, choices in KEY_CHOICES.items():
+        for choice in choices:
+            extra = {"text_frontend": "phonemes"} if key == "lang" and choice not in ("en", "ru") else {}
+            from_set = {k: v for _, values in _overrides([f"{key}={choice}"]) for k, v in values.items()}
+            config = TrainConfig().replace(**extra).replace(**{k: v for k, v in from_set.items() if k != "model"},
+                                                            **from_set.get("model", {}))
+            assert _flat(config, key) == choice, (key, choice, "--set")
+            file = tmp_path / f"{key}-{choice}.yaml"
+            file.write_text(f"{key}: {choice}\n" + "".join(f"{k}: {v}\n" for k, v in extra.items()))
+            assert _flat(load_config(file), key) == choice, (key, choice, "config file")
+            space = tmp_path / f"space-{key}-{choice}.yaml"
+            space.write_text("preset: tiny\nfixed:\n" + "".join(f"  {k}: {v}\n" for k, v in
+                                                                {key: choice, **extra}.items())
+                             + "params:\n  ga_weight: {low: 1.0, high: 2.0}\n")
+            built = load_space(space).build_config({"ga_weight": 1.5}, preset_name="tiny", max_steps=10)
+            assert _flat(built, key) == choice, (key, choice, "space")
+
+
+def _flat(config: TrainConfig, key: str) -> object:
+    return getattr(config.model, key) if hasattr(config.model, key) else getattr(config, key)
+
+
+def test_absurd_values_are_refused_naming_the_key() -> None:
+    for key, value in (("batch_size", 10**29), ("max_steps", 10**14), ("learning_rate", 1e300),
+                       ("decoder_rnn_dim", 10**6)):
+        with pytest.raises(ConfigError, match=f"key '{key}' must be at most"):
+            TrainConfig().replace(**{key: value})
+
+
 def test_yaml_aliases_cannot_blow_up_a_config_file(tmp_path: Path) -> None:
     from trainer.errors import ConfigError
 

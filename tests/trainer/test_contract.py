@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -51,9 +51,10 @@ class ToyModel(AcousticModel):
     def forward(self, batch: Batch, teacher_forcing: float = 1.0) -> ModelOutputs:
         return self._decode(batch.text, batch.text_lens, batch.mels.shape[2] // self.reduction_factor)
 
-    def infer(self, text: torch.Tensor, text_lens: torch.Tensor, max_decoder_steps: int | None = None,
-              stop_threshold: StopThreshold = 0.5) -> Inference:
-        steps = min(max_decoder_steps or self.max_decoder_steps, 4 * int(text_lens.max()))
+    def infer(self, text: torch.Tensor, text_lens: torch.Tensor, max_decoder_steps: int | torch.Tensor | None = None,
+              stop_threshold: StopThreshold = 0.5, seeds: Sequence[int] | None = None) -> Inference:
+        limit = int(torch.as_tensor(max_decoder_steps).max()) if max_decoder_steps is not None else None
+        steps = min(limit or self.max_decoder_steps, 4 * int(text_lens.max()))
         out = self._decode(text, text_lens, steps)
         lens = torch.full((text.shape[0],), steps, dtype=torch.long)
         return Inference(out.mel, out.mel_post, out.gate, out.att, lens, torch.zeros_like(lens, dtype=torch.bool))

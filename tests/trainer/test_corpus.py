@@ -310,6 +310,11 @@ MAKE_CORPUS_BAD_INPUT = [
     ("unknown-variant", lambda tmp: ["--voice", "en-us+nosuchvariant"], "unknown eSpeak voice variant"),
     ("unknown-lang", lambda tmp: ["--lang", "it"], "invalid choice: 'it'"),
     ("lang-without-sentences", lambda tmp: ["--lang", "de"], "lang 'de' has no built-in sentences"),
+    ("lang-without-lexicon", lambda tmp: ["--lang", "de", "--open-vocabulary"],
+     "no lexicon for language 'de': known languages are en, ru"),
+    ("heldout-without-open-vocabulary", lambda tmp: ["--heldout-out", str(tmp / "h")], "needs --open-vocabulary"),
+    ("open-vocabulary-and-text", lambda tmp: ["--open-vocabulary", "--text", str(_write(tmp / "t.txt", "a\n"))],
+     "give one"),
 ]
 
 
@@ -374,3 +379,27 @@ def test_flite_without_the_program_is_one_line_naming_the_package(tmp_path: Path
 def test_flite_speaks_english_only(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="flite engine speaks English only"):
         make_corpus(tmp_path / "c", lang="ru", utterances=2, engine="flite")
+
+
+def test_open_vocabulary_corpora_hold_out_words_training_never_says(tmp_path, capsys):
+    from trainer.corpora.lexicon import load_lexicon, split_lexicon, tokenize
+    from trainer.corpora.lexicon.corpus_texts import HELDOUT_FRACTION, SPLIT_SEED
+
+    code = trainer_main(["make-corpus", "--out", str(tmp_path / "train"), "--utterances", "12", "--seed", "3",
+                         "--open-vocabulary", "--heldout-out", str(tmp_path / "held"), "--heldout-utterances", "4"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0 and out[0].startswith("wrote 12 utterances") and out[1].startswith("wrote 4 utterances")
+    train_words = {w for row in read_metadata(tmp_path / "train") for w in tokenize(row[1])}
+    held_rows = read_metadata(tmp_path / "held")
+    held_tokens = [w for row in held_rows for w in tokenize(row[1])]
+    unseen = [w for w in held_tokens if w not in train_words]
+    assert out[2] == (f"held-out sentences: {len(unseen)} of {len(held_tokens)} words "
+                      f"({len(unseen) / len(held_tokens):.0%}) and {len(set(unseen))} of {len(set(held_tokens))} "
+                      f"distinct words ({len(set(unseen)) / len(set(held_tokens)):.0%}) never occur in the training "
+                      "sentences")
+    # Whatever the training corpus's size or seed: at least half of every held-out sentence's
+    # words are forms of lemmas no training sentence can use.
+    train_lexicon, _ = split_lexicon(load_lexicon("en"), HELDOUT_FRACTION, SPLIT_SEED)
+    for row in held_rows:
+        words = tokenize(row[1])
+        assert sum(w not in train_lexicon.word_forms() for w in words) >= 0.5 * len(words), row[1]

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+import trainer.evaluation.asr
 import trainer.evaluation.metrics
 import trainer.model.masks
 import trainer.model.recurrent
@@ -26,9 +27,9 @@ def test_the_trainers_metrics_are_declared_with_directions_and_ranges() -> None:
     assert metric_registry.get("val_mel_postnet_l1").direction == MINIMIZE
     assert metric_registry.get("fr_stop_error").direction == MINIMIZE
     assert metric_registry.get("lr").direction is None  # informational, never an objective
-    assert [m.name for m in metric_registry.shown()][:6] == ["tf_diagonality", "tf_focus",
-                                                             "tf_gate_balanced_accuracy", "fr_mcd", "fr_wer",
-                                                             "val_mel_postnet_l1"]
+    assert [m.name for m in metric_registry.shown()][:7] == ["tf_diagonality", "tf_focus",
+                                                             "tf_gate_balanced_accuracy", "fr_mcd", "fr_mcd_sl",
+                                                             "fr_wer", "val_mel_postnet_l1"]
 
 
 def test_lookup_of_a_misspelt_name_suggests_the_close_ones() -> None:
@@ -74,7 +75,8 @@ def test_a_malformed_declaration_is_refused(bad: dict) -> None:
 @pytest.mark.parametrize("module", [trainer.training.alignment_losses, trainer.training.mel_losses,
                                     trainer.model.masks, trainer.evaluation.metrics, trainer.model.recurrent,
                                     trainer.text.numbers, trainer.text.cleaners, trainer.text.encode,
-                                    trainer.synthesis.vocoder])
+                                    trainer.synthesis.vocoder, trainer.evaluation.asr,
+                                    trainer.model.contract, trainer.evaluation.validate])
 def test_docstring_examples_hold(module) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

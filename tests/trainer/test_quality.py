@@ -331,3 +331,47 @@ def test_quality_score_missing_and_nonfinite() -> None:
         (0.3 * 0.6 + 0.15) / 0.45)
     with pytest.raises(ValueError):
         quality_score({"val_total": 1.0})
+
+
+def test_no_improvement_follows_the_selection_metric_not_the_teacher_forced_loss() -> None:
+    # The teacher-forced loss plateaus while what the model says keeps getting better: not a stop.
+    controller = make(patience=2, objective_metric="fr_mcd_sl", objective_is_loss=False)
+    for k, step in enumerate(range(100, 1100, 100)):
+        assert controller.observe(step, healthy(step, val_mel_postnet_l1=1.0, fr_mcd_sl=80.0 - k)) == []
+    # The reverse: the loss falls, the selection metric stalls: stopped.
+    controller = make(patience=2, objective_metric="fr_mcd_sl", objective_is_loss=False)
+    decisions = [controller.observe(step, healthy(step, val_mel_postnet_l1=1.0 - step / 1e4, fr_mcd_sl=80.0))
+                 for step in (100, 200, 300)]
+    assert actions(decisions[-1]) == [("no_improvement", "stop")]
+    assert decisions[-1][0].reason.startswith("fr_mcd_sl not better than 80")
+
+
+def test_a_maximised_selection_metric_improves_upwards() -> None:
+    controller = make(patience=2, objective_metric="tf_focus", objective_maximized=True, objective_is_loss=False)
+    for step, focus in ((100, 0.3), (200, 0.4), (300, 0.5), (400, 0.6)):
+        assert controller.observe(step, healthy(step, tf_focus=focus)) == []
+    controller.observe(500, healthy(500, tf_focus=0.55))
+    stop = controller.observe(600, healthy(600, tf_focus=0.6))
+    assert actions(stop) == [("no_improvement", "stop")] and stop[0].evidence["best"] == 0.6
+
+
+def test_the_selection_metric_drives_the_controller_and_a_free_running_one_is_not_watched_for_explosions() -> None:
+    from trainer.config import preset
+    from trainer.errors import ConfigError
+    from trainer.training.session import quality_config
+
+    tiny = preset("tiny")
+    assert tiny.best_metric == "auto" and tiny.selection_metric == "fr_mcd_sl"
+    chosen = quality_config(tiny)
+    assert (chosen.objective_metric, chosen.objective_maximized, chosen.objective_is_loss) == ("fr_mcd_sl", False,
+                                                                                               False)
+    assert quality_config(tiny.replace(fr_utterances=0)).objective_metric == "val_mel_postnet_l1"
+    assert quality_config(tiny.replace(fr_utterances=0)).objective_is_loss
+    assert quality_config(tiny.replace(best_metric="fr_diagonality")).objective_maximized
+    with pytest.raises(ConfigError, match="best_metric.*fr_mcd.*fr_utterances is 0"):
+        tiny.replace(best_metric="fr_mcd", fr_utterances=0)
+    # A free-running figure that jumps (one sentence stopped early) is no "exploding loss".
+    controller = make(objective_metric="fr_mcd_sl", objective_is_loss=False)
+    for step in (100, 200, 300):
+        controller.observe(step, healthy(step, fr_mcd_sl=70.0))
+    assert controller.observe(400, healthy(400, fr_mcd_sl=700.0)) == []

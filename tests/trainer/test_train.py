@@ -468,3 +468,31 @@ def test_a_stop_request_saves_the_step_and_resume_goes_on_from_it(demo_corpus: P
     monkeypatch.setattr(session, "collate", real_collate)
     train(config, demo_corpus, tmp_path / "run", resume=True, show_progress=False)
     assert [r["step"] for r in records(tmp_path / "run", "train")] == list(range(1, 9))
+
+
+def test_best_pt_follows_the_selection_metric_and_the_run_ends_with_its_final_evaluation(
+        demo_corpus: Path, tmp_path: Path) -> None:
+    from trainer.training.final import evaluate_checkpoint
+
+    config = micro_config(max_steps=6, val_interval=2, checkpoint_interval=2, fr_utterances=2, val_size=4,
+                          controller=False)
+    result = train(config, demo_corpus, tmp_path / "run", show_progress=False)
+    vals = records(tmp_path / "run", "val")
+    best = min(vals, key=lambda r: r["fr_mcd_sl"])  # the selection metric: fr_mcd_sl on the 2 shortest sentences
+    saved = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert saved["position"]["step"] == best["step"] and result.best_metric == pytest.approx(best["fr_mcd_sl"])
+    kinds = [r["kind"] for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines())]
+    assert kinds[-2:] == ["final", "end"]
+    final = records(tmp_path / "run", "final")[0]
+    assert (final["checkpoint"], final["step"], final["sentences"]) == ("best.pt", best["step"], 4)
+    assert result.final is not None and result.final.metrics["fr_mcd_sl"] == final["fr_mcd_sl"]
+    # The same checkpoint scored again in another process's way (trainer evaluate) gets the same figure.
+    again = evaluate_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt", demo_corpus, device="cpu", asr="off")
+    assert again.sentences == 4 and again.step == best["step"]
+    assert again.metrics["fr_mcd_sl"] == pytest.approx(final["fr_mcd_sl"], rel=1e-6)
+
+
+def test_a_run_the_callback_stops_skips_the_final_evaluation(demo_corpus: Path, tmp_path: Path) -> None:
+    result = train(micro_config(max_steps=6, val_interval=2, fr_utterances=2), demo_corpus, tmp_path / "run",
+                   lambda step, _: True, show_progress=False)
+    assert result.stop is not None and result.final is None and records(tmp_path / "run", "final") == []

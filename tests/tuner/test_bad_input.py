@@ -201,6 +201,15 @@ CASES = [
     Case("space-is-a-folder", lambda e: ("tuner", e.run_study(space=str(e.root))), "cannot read (Is a directory)"),
     Case("check-space-inverted", lambda e: ("tuner", ["check-space", e.space(
         "params:\n  ga_weight: {low: 5.0, high: 1.0}\n")]), "params.ga_weight.high"),
+    # Absurd bounds: what the trainer would refuse is refused when the space is checked.
+    Case("check-space-batch-of-1e29", lambda e: ("tuner", ["check-space", e.space(
+        "params:\n  batch_size: {type: int, low: 8, high: 100000000000000000000000000000}\n")]),
+         "key 'batch_size' must be at most 4096"),
+    Case("check-space-lr-of-1e300", lambda e: ("tuner", ["check-space", e.space(
+        "params:\n  learning_rate: {type: float, low: 1.0e-4, high: 1.0e+300, log: true}\n")]),
+         "key 'learning_rate' must be at most 1"),
+    Case("check-space-1e14-steps", lambda e: ("tuner", ["check-space", e.space(
+        "study:\n  max_steps: 100000000000000\n" + GOOD_PARAMS)]), "max_steps"),
     # --- corpora, through the tuner (exit 2) and through `trainer check-data` (the data report)
     *[Case(f"run-study-{cid}", lambda e, f=spoil: ("tuner", ["run-study", "--space", e.space(
         "preset: tiny\n" + GOOD_PARAMS), "--data", str(f(e)), "--home", str(e.home), "--storage",

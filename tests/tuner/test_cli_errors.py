@@ -36,7 +36,7 @@ def test_fine_tuning_space_without_base_checkpoint_is_refused(tmp_path: Path, ca
     code = main(["run-study", "--space", "default.yaml", "--data", str(short_corpus), "--home", str(home)])
     assert code == 2
     line = _one_error_line(capsys)
-    assert "fine-tuning space" in line and "--warm-start" in line and "1e-06..5e-05" in line
+    assert "fine-tuning space" in line and "--warm-start" in line and "1e-05..0.001" in line
     assert not home.exists()
 
 
@@ -164,8 +164,8 @@ def test_a_trials_mlflow_link_never_carries_the_trackers_password() -> None:
 def test_check_space_describes_the_default_space(capsys) -> None:
     assert main(["check-space", "default"]) == 0
     out = capsys.readouterr().out
-    assert "learning_rate: float 1e-06..5e-05 log (default 1e-05)" in out
-    assert "dropout: float 0.05..0.15 (default 0.08) -> prenet_dropout" in out
+    assert "learning_rate: float 1e-05..0.001 log (default 1e-05)" in out
+    assert "dropout: float 0.02..0.3 (default 0.1) -> prenet_dropout" in out
     assert "fine-tuning" in out
 
 

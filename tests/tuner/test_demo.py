@@ -42,7 +42,10 @@ def test_demo_study_fine_tunes_the_cached_base_on_a_second_voice(tuner_home: Pat
     study = optuna.load_study(study_name="default", storage=f"sqlite:///{tuner_home}/optuna.db")
     (trial,) = study.trials
     assert trial.state in (TrialState.COMPLETE, TrialState.PRUNED), trial.user_attrs
-    assert trial.params == {"learning_rate": 1e-5, "batch_size": 12, "dropout": 0.08, "ga_weight": 2.5}
+    assert trial.params == {"learning_rate": 1e-5, "warmup_steps": 50, "dropout": 0.1, "ga_weight": 2.5,
+                            "ga_sigma_start": 0.4}
+    # 12 utterances cannot hold out the space's 32: a quarter is held out (3 sentences).
+    assert "the trials hold out 3" in first.getvalue()
     records = [json.loads(line) for line in Path(trial.user_attrs["run_dir"], "metrics.jsonl").read_text().splitlines()]
     warm = [r for r in records if r.get("event") == "warm_start"]
     assert warm and "warm start: loaded all" in warm[0]["detail"]  # every tensor of the base was used

@@ -33,7 +33,7 @@ def test_one_trial_per_gpu_at_a_time(tmp_path: Path, tuner_home: Path, short_cor
     seen, spans = [], []
     for trial in trials:
         run_dir = Path(trial.user_attrs["run_dir"])
-        visible = re.search(r"CUDA_VISIBLE_DEVICES=(\S+)", (run_dir / "worker.log").read_text()).group(1)
+        visible = re.search(r"CUDA_VISIBLE_DEVICES=([^,\s]+)", (run_dir / "worker.log").read_text()).group(1)
         assert visible == trial.user_attrs["gpu"]
         seen.append(visible)
         # The child's life: its job is written just before the spawn, its outcome at its end.
@@ -43,6 +43,97 @@ def test_one_trial_per_gpu_at_a_time(tmp_path: Path, tuner_home: Path, short_cor
     overlapping = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1:] if a[0] < b[1] and b[0] < a[1]]
     assert overlapping
     assert all(a[2] != b[2] for a, b in overlapping)
+
+
+@pytest.mark.parametrize(("text", "per_gpu", "slots"), [
+    ("0", 1, ["0"]), ("0,1", 1, ["0", "1"]), ("0:4", 1, ["0#0", "0#1", "0#2", "0#3"]),
+    ("0:2,1", 1, ["0#0", "0#1", "1"]), ("1,2", 2, ["1#0", "1#1", "2#0", "2#1"]), (" 3 : 1 ", 1, None),
+])
+def test_gpu_slots_are_parsed(text: str, per_gpu: int, slots: list[str] | None) -> None:
+    from tuner.errors import TunerError
+    from tuner.fleet.slots import gpu_of, parse_slots
+
+    if slots is None:
+        with pytest.raises(TunerError, match="expected GPU numbers"):
+            parse_slots(text, per_gpu)
+        return
+    assert parse_slots(text, per_gpu) == slots
+    assert {gpu_of(s) for s in slots} == {p.split(":")[0].strip() for p in text.split(",")}
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--gpus", "0:0"], "trials per GPU must be 1..64, got 0"),
+    (["--gpus", "0:x"], "expected GPU numbers separated by commas"),
+    (["--gpus", "0,0:2"], "GPU 0 is listed twice"),
+    (["--gpus", "0:65"], "trials per GPU must be 1..64"),
+    (["--gpus", "0", "--trials-per-gpu", "0"], "--trials-per-gpu must be 1..64, got 0"),
+])
+def test_bad_gpu_slots_are_refused_in_one_line(tmp_path: Path, short_corpus: Path, capsys, args: list[str],
+                                               needle: str) -> None:
+    from tuner.cli import main
+
+    code = main(["run-study", "--space", "scratch", "--data", str(short_corpus), "--home", str(tmp_path / "h"),
+                 *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "h").exists()
+
+
+def test_a_slot_is_held_by_one_trial_at_a_time() -> None:
+    import threading
+    import time
+
+    from tuner.fleet.slots import SlotPool, parse_slots, threads_per_trial
+
+    pool = SlotPool(parse_slots("0:3,1") or [])
+    assert (pool.size, pool.per_gpu) == (4, 3) and threads_per_trial(pool.size, cores=16) == 4
+    holders: dict[str, int] = {}
+    overlaps: list[str] = []
+    lock = threading.Lock()
+
+    def trial() -> None:
+        for _ in range(20):
+            slot = pool.take()
+            with lock:
+                if holders.get(slot):
+                    overlaps.append(slot)
+                holders[slot] = holders.get(slot, 0) + 1
+            time.sleep(0.001)
+            with lock:
+                holders[slot] -= 1
+            pool.give_back(slot)
+
+    threads = [threading.Thread(target=trial) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps == [] and set(holders) == {"0#0", "0#1", "0#2", "1"}
+    with pytest.raises(ValueError, match="listed twice"):
+        SlotPool(["0", "0"])
+
+
+def test_packed_trials_share_a_gpu_and_one_crashing_leaves_its_neighbours_running(
+        tmp_path: Path, tuner_home: Path, short_corpus: Path, runner_builder, monkeypatch: pytest.MonkeyPatch) -> None:
+    from optuna.trial import TrialState
+
+    from tuner.fleet.slots import parse_slots
+    from tuner.fleet.worker import Worker
+    from tuner.study.timeouts import timeouts
+
+    monkeypatch.setenv("SMART_TUNER_FAULT", "crash@1")
+    study, runner = runner_builder(tmp_path, short_corpus, "packed", gpus=parse_slots("4:2"))
+    Worker(study, runner, target=3, timeouts=timeouts(), jobs=2, max_retries=0, say=lambda line: None).run()
+    by_number = {t.number: t for t in study.trials}
+    assert by_number[1].state == TrialState.FAIL and by_number[1].user_attrs["stop_reason"]["kind"] == "crashed"
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) >= 2  # the neighbours of the crashed trial trained on
+    for trial in study.trials:
+        log = (Path(trial.user_attrs["run_dir"]) / "worker.log").read_text()
+        assert "CUDA_VISIBLE_DEVICES=4," in log and trial.user_attrs["gpu"] == "4"
+        assert trial.user_attrs["gpu_slot"] in ("4#0", "4#1")
+        # The machine's cores are shared out between the two trials of the GPU.
+        assert re.search(r"OMP_NUM_THREADS=(\d+)", log).group(1) == str(max(1, len(os.sched_getaffinity(0)) // 2))
 
 
 def test_threads_never_pop_one_enqueued_trial_twice_on_sqlite(tmp_path: Path) -> None:

@@ -121,3 +121,18 @@ def test_two_objective_study_end_to_end(tmp_path, tuner_home, short_corpus, fast
     assert "Pareto front (val_mel_postnet_l1, quality_score):" in capsys.readouterr().out
     assert main(["best", "--study", "pareto", "--export", str(tmp_path / "front")]) == 0
     assert (tmp_path / "front" / f"trial-{trial.number}" / "best.pt").is_file()
+
+
+def test_a_free_running_objective_takes_the_final_evaluation_not_the_luckiest_validation() -> None:
+    objective = Objective(("fr_mcd_sl",), ("minimize",))
+    study = _study()
+    reporter = Reporter(_handle(study), objective, (), max_steps=30)
+    for step, value in ((10, 80.0), (20, 61.0), (30, 66.0)):  # 8 sentences each: 61 was partly luck
+        reporter(step, {**_metrics(1.0), "fr_mcd_sl": value})
+    final = {"fr_mcd_sl": 64.2, "fr_mcd": 50.0}  # best.pt (step 20) on every held-out sentence
+    assert reporter.final_values(final) == [64.2]
+    assert reporter.final_values() == [61.0]  # no final evaluation (turned off): the best validation's
+    assert reporter.final_values({"fr_mcd": 50.0}) == [61.0]  # nor one without the objective's metric
+    reporter.note_final("best.pt", 20, 32, final)
+    assert study.trials[0].user_attrs["final_evaluation"] == {"checkpoint": "best.pt", "step": 20, "sentences": 32,
+                                                               "metrics": {"fr_mcd": 50.0, "fr_mcd_sl": 64.2}}

@@ -14,29 +14,34 @@ from tuner.space.load import SPACES_DIR, load_space
 def test_default_space_is_the_documented_fine_tuning_space() -> None:
     space = load_space("default.yaml")
     params = {p.name: p for p in space.params}
-    assert set(params) == {"learning_rate", "batch_size", "dropout", "ga_weight"}
-    lr, batch, dropout, ga = (params[k] for k in ("learning_rate", "batch_size", "dropout", "ga_weight"))
-    assert (lr.kind, lr.low, lr.high, lr.log, lr.default) == ("float", 1e-6, 5e-5, True, 1e-5)
-    assert (batch.kind, batch.low, batch.high, batch.default) == ("int", 8, 16, 12)
-    assert (dropout.low, dropout.high, dropout.default, dropout.targets) == (0.05, 0.15, 0.08, ("prenet_dropout",))
-    assert (ga.low, ga.high, ga.default) == (1.0, 5.0, 2.5)
-    assert space.defaults() == {"learning_rate": 1e-5, "batch_size": 12, "dropout": 0.08, "ga_weight": 2.5}
-    assert space.study.fine_tune and space.study.enqueue_defaults
+    assert set(params) == {"learning_rate", "warmup_steps", "dropout", "ga_weight", "ga_sigma_start"}
+    lr, warmup, dropout, ga = (params[k] for k in ("learning_rate", "warmup_steps", "dropout", "ga_weight"))
+    # A hundredfold of learning rates, the trainer's own fine-tuning rate the default.
+    assert (lr.kind, lr.low, lr.high, lr.log, lr.default) == ("float", 1e-5, 1e-3, True, 1e-5)
+    assert (warmup.kind, warmup.low, warmup.high) == ("int", 0, 100)
+    assert (dropout.low, dropout.high, dropout.default, dropout.targets) == (0.02, 0.3, 0.1, ("prenet_dropout",))
+    assert (ga.low, ga.high, ga.log, ga.default) == (0.5, 10.0, True, 2.5)
+    assert space.study.fine_tune and space.study.enqueue_defaults and space.study.max_steps == 1000
     assert {g.metric for g in space.study.gates} == {"tf_diagonality", "fr_hit_max_rate", "fr_stop_error",
                                                      "tf_gate_balanced_accuracy"}
-    # Ranked by what the model says from text alone, with free-running stop behaviour gated.
-    assert space.study.objective.metrics == ("fr_mcd",)
+    # Ranked by what the model says from text alone, on 32 held-out sentences; the batch size is fixed.
+    assert space.study.objective.metrics == ("fr_mcd_sl",)
     assert space.study.objective.directions == ("minimize",)
-    assert load_space("scratch").study.objective.metrics == ("fr_mcd",)
+    assert (space.fixed["val_size"], space.fixed["fr_utterances"], space.fixed["batch_size"]) == (32, 8, 12)
+    assert space.study.sampler == {"name": "tpe", "n_startup_trials": 6, "multivariate": True, "constant_liar": True}
+    assert load_space("scratch").study.objective.metrics == ("fr_mcd_sl",)
 
 
 def test_default_space_maps_parameters_onto_train_config() -> None:
     space = load_space("default")
-    config = space.build_config({"learning_rate": 2e-5, "batch_size": 9, "dropout": 0.12, "ga_weight": 4.0})
-    assert config.learning_rate == 2e-5 and config.batch_size == 9 and config.ga_weight == 4.0
-    assert config.prenet_dropout == 0.12
+    config = space.build_config({"learning_rate": 2e-4, "warmup_steps": 20, "dropout": 0.12, "ga_weight": 4.0,
+                                 "ga_sigma_start": 0.3})
+    assert config.learning_rate == 2e-4 and config.warmup_steps == 20 and config.ga_weight == 4.0
+    assert config.prenet_dropout == 0.12 and config.ga_sigma_start == 0.3 and config.batch_size == 12
     assert config.lr_profile == "finetune" and config.max_steps == space.study.max_steps
-    assert config.best_metric == "fr_mcd"  # best.pt is the objective's best validation
+    assert config.best_metric == "fr_mcd_sl"  # best.pt is the objective's best validation
+    assert sorted(config.controller_frozen_keys) == ["ga_sigma_start", "ga_weight", "learning_rate",
+                                                     "prenet_dropout", "warmup_steps"]
     assert space.build_config(space.defaults(), max_steps=7).max_steps == 7
 
 
@@ -65,15 +70,19 @@ def test_scratch_space_searches_scratch_learning_rates_and_alignment_knobs() -> 
     assert not space.study.fine_tune
     assert params["learning_rate"].low <= 1e-3 <= params["learning_rate"].high
     assert params["learning_rate"].low > 5e-5  # not the fine-tuning range
-    assert {"ga_sigma_start", "ga_sigma_end", "tf_floor", "gate_pos_weight", "monotonic_weight"} <= set(params)
+    assert {"ga_sigma_start", "ga_sigma_end", "tf_floor", "gate_pos_weight", "warmup_steps", "prenet_dropout",
+            "reduction_factor"} <= set(params)
+    assert (params["learning_rate"].low, params["learning_rate"].high) == (1e-4, 1e-2)
+    assert params["reduction_factor"].choices == (1, 2, 3) and "batch_size" not in params
+    assert space.study.pruner == {"name": "successive_halving", "min_resource": 200, "reduction_factor": 3}
 
 
 def test_distributions_follow_the_file() -> None:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     dist = load_space("default").distributions()
-    assert dist["learning_rate"] == FloatDistribution(1e-6, 5e-5, log=True)
-    assert dist["batch_size"] == IntDistribution(8, 16)
+    assert dist["learning_rate"] == FloatDistribution(1e-5, 1e-3, log=True)
+    assert dist["warmup_steps"] == IntDistribution(0, 100)
     assert isinstance(dist["dropout"], FloatDistribution) and not isinstance(dist["dropout"], CategoricalDistribution)
 
 

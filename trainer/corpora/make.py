@@ -19,6 +19,7 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,7 +230,8 @@ def _stretches(seed: int, count: int, vary: bool) -> list[float]:
 
 def make_corpus(out_dir: Path, *, lang: str = "en", utterances: int = 100, seed: int = 0,
                 text_file: Path | None = None, voice: str | None = None,
-                vary_prosody: bool = False, engine: str = "espeak") -> CorpusSummary:
+                vary_prosody: bool = False, engine: str = "espeak",
+                texts: Sequence[str] | None = None) -> CorpusSummary:
     """Write a synthetic corpus in LJSpeech layout and return its summary.
 
     ``engine`` is "espeak" (eSpeak NG, bundled; English and Russian) or "flite" (English
@@ -241,21 +243,29 @@ def make_corpus(out_dir: Path, *, lang: str = "en", utterances: int = 100, seed:
     trailing silence trimmed (50 ms kept); ``out_dir/metadata.csv`` holds
     ``id|text|normalized text`` and is written last, so an interrupted run leaves
     no metadata. Sentences come from ``generate_sentences(lang, utterances,
-    seed)``, or from ``text_file`` (one per non-empty line, cycled or truncated to
-    ``utterances``). eSpeak speaks the normalised text, so audio and transcript
-    agree. ``voice`` defaults to ``DEFAULT_VOICES[lang]``; ``vary_prosody`` varies
-    rate, pitch and intonation range per utterance, deterministically from
-    ``seed``. Equal arguments give byte-identical files.
+    seed)``, from ``text_file`` (one per non-empty line, cycled or truncated to
+    ``utterances``), or from ``texts`` (the same; e.g. ``open_vocabulary_texts``). The
+    engine speaks the normalised text, so audio and transcript agree. ``voice`` defaults to
+    ``DEFAULT_VOICES[lang]``; ``vary_prosody`` varies rate, pitch and intonation range per
+    utterance, deterministically from ``seed``. Equal arguments give byte-identical files.
 
     Bad input raises a ``trainer.errors.UserError`` before anything is written:
     ``CorpusError`` for an unknown lang, a bad ``utterances``, a missing, unreadable
     or empty text file or a line with nothing to speak; ``VoiceError`` for an unknown
     voice; ``UnknownCharacterError`` for a character outside the symbol set.
     """
-    voice = _checked_voice(lang, utterances, text_file, engine, voice)
+    if text_file is not None and texts is not None:
+        raise CorpusError("give sentences once: a text file or a list of texts, not both")
+    voice = _checked_voice(lang, utterances, text_file is not None or texts is not None, engine, voice)
     width = max(4, len(str(utterances)))
     ids = [f"{ID_PREFIX}-{i:0{width}d}" for i in range(1, utterances + 1)]
-    sentences, normalized = _checked_sentences(lang, utterances, seed, text_file, ids)
+    if texts is not None:
+        if not texts:
+            raise CorpusError("no sentences to speak: the list of texts is empty")
+        given = list(enumerate(texts, start=1))
+        sentences, normalized = _checked_lines(lang, [given[i % len(given)] for i in range(utterances)], "text")
+    else:
+        sentences, normalized = _checked_sentences(lang, utterances, seed, text_file, ids)
     out_dir = Path(out_dir)
     wav_dir = out_dir / "wavs"
     try:
@@ -276,13 +286,13 @@ def make_corpus(out_dir: Path, *, lang: str = "en", utterances: int = 100, seed:
                          total_seconds=float(sum(seconds)), lang=lang, voice=voice)
 
 
-def _checked_voice(lang: str, utterances: int, text_file: Path | None, engine: str, voice: str | None) -> str:
+def _checked_voice(lang: str, utterances: int, own_text: bool, engine: str, voice: str | None) -> str:
     """Return the voice to speak with (the engine's default when None); CorpusError or VoiceError for bad input."""
     if lang not in LANGUAGES:
         raise CorpusError(f"unknown lang {lang!r}: expected one of {', '.join(LANGUAGES)}")
     if utterances < 1:
         raise CorpusError(f"utterances must be >= 1, got {utterances}")
-    if text_file is None and lang not in SENTENCE_LANGUAGES:
+    if not own_text and lang not in SENTENCE_LANGUAGES:
         raise CorpusError(f"lang {lang!r} has no built-in sentences ({', '.join(SENTENCE_LANGUAGES)} have): "
                           "give a text file, one sentence a line")
     if engine not in ENGINES:
@@ -306,12 +316,18 @@ def _checked_sentences(lang: str, utterances: int, seed: int, text_file: Path | 
     """
     if text_file is not None:
         numbered = _read_text_file(Path(text_file))
-        picked = [numbered[i % len(numbered)] for i in range(utterances)]
-        sentences = [line for _, line in picked]
-        origins = [f"{text_file}:{lineno}" for lineno, _ in picked]  # errors name the line
-    else:
-        sentences = generate_sentences(lang, utterances, seed)
-        origins = ids
+        return _checked_lines(lang, [numbered[i % len(numbered)] for i in range(utterances)], str(text_file))
+    sentences = generate_sentences(lang, utterances, seed)
+    return _checked(lang, sentences, ids)
+
+
+def _checked_lines(lang: str, picked: list[tuple[int, str]], source: str) -> tuple[list[str], list[str]]:
+    """Return (sentences, normalised ones) of numbered lines; an error names ``source:line``."""
+    return _checked(lang, [line for _, line in picked], [f"{source}:{lineno}" for lineno, _ in picked])
+
+
+def _checked(lang: str, sentences: list[str], origins: list[str]) -> tuple[list[str], list[str]]:
+    """Return (sentences, normalised ones) once each is speakable; CorpusError naming ``origins`` otherwise."""
     normalized = [clean_text(s, lang) for s in sentences]
     for where, raw, norm in zip(origins, sentences, normalized, strict=True):
         known_characters(norm, lang=lang, utterance_id=where)  # fail before writing anything

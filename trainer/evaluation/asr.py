@@ -27,8 +27,8 @@ import torchaudio
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["ASR_LANGUAGES", "RECOGNISER_RATE", "AsrScorer", "error_rates", "normalize", "transcribe",
-           "unavailable_reason"]
+__all__ = ["ASR_LANGUAGES", "RECOGNISER_RATE", "AsrScorer", "error_rates", "normalize", "seen_unseen_rates",
+           "transcribe", "unavailable_reason", "vocabulary", "word_hits"]
 
 ASR_LANGUAGES = ("en",)  # the bundled recogniser's model is English
 RECOGNISER_RATE = 16000  # Hz: the rate pocketsphinx's bundled model was trained at
@@ -84,6 +84,58 @@ def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> tuple[f
     return float(jiwer.wer(refs, hyps)), float(jiwer.cer(refs, hyps))
 
 
+def word_hits(references: Sequence[str], hypotheses: Sequence[str]) -> list[list[tuple[str, bool]]]:
+    """Return, for each reference, its normalised words and whether the recogniser got each one.
+
+    A word is got when the minimum-edit alignment of hypothesis to reference (jiwer's) pairs it
+    with the same word; a substituted or deleted word is missed. Insertions belong to no
+    reference word, so they count in the WER of all words only.
+
+    >>> word_hits(["The cat sat."], ["the bat sat down"])
+    [[('the', True), ('cat', False), ('sat', True)]]
+    """
+    import jiwer  # lazy: optional (asr extra)
+
+    if len(references) != len(hypotheses) or not references:
+        raise ValueError(f"need as many hypotheses as references (> 0), got {len(hypotheses)} and {len(references)}")
+    refs = [normalize(r) for r in references]
+    hyps = [normalize(h) or "<nothing>" for h in hypotheses]  # jiwer refuses an empty hypothesis
+    output = jiwer.process_words(refs, hyps)
+    hits = []
+    for ref, chunks in zip(refs, output.alignments, strict=True):
+        words = ref.split()
+        got = [False] * len(words)
+        for chunk in chunks:
+            if chunk.type == "equal":
+                got[chunk.ref_start_idx:chunk.ref_end_idx] = [True] * (chunk.ref_end_idx - chunk.ref_start_idx)
+        hits.append(list(zip(words, got, strict=True)))
+    return hits
+
+
+def vocabulary(texts: Sequence[str]) -> frozenset[str]:
+    """Return the normalised words of ``texts``: what a model trained on them has heard."""
+    return frozenset(word for text in texts for word in normalize(text).split())
+
+
+def seen_unseen_rates(references: Sequence[str], hypotheses: Sequence[str], seen: frozenset[str]) -> dict[str, float]:
+    """Return the word error rate of the reference words in ``seen`` and of the others, separately.
+
+    ``wer_seen`` = seen reference words missed (substituted or deleted) / seen reference words,
+    ``wer_unseen`` likewise for words the model never heard in training; a group with no word
+    is left out. (Insertions count in the WER of all words only: see ``word_hits``.)
+
+    >>> seen_unseen_rates(["the cat sat", "a zebra"], ["the bat sat", "zebra"], frozenset({"the", "cat", "sat", "a"}))
+    {'wer_seen': 0.5, 'wer_unseen': 0.0}
+    """
+    counts = {True: [0, 0], False: [0, 0]}  # heard in training? -> [missed, words]
+    for sentence in word_hits(references, hypotheses):
+        for word, got in sentence:
+            counts[word in seen][0] += 0 if got else 1
+            counts[word in seen][1] += 1
+    return {f"wer_{name}": missed / words for name, (missed, words) in
+            (("seen", counts[True]), ("unseen", counts[False])) if words}
+
+
 @functools.lru_cache(maxsize=1)
 def _decoder() -> Any:
     from pocketsphinx import Decoder  # lazy: optional (asr extra); loading the model takes ~0.3 s
@@ -119,14 +171,15 @@ class AsrScorer:
 
     vocode: Callable[[torch.Tensor], torch.Tensor]
     sample_rate: int
+    seen: frozenset[str] | None = None  # the training texts' words (``vocabulary``): gives fr_wer_seen/unseen
     off_reason: str | None = None
     _ceiling: dict[str, str] = field(default_factory=dict)  # utterance id -> what the recogniser heard
 
     def score(self, ids: Sequence[str], texts: Sequence[str], predicted: Sequence[torch.Tensor],
               references: Sequence[torch.Tensor]) -> dict[str, float]:
-        """Return {fr_wer, fr_cer, fr_wer_ceiling, fr_cer_ceiling} for the predicted and reference mels of ``ids``.
-
-        Empty when scoring is off (``off_reason``).
+        """Return {fr_wer, fr_cer, fr_wer_ceiling, fr_cer_ceiling} for the predicted and reference mels of ``ids``,
+        with ``seen`` also fr_wer_seen and fr_wer_unseen (``seen_unseen_rates``; a group with no word
+        in these sentences is left out). Empty when scoring is off (``off_reason``).
         """
         if self.off_reason is not None:
             return {}
@@ -141,4 +194,6 @@ class AsrScorer:
             return {}
         heard = [transcribe(self.vocode(mel), self.sample_rate) if mel.shape[-1] else "" for mel in predicted]
         wer, cer = error_rates(texts, heard)
-        return {"fr_wer": wer, "fr_cer": cer, "fr_wer_ceiling": wer_ceiling, "fr_cer_ceiling": cer_ceiling}
+        split = {} if self.seen is None else seen_unseen_rates(texts, heard, self.seen)
+        return {"fr_wer": wer, "fr_cer": cer, "fr_wer_ceiling": wer_ceiling, "fr_cer_ceiling": cer_ceiling,
+                **{f"fr_{name}": value for name, value in split.items()}}

@@ -26,6 +26,7 @@ __all__ = [
     "MINIMIZE",
     "Metric",
     "QUALITY_SCORE",
+    "TEACHER_FORCED_LOSS_PREFIX",
     "UnknownMetricError",
     "all_metrics",
     "get",
@@ -38,6 +39,7 @@ __all__ = [
 
 MINIMIZE: Final = "minimize"
 MAXIMIZE: Final = "maximize"
+TEACHER_FORCED_LOSS_PREFIX = "val_"  # the validation's teacher-forced losses: val_total, val_mel_postnet_l1 ...
 Direction = Literal["minimize", "maximize"]
 
 QUALITY_SCORE = "quality_score"  # the composite score's one name (trainer.evaluation.quality_score)
@@ -197,6 +199,10 @@ register(Metric("fr_run_on_rate", MINIMIZE,
 register(Metric("fr_mcd", MINIMIZE,
                 "free-running mel cepstral distortion (MCD-DTW, dB) against the recording, mean over utterances",
                 low=0.0, label="mcd"))
+register(Metric("fr_mcd_sl", MINIMIZE,
+                "free-running MCD-DTW (dB) of the silence-trimmed mels times max(length ratio, its inverse), mean over "
+                "utterances: smeared, run-on, cut-short and noisy output rank behind aligned speech",
+                low=0.0, label="mcd_sl"))
 register(Metric("fr_length_ratio", None,
                 "free-running predicted / reference length, mean over utterances (1 is right)", low=0.0))
 register(Metric("fr_out_of_range", MINIMIZE,
@@ -206,6 +212,10 @@ register(Metric("fr_wer", MINIMIZE,
                 "word error rate of an English recogniser on the free-running sentences (asr extra; 0 is perfect)",
                 low=0.0, label="wer"))
 register(Metric("fr_cer", MINIMIZE, "character error rate of the same transcripts", low=0.0))
+register(Metric("fr_wer_seen", MINIMIZE, "share of the free-running sentences' words heard in training that the "
+                "recogniser missed", low=0.0, high=1.0))
+register(Metric("fr_wer_unseen", MINIMIZE, "share of their words never heard in training that the recogniser missed "
+                "(can the model say a new word?)", low=0.0, high=1.0))
 register(Metric("fr_wer_ceiling", None,
                 "the word error rate of the recordings' own mels vocoded alike: the best fr_wer can reach", low=0.0))
 register(Metric("fr_cer_ceiling", None, "the character error rate of the same", low=0.0))
@@ -221,10 +231,12 @@ _TERMS = {
 _SUBTERMS = {"freq_l1": "frequency-weighted L1", "multires": "multi-resolution modulation distance",
              "temporal": "frame-difference L1"}
 for _term, _meaning in _TERMS.items():
-    register(Metric(f"val_{_term}", MINIMIZE, f"validation, teacher-forced: {_meaning}", low=0.0))
+    register(Metric(f"{TEACHER_FORCED_LOSS_PREFIX}{_term}", MINIMIZE, f"validation, teacher-forced: {_meaning}",
+                    low=0.0))
 for _output in ("mel", "mel_postnet"):
     for _sub, _meaning in _SUBTERMS.items():
-        register(Metric(f"val_{_output}_{_sub}", MINIMIZE, f"validation: {_meaning} of the {_output} (spectral loss)",
+        register(Metric(f"{TEACHER_FORCED_LOSS_PREFIX}{_output}_{_sub}", MINIMIZE,
+                        f"validation: {_meaning} of the {_output} (spectral loss)",
                         low=0.0))
 register(Metric("train_loss", MINIMIZE, "mean training loss since the previous validation", low=0.0))
 

@@ -1,4 +1,4 @@
-"""Quality metrics: attention alignment, stop-gate balanced accuracy, free-running stop figures and MCD-DTW.
+"""Quality metrics: attention alignment, stop-gate balanced accuracy, free-running stop figures, MCD-DTW(-SL).
 
 The tuner prunes on these and the dashboards show them, so each one is defined exactly in
 its docstring and computed literally so (``trainer.evaluation.metric_registry`` declares their names,
@@ -27,6 +27,9 @@ __all__ = [
     "dtw_path_cost",
     "gate_balanced_accuracy",
     "mel_cepstral_distortion",
+    "mel_cepstral_distortion_sl",
+    "SPEECH_MARGIN",
+    "trim_silence",
     "stop_metrics",
 ]
 
@@ -235,3 +238,50 @@ def mel_cepstral_distortion(reference: Tensor | np.ndarray, synthesized: Tensor 
     distances = torch.cdist(ref_c, syn_c, compute_mode="donot_use_mm_for_euclid_dist").numpy()
     total, cells = dtw_path_cost(distances)
     return MCD_SCALE * total / cells
+
+
+SPEECH_MARGIN = 4.0  # natural-log units below the loudest frame's band mean still counted as speech
+
+
+def trim_silence(mel: Tensor | np.ndarray) -> np.ndarray:
+    """Return the natural-log mel (80, frames) cut to its speech: from its first to its last speech frame.
+
+    A frame is speech when its mean over the 80 bands exceeds the loudest frame's mean minus
+    ``SPEECH_MARGIN`` (4.0, about 35 dB of power). A mel with no such frame (a flat one) keeps
+    its first frame. ValueError as ``mel_cepstral_distortion``.
+
+    >>> mel = torch.full((80, 6), -11.0)
+    >>> mel[:, 2:4] = -2.0
+    >>> trim_silence(mel).shape
+    (80, 2)
+    """
+    array = _check_mel("mel", mel)
+    level = array.mean(axis=0)  # (frames,)
+    speech = np.flatnonzero(level > level.max() - SPEECH_MARGIN)
+    if speech.size == 0:
+        return array[:, :1]
+    return array[:, speech[0]: speech[-1] + 1]
+
+
+def mel_cepstral_distortion_sl(reference: Tensor | np.ndarray, synthesized: Tensor | np.ndarray,
+                               n_coeffs: int = 13) -> float:
+    """Return MCD-DTW-SL in dB: MCD-DTW of the silence-trimmed mels times their length ratio's penalty.
+
+    Both mels are trimmed (``trim_silence``) to N_R and N_S frames; the score is
+    ``mel_cepstral_distortion(trimmed R, trimmed S) × max(N_R / N_S, N_S / N_R)``. DTW alone
+    forgives length: a decoder that never stops, or one that repeats a smeared average frame,
+    matches a recording cheaply. The penalty charges every frame too many or too few in full,
+    so output that stops after a few frames or runs on to the step limit ranks behind any
+    output of the right length. Silence at either end is not charged (a pause is not an
+    error); noise is (it is loud everywhere, so none of it is trimmed).
+
+    >>> mel = torch.linspace(-5, 0, 80)[:, None] * torch.ones(80, 4)
+    >>> mel_cepstral_distortion_sl(mel, mel)
+    0.0
+    >>> slower = (mel * 1.1).repeat_interleave(2, dim=1)  # a little off, and twice as long
+    >>> round(mel_cepstral_distortion_sl(mel, slower) / mel_cepstral_distortion(mel, slower), 6)
+    2.0
+    """
+    ref, syn = trim_silence(reference), trim_silence(synthesized)
+    penalty = max(ref.shape[1] / syn.shape[1], syn.shape[1] / ref.shape[1])
+    return mel_cepstral_distortion(ref, syn, n_coeffs) * penalty

@@ -8,7 +8,8 @@ fired. Every name reported here is declared in ``trainer.evaluation.metric_regis
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -18,7 +19,13 @@ from trainer.config import TrainConfig
 from trainer.data.batches import Batch, collate
 from trainer.data.dataset import TTSDataset
 from trainer.evaluation.asr import AsrScorer
-from trainer.evaluation.metrics import alignment_metrics, gate_balanced_accuracy, mel_cepstral_distortion, stop_metrics
+from trainer.evaluation.metrics import (
+    alignment_metrics,
+    gate_balanced_accuracy,
+    mel_cepstral_distortion,
+    mel_cepstral_distortion_sl,
+    stop_metrics,
+)
 from trainer.model.contract import AcousticModel, ModelOutputs
 from trainer.model.masks import masked_l1
 from trainer.model.stopping import stop_threshold_fn
@@ -29,6 +36,21 @@ LossFn = Callable[[ModelOutputs, Batch], tuple[torch.Tensor, dict[str, torch.Ten
 
 EARLY_STOP_SHARE = 0.8  # stopped before 80% of the reference length
 RUN_ON_SHARE = 1.2  # still going past 120% of it (or never stopped)
+
+
+def utterance_seeds(utterance_ids: Sequence[str]) -> list[int]:
+    """Return the seed each utterance is synthesised with at evaluation: 63 bits of sha256 of its id.
+
+    Prenet dropout stays on at inference, so an unseeded score of the same checkpoint moves
+    from one validation to the next. A seed per utterance, fixed by its id alone, makes a
+    checkpoint's score a function of the checkpoint: whatever ran before, whichever other
+    sentences share its batch, whatever the run's own seed (every trial then hears the same
+    draws: common random numbers, so a difference between trials is the models' and not the dice's).
+
+    >>> utterance_seeds(["a", "a", "b"])[0] == utterance_seeds(["a"])[0] != utterance_seeds(["b"])[0]
+    True
+    """
+    return [int.from_bytes(hashlib.sha256(uid.encode("utf-8")).digest()[:8], "big") >> 1 for uid in utterance_ids]
 
 
 @dataclass
@@ -181,26 +203,38 @@ class FreeRun:
 def _synthesise(model: AcousticModel, batch: Batch, config: TrainConfig, device: torch.device,
                 frames_per_char: float, progress: float) -> FreeRun:
     """Synthesise ``batch`` from its text alone, each utterance allowed ``fr_max_factor`` × its reference length."""
-    limit = min(config.max_decoder_steps, int(float(batch.out_lens.max()) * config.fr_max_factor) + 1)
+    own_limit = (batch.out_lens.float() * config.fr_max_factor).ceil().long().clamp(max=config.max_decoder_steps)
     threshold = stop_threshold_fn(config, batch.text_lens, frames_per_char, progress)
     with autocast(device, config):
-        out = model.infer(batch.text, batch.text_lens, limit, threshold)
-    own_limit = (batch.out_lens.float() * config.fr_max_factor).ceil().long().clamp(max=limit)
-    return FreeRun(out.att.float(), torch.minimum(out.out_lens, own_limit), out.hit_max | (out.out_lens > own_limit),
-                   out.mel_post.float().cpu(), out.gate, config.model.reduction_factor)
+        out = model.infer(batch.text, batch.text_lens, own_limit, threshold, seeds=utterance_seeds(batch.ids))
+    return FreeRun(out.att.float(), out.out_lens, out.hit_max, out.mel_post.float().cpu(), out.gate,
+                   config.model.reduction_factor)
 
 
-def _length_figures(run: FreeRun, batch: Batch) -> dict[str, float]:
+def utterance_scores(run: FreeRun, batch: Batch) -> list[dict[str, float | str]]:
+    """Return each free-running utterance's own scores: ``id``, ``fr_mcd``, ``fr_mcd_sl`` (dB),
+    ``fr_length_ratio`` (predicted / reference length) and ``fr_hit_max`` (1.0: never stopped)."""
+    scores: list[dict[str, float | str]] = []
+    for b, uid in enumerate(batch.ids):
+        reference, produced = batch.mels[b, :, : int(batch.mel_lens[b])].cpu(), run.mel_of(b)
+        scores.append({"id": uid, "fr_mcd": mel_cepstral_distortion(reference, produced),
+                       "fr_mcd_sl": mel_cepstral_distortion_sl(reference, produced),
+                       "fr_length_ratio": float(run.pred[b]) / float(batch.out_lens[b]),
+                       "fr_hit_max": float(run.hit_max[b])})
+    return scores
+
+
+def _length_figures(run: FreeRun, batch: Batch, scores: list[dict[str, float | str]]) -> dict[str, float]:
     """Return the fr_* alignment, stop, length and MCD figures of one free-running batch (see ``free_running``)."""
     metrics = {f"fr_{k}": v for k, v in alignment_metrics(run.att, batch.text_lens, run.pred.clamp(min=1)).items()}
     stops = stop_metrics(run.pred, batch.out_lens, run.hit_max)
     ratio = run.pred.float() / batch.out_lens.float()
-    mcd = [mel_cepstral_distortion(batch.mels[b, :, : int(batch.mel_lens[b])].cpu(), run.mel_of(b))
-           for b in range(len(batch.ids))]
     metrics.update(fr_stop_error=stops["stop_error"], fr_hit_max_rate=stops["hit_max_rate"],
                    fr_early_stop_rate=float((ratio < EARLY_STOP_SHARE).float().mean()),
                    fr_run_on_rate=float(((ratio > RUN_ON_SHARE) | run.hit_max).float().mean()),
-                   fr_mcd=sum(mcd) / len(mcd), fr_length_ratio=float(ratio.mean()))
+                   fr_length_ratio=float(ratio.mean()))
+    for name in ("fr_mcd", "fr_mcd_sl"):
+        metrics[name] = sum(float(score[name]) for score in scores) / len(scores)
     return metrics
 
 
@@ -218,8 +252,9 @@ def _out_of_range(run: FreeRun, band_range: torch.Tensor) -> float:
 @torch.no_grad()
 def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], config: TrainConfig,
                  device: torch.device, frames_per_char: float, progress: float,
-                 band_range: torch.Tensor | None = None,
-                 asr: AsrScorer | None = None) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
+                 band_range: torch.Tensor | None = None, asr: AsrScorer | None = None,
+                 per_utterance: list[dict[str, float | str]] | None = None,
+                 ) -> tuple[dict[str, float], dict[str, torch.Tensor] | None]:
     """Return (fr_* metrics, first utterance's attention/mel/gate) from synthesis without teacher forcing.
 
     Metrics: the alignment metrics on the inference attention (restricted to the
@@ -233,13 +268,19 @@ def free_running(model: AcousticModel, dataset: TTSDataset, indices: list[int], 
     utterance's predicted length) outside the training corpus's range of their band; with
     ``asr``, ``fr_wer``/``fr_cer``, what an English recogniser hears of the synthesised
     sentences, and ``fr_wer_ceiling``/``fr_cer_ceiling``, the same for the recordings' mels
-    vocoded alike (``trainer.evaluation.asr``).
+    vocoded alike (``trainer.evaluation.asr``). ``fr_mcd_sl`` is MCD-DTW-SL
+    (``metrics.mel_cepstral_distortion_sl``). Each utterance is synthesised with its own seed
+    (``utterance_seeds``), so the figures are a function of the model and the sentences. With
+    ``per_utterance``, each utterance's own scores (``utterance_scores``) are appended to it.
     """
     if not indices:
         return {}, None
     batch = collate([dataset[i] for i in indices], config.model.reduction_factor).to(device)
     run = _synthesise(model, batch, config, device, frames_per_char, progress)
-    metrics = _length_figures(run, batch)
+    scores = utterance_scores(run, batch)
+    metrics = _length_figures(run, batch, scores)
+    if per_utterance is not None:
+        per_utterance.extend(scores)
     if band_range is not None:
         metrics["fr_out_of_range"] = _out_of_range(run, band_range)
     if asr is not None:

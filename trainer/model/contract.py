@@ -14,7 +14,7 @@ magnitudes (``trainer.audio.mel``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,7 +24,8 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from trainer.data.batches import Batch
 
-__all__ = ["TEXT_EMBEDDING", "AcousticModel", "Inference", "ModelOutputs", "StopThreshold", "count_parameters"]
+__all__ = ["TEXT_EMBEDDING", "AcousticModel", "Inference", "ModelOutputs", "StopThreshold", "UtteranceNoise",
+           "count_parameters"]
 
 # Role of a parameter whose rows are indexed by the symbol set: a warm start from a
 # checkpoint with another symbol set must skip it, whatever the model calls it.
@@ -32,6 +33,36 @@ TEXT_EMBEDDING = "text_embedding"
 
 # A stop probability, or a function of the decoder step giving one per utterance (B,).
 StopThreshold = float | Callable[[int], Tensor]
+
+
+class UtteranceNoise:
+    """Random draws at inference, one stream per utterance: row b's come from a generator seeded with ``seeds[b]``.
+
+    With it an utterance's free-running output depends on its text and its seed alone: not
+    on the other utterances of its batch, on the batch size, or on whatever used the global
+    random number generator before. The streams live on the CPU whatever the model's device,
+    so a seed means the same draws everywhere.
+    """
+
+    def __init__(self, seeds: Sequence[int]) -> None:
+        self._generators = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+
+    def dropout(self, x: Tensor, rate: float) -> Tensor:
+        """Return ``x`` (B, D) with dropout at ``rate``, row b's mask drawn from stream b (inverted scaling).
+
+        >>> noise = UtteranceNoise([7, 8])
+        >>> x = torch.ones(2, 6)
+        >>> a = noise.dropout(x, 0.5)
+        >>> b = UtteranceNoise([7]).dropout(x[:1], 0.5)
+        >>> bool(torch.equal(a[:1], b)), sorted(set(a.flatten().tolist())) == [0.0, 2.0]
+        (True, True)
+        """
+        if rate <= 0.0:
+            return x
+        if x.shape[0] != len(self._generators):
+            raise ValueError(f"UtteranceNoise has {len(self._generators)} streams, the batch {x.shape[0]} rows")
+        keep = torch.stack([torch.rand(x.shape[1:], generator=g) >= rate for g in self._generators])
+        return x * keep.to(device=x.device, dtype=x.dtype) / (1.0 - rate)
 
 
 @dataclass
@@ -46,7 +77,7 @@ class ModelOutputs:
 
 @dataclass
 class Inference(ModelOutputs):
-    """Free-running output plus where each utterance stopped; frames after the stop are left in."""
+    """Free-running output plus where each utterance stopped; use each utterance's frames up to its stop."""
 
     out_lens: Tensor  # (B,) long: decoder steps until the stop gate fired (or the limit)
     hit_max: Tensor  # (B,) bool: never stopped before the limit
@@ -77,11 +108,14 @@ class AcousticModel(nn.Module, ABC):
         and step, feed the model's own previous frame instead of the ground truth."""
 
     @abstractmethod
-    def infer(self, text: Tensor, text_lens: Tensor, max_decoder_steps: int | None = None,
-              stop_threshold: StopThreshold = 0.5) -> Inference:
+    def infer(self, text: Tensor, text_lens: Tensor, max_decoder_steps: int | Tensor | None = None,
+              stop_threshold: StopThreshold = 0.5, seeds: Sequence[int] | None = None) -> Inference:
         """Synthesise from token ids ``text`` (B, N) with true lengths ``text_lens`` (B,), at most
-        ``max_decoder_steps`` (default: the model's own), stopping each utterance at the first step
-        whose sigmoid(gate) exceeds ``stop_threshold``."""
+        ``max_decoder_steps`` (default: the model's own; a (B,) tensor gives each utterance its
+        own limit, so its output does not depend on its batch), stopping each utterance at the first step
+        whose sigmoid(gate) exceeds ``stop_threshold``. With ``seeds`` (B,) every random draw of
+        utterance b comes from its own stream (``UtteranceNoise``), so the same checkpoint, text
+        and seed always give the same output; without, from the global generator."""
 
     def parameter_roles(self) -> dict[str, str]:
         """Return {state-dict name: role} for parameters with a role (``TEXT_EMBEDDING``); default none."""

@@ -12,7 +12,7 @@ Shapes: B batch, N text tokens, S decoder steps, F = S * r mel frames, M = 80 me
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -21,7 +21,14 @@ from torch import nn
 
 from trainer.audio.mel import N_MELS
 from trainer.config import TrainConfig
-from trainer.model.contract import TEXT_EMBEDDING, AcousticModel, Inference, ModelOutputs, StopThreshold
+from trainer.model.contract import (
+    TEXT_EMBEDDING,
+    AcousticModel,
+    Inference,
+    ModelOutputs,
+    StopThreshold,
+    UtteranceNoise,
+)
 from trainer.model.masks import length_mask
 from trainer.model.recurrent import LSTMCellWeights
 from trainer.text.symbols import symbols
@@ -79,11 +86,13 @@ class Prenet(nn.Module):
         self.train_rate = train_rate
         self.inference_rate = inference_rate
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return (..., size) from previous frames (..., in_dim)."""
+    def forward(self, x: torch.Tensor, noise: UtteranceNoise | None = None) -> torch.Tensor:
+        """Return (..., size) from previous frames (..., in_dim); with ``noise`` (x is then (B, in_dim)),
+        each utterance's dropout masks come from its own stream."""
         rate = self.train_rate if self.training else self.inference_rate
         for layer in self.layers:
-            x = F.dropout(F.relu(layer(x)), p=rate, training=rate > 0)
+            x = F.relu(layer(x))
+            x = noise.dropout(x, rate) if noise is not None else F.dropout(x, p=rate, training=rate > 0)
         return x
 
 
@@ -257,40 +266,44 @@ class Decoder(nn.Module):
         return mel, gate, torch.stack(alignments, 1)
 
     @torch.no_grad()
-    def infer(self, memory: torch.Tensor, pad_mask: torch.Tensor, max_steps: int,
-              stop_threshold: StopThreshold) -> tuple[torch.Tensor, ...]:
+    def infer(self, memory: torch.Tensor, pad_mask: torch.Tensor, limits: torch.Tensor,
+              stop_threshold: StopThreshold, noise: UtteranceNoise | None = None) -> tuple[torch.Tensor, ...]:
         """Free-running decoding; return (mel (B, M, F), gate (B, S), att (B, S, N), out_lens (B,), hit_max (B,)).
 
+        ``limits`` (B,) long: each utterance's most decoder steps; one that reaches its own
+        limit without stopping ends there (``hit_max``), whatever the others still do.
         ``stop_threshold`` is a probability, or a function of the step giving one per
         utterance (B,). An utterance stops at the first step whose sigmoid(gate) exceeds it.
+        ``noise``: the prenet's dropout drawn per utterance (see ``UtteranceNoise``).
         """
         batch = memory.shape[0]
         processed = self.attention.memory(memory)
         location_kernel = self.attention.location_kernel()
         state = self._initial_state(memory)
         frame = memory.new_zeros(batch, N_MELS)
-        out_lens = torch.full((batch,), max_steps, dtype=torch.long, device=memory.device)
-        finished = torch.zeros(batch, dtype=torch.bool, device=memory.device)
+        limits = limits.to(memory.device)
+        out_lens = limits.clone()
+        stopped = torch.zeros(batch, dtype=torch.bool, device=memory.device)
         frames: list[torch.Tensor] = []
         gates: list[torch.Tensor] = []
         alignments: list[torch.Tensor] = []
-        for step in range(max_steps):
-            hidden, weights = self._step(self.prenet(frame), state, memory, processed, pad_mask, location_kernel,
-                                         (self.attention_rnn, self.decoder_rnn))
+        for step in range(int(limits.max())):
+            hidden, weights = self._step(self.prenet(frame, noise), state, memory, processed, pad_mask,
+                                         location_kernel, (self.attention_rnn, self.decoder_rnn))
             out, gate = self._project(hidden)
             frames.append(out)
             gates.append(gate)
             alignments.append(weights)
             frame = out.view(batch, self.r, N_MELS)[:, -1]
             threshold = stop_threshold(step) if callable(stop_threshold) else stop_threshold
-            stops = (torch.sigmoid(gate.float()) > threshold) & ~finished
+            stops = (torch.sigmoid(gate.float()) > threshold) & ~stopped & (step < limits)
             out_lens = torch.where(stops, torch.full_like(out_lens, step + 1), out_lens)
-            finished |= stops
-            if bool(finished.all()):
+            stopped |= stops
+            if bool((stopped | (limits <= step + 1)).all()):
                 break
         steps = len(frames)
         mel = torch.stack(frames, 1).view(batch, steps * self.r, N_MELS).transpose(1, 2)
-        return mel, torch.stack(gates, 1), torch.stack(alignments, 1), out_lens, ~finished
+        return mel, torch.stack(gates, 1), torch.stack(alignments, 1), out_lens, ~stopped
 
 
 class Tacotron2(AcousticModel):
@@ -326,10 +339,18 @@ class Tacotron2(AcousticModel):
         return ModelOutputs(mel, mel + self.postnet(mel), gate, att)
 
     @torch.no_grad()
-    def infer(self, text: torch.Tensor, text_lens: torch.Tensor, max_decoder_steps: int | None = None,
-              stop_threshold: StopThreshold = 0.5) -> Inference:
-        """Free-running synthesis; frames after an utterance's stop are left in (use ``out_lens``)."""
+    def infer(self, text: torch.Tensor, text_lens: torch.Tensor, max_decoder_steps: int | torch.Tensor | None = None,
+              stop_threshold: StopThreshold = 0.5, seeds: Sequence[int] | None = None) -> Inference:
+        """Free-running synthesis; the mels are zero after each utterance's stop (use ``out_lens``).
+
+        Zeroing before the postnet, whose convolutions reach a few frames across the stop, makes
+        an utterance's mel the same in any batch as alone (the frames another utterance keeps
+        the loop decoding would otherwise leak into its last frames).
+        """
         memory, pad_mask = self._encode(text, text_lens)
-        mel, gate, att, out_lens, hit_max = self.decoder.infer(
-            memory, pad_mask, max_decoder_steps or self.max_decoder_steps, stop_threshold)
+        noise = UtteranceNoise(seeds) if seeds is not None else None
+        limit = max_decoder_steps if max_decoder_steps is not None else self.max_decoder_steps
+        limits = torch.as_tensor(limit, dtype=torch.long).expand(text.shape[0]).clone()
+        mel, gate, att, out_lens, hit_max = self.decoder.infer(memory, pad_mask, limits, stop_threshold, noise)
+        mel = mel * length_mask(out_lens * self.reduction_factor, mel.shape[2])[:, None, :].to(mel.dtype)
         return Inference(mel, mel + self.postnet(mel), gate, att, out_lens, hit_max)

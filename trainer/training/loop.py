@@ -28,6 +28,7 @@ from tqdm import tqdm
 from trainer.errors import NonFiniteLossError, TrainingInterrupted
 from trainer.evaluation.validate import autocast
 from trainer.model.contract import count_parameters
+from trainer.training.final import final_evaluation
 from trainer.training.session import build_session
 from trainer.training.state import BY_CALLBACK, StopReason, step_hparams
 from trainer.training.validation import on_validation, val_line
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
     from trainer.config import TrainConfig
     from trainer.data.batches import Batch
+    from trainer.evaluation.final import Evaluation
     from trainer.model.contract import AcousticModel, ModelOutputs
     from trainer.training.losses import LossWeights, TacotronLoss
     from trainer.training.session import Session
@@ -49,10 +51,12 @@ Callback = Callable[[int, dict[str, float]], bool]
 
 @dataclass
 class TrainResult:
-    """What a finished (or stopped) run leaves behind; ``best_metric`` is the best value of ``config.best_metric``.
+    """What a finished (or stopped) run leaves behind; ``best_metric`` is the best value of ``config.selection_metric``.
 
     ``stop`` says who ended the run early and why: the quality controller (its stop decision's
-    detection and reason) or the callback; None for a run that reached ``max_steps``.
+    detection and reason) or the callback; None for a run that reached ``max_steps``. ``final``
+    is the selected checkpoint's score on every held-out sentence (``final_evaluation``); None
+    when the callback stopped the run (a pruned trial needs none) or the config turns it off.
     """
 
     run_dir: Path
@@ -61,6 +65,7 @@ class TrainResult:
     last_metrics: dict[str, float] = field(default_factory=dict)
     skipped_steps: int = 0
     stop: StopReason | None = None
+    final: Evaluation | None = None
 
     @property
     def stopped_early(self) -> bool:
@@ -258,12 +263,18 @@ def _interrupt(session: Session, run: _Run) -> NoReturn:
 
 
 def _finish(session: Session, run: _Run) -> TrainResult:
-    """Close the progress bar, write the ``end`` record (who stopped the run and why; None each at max_steps)."""
+    """Close the progress bar, run the final evaluation (unless the callback stopped the run), and write the
+    ``end`` record (who stopped the run and why; None each at max_steps)."""
     run.progress.close()
-    state, stop = session.state, run.stop
+    config, state, stop = session.config, session.state, run.stop
+    final = None
+    wanted = config.final_evaluation and config.fr_utterances > 0 and len(session.val_set) > 0
+    if wanted and (stop is None or stop.by != BY_CALLBACK) and session.folder.last.is_file():
+        final = final_evaluation(session)
     why = stop.record() if stop is not None else {"stopped_by": None, "detection": None, "reason": None}
     session.folder.append_metrics({"kind": "end", "step": state.step, **why})
-    return TrainResult(session.folder.root, state.step, state.best_metric, run.last_metrics, run.skipped, stop)
+    return TrainResult(session.folder.root, state.step, state.best_metric, run.last_metrics, run.skipped, stop,
+                       final)
 
 
 # --------------------------------------------------------------------------- the loop

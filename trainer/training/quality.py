@@ -95,7 +95,7 @@ def observe(cfg: ControllerConfig, state: ControllerState, step: int, metrics: M
 
 def watched_losses(cfg: ControllerConfig, metrics: Mapping[str, float]) -> dict[str, float]:
     """Return the training, validation and objective losses present in ``metrics``."""
-    names = (cfg.train_loss_metric, cfg.val_loss_metric, cfg.objective_metric)
+    names = (cfg.train_loss_metric, cfg.val_loss_metric) + ((cfg.objective_metric,) if cfg.objective_is_loss else ())
     return {name: float(metrics[name]) for name in dict.fromkeys(names) if name in metrics}
 
 
@@ -204,19 +204,24 @@ def check_overfitting(cfg: ControllerConfig, state: ControllerState, step: int, 
 
 def check_improvement(cfg: ControllerConfig, state: ControllerState, step: int, metrics: Mapping[str, float],
                       earlier: list[Decision]) -> Rule:
-    """No improvement: the objective has not improved by ``min_delta`` for ``patience`` validations -> stop."""
+    """No improvement: the objective has not improved by ``min_delta`` for ``patience`` validations -> stop.
+
+    ``best_objective`` is kept as a loss (the value, negated for a maximised objective).
+    """
     if cfg.objective_metric not in metrics:
         return state, []
     value = float(metrics[cfg.objective_metric])
-    if value < state.best_objective - cfg.min_delta:
-        return replace(state, best_objective=value, best_step=step, since_improvement=0), []
+    sign = -1.0 if cfg.objective_maximized else 1.0
+    if sign * value < state.best_objective - cfg.min_delta:
+        return replace(state, best_objective=sign * value, best_step=step, since_improvement=0), []
     state = replace(state, since_improvement=state.since_improvement + 1)
     if state.since_improvement < cfg.patience or state.stop_requested:
         return state, []
-    evidence = {cfg.objective_metric: value, "best": state.best_objective,
+    best = sign * state.best_objective
+    evidence = {cfg.objective_metric: value, "best": best,
                 "best_step": float(state.best_step if state.best_step is not None else -1),
                 "validations_without_improvement": float(state.since_improvement)}
-    reason = (f"{cfg.objective_metric} not better than {state.best_objective:.4g} (step {state.best_step}) "
+    reason = (f"{cfg.objective_metric} not better than {best:.4g} (step {state.best_step}) "
               f"by more than {cfg.min_delta} for {state.since_improvement} validations")
     state, decision = _stop(cfg, state, step, "no_improvement", evidence, reason)
     return state, [decision]

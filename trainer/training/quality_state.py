@@ -59,7 +59,11 @@ class ControllerConfig:
     # --- which metrics to read (keys of the dict passed to observe) ---
     diagonality_metric: str = "tf_diagonality"
     gate_metric: str = "tf_gate_balanced_accuracy"
-    objective_metric: str = "val_mel_postnet_l1"  # minimised
+    objective_metric: str = "val_mel_postnet_l1"  # the run's best_metric: what no_improvement watches
+    objective_maximized: bool = False  # its direction (the registry's): False, lower is better
+    # Also watched for explosions (with the training and validation losses): only a
+    # teacher-forced loss; a free-running figure jumps whenever a sentence stops early once.
+    objective_is_loss: bool = True
     train_loss_metric: str = "train_loss"
     val_loss_metric: str = "val_total"
 

@@ -30,7 +30,9 @@ from trainer.data.batches import Batch, Prefetcher, bucketed_batches, collate
 from trainer.data.corpus import DataError, check_corpus, split_train_val
 from trainer.data.dataset import TTSDataset
 from trainer.errors import ConfigError
-from trainer.evaluation.asr import AsrScorer, unavailable_reason
+from trainer.evaluation import metric_registry
+from trainer.evaluation.asr import AsrScorer, unavailable_reason, vocabulary
+from trainer.evaluation.metric_registry import MAXIMIZE, TEACHER_FORCED_LOSS_PREFIX
 from trainer.evaluation.validate import amp_dtype, band_range
 from trainer.fileio import atomic_write_text, remove_stale_temporaries
 from trainer.model.architectures import build_model
@@ -103,11 +105,13 @@ def load_data(config: TrainConfig, data: str | Path,
             TTSDataset.for_config(val_items, config, show_progress), report)
 
 
-def asr_scorer(config: TrainConfig, vocode: Vocoder = griffin_lim) -> tuple[AsrScorer | None, str | None]:
+def asr_scorer(config: TrainConfig, vocode: Vocoder = griffin_lim,
+               seen: frozenset[str] | None = None) -> tuple[AsrScorer | None, str | None]:
     """Return (the intelligibility scorer, or None; the one line saying why it is off, or None).
 
     ``fr_asr: auto`` scores when the recogniser is installed and the language is one it
-    understands; ``on`` makes a missing one a ConfigError; ``off`` never scores.
+    understands; ``on`` makes a missing one a ConfigError; ``off`` never scores. ``seen``,
+    the training texts' words, splits the word error rate into seen and unseen words.
     """
     if config.fr_asr == "off" or config.fr_utterances == 0:
         return None, None
@@ -116,15 +120,21 @@ def asr_scorer(config: TrainConfig, vocode: Vocoder = griffin_lim) -> tuple[AsrS
         if config.fr_asr == "on":
             raise ConfigError(f"fr_asr: on, but {reason}")
         return None, f"intelligibility (fr_wer) is off: {reason}"
-    return AsrScorer(vocode=vocode, sample_rate=SAMPLE_RATE), None
+    return AsrScorer(vocode=vocode, sample_rate=SAMPLE_RATE, seen=seen), None
 
 
 def quality_config(config: TrainConfig) -> ControllerConfig:
     """Return the quality controller's settings for this run (judging windows scale with max_steps).
 
     The keys in ``controller_frozen_keys`` are the tuner's: the controller leaves them as they are.
+    No improvement is judged on the run's ``selection_metric`` in its registered direction (the
+    figure best.pt is chosen by), explosions only when it is a teacher-forced loss.
     """
+    objective = metric_registry.get(config.selection_metric)
     return ControllerConfig.for_budget(config.max_steps, patience=config.early_stop_patience,
+                                       objective_metric=objective.name,
+                                       objective_maximized=objective.direction == MAXIMIZE,
+                                       objective_is_loss=objective.name.startswith(TEACHER_FORCED_LOSS_PREFIX),
                                        early_stop=config.early_stop, max_ga_boosts=config.controller_max_ga_boosts,
                                        max_lr_cuts=config.controller_max_lr_cuts,
                                        max_rollbacks=config.controller_max_rollbacks,
@@ -235,7 +245,7 @@ def build_session(config: TrainConfig, data: str | Path, run_dir: str | Path, *,
     vocode = make_vocoder(config.vocoder, config.vocoder_config, device)  # a bad vocoder fails before writing
     if warm_start is not None and not resume:
         check_warm_start(warm_start)  # so does a file no warm start can read
-    asr, asr_off = asr_scorer(config, vocode)
+    asr, asr_off = asr_scorer(config, vocode, vocabulary([example.text for example in train_set.examples]))
     _write_run_folder(config, folder, report)
     session = _new_session(config, folder, device, train_set, val_set, warm_started=warm_start is not None)
     session.asr, session.asr_off, session.vocode = asr, asr_off, vocode

@@ -34,7 +34,7 @@ class TrainState:
     epoch) fix the data position, so a resume sees the same batches. The multipliers are
     the quality controller's (1.0 until it intervenes). ``frames_per_char`` is the training
     corpus's mel frames per text token (the adaptive stop gate's length estimate).
-    ``best_metric`` is the best value so far of ``config.best_metric`` (the one of best.pt).
+    ``best_metric`` is the best value so far of ``config.selection_metric`` (the one of best.pt).
     ``warm_started``: the weights came from a trained checkpoint (see ``gate_progress``).
     """
 

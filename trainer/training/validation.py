@@ -69,8 +69,9 @@ def on_validation(session: Session, hp: StepHParams,
     stop = None
     if session.controller is not None:
         stop = apply_quality_control(session, metrics)
-    if is_better(config.best_metric, metrics.get(config.best_metric, math.nan), state.best_metric):
-        state.best_metric = metrics[config.best_metric]
+    chosen = config.selection_metric
+    if is_better(chosen, metrics.get(chosen, math.nan), state.best_metric):
+        state.best_metric = metrics[chosen]
         session.save(folder.best, metrics)
     return metrics, stop
 

@@ -38,7 +38,7 @@ class DemoPlan:
 
     lang: str = "en"
     base_utterances: int = 300
-    voice_utterances: int = 60
+    voice_utterances: int = 120  # the spaces hold out 32 (val_size) for the trials' values
     base_steps: int | None = 300  # the tiny preset aligns (diagonality > 0.9) by about step 150
     seed: int = 11
     text_file: str | None = None

@@ -32,6 +32,7 @@ from tuner.commands.demo import DemoPlan, ensure_demo
 from tuner.commands.status import best_lines, counts_line, trials_table
 from tuner.errors import TunerError
 from tuner.fleet.gpuclaim import CLAIM, claim_gpu, lock_folder
+from tuner.fleet.slots import gpu_of, parse_slots
 from tuner.fleet.worker import FINISHED, Worker, WorkerResult
 from tuner.paths import Home, safe_name, study_name_problem
 from tuner.space.load import load_space, with_vocoder
@@ -62,6 +63,7 @@ class StudyRequest:
     timeout: float | None = None
     max_steps: int | None = None
     gpus: str | None = None
+    trials_per_gpu: int = 1  # slots on each GPU of --gpus without its own :N (tuner.fleet.slots)
     preset: str | None = None
     home: Path | None = None
     trial_timeout: float | None = None
@@ -91,6 +93,7 @@ class Plan:
     limits: Limits  # a trial's time limit and stall time (tuner.trial.supervisor)
     timeouts: Timeouts  # the trial lease's heartbeat, grace and storage retry (tuner.study.timeouts)
     claim_gpu: bool = False  # --gpus claim: take one free GPU of this machine (see tuner.fleet.gpuclaim)
+    shortened: str | None = None  # why the study runs shorter than its space asks (the CPU demo), said at the start
 
 
 DEMO_CPU_TRIALS = 5
@@ -117,18 +120,6 @@ def planned_steps(data: Path, space: SearchSpace, preset: str) -> int | None:
     return plan.steps
 
 
-def parse_gpus(text: str | None) -> list[str] | None:
-    """Return the GPU ids of ``--gpus 0,1`` (None when not given); TunerError on a malformed list."""
-    if text is None:
-        return None
-    ids = [part.strip() for part in text.split(",") if part.strip()]
-    if not ids or not all(part.isdigit() for part in ids):
-        raise TunerError(f"--gpus {text!r}: expected GPU numbers separated by commas, e.g. 0,1")
-    if len(set(ids)) != len(ids):
-        raise TunerError(f"--gpus {text!r}: a GPU is listed twice")
-    return ids
-
-
 def check_base_checkpoint(path: Path, config: TrainConfig) -> None:
     """Raise TunerError unless ``path`` is a checkpoint whose network shape (ModelConfig) matches ``config``."""
     if not path.is_file():
@@ -147,8 +138,26 @@ def check_base_checkpoint(path: Path, config: TrainConfig) -> None:
                              f"{getattr(config.model, key)}; {fix}")
 
 
-def check_data(data: Path, config: TrainConfig) -> None:
-    """Raise TunerError when the corpus is missing or has problems that block training."""
+def held_out_size(usable: int, wanted: int) -> int | None:
+    """Return the held-out sentences of a corpus of ``usable`` utterances when the space's ``wanted`` does not fit.
+
+    A corpus of fewer than twice ``wanted`` would train on less than it holds out: a quarter of
+    it is held out instead. None: ``wanted`` fits. TunerError when not even one utterance can be.
+
+    >>> held_out_size(120, 32), held_out_size(60, 32), held_out_size(16, 32), held_out_size(24, 8)
+    (None, 15, 4, None)
+    """
+    if usable >= 2 * wanted:
+        return None
+    if usable < 4:
+        raise TunerError(f"{usable} usable utterances, not enough for a validation set plus training (a study "
+                         "needs at least 4)")
+    return min(wanted, usable // 4)
+
+
+def check_data(data: Path, config: TrainConfig) -> int:
+    """Return the corpus's usable utterances; TunerError when it is missing, has problems that block training,
+    or is too small for any held-out set (``held_out_size``)."""
     if not data.exists():
         raise TunerError(f"{data}: corpus not found (an LJSpeech folder or a path|text filelist)")
     try:
@@ -159,9 +168,11 @@ def check_data(data: Path, config: TrainConfig) -> None:
     if report.blocking and not config.skip_bad_items:
         raise TunerError(f"{data}: {len(report.blocking)} blocking problem(s), first: {report.blocking[0].line()} "
                          "(see `trainer check-data`)")
-    if len(report.usable) <= config.val_size:
-        raise TunerError(f"{data}: {len(report.usable)} usable utterances, not enough for a validation set of "
-                         f"{config.val_size} plus training")
+    try:
+        held_out_size(len(report.usable), config.val_size)
+    except TunerError as err:
+        raise TunerError(f"{data}: {err}") from None
+    return len(report.usable)
 
 
 def make_plan(request: StudyRequest) -> Plan:
@@ -185,17 +196,22 @@ def make_plan(request: StudyRequest) -> Plan:
         raise TunerError(f"--wait-for-storage must be 0 or more seconds, got {request.wait_for_storage}")
     preset = request.preset or space.preset
     claim = request.gpus == CLAIM
-    gpus = None if claim else parse_gpus(request.gpus)
+    gpus = None if claim else parse_slots(request.gpus, request.trials_per_gpu)
     storage_url = resolve_storage(request.storage, home)
     warm_start = request.warm_start or space.study.warm_start
     data = request.data
     use_demo = data is None and warm_start is None
     trials, max_steps = request.trials, request.max_steps
+    shortened = None
     if use_demo and not gpus and not claim and not _cuda_available():
-        # The zero-flag demo on a CPU: the documented space's 20 trials x 300 steps would take
+        # The zero-flag demo on a CPU: the documented space's trials x steps would take
         # hours on 2 cores, so it runs a short study unless the user asks for more.
         trials = trials or min(space.study.n_trials, DEMO_CPU_TRIALS)
         max_steps = max_steps or min(space.study.max_steps or DEMO_CPU_STEPS, DEMO_CPU_STEPS)
+        if (trials, max_steps) != (space.study.n_trials, space.study.max_steps):
+            shortened = (f"  CPU demo: {trials} trials x {max_steps} steps, where {space.path.name} asks for "
+                         f"{space.study.n_trials} x {space.study.max_steps or 'the planned'}: trials this short show "
+                         "the tuner working, not which configuration is best (--trials/--max-steps ask for more)")
     if max_steps is None and space.study.max_steps is None and data is not None and Path(data).exists():
         max_steps = planned_steps(Path(data), space, preset)
     sample_config = space.build_config(space.defaults_or_low(), preset_name=preset, max_steps=max_steps)
@@ -215,7 +231,7 @@ def make_plan(request: StudyRequest) -> Plan:
         if not torch.cuda.is_available():
             raise TunerError(f"--gpus {request.gpus} given but no CUDA device is visible")
         visible = torch.cuda.device_count()
-        if any(int(g) >= visible for g in gpus or []) and env.CUDA_VISIBLE_DEVICES not in os.environ:
+        if any(int(gpu_of(g)) >= visible for g in gpus or []) and env.CUDA_VISIBLE_DEVICES not in os.environ:
             raise TunerError(f"--gpus {request.gpus}: only {visible} GPU(s) visible")
     return Plan(space=space, home=home, study_name=request.study or space.study.name, storage_url=storage_url,
                 data=None if data is None else Path(data).resolve(),
@@ -224,7 +240,7 @@ def make_plan(request: StudyRequest) -> Plan:
                 n_trials=trials or space.study.n_trials, gpus=gpus,
                 limits=Limits(request.trial_timeout or space.study.trial_timeout, space.study.stall_timeout),
                 timeouts=timeouts(),
-                claim_gpu=claim)
+                claim_gpu=claim, shortened=shortened)
 
 
 def next_steps(home: Home, storage_url: str, study_name: str, mlflow_uri: str | None) -> list[str]:
@@ -272,8 +288,9 @@ def _run_locked(request: StudyRequest, plan: Plan, say: Callable[[str], None]) -
         # Held until this process ends (the kernel drops the lock then, whatever the ending).
         claim = claim_gpu(lock_folder(plan.home.root), [str(i) for i in range(torch.cuda.device_count())],
                           worker_id())
-        plan.gpus = [claim.gpu]
-        say(f"claimed GPU {claim.gpu} of this machine")
+        plan.gpus = parse_slots(claim.gpu, request.trials_per_gpu)
+        say(f"claimed GPU {claim.gpu} of this machine" + (f" for {request.trials_per_gpu} trials at a time"
+                                                          if request.trials_per_gpu > 1 else ""))
     setup = TrialSetup(plan.space, _settings(request, plan, say))
     options = ServeOptions(mlflow=request.mlflow, quiet=request.quiet, timeout=request.timeout)
     study, result = serve(plan, setup, options, say, prepare=lambda study: remember_settings(study, setup.settings))
@@ -355,12 +372,18 @@ def _settings(request: StudyRequest, plan: Plan, say: Callable[[str], None]) -> 
         else:
             data = assets.base_corpus
     assert data is not None, "make_plan sends a request without --data to the demo"
+    sample = space.build_config(space.defaults_or_low(), preset_name=plan.preset, max_steps=plan.max_steps)
+    wanted = sample.val_size
+    held_out = held_out_size(check_data(Path(data), sample), wanted)
+    if held_out is not None:
+        say(f"the corpus is small for the space's {wanted} held-out sentences (val_size): the trials hold out "
+            f"{held_out}, a quarter of it, and are ranked on those")
     vocoder = space.fixed.get("vocoder") if request.vocoder is not None else None
     vocoder_config = space.fixed.get("vocoder_config") if request.vocoder is not None else None
     return RunSettings(space=str(space.path), space_sha256=space_digest(space), preset=plan.preset,
                        max_steps=plan.max_steps, data=str(data),
                        warm_start=None if warm_start is None else str(warm_start), vocoder=vocoder,
-                       vocoder_config=vocoder_config)
+                       vocoder_config=vocoder_config, held_out=held_out)
 
 
 def _intro(plan: Plan, setup: TrialSetup, created: bool) -> list[str]:
@@ -372,7 +395,8 @@ def _intro(plan: Plan, setup: TrialSetup, created: bool) -> list[str]:
             f"  pruner {describe_pruner(space.study.pruner, space.study.objective.multi)}; gates: "
             + ("; ".join(g.describe() for g in space.study.gates) or "none"),
             f"  data {settings.data}" + (f"; warm start from {settings.warm_start}" if settings.warm_start
-                                         else "; from scratch")]
+                                         else "; from scratch"),
+            *([plan.shortened] if plan.shortened else [])]
 
 
 def _work(options: ServeOptions, plan: Plan, study: optuna.Study, runner: TrialRunner,

@@ -164,5 +164,5 @@ def train_best(study: Study, home: Home, request: TrainBestRequest,
                              [result.best_metric], [(RunFolder(out).config, "config")])
     verb = "continued" if continuing else "trained"
     return [f"{verb} trial {trial.number}'s configuration from step {start} to {result.step} in {out}",
-            f"best {config.best_metric} {result.best_metric:.4f}: {best}",
+            f"best {config.selection_metric} {result.best_metric:.4f}: {best}",
             f"listen: trainer synth --checkpoint {best} --text \"...\" --out sample.wav"]

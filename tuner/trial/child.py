@@ -232,7 +232,8 @@ def run(job_path: Path) -> Outcome:
 
     job = TrialJob.read(job_path)
     print(f"worker: trial {job.trial_number}, pid {os.getpid()}, "
-          f"CUDA_VISIBLE_DEVICES={os.environ.get(env.CUDA_VISIBLE_DEVICES, '(unset)')}", flush=True)
+          f"CUDA_VISIBLE_DEVICES={os.environ.get(env.CUDA_VISIBLE_DEVICES, '(unset)')}, "
+          f"OMP_NUM_THREADS={os.environ.get(env.OMP_NUM_THREADS, '(unset)')}", flush=True)
     inject_fault(job.trial_number)
     setup, reporter = _attach(job)
     train_started = time.perf_counter()
@@ -249,7 +250,11 @@ def run(job_path: Path) -> Outcome:
     if reporter.stop is not None:
         outcome = Outcome("pruned", reporter.stop)
     else:
-        outcome = Outcome("complete", _training_end(result), values=reporter.final_values(),
+        final = result.final
+        if final is not None:
+            reporter.note_final(final.checkpoint, final.step, final.sentences, final.metrics)
+        outcome = Outcome("complete", _training_end(result),
+                          values=reporter.final_values(final.metrics if final is not None else None),
                           best_step=reporter.best_step())
     media_started = time.perf_counter()
     outcome.media = _media(job, outcome.state == "complete", setup.space.study.samples)

@@ -41,6 +41,7 @@ class RunSettings:
     vocoder: str | None = None  # --vocoder: replaces the space's fixed vocoder
     vocoder_config: str | None = None
     confirmation: bool = False  # the runs of ``tuner confirm``: the space's confirmation variant (seeds searched)
+    held_out: int | None = None  # the trials' val_size when the corpus is too small for the space's (run_study)
 
 
 @dataclass

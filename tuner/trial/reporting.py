@@ -19,6 +19,8 @@ from tuner.errors import TunerError
 from tuner.fleet.endings import GATED, PRUNED, StopReason
 from tuner.fleet.lease import LostLease, holds
 
+FINAL_EVALUATION_ATTR = "final_evaluation"  # the trial's value's measurement: checkpoint, step, sentences, figures
+
 if TYPE_CHECKING:
     from optuna import Study
     from optuna.storages import BaseStorage
@@ -137,13 +139,21 @@ class Reporter:
             if math.isfinite(values[0]):
                 self.trial.report(values[0], step)
 
-    def final_values(self) -> list[float]:
-        """Return the trial's objective values: those of the validation where the first objective was best.
+    def final_values(self, final: dict[str, float] | None = None) -> list[float]:
+        """Return the trial's objective values.
 
-        That validation is the trainer's best.pt (its ``best_metric`` is the first objective),
-        so a trial's value is always the objective of the checkpoint it exports. With several
-        objectives, the others are read at the same validation (NaN values when none was finite).
+        ``final`` is the trainer's final evaluation (``TrainResult.final``: best.pt free-running on
+        every held-out sentence, each with its own seed); when it holds every objective metric,
+        the values are its figures: one deterministic measurement on the whole held-out set,
+        where the minimum of several noisy validations on a few sentences would reward luck.
+        Otherwise (a teacher-forced objective, or the final evaluation off) they are those of
+        the validation where the first objective was best: that validation is the trainer's
+        best.pt (its ``best_metric`` is the first objective), so a trial's value is always the
+        objective of the checkpoint it exports. With several objectives, the others are read at
+        the same validation (NaN values when none was finite).
         """
+        if final is not None and all(m in final for m in self.objective.metrics):
+            return self.values(final)
         if not self.history:
             raise TunerError("training ended before any validation (is max_steps 0?)")
         if self.objective.multi:
@@ -155,6 +165,12 @@ class Reporter:
         if not finite:
             return [math.nan]
         return [min(finite) if direction == "minimize" else max(finite)]
+
+    def note_final(self, checkpoint: str, step: int, sentences: int, metrics: dict[str, float]) -> None:
+        """Keep the trainer's final evaluation on the trial (user attribute ``final_evaluation``)."""
+        self.trial.set_user_attr(FINAL_EVALUATION_ATTR, {
+            "checkpoint": checkpoint, "step": step, "sentences": sentences,
+            "metrics": metric_registry.summary(metrics, sorted(metrics))})
 
     def best_step(self) -> int | None:
         """Return the step of the best validation of the first objective (None before any validation)."""

@@ -18,7 +18,6 @@ child's own ``timings`` (``tuner.trial.child``) when it left an outcome, and ``c
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuner.fleet.endings import INTERRUPTED, LEASE_LOST, StopReason, Verdict
 from tuner.fleet.lease import LostLease
+from tuner.fleet.slots import SlotPool, gpu_of, threads_per_trial
 from tuner.space.spec import suggest
 from tuner.study.optuna_api import trial_id
 from tuner.study.storage import worker_id
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class TrialRunner:
-    """Runs each trial of a worker in a child process; thread-safe (one trial per GPU at a time)."""
+    """Runs each trial of a worker in a child process; thread-safe (one trial per GPU slot at a time)."""
 
     setup: TrialSetup
     study: Study
@@ -54,15 +54,13 @@ class TrialRunner:
     storage_url: str
     observers: Observers
     limits: Limits = field(default_factory=Limits)
-    gpus: list[str] | None = None
+    gpus: list[str] | None = None  # GPU slots (tuner.fleet.slots): one trial per slot at a time
     stopping: threading.Event = field(default_factory=threading.Event)  # set by SIGTERM/SIGINT (run_study)
-    _pool: queue.Queue[str] | None = field(default=None, init=False)
+    _pool: SlotPool | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.gpus:
-            self._pool = queue.Queue()
-            for gpu in self.gpus:
-                self._pool.put(gpu)
+            self._pool = SlotPool(self.gpus)
 
     def __call__(self, trial: Trial, lease: LeaseKeeper | None = None) -> Verdict:
         """Run one trial and return its verdict; LostLease when the trial stopped being this worker's.
@@ -71,7 +69,7 @@ class TrialRunner:
         lost database connection as ``lease_lost``, so the trial is retried); only an interrupt
         (Ctrl-C) ends the worker.
         """
-        gpu = self._pool.get() if self._pool is not None else None
+        gpu = self._pool.take() if self._pool is not None else None
         try:
             return self._run(trial, gpu, lease)
         except (LostLease, KeyboardInterrupt):
@@ -83,7 +81,7 @@ class TrialRunner:
             return ended
         finally:
             if gpu is not None and self._pool is not None:
-                self._pool.put(gpu)
+                self._pool.give_back(gpu)
 
     def _run(self, trial: Trial, gpu: str | None, lease: LeaseKeeper | None) -> Verdict:
         """Sample, start the child, supervise it and turn its outcome into the trial's verdict."""
@@ -95,13 +93,18 @@ class TrialRunner:
         trial.set_user_attr("worker", owner)
         trial.set_user_attr("run_dir", str(run_dir))
         if gpu is not None:
-            trial.set_user_attr("gpu", gpu)
-        run_id = self.observers.started(trial, params, self.setup.config(params).to_dict(), run_dir,
-                                        f"GPU {gpu}" if gpu is not None else "this machine", owner)
+            trial.set_user_attr("gpu", gpu_of(gpu))
+            if gpu != gpu_of(gpu):
+                trial.set_user_attr("gpu_slot", gpu)
+        where = "this machine" if gpu is None else f"GPU {gpu_of(gpu)}" + (f" (slot {gpu})" if gpu != gpu_of(gpu)
+                                                                            else "")
+        run_id = self.observers.started(trial, params, self.setup.config(params).to_dict(), run_dir, where, owner)
         job = TrialJob(settings=self.setup.settings, study_name=self.study.study_name, trial_id=trial_id(trial),
                        trial_number=trial.number, params=params, run_dir=str(run_dir), resume=resumed is not None,
                        owner=lease.owner if lease is not None else "")
-        supervisor = Supervisor(job, self.storage_url, self.limits, self.stopping, lease, gpu, clock)
+        pool = self._pool
+        threads = threads_per_trial(pool.size) if pool is not None and pool.per_gpu > 1 else None
+        supervisor = Supervisor(job, self.storage_url, self.limits, self.stopping, lease, gpu, clock, threads)
         max_steps = self.setup.settings.max_steps
         try:
             outcome = supervisor.run(lambda records, media: self.observers.progress(trial, run_id, max_steps,

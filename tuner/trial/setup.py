@@ -59,8 +59,9 @@ class TrialSetup:
                                       warm_start=None if warm_start is None else str(warm_start)))
 
     def config(self, params: dict[str, Any]) -> TrainConfig:
-        """Return the trainer config of a trial with sampled ``params``."""
-        return self.space.build_config(params, preset_name=self.settings.preset, max_steps=self.settings.max_steps)
+        """Return the trainer config of a trial with sampled ``params`` (and the run's held-out size, if capped)."""
+        config = self.space.build_config(params, preset_name=self.settings.preset, max_steps=self.settings.max_steps)
+        return config if self.settings.held_out is None else config.replace(val_size=self.settings.held_out)
 
     @property
     def objective(self) -> Objective:

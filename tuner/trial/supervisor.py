@@ -26,6 +26,7 @@ from trainer.fileio import JsonlTail
 from tuner import env
 from tuner.fleet.endings import CRASHED, INTERRUPTED, STALLED, TIMED_OUT, StopReason
 from tuner.fleet.lease import LeaseKeeper, LostLease
+from tuner.fleet.slots import gpu_of
 from tuner.trial.observers import ValidationMedia
 from tuner.trial.protocol import LEASE_LOST_EXIT_CODE, Outcome, TrialJob
 
@@ -54,8 +55,9 @@ class Supervisor:
     limits: Limits
     stopping: threading.Event
     lease: LeaseKeeper | None = None
-    gpu: str | None = None
+    gpu: str | None = None  # the trial's GPU slot (tuner.fleet.slots): its child sees that slot's GPU only
     clock: dict[str, float] = field(default_factory=dict)
+    threads: int | None = None  # CPU threads of the child when trials share the machine (threads_per_trial)
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.job.run_dir)
@@ -95,7 +97,9 @@ class Supervisor:
         child_env["PYTHONUNBUFFERED"] = "1"
         child_env[env.PARENT_PID] = str(os.getpid())  # the child dies with this process (tuner.trial.child)
         if self.gpu is not None:
-            child_env[env.CUDA_VISIBLE_DEVICES] = self.gpu  # the child sees only its GPU, as cuda:0
+            child_env[env.CUDA_VISIBLE_DEVICES] = gpu_of(self.gpu)  # the child sees only its GPU, as cuda:0
+        if self.threads is not None:  # torch takes its thread count from these (unless the config sets one)
+            child_env[env.OMP_NUM_THREADS] = child_env[env.MKL_NUM_THREADS] = str(self.threads)
         # A session of its own: a timeout kills the child's whole process group, never ours.
         return subprocess.Popen([sys.executable, "-m", "tuner.trial.child", str(job_path), str(outcome_path)],
                                 stdout=log, stderr=subprocess.STDOUT, env=child_env, start_new_session=True)

@@ -438,3 +438,42 @@ def test_a_bench_revision_is_dirty_for_code_changes_not_for_the_results_it_write
     assert machine.revision(tmp_path / "bench") == clean
     (tmp_path / "trainer.py").write_text("changed\n")
     assert machine.revision(tmp_path / "bench") == clean + "+dirty"
+
+
+def test_open_vocabulary_section_reads_the_goal_and_the_objective_s_validity_from_the_figures() -> None:
+    from sections import open_vocabulary
+
+    curve = [{"step": 500, "fr_wer": 0.95, "fr_wer_seen": 0.9, "fr_wer_unseen": 1.0, "fr_cer": 0.8,
+              "fr_mcd_sl": 63.0, "fr_mcd": 57.0, "fr_stop_error": 0.08, "fr_diagonality": 0.99},
+             {"step": 1000, "fr_wer": 0.55, "fr_wer_seen": 0.5, "fr_wer_unseen": 0.6, "fr_cer": 0.3,
+              "fr_mcd_sl": 30.0, "fr_mcd": 27.0, "fr_stop_error": 0.05, "fr_diagonality": 0.99}]
+    entry = {"bench": "open_vocabulary", "run": "r", "model": {"reduction_factor": 2}, "device": "cpu",
+             "train_utterances": 1000, "train_minutes": 55.5, "train_words": 2000, "heldout_sentences": 60,
+             "unseen": {"types": 0.84, "tokens": 0.58}, "goal_wer": 0.6282,
+             "references": {"natural_wer": 0.31, "natural_cer": 0.12, "ceiling_wer": 0.3141, "ceiling_cer": 0.13},
+             "curve": curve, "first_step_within_goal": 1000, "spearman_vs_wer": {"fr_mcd_sl": 0.9, "fr_mcd": 0.5},
+             "broken": {"scores": {"silence": 93.8, "never_stops": 50.0}, "aligned_checkpoints": 2,
+                        "worst_aligned": 63.0, "all_rank_behind": False},
+             "machine": MACHINE, "command": "python bench/open_vocabulary.py"}
+    text = "\n".join(open_vocabulary.lines(entry))
+    assert "first reached at step 1000" in text and "| fr_mcd_sl | 0.9 | yes |" in text
+    assert "| fr_mcd | 0.5 | no |" in text
+    assert "| silence | 93.8 | yes |" in text and "| never stops | 50 | no |" in text  # behind 63.0 or not
+    assert "unseen words 60.0%" in open_vocabulary.headline(entry) and "reached at step 1000" in \
+        open_vocabulary.headline(entry)
+
+
+def test_fleet_section_shows_latency_connections_and_the_audit() -> None:
+    from sections import fleet
+
+    quantiles = {"n": 300, "p50": 0.05, "p90": 0.2, "p99": 1.7}
+    entry = {"bench": "fleet", "workers": 100, "trials_target": 300, "steps": 3, "step_seconds": 1.0,
+             "heartbeat_s": 2.0, "grace_s": 10.0, "wall_s": 400.0, "timed_out": False, "kills": 10,
+             "exit_codes": {"0": 100, "-9": 10}, "between_trials_s": quantiles, "report_s": quantiles,
+             "takeover_s": {"n": 9, "p50": 11.0, "p90": 14.0, "p99": 15.0},
+             "connections": {"peak": 130, "median": 95, "max_connections": 100}, "worker_error_lines": 3,
+             "audit": {"trials": 310, "finished": 300, "retries": 9, "lost": 0, "trained_twice": 0,
+                       "duplicate_params": 0}, "machine": MACHINE, "command": "python bench/fleet.py"}
+    text = "\n".join(fleet.lines(entry))
+    assert "peak 130, median 95, server limit 100" in text and "lost 0, trained twice 0" in text
+    assert "p99 between trials 1.7 s (goal < 1)" in fleet.headline(entry)

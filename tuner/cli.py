@@ -208,6 +208,11 @@ def _run_status(args: argparse.Namespace) -> int:
     print(trials_table(study))
     print(counts_line(study))
     print("\n".join(best_lines(study)))
+    from tuner.tracking.runs import EXPERIMENT_ID_ATTR, runs_table_url, tracking_uri  # lazy: as above
+
+    experiment = study.user_attrs.get(EXPERIMENT_ID_ATTR)
+    if experiment is not None:
+        print(f"MLflow runs of this study: {runs_table_url(tracking_uri(_Lookup.of(args).home), experiment)}")
     return 0
 
 

@@ -107,8 +107,22 @@ def test_run_study_ends_with_the_commands_that_look_at_this_study(study_run: Stu
     where = f"--home {study_run.home} --storage sqlite:///{study_run.home}/optuna.db"
     assert tail[1].startswith(f"  tuner dashboard {where}  #")
     assert tail[2].startswith(f"  mlflow ui --backend-store-uri sqlite:///{study_run.home}/mlflow.db  #")
+    # The runs table, not MLflow 3's GenAI overview (empty for a study): the experiment's own address.
+    experiment = _study(study_run).user_attrs["mlflow_experiment_id"]
+    assert tail[2].endswith(f"the study's runs: http://127.0.0.1:5000/#/experiments/{experiment}/runs")
     assert tail[3].startswith(f"  tuner best {where} --study e2e --export best-e2e  #")
     assert tail[4].startswith(f"  tuner train-best {where} --study e2e  #")
+
+
+def test_status_gives_the_address_of_the_study_s_runs_table(study_run: StudyRun, capsys) -> None:
+    import mlflow
+
+    assert main(["status", "--home", str(study_run.home)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    experiment = _study(study_run).user_attrs["mlflow_experiment_id"]
+    assert last == f"MLflow runs of this study: http://127.0.0.1:5000/#/experiments/{experiment}/runs"
+    client = mlflow.MlflowClient(f"sqlite:///{study_run.home}/mlflow.db")
+    assert client.get_experiment(experiment).name == "e2e"  # the id is the study's own experiment
 
 
 def test_status_for_machines_matches_the_study(study_run: StudyRun, capsys) -> None:
@@ -146,6 +160,10 @@ def test_mlflow_has_a_parent_run_and_a_nested_run_per_trial(study_run: StudyRun)
     parent_id = parents[0].info.run_id
     assert all(r.data.tags["mlflow.parentRunId"] == parent_id for r in children.values())
     assert parents[0].data.params["space"] == study_run.space.name
+    # Its description says where the trials, the dashboard and the report are.
+    note = parents[0].data.tags["mlflow.note.content"]
+    assert "nested under this one" in note and "tuner dashboard --storage" in note
+    assert "tuner report --study e2e" in note
     # The parent run declares every metric the runs report (trainer.evaluation.metric_registry).
     definitions = json.loads(Path(client.download_artifacts(parent_id, "metric_definitions.json")).read_text())
     declared = {d["name"]: d for d in definitions}

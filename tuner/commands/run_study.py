@@ -42,7 +42,7 @@ from tuner.study.storage import check_storage, creation_lock, resolve_storage, s
 from tuner.study.studies import open_study
 from tuner.study.timeouts import Timeouts, timeouts
 from tuner.study.urls import mask_url
-from tuner.tracking.runs import StudyTracker, check_separate, tracking_uri
+from tuner.tracking.runs import EXPERIMENT_ID_ATTR, StudyTracker, check_separate, runs_table_url, tracking_uri
 from tuner.trial.observers import LiveView, Observers
 from tuner.trial.protocol import RunSettings
 from tuner.trial.runner import TrialRunner
@@ -243,7 +243,8 @@ def make_plan(request: StudyRequest) -> Plan:
                 claim_gpu=claim, shortened=shortened)
 
 
-def next_steps(home: Home, storage_url: str, study_name: str, mlflow_uri: str | None) -> list[str]:
+def next_steps(home: Home, storage_url: str, study_name: str, mlflow_uri: str | None,
+               experiment_id: str | None = None) -> list[str]:
     """Return the commands that look at this study: dashboard, MLflow runs, export and long run of its best trial.
 
     Each is a shell line (paths quoted; ``#`` comments say what it opens). Passwords are masked,
@@ -254,11 +255,12 @@ def next_steps(home: Home, storage_url: str, study_name: str, mlflow_uri: str | 
     lines = ["look at this study:",
              f"  tuner dashboard {where}  # optuna-dashboard on http://127.0.0.1:8080/"]
     if mlflow_uri is not None:
+        runs = f" the study's runs: {runs_table_url(mlflow_uri, experiment_id)}" if experiment_id else ""
         if mlflow_uri.startswith(("http://", "https://")):
-            lines.append(f"  # MLflow UI: {mask_url(mlflow_uri)} (the tracking server it logged to)")
+            lines.append(f"  # MLflow UI: {mask_url(mlflow_uri)} (the tracking server it logged to);{runs}")
         else:
             lines.append(f"  mlflow ui --backend-store-uri {shlex.quote(mask_url(mlflow_uri))}"
-                         "  # MLflow UI on http://127.0.0.1:5000/")
+                         f"  # MLflow UI on http://127.0.0.1:5000/;{runs}")
     lines.append(f"  tuner best {where} --study {shlex.quote(study_name)} "
                  f"--export {shlex.quote('best-' + safe_name(study_name))}  # config, checkpoint, samples of the best")
     lines.append(f"  tuner train-best {where} --study {shlex.quote(study_name)}"
@@ -423,7 +425,7 @@ def closing_lines(study: optuna.Study, home: Home, storage_url: str, study_name:
                   mlflow_uri: str | None) -> list[str]:
     """Return the closing table of a run: the trials, their counts, the best, and the commands to look further."""
     return [trials_table(study), counts_line(study), *best_lines(study), "",
-            *next_steps(home, storage_url, study_name, mlflow_uri)]
+            *next_steps(home, storage_url, study_name, mlflow_uri, study.user_attrs.get(EXPERIMENT_ID_ATTR))]
 
 
 @contextmanager

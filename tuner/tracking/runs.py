@@ -69,6 +69,36 @@ CHECKPOINT_FOLDER = "checkpoints"  # a complete trial's inference checkpoint and
 METRIC_DEFINITIONS = "metric_definitions.json"  # parent run artifact: trainer.evaluation.metric_registry.definitions()
 
 
+EXPERIMENT_ID_ATTR = "mlflow_experiment_id"  # study user attribute: the MLflow experiment of its runs
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
+DESCRIPTION_TAG = "mlflow.note.content"  # the run's description, shown on its page
+
+
+def study_description(name: str, storage_url: str) -> str:
+    """Return the study run's description (Markdown): where its trials, dashboard and report are."""
+    storage = mask_url(storage_url)
+    return (f"Optuna study **{name}**. Each trial is a run nested under this one (the runs table, with "
+            f"the trials' parameters and figures). The study's dashboard: `tuner dashboard --storage {storage}` "
+            f"(optuna-dashboard, history, importances, each trial's stop reason and media). Its one-page report: "
+            f"`tuner report --study {name} --storage {storage} --out DIR`. Trials' state and reasons: "
+            f"`tuner status --storage {storage} --study {name}`.")
+
+
+def runs_table_url(uri: str, experiment_id: str) -> str:
+    """Return the address of an experiment's runs table: on the tracking server, or on a local ``mlflow ui``.
+
+    MLflow 3 opens an experiment on its GenAI overview (traces, token usage), empty for a study;
+    the runs table is where the trials are.
+
+    >>> runs_table_url("sqlite:///studies/mlflow.db", "3"), runs_table_url("http://u:pw@host:5000/", "3")
+    ('http://127.0.0.1:5000/#/experiments/3/runs', 'http://u:***@host:5000/#/experiments/3/runs')
+    """
+    base = mask_url(uri).rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
+    return f"{base}/#/experiments/{experiment_id}/runs"
+
+
 def tracking_uri(home: Home) -> str:
     """Return the MLflow tracking URI: ``$MLFLOW_TRACKING_URI``, else the home's SQLite store."""
     return os.environ.get(env.MLFLOW_TRACKING_URI) or f"sqlite:///{home.mlflow_db}"
@@ -162,7 +192,8 @@ class StudyTracker:
                     parent_id = found[0].info.run_id
                 else:
                     run = client.create_run(experiment_id, run_name=f"study {name}",
-                                            tags={ROLE_TAG: "study", STUDY_TAG: name})
+                                            tags={ROLE_TAG: "study", STUDY_TAG: name,
+                                                  DESCRIPTION_TAG: study_description(name, storage_url)})
                     parent_id = run.info.run_id
                     params = {"storage": mask_url(storage_url), **extra_params}
                     if space is not None:
@@ -174,6 +205,7 @@ class StudyTracker:
                     client.log_text(parent_id, json.dumps(metric_registry.definitions(), indent=1),
                                     METRIC_DEFINITIONS)
                 study.set_user_attr("mlflow_parent_run_id", parent_id)
+                study.set_user_attr(EXPERIMENT_ID_ATTR, experiment_id)
         if mark_running:
             client.update_run(parent_id, status="RUNNING")
         return cls(client, uri, experiment_id, parent_id, name)
